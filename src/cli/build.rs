@@ -1,0 +1,196 @@
+//! `wheelwright build`: one project, the requested targets, a progress line per
+//! step and a summary table; non-zero exit when a requested target failed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use wheelwright_workers::pipeline::{self, BuildOptions, Event};
+use wheelwright_workers::process::{CancelToken, RunLimits};
+use wheelwright_workers::project::{Overrides, Project};
+use wheelwright_workers::report::{BuildReport, Status};
+use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::target::Target;
+
+use super::PythonArgs;
+
+/// Arguments of `wheelwright build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The project directory.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// Targets: a comma-separated list of linux-x86_64, macos-x86_64, windows-x86_64, or `all`.
+    #[arg(long = "target", value_parser = parse_targets)]
+    targets: Option<TargetList>,
+    /// Where to write the wheels and the sdist.
+    #[arg(long, default_value = "dist")]
+    out: PathBuf,
+    /// Skip the smoke test.
+    #[arg(long)]
+    no_smoke: bool,
+    /// Assemble with debug information.
+    #[arg(long)]
+    debug: bool,
+    /// Print the build report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Print every tool's command line and output.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Seconds each tool run may take.
+    #[arg(long, default_value_t = 60)]
+    step_timeout: u64,
+    #[command(flatten)]
+    python: PythonArgs,
+}
+
+/// A parsed `--target` value (clap treats a bare `Vec` as repeated values).
+#[derive(Debug, Clone)]
+struct TargetList(Vec<Target>);
+
+fn parse_targets(s: &str) -> Result<TargetList, String> {
+    Target::parse_list(s)
+        .map(TargetList)
+        .map_err(|e| e.to_string())
+}
+
+pub fn run(args: BuildArgs) -> ExitCode {
+    let overrides = Overrides {
+        debug: args.debug,
+        ..Overrides::default()
+    };
+    let project = match Project::load(&args.path, &overrides) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut interpreters = Vec::new();
+    if !args.no_smoke {
+        for python in &args.python.pythons {
+            match Interpreter::probe(python) {
+                Ok(i) => interpreters.push(i),
+                Err(e) => eprintln!("warning: {e}; not used for the smoke test"),
+            }
+        }
+    }
+    let work = match tempfile::Builder::new().prefix("wheelwright-").tempdir() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: cannot create a work directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = BuildOptions {
+        targets: args.targets.clone().map(|t| t.0),
+        out_dir: args.out.clone(),
+        work_dir: work.path().to_path_buf(),
+        smoke: !args.no_smoke,
+        interpreters,
+        cache_dir: wheelwright_workers::default_cache_dir(),
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.trim().parse().ok()),
+        limits: RunLimits {
+            timeout: Duration::from_secs(args.step_timeout),
+            ..RunLimits::default()
+        },
+        cancel: CancelToken::new(),
+    };
+    eprintln!(
+        "building {} {}",
+        project.metadata.name, project.metadata.version
+    );
+    let verbose = args.verbose;
+    let report = pipeline::build(&project, &options, &|event| print_event(&event, verbose));
+    print_summary(&report);
+    if args.json {
+        let mut stdout = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut stdout, &report);
+        let _ = writeln!(stdout);
+    }
+    if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_event(event: &Event, verbose: bool) {
+    match event {
+        Event::StepFinished { target, report } => {
+            let status = match report.status {
+                Status::Succeeded => "ok",
+                Status::Failed => "FAILED",
+                Status::Skipped => "skipped",
+            };
+            eprintln!(
+                "  {:<15} {:<9} {:<8} {:>6} ms",
+                target.name(),
+                report.name,
+                status,
+                report.duration_ms
+            );
+            if let Some(reason) = &report.reason {
+                for line in reason.lines() {
+                    eprintln!("      {line}");
+                }
+            }
+        }
+        Event::Log { text, .. } if verbose => {
+            for line in text.lines() {
+                eprintln!("    | {line}");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn print_summary(report: &BuildReport) {
+    eprintln!();
+    eprintln!("{:<15} {:<10} {:<5} artifacts", "target", "status", "abi3");
+    for target in &report.targets {
+        let status = match target.status {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        };
+        let files: Vec<&str> = target
+            .artifacts
+            .iter()
+            .map(|a| a.filename.as_str())
+            .collect();
+        let abi3 = if target.abi3 { "yes" } else { "no" };
+        eprintln!(
+            "{:<15} {:<10} {:<5} {}",
+            target.target.name(),
+            status,
+            abi3,
+            files.join(" ")
+        );
+        for run in &target.tests {
+            eprintln!(
+                "{:<15}   tests on {}: {} passed, {} failed, {} errors, {} skipped{}",
+                "",
+                run.interpreter,
+                run.passed,
+                run.failed,
+                run.errors,
+                run.skipped,
+                run.problem
+                    .as_ref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if let Some(sdist) = &report.sdist {
+        eprintln!(
+            "{:<15} {:<10} {:<5} {}",
+            "sdist", "succeeded", "", sdist.filename
+        );
+    }
+}

@@ -1,0 +1,591 @@
+//! A build from start to end: for each target, assemble → link → verify →
+//! package → smoke test, each step timed and reported; a failing target does
+//! not stop the others.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tracing::{info_span, warn};
+
+use crate::capi::CApi;
+use crate::process::{self, CancelToken, Cmd, Exit, RunLimits};
+use crate::project::{Module, Project};
+use crate::pyversion::PyVersion;
+use crate::report::{
+    Artifact, BuildReport, ProjectInfo, Status, StepReport, TargetReport, TestRun,
+};
+use crate::smoke::{self, Interpreter, SmokeEnv};
+use crate::target::{LinkJob, Target};
+use crate::toolchain::{self, Toolchain};
+use crate::verify::{self, Expect};
+use crate::wheel::{self, WheelInput};
+
+/// The portable include shipped on nasm's include path.
+pub const WHEELWRIGHT_INC: &str = include_str!("../include/wheelwright.inc");
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Targets; `None` takes the project's `[tool.wheelwright] targets`.
+    pub targets: Option<Vec<Target>>,
+    /// Where wheels and the sdist go.
+    pub out_dir: PathBuf,
+    /// Scratch space for objects, modules and smoke tests (the job directory).
+    pub work_dir: PathBuf,
+    /// Run the smoke test on Linux wheels.
+    pub smoke: bool,
+    /// Interpreters for the smoke test.
+    pub interpreters: Vec<Interpreter>,
+    /// Cache for import libraries and smoke environments.
+    pub cache_dir: PathBuf,
+    /// Timestamp for archive entries (`SOURCE_DATE_EPOCH`); 1980-01-01 when unset.
+    pub source_date_epoch: Option<u64>,
+    /// Limits for every tool run.
+    pub limits: RunLimits,
+    /// Stops the build when cancelled.
+    pub cancel: CancelToken,
+}
+
+/// What the engine tells its caller while it works.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A step began.
+    StepStarted {
+        /// The target.
+        target: Target,
+        /// The step.
+        step: String,
+    },
+    /// A step ended.
+    StepFinished {
+        /// The target.
+        target: Target,
+        /// Its report.
+        report: StepReport,
+    },
+    /// A line for the build log.
+    Log {
+        /// The target, if the line belongs to one.
+        target: Option<Target>,
+        /// The text (may span lines).
+        text: String,
+    },
+}
+
+/// Builds `project` and writes its artifacts; the report says what happened.
+pub fn build(
+    project: &Project,
+    options: &BuildOptions,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> BuildReport {
+    let _span =
+        info_span!("build", project = %project.metadata.name, version = %project.metadata.version)
+            .entered();
+    let toolchain = Toolchain::discover();
+    let epoch = options.source_date_epoch.unwrap_or(0);
+    let targets = options
+        .targets
+        .clone()
+        .unwrap_or_else(|| project.settings.targets.clone());
+    let include_dir = options.work_dir.join("include");
+    let include_ready = std::fs::create_dir_all(&include_dir)
+        .and_then(|_| std::fs::write(include_dir.join("wheelwright.inc"), WHEELWRIGHT_INC));
+
+    let capi = if targets.is_empty() {
+        None
+    } else {
+        Some(CApi::load(&options.cache_dir))
+    };
+    let mut reports = Vec::new();
+    for target in targets {
+        let _span = info_span!("target", target = %target).entered();
+        let mut ctx =
+            TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir);
+        if options.cancel.is_cancelled() {
+            reports.push(ctx.finish_skipped("cancelled"));
+            continue;
+        }
+        let result = match (&include_ready, &capi) {
+            (Err(e), _) => Err(format!("cannot write to the work directory: {e}")),
+            (_, Some(Err(e))) => Err(e.to_string()),
+            (Ok(()), Some(Ok(capi))) => ctx.run(capi, epoch),
+            (_, None) => unreachable!("targets were requested"),
+        };
+        reports.push(ctx.finish(result));
+    }
+    let sdist = match wheel::write_sdist(project, &options.out_dir, epoch) {
+        Ok(artifact) => Some(artifact),
+        Err(e) => {
+            on_event(Event::Log {
+                target: None,
+                text: format!("sdist: {e}"),
+            });
+            None
+        }
+    };
+    BuildReport {
+        project: ProjectInfo {
+            name: project.metadata.name.clone(),
+            version: project.metadata.version.clone(),
+        },
+        targets: reports,
+        sdist,
+    }
+}
+
+/// A step's failure: its reason.
+type StepResult<T> = Result<T, String>;
+
+struct TargetBuild<'a> {
+    target: Target,
+    project: &'a Project,
+    options: &'a BuildOptions,
+    toolchain: &'a Toolchain,
+    on_event: &'a (dyn Fn(Event) + Sync),
+    include_dir: &'a Path,
+    dir: PathBuf,
+    steps: Vec<StepReport>,
+    tests: Vec<TestRun>,
+    artifacts: Vec<Artifact>,
+    abi3: bool,
+    note: Option<String>,
+}
+
+/// A built module waiting to be packaged.
+struct Built {
+    wheel_path: String,
+    bytes: Vec<u8>,
+}
+
+impl<'a> TargetBuild<'a> {
+    fn new(
+        target: Target,
+        project: &'a Project,
+        options: &'a BuildOptions,
+        toolchain: &'a Toolchain,
+        on_event: &'a (dyn Fn(Event) + Sync),
+        include_dir: &'a Path,
+    ) -> Self {
+        let dir = options.work_dir.join(target.name());
+        Self {
+            target,
+            project,
+            options,
+            toolchain,
+            on_event,
+            include_dir,
+            dir,
+            steps: Vec::new(),
+            tests: Vec::new(),
+            artifacts: Vec::new(),
+            abi3: false,
+            note: None,
+        }
+    }
+
+    fn log(&self, text: impl Into<String>) {
+        (self.on_event)(Event::Log {
+            target: Some(self.target),
+            text: text.into(),
+        });
+    }
+
+    /// Runs one named step, timing it and reporting its outcome.
+    fn step<T>(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(&mut Self) -> StepResult<T>,
+    ) -> StepResult<T> {
+        let _span = info_span!("step", step = name).entered();
+        (self.on_event)(Event::StepStarted {
+            target: self.target,
+            step: name.to_string(),
+        });
+        let started = Instant::now();
+        let result = body(self);
+        let report = StepReport {
+            name: name.to_string(),
+            status: if result.is_ok() {
+                Status::Succeeded
+            } else {
+                Status::Failed
+            },
+            duration_ms: started.elapsed().as_millis() as u64,
+            reason: result.as_ref().err().cloned(),
+        };
+        (self.on_event)(Event::StepFinished {
+            target: self.target,
+            report: report.clone(),
+        });
+        self.steps.push(report);
+        result
+    }
+
+    fn skip_step(&mut self, name: &str, reason: &str) {
+        let report = StepReport {
+            name: name.into(),
+            status: Status::Skipped,
+            duration_ms: 0,
+            reason: Some(reason.into()),
+        };
+        (self.on_event)(Event::StepFinished {
+            target: self.target,
+            report: report.clone(),
+        });
+        self.steps.push(report);
+    }
+
+    /// Runs a tool; a failure's reason is the tool's own output.
+    fn run_tool(&self, cmd: &Cmd) -> StepResult<String> {
+        self.log(format!("$ {}", cmd.display()));
+        let out = process::run(cmd, &self.options.limits, &self.options.cancel)
+            .map_err(|e| e.to_string())?;
+        if !out.text.trim().is_empty() {
+            self.log(out.text.trim_end());
+        }
+        let tool = cmd
+            .program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match out.exit {
+            Exit::Code(0) => Ok(out.text),
+            Exit::Code(code) if out.text.trim().is_empty() => {
+                Err(format!("{tool} exited with status {code}"))
+            }
+            Exit::Code(_) => Err(out.text.trim_end().to_string()),
+            Exit::Signal(sig) => Err(format!("{tool} was killed by {}", smoke::signal_name(sig))),
+            Exit::TimedOut => Err(format!(
+                "{tool} timed out after {} s",
+                self.options.limits.timeout.as_secs()
+            )),
+            Exit::Cancelled => Err("cancelled".into()),
+        }
+    }
+
+    fn run(&mut self, capi: &CApi, epoch: u64) -> StepResult<()> {
+        let missing: Vec<String> = toolchain::required_for(self.target)
+            .iter()
+            .filter(|t| self.toolchain.path(**t).is_none())
+            .map(|t| format!("{} (Debian package {})", t.name(), t.package()))
+            .collect();
+        if !missing.is_empty() {
+            return self.step("toolchain", |_| {
+                Err(format!("missing tools: {}", missing.join(", ")))
+            });
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+        let objects = self.step("assemble", |b| b.assemble())?;
+        let variants = self.step("abi", |b| b.choose_variants(capi, &objects))?;
+        let mut wheels = Vec::new();
+        for python in variants {
+            let built = self.step("link", |b| b.link(capi, &objects, python))?;
+            let glibc = self.step("verify", |b| b.verify(capi, &built, python))?;
+            let artifact = self.step("package", |b| {
+                let input = WheelInput {
+                    project: b.project,
+                    target: b.target,
+                    python,
+                    modules: built.into_iter().map(|m| (m.wheel_path, m.bytes)).collect(),
+                    glibc,
+                    epoch,
+                };
+                wheel::write_wheel(&input, &b.options.out_dir)
+                    .map_err(|e| format!("cannot write the wheel: {e}"))
+            })?;
+            self.log(format!(
+                "wrote {} ({} bytes, sha256 {})",
+                artifact.filename, artifact.size, artifact.sha256
+            ));
+            wheels.push((python, artifact.path.clone()));
+            self.artifacts.push(artifact);
+        }
+        if self.target != Target::Linux {
+            let why = format!("verified, not imported: no {} runner", self.target);
+            self.skip_step("smoke", &why);
+            self.note = Some(why);
+        } else if !self.options.smoke {
+            self.skip_step("smoke", "smoke test disabled");
+        } else {
+            self.step("smoke", |b| b.smoke(&wheels))?;
+        }
+        Ok(())
+    }
+
+    fn object_path(&self, module: &Module) -> PathBuf {
+        self.dir.join("obj").join(format!(
+            "{}.{}",
+            module.name,
+            self.target.object_extension()
+        ))
+    }
+
+    fn assemble(&mut self) -> StepResult<Vec<(Module, PathBuf)>> {
+        let nasm = self
+            .toolchain
+            .path(toolchain::Tool::Nasm)
+            .expect("checked above")
+            .to_path_buf();
+        std::fs::create_dir_all(self.dir.join("obj")).map_err(|e| e.to_string())?;
+        let debug = self.project.settings.debug;
+        let mut objects = Vec::new();
+        for module in &self.project.modules {
+            let object = self.object_path(module);
+            let source_dir = module.source.parent().unwrap_or(Path::new(""));
+            let mut cmd = Cmd::new(&nasm)
+                .args(self.target.nasm_args(debug))
+                .cwd(&self.project.root);
+            // nasm joins -I prefixes to names literally: each needs its slash.
+            let mut dirs = vec![source_dir, self.project.source_dir.as_path()];
+            dirs.dedup();
+            for dir in dirs {
+                let dir = if dir.as_os_str().is_empty() {
+                    "./".to_string()
+                } else {
+                    format!("{}/", dir.display())
+                };
+                cmd = cmd.arg(format!("-I{dir}"));
+            }
+            cmd = cmd.arg(format!("-I{}/", self.include_dir.display()));
+            for define in &self.project.settings.defines {
+                cmd = cmd.arg(format!("-D{define}"));
+            }
+            cmd = cmd
+                .arg("-o")
+                .arg(object.display().to_string())
+                .arg(module.source.display().to_string());
+            self.run_tool(&cmd)?;
+            objects.push((module.clone(), object));
+        }
+        Ok(objects)
+    }
+
+    /// abi3 when every imported symbol is in the stable ABI (or as configured);
+    /// otherwise one variant per configured Python version.
+    fn choose_variants(
+        &mut self,
+        capi: &CApi,
+        objects: &[(Module, PathBuf)],
+    ) -> StepResult<Vec<Option<PyVersion>>> {
+        let mut unstable = Vec::new();
+        for (_, object) in objects {
+            let bytes = std::fs::read(object).map_err(|e| e.to_string())?;
+            let imports = verify::object_imports(self.target, &bytes)
+                .map_err(|e| format!("{}: {e}", object.display()))?;
+            unstable.extend(
+                imports
+                    .into_iter()
+                    .filter(|s| capi.is_capi(s) && !capi.is_stable(s)),
+            );
+        }
+        unstable.sort();
+        unstable.dedup();
+        let settings = &self.project.settings;
+        self.abi3 = match settings.abi3 {
+            Some(true) if !unstable.is_empty() => {
+                return Err(verify::Problem::NotStable(unstable)
+                    .to_string()
+                    .replace("imports", "abi3 = true, but the modules import"))
+            }
+            Some(forced) => forced,
+            None => unstable.is_empty(),
+        };
+        if self.abi3 {
+            self.log(format!(
+                "abi3: every import is in the stable ABI; one wheel for Python {}+",
+                wheel::abi3_minimum(self.project)
+            ));
+            Ok(vec![None])
+        } else {
+            let versions: Vec<String> = settings
+                .python_versions
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
+            self.log(format!(
+                "not abi3; one wheel per Python version: {}",
+                versions.join(", ")
+            ));
+            Ok(settings.python_versions.iter().copied().map(Some).collect())
+        }
+    }
+
+    fn link(
+        &mut self,
+        capi: &CApi,
+        objects: &[(Module, PathBuf)],
+        python: Option<PyVersion>,
+    ) -> StepResult<Vec<Built>> {
+        let tools = toolchain::linker_for(self.target, self.toolchain).ok_or("no linker found")?;
+        let variant = python.map_or("abi3".to_string(), |v| format!("cp{}", v.nodot()));
+        let import_library = (self.target == Target::Windows).then(|| capi.import_library(python));
+        let mut built = Vec::new();
+        for (module, object) in objects {
+            let filename = self.target.module_filename(module.leaf(), python);
+            let wheel_path = wheel::slash_path(&module.package_dir().join(&filename));
+            let output = self.dir.join(&variant).join(&wheel_path);
+            if let Some(parent) = output.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            let init_symbol = module.init_symbol();
+            let job = LinkJob {
+                object,
+                output: &output,
+                init_symbol: &init_symbol,
+                import_library: import_library.as_deref(),
+                macos_min: &self.project.settings.macos_deployment_target,
+                debug: self.project.settings.debug,
+            };
+            self.run_tool(&self.target.link_command(&tools, &job))?;
+            let bytes = std::fs::read(&output).map_err(|e| format!("{}: {e}", output.display()))?;
+            built.push(Built { wheel_path, bytes });
+        }
+        Ok(built)
+    }
+
+    fn verify(
+        &mut self,
+        capi: &CApi,
+        built: &[Built],
+        python: Option<PyVersion>,
+    ) -> StepResult<Option<(u32, u32)>> {
+        let mut glibc = None;
+        let mut failures = Vec::new();
+        for (module, built) in self.project.modules.iter().zip(built) {
+            let init_symbol = module.init_symbol();
+            let expect = Expect {
+                init_symbol: &init_symbol,
+                python,
+                macos_min: &self.project.settings.macos_deployment_target,
+            };
+            match verify::verify(self.target, &built.bytes, &expect, capi) {
+                Ok(v) => {
+                    self.log(format!(
+                        "{}: ok, imports {}",
+                        built.wheel_path,
+                        v.imports.join(" ")
+                    ));
+                    glibc = glibc.max(v.glibc);
+                }
+                Err(e) => failures.push(format!("{} {e}", built.wheel_path)),
+            }
+        }
+        if failures.is_empty() {
+            Ok(glibc)
+        } else {
+            Err(failures.join("\n"))
+        }
+    }
+
+    fn smoke(&mut self, wheels: &[(Option<PyVersion>, PathBuf)]) -> StepResult<()> {
+        let tests: Vec<(PathBuf, PathBuf)> = self
+            .project
+            .test_files
+            .iter()
+            .map(|p| {
+                (
+                    p.strip_prefix("tests").unwrap_or(p).to_path_buf(),
+                    self.project.root.join(p),
+                )
+            })
+            .collect();
+        let modules: Vec<String> = self
+            .project
+            .modules
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        let requires = &self.project.metadata.requires_python;
+        let mut problems = Vec::new();
+        let mut ran = 0;
+        for (python, wheel_path) in wheels {
+            for interp in &self.options.interpreters {
+                let admitted = match python {
+                    None => {
+                        requires.admits(interp.version)
+                            && interp.version >= wheel::abi3_minimum(self.project)
+                    }
+                    Some(v) => *v == interp.version,
+                };
+                if !admitted {
+                    continue;
+                }
+                ran += 1;
+                let env = SmokeEnv::ensure(interp, &self.options.cache_dir.join("smoke"))
+                    .map_err(|e| e.to_string())?;
+                let dir = self.dir.join("smoke").join(format!(
+                    "{}-{}",
+                    interp.label(),
+                    python.map_or("abi3".into(), |v| v.nodot())
+                ));
+                let job = smoke::SmokeJob {
+                    wheel: wheel_path,
+                    dir: &dir,
+                    tests: &tests,
+                    modules: &modules,
+                    interpreter: interp,
+                    env: &env,
+                };
+                let (run, output) = smoke::run(&job, &self.options.limits, &self.options.cancel)
+                    .map_err(|e| e.to_string())?;
+                self.log(format!(
+                    "pytest on {} ({}):\n{}",
+                    run.interpreter,
+                    run.wheel,
+                    output.trim_end()
+                ));
+                if let Some(problem) = &run.problem {
+                    problems.push(format!("{}: {problem}", run.interpreter));
+                } else if run.failed + run.errors > 0 {
+                    problems.push(format!(
+                        "{}: {} failed, {} errors, {} passed",
+                        run.interpreter, run.failed, run.errors, run.passed
+                    ));
+                }
+                self.tests.push(run);
+            }
+        }
+        if ran == 0 {
+            warn!("no interpreter admitted by the wheels");
+            return Err("no interpreter on this host can import these wheels".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    fn finish(self, result: StepResult<()>) -> TargetReport {
+        let status = if result.is_ok() {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        };
+        let reason = match result {
+            Err(reason) => Some(reason),
+            Ok(()) => self.note.clone(),
+        };
+        TargetReport {
+            target: self.target,
+            status,
+            reason,
+            abi3: self.abi3,
+            steps: self.steps,
+            tests: self.tests,
+            artifacts: self.artifacts,
+        }
+    }
+
+    fn finish_skipped(self, reason: &str) -> TargetReport {
+        TargetReport {
+            target: self.target,
+            status: Status::Skipped,
+            reason: Some(reason.into()),
+            abi3: false,
+            steps: self.steps,
+            tests: self.tests,
+            artifacts: self.artifacts,
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! What a build reports: per target its steps, tests and artifacts. These
+//! types are the engine's output and the daemon's API payload alike.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::target::Target;
+
+/// A file the build produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// File name (a wheel or the sdist).
+    pub filename: String,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lowercase hex sha256 of the bytes.
+    pub sha256: String,
+}
+
+/// How a step or target ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Worked.
+    Succeeded,
+    /// Did not work; `reason` says why.
+    Failed,
+    /// Not run; `reason` says why.
+    Skipped,
+}
+
+/// One step of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// `assemble`, `link`, `verify`, `package`, `smoke`.
+    pub name: String,
+    /// Outcome.
+    pub status: Status,
+    /// Wall-clock time.
+    pub duration_ms: u64,
+    /// Why it failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One failed or erroring test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestFailure {
+    /// `tests/test_x.py::test_y`.
+    pub test: String,
+    /// The failure message and traceback text.
+    pub message: String,
+}
+
+/// Test results on one interpreter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestRun {
+    /// e.g. `cpython-3.11`.
+    pub interpreter: String,
+    /// Path of the interpreter.
+    pub executable: PathBuf,
+    /// The wheel that was installed.
+    pub wheel: String,
+    /// Passed tests.
+    pub passed: u32,
+    /// Failed tests.
+    pub failed: u32,
+    /// Tests that errored (setup/collection).
+    pub errors: u32,
+    /// Skipped tests.
+    pub skipped: u32,
+    /// Details of every failure and error.
+    pub failures: Vec<TestFailure>,
+    /// Set when the run itself did not complete (crash, timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// One target's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetReport {
+    /// The target.
+    pub target: Target,
+    /// Overall outcome.
+    pub status: Status,
+    /// Why it failed or was skipped (the failing step's reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the modules use only the stable ABI.
+    pub abi3: bool,
+    /// Steps in the order they ran.
+    pub steps: Vec<StepReport>,
+    /// Smoke-test results.
+    pub tests: Vec<TestRun>,
+    /// Wheels.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// The project a build was for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    /// Distribution name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+/// A whole build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildReport {
+    /// Name and version.
+    pub project: ProjectInfo,
+    /// One entry per requested target.
+    pub targets: Vec<TargetReport>,
+    /// The source distribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdist: Option<Artifact>,
+}
+
+impl BuildReport {
+    /// Whether every requested target succeeded or was skipped with reason.
+    pub fn succeeded(&self) -> bool {
+        self.targets.iter().all(|t| t.status != Status::Failed)
+    }
+}
