@@ -447,7 +447,9 @@ fn is_valid_version(v: &str) -> bool {
     let mut rest = &v[suffix_at..];
     for prefix in ["a", "b", "rc", ".post", ".dev"] {
         if let Some(after) = rest.strip_prefix(prefix) {
-            let n = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+            let n = after
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(after.len());
             if n == 0 {
                 return false;
             }

@@ -100,7 +100,7 @@ fn text_relocations() -> Problem {
 }
 
 /// The newest `GLIBC_x.y` version any symbol needs.
-fn glibc_needed(
+pub(super) fn glibc_needed(
     elf: &ElfFile64<'_, LittleEndian>,
     bytes: &[u8],
 ) -> object::Result<Option<(u32, u32)>> {

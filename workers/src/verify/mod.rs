@@ -261,6 +261,14 @@ pub fn object_imports(target: Target, bytes: &[u8]) -> Result<Vec<String>, Strin
     Ok(names)
 }
 
+/// The newest `GLIBC_x.y` symbol version an ELF shared object needs: what
+/// its manylinux tag is computed from.
+pub fn glibc_requirement(bytes: &[u8]) -> Result<Option<(u32, u32)>, String> {
+    let elf = object::read::elf::ElfFile64::<object::LittleEndian>::parse(bytes)
+        .map_err(|e| e.to_string())?;
+    elf::glibc_needed(&elf, bytes).map_err(|e| e.to_string())
+}
+
 /// A symbol name, or `#N` for a PE import or export by ordinal.
 fn symbol_name(name: object::read::NameOrOrdinal<&[u8]>) -> String {
     match name {

@@ -1,0 +1,145 @@
+//! Helpers shared by the engine's integration tests: example paths, scratch
+//! projects, build options with the host's python3.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use wheelwright_workers::pipeline::{self, BuildOptions};
+use wheelwright_workers::process::{CancelToken, RunLimits};
+use wheelwright_workers::project::{Overrides, Project};
+use wheelwright_workers::report::{BuildReport, TargetReport};
+use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::target::Target;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `examples/<name>`.
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// The host's python3, probed once.
+pub fn python3() -> Interpreter {
+    static PY: OnceLock<Interpreter> = OnceLock::new();
+    PY.get_or_init(|| Interpreter::probe(Path::new("python3")).expect("python3 is installed"))
+        .clone()
+}
+
+/// The repository's `.venv` python (made by scripts/setup.sh), which has pip and pytest.
+pub fn venv_python() -> PathBuf {
+    let venv = repo().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "run scripts/setup.sh first: {} is missing",
+        venv.display()
+    );
+    venv
+}
+
+/// A project directory made of `(path, contents)` pairs.
+pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, contents) in files {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, contents).unwrap();
+    }
+    dir
+}
+
+/// Scratch directories for one build: output and work.
+pub struct Dirs {
+    pub out: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+}
+
+/// Options for building `targets` with the smoke test on python3.
+pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
+    let dirs = Dirs {
+        out: tempfile::tempdir().unwrap(),
+        work: tempfile::tempdir().unwrap(),
+    };
+    let options = BuildOptions {
+        targets: Some(targets.to_vec()),
+        out_dir: dirs.out.path().to_path_buf(),
+        work_dir: dirs.work.path().to_path_buf(),
+        smoke,
+        interpreters: vec![python3()],
+        cache_dir: wheelwright_workers::default_cache_dir(),
+        source_date_epoch: None,
+        limits: RunLimits {
+            timeout: Duration::from_secs(120),
+            ..RunLimits::default()
+        },
+        cancel: CancelToken::new(),
+    };
+    (options, dirs)
+}
+
+/// Loads and builds the project at `root`.
+pub fn build(root: &Path, targets: &[Target], smoke: bool) -> (BuildReport, Dirs) {
+    let project = Project::load(root, &Overrides::default()).expect("project loads");
+    let (options, dirs) = options(targets, smoke);
+    let report = pipeline::build(&project, &options, &|_| {});
+    (report, dirs)
+}
+
+/// The report of one target.
+pub fn target(report: &BuildReport, target: Target) -> &TargetReport {
+    report
+        .targets
+        .iter()
+        .find(|t| t.target == target)
+        .expect("target in report")
+}
+
+/// The reason of the first failed step, with its name.
+pub fn failed_step(report: &TargetReport) -> (String, String) {
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.status == wheelwright_workers::report::Status::Failed)
+        .unwrap_or_else(|| panic!("no failed step in {report:#?}"));
+    (step.name.clone(), step.reason.clone().unwrap_or_default())
+}
+
+/// Runs a Python snippet with `python`; panics with its output on failure.
+pub fn run_python(python: &Path, code: &str, env: &[(&str, &Path)]) -> String {
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg("-c").arg(code);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "python failed:\n{text}");
+    text
+}
+
+/// Reads one member of a zip archive.
+pub fn zip_member(archive: &Path, predicate: impl Fn(&str) -> bool) -> (String, Vec<u8>) {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(archive).unwrap()).unwrap();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).unwrap();
+        let name = entry.name().unwrap().to_string();
+        if predicate(&name) {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            return (name, data);
+        }
+    }
+    panic!("no matching member in {}", archive.display());
+}
