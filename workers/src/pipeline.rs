@@ -368,15 +368,32 @@ impl<'a> TargetBuild<'a> {
         objects: &[(Module, PathBuf)],
     ) -> StepResult<Vec<Option<PyVersion>>> {
         let mut unstable = Vec::new();
-        for (_, object) in objects {
+        let mut foreign = Vec::new();
+        for (module, object) in objects {
             let bytes = std::fs::read(object).map_err(|e| e.to_string())?;
             let imports = verify::object_imports(self.target, &bytes)
                 .map_err(|e| format!("{}: {e}", object.display()))?;
+            // Caught here, before linking, so every target says it the same way.
+            let outside: Vec<String> = imports
+                .iter()
+                .filter(|s| !capi.is_capi(s))
+                .cloned()
+                .collect();
+            if !outside.is_empty() {
+                foreign.push(format!(
+                    "{} {}",
+                    module.source.display(),
+                    verify::Problem::NotCApi(outside)
+                ));
+            }
             unstable.extend(
                 imports
                     .into_iter()
                     .filter(|s| capi.is_capi(s) && !capi.is_stable(s)),
             );
+        }
+        if !foreign.is_empty() {
+            return Err(foreign.join("\n"));
         }
         unstable.sort();
         unstable.dedup();
