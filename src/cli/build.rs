@@ -99,6 +99,7 @@ pub fn run(args: BuildArgs) -> ExitCode {
             ..RunLimits::default()
         },
         cancel: CancelToken::new(),
+        parallel_targets: true,
     };
     eprintln!(
         "building {} {}",

@@ -17,7 +17,7 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: DoctorArgs) -> ExitCode {
-    let chain = Toolchain::discover();
+    let chain = Toolchain::discover().with_versions();
     println!("tools:");
     for tool in Tool::ALL {
         match chain.found.iter().find(|f| f.tool == tool) {

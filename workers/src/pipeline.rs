@@ -44,6 +44,8 @@ pub struct BuildOptions {
     pub limits: RunLimits,
     /// Stops the build when cancelled.
     pub cancel: CancelToken,
+    /// Build the targets on threads of their own, side by side.
+    pub parallel_targets: bool,
 }
 
 /// What the engine tells its caller while it works.
@@ -96,14 +98,12 @@ pub fn build(
     } else {
         Some(CApi::load(&options.cache_dir))
     };
-    let mut reports = Vec::new();
-    for target in targets {
+    let build_target = |target: Target| {
         let _span = info_span!("target", target = %target).entered();
         let mut ctx =
             TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir);
         if options.cancel.is_cancelled() {
-            reports.push(ctx.finish_skipped("cancelled"));
-            continue;
+            return ctx.finish_skipped("cancelled");
         }
         let result = match (&include_ready, &capi) {
             (Err(e), _) => Err(format!("cannot write to the work directory: {e}")),
@@ -111,8 +111,28 @@ pub fn build(
             (Ok(()), Some(Ok(capi))) => ctx.run(capi, epoch),
             (_, None) => unreachable!("targets were requested"),
         };
-        reports.push(ctx.finish(result));
-    }
+        ctx.finish(result)
+    };
+    let reports: Vec<TargetReport> = if options.parallel_targets {
+        // Targets share nothing but read-only inputs: run them side by side.
+        let parent = tracing::Span::current();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = targets
+                .iter()
+                .map(|&t| {
+                    let parent = parent.clone();
+                    let build_target = &build_target;
+                    scope.spawn(move || parent.in_scope(|| build_target(t)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("target thread panicked"))
+                .collect()
+        })
+    } else {
+        targets.iter().map(|&t| build_target(t)).collect()
+    };
     let sdist = match wheel::write_sdist(project, &options.out_dir, epoch) {
         Ok(artifact) => Some(artifact),
         Err(e) => {

@@ -93,7 +93,7 @@ pub struct Found {
     pub tool: Tool,
     /// Where.
     pub path: PathBuf,
-    /// First line of its version output.
+    /// First line of its version output (empty until [`Toolchain::with_versions`]).
     pub version: String,
 }
 
@@ -194,23 +194,29 @@ pub fn version_of(tool: Tool, path: &Path) -> String {
 }
 
 impl Toolchain {
-    /// Looks for every tool and asks each found one for its version.
+    /// Looks for every tool. Versions are left empty: asking seven tools
+    /// costs about 100 ms, too much for every build; see [`Toolchain::with_versions`].
     pub fn discover() -> Self {
         let mut chain = Toolchain::default();
         for tool in Tool::ALL {
             match find(tool) {
-                Some(path) => {
-                    let version = version_of(tool, &path);
-                    chain.found.push(Found {
-                        tool,
-                        path,
-                        version,
-                    });
-                }
+                Some(path) => chain.found.push(Found {
+                    tool,
+                    path,
+                    version: String::new(),
+                }),
                 None => chain.missing.push(tool),
             }
         }
         chain
+    }
+
+    /// Asks every found tool for its version (for `doctor` and cache keys).
+    pub fn with_versions(mut self) -> Self {
+        for found in &mut self.found {
+            found.version = version_of(found.tool, &found.path);
+        }
+        self
     }
 
     /// Where `tool` is, if found.

@@ -81,6 +81,7 @@ pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
             ..RunLimits::default()
         },
         cancel: CancelToken::new(),
+        parallel_targets: true,
     };
     (options, dirs)
 }
