@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use object::{Object, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSymbol};
 use wheelwright_workers::report::Status;
 use wheelwright_workers::target::Target;
 
@@ -288,4 +288,27 @@ fn vecstats_passes_its_tests_as_a_package() {
         linux.artifacts[0].filename,
         "vecstats-0.2.0-cp39-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl"
     );
+}
+
+#[test]
+fn debug_builds_carry_line_information() {
+    let project = wheelwright_workers::project::Project::load(
+        &example("pymult"),
+        &wheelwright_workers::project::Overrides {
+            debug: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(project.settings.debug);
+    let (options, dirs) = options(&[Target::Linux, Target::Macos], false);
+    let report = wheelwright_workers::pipeline::build(&project, &options, &|_| {});
+    assert!(report.succeeded(), "{report:#?}");
+    let (_, bytes) = zip_member(&dirs.out.path().join(LINUX_WHEEL), |n| n.ends_with(".so"));
+    let file = object::File::parse(bytes.as_slice()).unwrap();
+    let sections: Vec<String> = file
+        .sections()
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .collect();
+    assert!(sections.iter().any(|s| s == ".debug_line"), "{sections:?}");
 }
