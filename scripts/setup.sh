@@ -25,9 +25,12 @@ while read -r command package; do
     missing+=("$package")
   fi
 done < <(packages)
-if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  missing+=(python3-venv)
-fi
+# Smoke tests make a virtual environment per interpreter, Debian's own too.
+for python in python3 /usr/bin/python3; do
+  if command -v "$python" >/dev/null 2>&1 && ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+  fi
+done
 
 if [ ${#missing[@]} -gt 0 ]; then
   # De-duplicate (lld-19 provides three commands).

@@ -4,16 +4,15 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use wheelwright_workers::pipeline::{self, BuildOptions, Event};
-use wheelwright_workers::process::{CancelToken, RunLimits};
+use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, Status};
-use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::sandbox::Limits;
 use wheelwright_workers::target::Target;
 
-use super::PythonArgs;
+use super::{make_sandbox, PythonArgs, SandboxKind};
 
 /// Arguments of `wheelwright build`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +41,9 @@ pub struct BuildArgs {
     /// Seconds each tool run may take.
     #[arg(long, default_value_t = 60)]
     step_timeout: u64,
+    /// Isolation for the steps; `none` is for trusted local sources only.
+    #[arg(long, value_enum, default_value = "bwrap")]
+    sandbox: SandboxKind,
     #[command(flatten)]
     python: PythonArgs,
 }
@@ -68,15 +70,26 @@ pub fn run(args: BuildArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut interpreters = Vec::new();
-    if !args.no_smoke {
-        for python in &args.python.pythons {
-            match Interpreter::probe(python) {
-                Ok(i) => interpreters.push(i),
-                Err(e) => eprintln!("warning: {e}; not used for the smoke test"),
-            }
+    let limits = Limits {
+        timeout_secs: args.step_timeout,
+        cpu_secs: args.step_timeout,
+        ..Limits::default()
+    };
+    let sandbox = match make_sandbox(args.sandbox, limits) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
+    };
+    if !sandbox.is_isolated() {
+        eprintln!("warning: --sandbox=none: the sources, their tests and the modules they build run unconfined");
     }
+    let interpreters = if args.no_smoke {
+        Vec::new()
+    } else {
+        args.python.interpreters()
+    };
     let work = match tempfile::Builder::new().prefix("wheelwright-").tempdir() {
         Ok(w) => w,
         Err(e) => {
@@ -94,10 +107,7 @@ pub fn run(args: BuildArgs) -> ExitCode {
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|v| v.trim().parse().ok()),
-        limits: RunLimits {
-            timeout: Duration::from_secs(args.step_timeout),
-            ..RunLimits::default()
-        },
+        sandbox,
         cancel: CancelToken::new(),
         parallel_targets: true,
     };

@@ -1,13 +1,14 @@
 //! `wheelwright doctor`: every tool with its version and path, what is missing
-//! and which package provides it, and the interpreters for smoke tests.
+//! and which package provides it, the sandbox's layers, and the interpreters
+//! for smoke tests.
 
 use std::process::ExitCode;
 
-use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::sandbox::Limits;
 use wheelwright_workers::target::Target;
 use wheelwright_workers::toolchain::{self, Tool, Toolchain};
 
-use super::PythonArgs;
+use super::{make_sandbox, PythonArgs, SandboxKind};
 
 /// Arguments of `wheelwright doctor`.
 #[derive(Debug, clap::Args)]
@@ -18,6 +19,7 @@ pub struct DoctorArgs {
 
 pub fn run(args: DoctorArgs) -> ExitCode {
     let chain = Toolchain::discover().with_versions();
+    let mut healthy = true;
     println!("tools:");
     for tool in Tool::ALL {
         match chain.found.iter().find(|f| f.tool == tool) {
@@ -36,7 +38,6 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         }
     }
     println!("targets:");
-    let mut all_buildable = true;
     for target in Target::ALL {
         let missing: Vec<&str> = toolchain::required_for(target)
             .iter()
@@ -46,18 +47,27 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         if missing.is_empty() {
             println!("  ok       {target}");
         } else {
-            all_buildable = false;
+            healthy = false;
             println!("  MISSING  {target}: needs {}", missing.join(", "));
         }
     }
-    println!("interpreters:");
-    for python in &args.python.pythons {
-        match Interpreter::probe(python) {
-            Ok(i) => println!("  ok       {:<13} {}", i.label(), i.executable.display()),
-            Err(e) => println!("  MISSING  {e}"),
+    println!("sandbox:");
+    match make_sandbox(SandboxKind::Bwrap, Limits::default()) {
+        Ok(sandbox) => println!("  ok       {}", sandbox.describe()),
+        Err(e) => {
+            healthy = false;
+            println!("  MISSING  {e}");
         }
     }
-    if all_buildable {
+    println!("interpreters:");
+    let interpreters = args.python.interpreters();
+    if interpreters.is_empty() {
+        println!("  MISSING  no CPython 3.8 or newer: the smoke test cannot run");
+    }
+    for i in interpreters {
+        println!("  ok       {:<13} {}", i.label(), i.executable.display());
+    }
+    if healthy {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

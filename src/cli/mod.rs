@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wheelwright_workers::sandbox::{Helper, Limits, Sandbox, SandboxError};
+use wheelwright_workers::smoke::Interpreter;
 
 /// Build CPython extension modules written in x86-64 assembly.
 #[derive(Debug, Parser)]
@@ -20,21 +22,60 @@ pub struct Cli {
 enum Command {
     /// Build wheels for a project directory.
     Build(build::BuildArgs),
-    /// Show the tools and interpreters found, and what is missing.
+    /// Show the tools, sandbox and interpreters found, and what is missing.
     Doctor(doctor::DoctorArgs),
 }
 
 /// Interpreter selection shared by the commands.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PythonArgs {
-    /// Interpreters for the smoke test (repeat or comma-separate).
-    #[arg(
-        long = "python",
-        env = "WHEELWRIGHT_PYTHONS",
-        value_delimiter = ',',
-        default_value = "python3"
-    )]
+    /// Interpreters for the smoke test (repeat or comma-separate); default:
+    /// every CPython 3.8 or newer found on this host.
+    #[arg(long = "python", env = "WHEELWRIGHT_PYTHONS", value_delimiter = ',')]
     pub pythons: Vec<PathBuf>,
+}
+
+impl PythonArgs {
+    /// The interpreters to use, with a warning for each unusable one.
+    pub fn interpreters(&self) -> Vec<Interpreter> {
+        if self.pythons.is_empty() {
+            return Interpreter::discover();
+        }
+        let mut found = Vec::new();
+        for python in &self.pythons {
+            match Interpreter::probe(python) {
+                Ok(i) => found.push(i),
+                Err(e) => eprintln!("warning: {e}; not used for the smoke test"),
+            }
+        }
+        found
+    }
+}
+
+/// Which isolation runs the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxKind {
+    /// bubblewrap, plus Landlock where the kernel has it.
+    Bwrap,
+    /// No isolation: only for sources you trust.
+    None,
+}
+
+/// The hidden first argument that makes this binary the Landlock exec helper.
+pub const SANDBOX_EXEC: &str = "__sandbox-exec";
+
+/// The sandbox for this process; the Landlock helper is this binary itself.
+pub fn make_sandbox(kind: SandboxKind, limits: Limits) -> Result<Sandbox, SandboxError> {
+    match kind {
+        SandboxKind::None => Ok(Sandbox::none(limits)),
+        SandboxKind::Bwrap => {
+            let helper = std::env::current_exe().ok().map(|program| Helper {
+                program,
+                args: vec![SANDBOX_EXEC.to_string()],
+            });
+            Sandbox::bubblewrap(limits, helper)
+        }
+    }
 }
 
 /// Runs the parsed command and returns the process exit code.

@@ -13,6 +13,7 @@ pub mod process;
 pub mod project;
 pub mod pyversion;
 pub mod report;
+pub mod sandbox;
 pub mod smoke;
 pub mod target;
 pub mod toolchain;

@@ -8,12 +8,13 @@ use std::time::Instant;
 use tracing::{info_span, warn};
 
 use crate::capi::CApi;
-use crate::process::{self, CancelToken, Cmd, Exit, RunLimits};
+use crate::process::{CancelToken, Cmd, Exit};
 use crate::project::{Module, Project};
 use crate::pyversion::PyVersion;
 use crate::report::{
     Artifact, BuildReport, ProjectInfo, Status, StepReport, TargetReport, TestRun,
 };
+use crate::sandbox::{Mounts, Sandbox};
 use crate::smoke::{self, Interpreter, SmokeEnv};
 use crate::target::{LinkJob, Target};
 use crate::toolchain::{self, Toolchain};
@@ -41,7 +42,7 @@ pub struct BuildOptions {
     /// Timestamp for archive entries (`SOURCE_DATE_EPOCH`); 1980-01-01 when unset.
     pub source_date_epoch: Option<u64>,
     /// Limits for every tool run.
-    pub limits: RunLimits,
+    pub sandbox: Sandbox,
     /// Stops the build when cancelled.
     pub cancel: CancelToken,
     /// Build the targets on threads of their own, side by side.
@@ -83,6 +84,19 @@ pub fn build(
     let _span =
         info_span!("build", project = %project.metadata.name, version = %project.metadata.version)
             .entered();
+    let mut options = options.clone();
+    // Absolute and free of links: the sandbox binds it by this name.
+    if let Ok(dir) = std::fs::canonicalize(&options.work_dir) {
+        options.work_dir = dir;
+    }
+    let options = &options;
+    if !options.sandbox.is_isolated() {
+        on_event(Event::Log {
+            target: None,
+            text: "warning: the sandbox is off (--sandbox=none): untrusted code runs unconfined"
+                .into(),
+        });
+    }
     let toolchain = Toolchain::discover();
     let epoch = options.source_date_epoch.unwrap_or(0);
     let targets = options
@@ -256,9 +270,12 @@ impl<'a> TargetBuild<'a> {
     }
 
     /// Runs a tool; a failure's reason is the tool's own output.
-    fn run_tool(&self, cmd: &Cmd) -> StepResult<String> {
+    fn run_tool(&self, cmd: &Cmd, mounts: &Mounts) -> StepResult<String> {
         self.log(format!("$ {}", cmd.display()));
-        let out = process::run(cmd, &self.options.limits, &self.options.cancel)
+        let out = self
+            .options
+            .sandbox
+            .run(cmd, mounts, &self.options.cancel)
             .map_err(|e| e.to_string())?;
         if !out.text.trim().is_empty() {
             self.log(out.text.trim_end());
@@ -277,7 +294,7 @@ impl<'a> TargetBuild<'a> {
             Exit::Signal(sig) => Err(format!("{tool} was killed by {}", smoke::signal_name(sig))),
             Exit::TimedOut => Err(format!(
                 "{tool} timed out after {} s",
-                self.options.limits.timeout.as_secs()
+                self.options.sandbox.limits.timeout_secs
             )),
             Exit::Cancelled => Err("cancelled".into()),
         }
@@ -374,7 +391,10 @@ impl<'a> TargetBuild<'a> {
                 .arg("-o")
                 .arg(object.display().to_string())
                 .arg(module.source.display().to_string());
-            self.run_tool(&cmd)?;
+            // nasm reads the project (and, through %include and incbin, any
+            // path it is given): it sees the project read-only and nothing else.
+            let mounts = Mounts::job(&self.options.work_dir).read_only(&self.project.root);
+            self.run_tool(&cmd, &mounts)?;
             objects.push((module.clone(), object));
         }
         Ok(objects)
@@ -473,7 +493,11 @@ impl<'a> TargetBuild<'a> {
                 macos_min: &self.project.settings.macos_deployment_target,
                 debug: self.project.settings.debug,
             };
-            self.run_tool(&self.target.link_command(&tools, &job))?;
+            let mut mounts = Mounts::job(&self.options.work_dir);
+            if let Some(lib) = &import_library {
+                mounts = mounts.read_only(lib);
+            }
+            self.run_tool(&self.target.link_command(&tools, &job), &mounts)?;
             let bytes = std::fs::read(&output).map_err(|e| format!("{}: {e}", output.display()))?;
             built.push(Built { wheel_path, bytes });
         }
@@ -562,8 +586,9 @@ impl<'a> TargetBuild<'a> {
                     modules: &modules,
                     interpreter: interp,
                     env: &env,
+                    project_root: &self.project.root,
                 };
-                let (run, output) = smoke::run(&job, &self.options.limits, &self.options.cancel)
+                let (run, output) = smoke::run(&job, &self.options.sandbox, &self.options.cancel)
                     .map_err(|e| e.to_string())?;
                 self.log(format!(
                     "pytest on {} ({}):\n{}",

@@ -90,6 +90,10 @@ pub struct RunLimits {
     pub timeout: Duration,
     /// Bytes of combined stdout/stderr kept; the rest is counted and dropped.
     pub max_output: usize,
+    /// setrlimit calls made in the child before it executes.
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    /// A cgroup's `cgroup.procs` file the child joins before it executes.
+    pub cgroup_procs: Option<PathBuf>,
 }
 
 impl Default for RunLimits {
@@ -97,6 +101,8 @@ impl Default for RunLimits {
         Self {
             timeout: Duration::from_secs(60),
             max_output: 1 << 20,
+            rlimits: Vec::new(),
+            cgroup_procs: None,
         }
     }
 }
@@ -189,6 +195,19 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
     }
+    let cgroup_procs = match &limits.cgroup_procs {
+        Some(path) => Some(
+            std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                .map_err(|e| spawn_error(std::io::Error::other(e)))?,
+        ),
+        None => None,
+    };
+    let rlimits = limits.rlimits.clone();
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls on memory prepared before the fork.
+    unsafe {
+        command.pre_exec(move || child_setup(&rlimits, cgroup_procs.as_deref()));
+    }
     let started = Instant::now();
     let mut child = command.spawn().map_err(spawn_error)?;
     // The parent's copies of the pipe's write end went with `command`.
@@ -246,6 +265,35 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
         truncated,
         duration: started.elapsed(),
     })
+}
+
+/// In the child, before exec: join the step's cgroup (so that every
+/// descendant is counted and can be killed), then lower the rlimits.
+fn child_setup(
+    rlimits: &[(libc::__rlimit_resource_t, u64)],
+    cgroup_procs: Option<&std::ffi::CStr>,
+) -> std::io::Result<()> {
+    if let Some(path) = cgroup_procs {
+        // SAFETY: `path` is a valid C string; the buffer is a static byte string.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+        }
+    }
+    for &(resource, value) in rlimits {
+        let limit = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: `limit` is a valid rlimit for the duration of the call.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Reads the pipe to its end, keeping at most `max` bytes.

@@ -77,6 +77,44 @@ pub struct TestRun {
     /// Set when the run itself did not complete (crash, timeout).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// What is known about a crash of native code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash: Option<CrashReport>,
+}
+
+impl TestRun {
+    /// An empty result for `wheel` on `interpreter`.
+    pub fn new(interpreter: &str, executable: PathBuf, wheel: &str) -> Self {
+        TestRun {
+            interpreter: interpreter.to_string(),
+            executable,
+            wheel: wheel.to_string(),
+            passed: 0,
+            failed: 0,
+            errors: 0,
+            skipped: 0,
+            failures: Vec::new(),
+            problem: None,
+            crash: None,
+        }
+    }
+}
+
+/// Native code that died on a signal, explained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashReport {
+    /// `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, ...
+    pub signal: String,
+    /// Python's faulthandler traceback.
+    pub python_traceback: Option<String>,
+    /// The faulting instruction, from gdb.
+    pub instruction: Option<String>,
+    /// Symbol + offset and the module, from gdb.
+    pub location: Option<String>,
+    /// `src/x.asm:25: mov rax, [rax]` when the module carries line information.
+    pub source_line: Option<String>,
+    /// Register values at the fault.
+    pub registers: Vec<(String, String)>,
 }
 
 /// One target's outcome.

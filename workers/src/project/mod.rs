@@ -96,6 +96,8 @@ pub enum ProjectError {
 impl Project {
     /// Reads and checks the project at `root`.
     pub fn load(root: &Path, overrides: &Overrides) -> Result<Project, ProjectError> {
+        // Absolute, so that the sandbox can bind it and tools can be given it.
+        let root = &std::fs::canonicalize(root).map_err(|e| io_error(root, &e))?;
         let pyproject_path = root.join("pyproject.toml");
         let pyproject = match std::fs::read_to_string(&pyproject_path) {
             Ok(text) => Some(text),

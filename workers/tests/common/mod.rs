@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use wheelwright_workers::pipeline::{self, BuildOptions};
-use wheelwright_workers::process::{CancelToken, RunLimits};
+use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, TargetReport};
+use wheelwright_workers::sandbox::{Helper, Limits, Sandbox};
 use wheelwright_workers::smoke::Interpreter;
 use wheelwright_workers::target::Target;
 
@@ -76,14 +76,24 @@ pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
         interpreters: vec![python3()],
         cache_dir: wheelwright_workers::default_cache_dir(),
         source_date_epoch: None,
-        limits: RunLimits {
-            timeout: Duration::from_secs(120),
-            ..RunLimits::default()
-        },
+        sandbox: sandbox(Limits {
+            timeout_secs: 120,
+            ..Limits::default()
+        }),
         cancel: CancelToken::new(),
         parallel_targets: true,
     };
     (options, dirs)
+}
+
+/// The bubblewrap sandbox with the Landlock helper built beside these tests.
+pub fn sandbox(limits: Limits) -> Sandbox {
+    let helper = Helper {
+        program: env!("CARGO_BIN_EXE_wheelwright-sandbox-exec").into(),
+        args: Vec::new(),
+    };
+    Sandbox::bubblewrap(limits, Some(helper))
+        .expect("bubblewrap works here (scripts/setup.sh installs it)")
 }
 
 /// Loads and builds the project at `root`.

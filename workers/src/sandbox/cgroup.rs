@@ -1,0 +1,158 @@
+//! A cgroup per step, where the host lets us make one: `pids.max` bounds
+//! the number of processes (RLIMIT_NPROC does not bind root), and the group
+//! lets us kill every process of the step, whatever it did to escape.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Which cgroup hierarchy holds the `pids` controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// cgroup v2: the unified hierarchy with `pids` enabled for children.
+    V2(PathBuf),
+    /// cgroup v1: the `pids` hierarchy.
+    V1(PathBuf),
+}
+
+impl Hierarchy {
+    /// Finds a writable place to make step cgroups in, below our own cgroup.
+    pub fn detect() -> Option<Hierarchy> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let path = path.trim_start_matches('/');
+            if controllers.split(',').any(|c| c == "pids") {
+                let base = Path::new("/sys/fs/cgroup/pids")
+                    .join(path)
+                    .join("wheelwright");
+                if try_parent(&base) {
+                    return Some(Hierarchy::V1(base));
+                }
+            }
+            if controllers.is_empty() {
+                let mount = Path::new("/sys/fs/cgroup");
+                let unified = if mount.join("cgroup.controllers").exists() {
+                    mount.to_path_buf()
+                } else {
+                    mount.join("unified")
+                };
+                let base = unified.join(path).join("wheelwright");
+                if try_parent(&base) && base.join("pids.max").exists() {
+                    return Some(Hierarchy::V2(base));
+                }
+                if base.is_dir() && !base.join("pids.max").exists() {
+                    // v2 without the pids controller delegated to us: no use.
+                    let _ = std::fs::remove_dir(&base);
+                }
+            }
+        }
+        None
+    }
+
+    /// A human-readable name for `doctor` and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Hierarchy::V1(p) => format!("cgroup v1 pids ({})", p.display()),
+            Hierarchy::V2(p) => format!("cgroup v2 ({})", p.display()),
+        }
+    }
+
+    fn base(&self) -> &Path {
+        match self {
+            Hierarchy::V1(p) | Hierarchy::V2(p) => p,
+        }
+    }
+}
+
+/// Makes the parent `wheelwright` group (and, on v2, lets children use `pids`).
+fn try_parent(base: &Path) -> bool {
+    if std::fs::create_dir_all(base).is_err() {
+        return false;
+    }
+    let controllers = base.parent().map(|p| p.join("cgroup.subtree_control"));
+    if let Some(control) = controllers.filter(|c| c.exists()) {
+        let _ = std::fs::write(control, "+pids");
+        let _ = std::fs::write(base.join("cgroup.subtree_control"), "+pids");
+    }
+    base.join("cgroup.procs").exists()
+}
+
+/// One step's cgroup; removed (after killing what is left in it) on drop.
+#[derive(Debug)]
+pub struct StepGroup {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl StepGroup {
+    /// Makes a new group limited to `max_pids` processes.
+    pub fn create(hierarchy: &Hierarchy, max_pids: u64) -> std::io::Result<StepGroup> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "step-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = hierarchy.base().join(name);
+        std::fs::create_dir(&dir)?;
+        let group = StepGroup {
+            dir,
+            v2: matches!(hierarchy, Hierarchy::V2(_)),
+        };
+        std::fs::write(group.dir.join("pids.max"), max_pids.to_string())?;
+        Ok(group)
+    }
+
+    /// The file a child writes `0` into to join the group.
+    pub fn procs_file(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    /// Whether the pids limit refused a fork at some point.
+    pub fn hit_pids_limit(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("pids.events"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("max ").map(|n| n.trim().to_string()))
+            })
+            .is_some_and(|n| n != "0")
+    }
+
+    /// Kills every process in the group, until it is empty.
+    pub fn kill_all(&self) {
+        if self.v2 && std::fs::write(self.dir.join("cgroup.kill"), "1").is_ok() {
+            return;
+        }
+        for _ in 0..100 {
+            let pids: Vec<i32> = std::fs::read_to_string(self.procs_file())
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for StepGroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}

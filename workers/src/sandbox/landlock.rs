@@ -1,0 +1,109 @@
+//! The Landlock layer: a tiny exec helper that runs inside bubblewrap,
+//! restricts itself to the step's paths, TCP and signals, and then executes
+//! the tool. Landlock forbids mounting, so it cannot wrap bubblewrap itself.
+//!
+//! Command line: `[--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS]...`
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use landlock::{
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+};
+
+/// The newest Landlock ABI we ask for; older kernels get what they support.
+const ABI_WANTED: ABI = ABI::V6;
+
+/// Paths a step may read and write, beyond its own.
+const ALWAYS_WRITABLE: [&str; 2] = ["/tmp", "/dev"];
+const ALWAYS_READABLE: [&str; 1] = ["/proc"];
+
+/// What the kernel enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforced {
+    /// Every requested restriction.
+    Fully,
+    /// Some (an older kernel).
+    Partially,
+    /// None (no Landlock in this kernel).
+    Not,
+}
+
+/// Restricts the calling process (and what it executes) to reading `ro`,
+/// writing `rw`, no TCP, and no signals or abstract sockets outside.
+pub fn restrict(ro: &[PathBuf], rw: &[PathBuf]) -> Result<Enforced, landlock::RulesetError> {
+    let existing =
+        |paths: Vec<PathBuf>| paths.into_iter().filter(|p| p.exists()).collect::<Vec<_>>();
+    let mut readable: Vec<PathBuf> = ro.to_vec();
+    readable.extend(ALWAYS_READABLE.iter().map(PathBuf::from));
+    let mut writable: Vec<PathBuf> = rw.to_vec();
+    writable.extend(ALWAYS_WRITABLE.iter().map(PathBuf::from));
+    let status = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(ABI_WANTED))?
+        .handle_access(AccessNet::from_all(ABI_WANTED))?
+        .scope(Scope::from_all(ABI_WANTED))?
+        .create()?
+        .add_rules(path_beneath_rules(
+            existing(readable),
+            AccessFs::from_read(ABI_WANTED),
+        ))?
+        .add_rules(path_beneath_rules(
+            existing(writable),
+            AccessFs::from_all(ABI_WANTED),
+        ))?
+        .restrict_self()?;
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => Enforced::Fully,
+        RulesetStatus::PartiallyEnforced => Enforced::Partially,
+        RulesetStatus::NotEnforced => Enforced::Not,
+    })
+}
+
+/// The Landlock ABI this kernel offers (0 when none).
+pub fn kernel_abi() -> i64 {
+    // SAFETY: LANDLOCK_CREATE_RULESET_VERSION takes no pointer and no size.
+    unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    }
+    .max(0)
+}
+
+/// The helper's `main`: parses the command line, restricts, executes.
+/// Returns only on failure, with the exit status to use.
+pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let mut args = args.into_iter();
+    let (mut ro, mut rw) = (Vec::new(), Vec::new());
+    loop {
+        match args.next().as_ref().and_then(|a| a.to_str()) {
+            Some("--ro") => ro.extend(args.next().map(PathBuf::from)),
+            Some("--rw") => rw.extend(args.next().map(PathBuf::from)),
+            Some("--") => break,
+            other => {
+                eprintln!("wheelwright-sandbox-exec: unexpected argument {other:?}");
+                return 126;
+            }
+        }
+    }
+    let Some(program) = args.next() else {
+        eprintln!("wheelwright-sandbox-exec: no program to run");
+        return 126;
+    };
+    if let Err(e) = restrict(&ro, &rw) {
+        eprintln!("wheelwright-sandbox-exec: landlock: {e}");
+        return 126;
+    }
+    let err = std::process::Command::new(&program).args(args).exec();
+    eprintln!(
+        "wheelwright-sandbox-exec: cannot run {}: {err}",
+        PathBuf::from(program).display()
+    );
+    127
+}

@@ -1,0 +1,309 @@
+//! The sandbox every step that touches user input runs in: bubblewrap with
+//! each namespace unshared (so no network), only the job directory writable,
+//! read-only binds of just what the tools need, a private `/tmp` and `/proc`,
+//! no capabilities and an allow-listed environment; Landlock inside it where
+//! the kernel offers it; rlimits, a pids-limited cgroup where the host allows
+//! one, an output cap and a wall-clock timeout that kills the whole tree.
+//!
+//! `Sandbox::none` runs the same limits without isolation, for trusted
+//! local builds only.
+
+mod cgroup;
+pub mod landlock;
+mod limits;
+
+use std::path::{Path, PathBuf};
+
+pub use cgroup::Hierarchy;
+pub use limits::Limits;
+
+use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
+
+/// Environment variables passed into the sandbox when a step sets them.
+const ENV_ALLOWED: [&str; 6] = [
+    "PYTHONPATH",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONNOUSERSITE",
+    "PYTHONFAULTHANDLER",
+    "SOURCE_DATE_EPOCH",
+    "TERM",
+];
+
+/// Why the sandbox cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SandboxError {
+    /// bwrap is not installed.
+    #[error("bubblewrap (bwrap) is not installed: install the Debian package `bubblewrap`, or pass --sandbox=none for trusted local builds")]
+    Missing,
+    /// bwrap cannot create namespaces here.
+    #[error("bubblewrap cannot create its namespaces here ({0}); allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or pass --sandbox=none for trusted local builds")]
+    Unusable(String),
+}
+
+/// The Landlock exec helper: a program plus the arguments that select its
+/// helper mode (`wheelwright __sandbox-exec`, or `wheelwright-sandbox-exec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Helper {
+    /// The program.
+    pub program: PathBuf,
+    /// Arguments before the helper's own.
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Isolation {
+    Bubblewrap {
+        bwrap: PathBuf,
+        helper: Option<Helper>,
+    },
+    None,
+}
+
+/// Paths a step may see, besides the system's `/usr`.
+#[derive(Debug, Clone, Default)]
+pub struct Mounts {
+    /// Writable: the job directory.
+    pub writable: Vec<PathBuf>,
+    /// Read-only: sources, caches, the interpreter's prefix.
+    pub read_only: Vec<PathBuf>,
+}
+
+impl Mounts {
+    /// Only `dir` writable.
+    pub fn job(dir: &Path) -> Self {
+        Mounts {
+            writable: vec![dir.to_path_buf()],
+            read_only: Vec::new(),
+        }
+    }
+
+    /// Adds a read-only path.
+    pub fn read_only(mut self, path: impl Into<PathBuf>) -> Self {
+        self.read_only.push(path.into());
+        self
+    }
+}
+
+/// How steps are run: isolation, limits and process-count enforcement.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    isolation: Isolation,
+    /// The limits for every step.
+    pub limits: Limits,
+    cgroups: Option<Hierarchy>,
+}
+
+impl Sandbox {
+    /// The bubblewrap sandbox, after checking that it works here.
+    pub fn bubblewrap(limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
+        let bwrap =
+            crate::toolchain::find(crate::toolchain::Tool::Bwrap).ok_or(SandboxError::Missing)?;
+        let sandbox = Sandbox {
+            isolation: Isolation::Bubblewrap {
+                bwrap,
+                helper: helper.filter(|h| h.program.is_file()),
+            },
+            limits,
+            cgroups: Hierarchy::detect(),
+        };
+        let probe = sandbox.wrap(&Cmd::new("/usr/bin/true"), &Mounts::default());
+        let out = std::process::Command::new(&probe.program)
+            .args(&probe.args)
+            .output()
+            .map_err(|e| SandboxError::Unusable(e.to_string()))?;
+        if !out.status.success() {
+            return Err(SandboxError::Unusable(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(sandbox)
+    }
+
+    /// No isolation: limits only. For trusted local builds.
+    pub fn none(limits: Limits) -> Sandbox {
+        Sandbox {
+            isolation: Isolation::None,
+            limits,
+            cgroups: Hierarchy::detect(),
+        }
+    }
+
+    /// Whether steps run isolated.
+    pub fn is_isolated(&self) -> bool {
+        matches!(self.isolation, Isolation::Bubblewrap { .. })
+    }
+
+    /// What protects a step, for logs and `doctor`.
+    pub fn describe(&self) -> String {
+        let mut layers = Vec::new();
+        match &self.isolation {
+            Isolation::Bubblewrap { helper, .. } => {
+                layers.push("bubblewrap".to_string());
+                match (helper, landlock::kernel_abi()) {
+                    (Some(_), abi) if abi > 0 => layers.push(format!("landlock ABI {abi}")),
+                    (Some(_), _) => layers.push("no landlock (kernel)".into()),
+                    (None, _) => layers.push("no landlock (helper not found)".into()),
+                }
+            }
+            Isolation::None => layers.push("NO ISOLATION (--sandbox=none)".into()),
+        }
+        layers.push(match &self.cgroups {
+            Some(h) => h.describe(),
+            None => "RLIMIT_NPROC (binds non-root users only)".into(),
+        });
+        layers.join(" + ")
+    }
+
+    /// Runs `cmd` inside the sandbox under the limits.
+    pub fn run(
+        &self,
+        cmd: &Cmd,
+        mounts: &Mounts,
+        cancel: &CancelToken,
+    ) -> Result<Output, SpawnError> {
+        let group = self
+            .cgroups
+            .as_ref()
+            .and_then(|h| cgroup::StepGroup::create(h, self.limits.processes).ok());
+        let mut rlimits = self.limits.rlimits();
+        if group.is_some() {
+            rlimits.retain(|(r, _)| *r != libc::RLIMIT_NPROC);
+        }
+        let limits = RunLimits {
+            timeout: self.limits.timeout(),
+            max_output: self.limits.max_output,
+            rlimits,
+            cgroup_procs: group.as_ref().map(|g| g.procs_file()),
+        };
+        let wrapped = self.wrap(cmd, mounts);
+        let mut output = process::run(&wrapped, &limits, cancel)?;
+        if let (true, process::Exit::Code(code @ 129..=192)) = (self.is_isolated(), &output.exit) {
+            // bwrap reports a child killed by signal N as exit status 128 + N.
+            output.exit = process::Exit::Signal(code - 128);
+        }
+        if let Some(group) = group {
+            if group.hit_pids_limit() {
+                output.text.push_str(&format!(
+                    "\n[wheelwright: the step reached its limit of {} processes]\n",
+                    self.limits.processes
+                ));
+            }
+            // Dropping the group kills whatever is left in it.
+        }
+        Ok(output)
+    }
+
+    /// The command line that runs `cmd` isolated (unchanged without isolation).
+    pub fn wrap(&self, cmd: &Cmd, mounts: &Mounts) -> Cmd {
+        let Isolation::Bubblewrap { bwrap, helper } = &self.isolation else {
+            return cmd.clone();
+        };
+        let mut args: Vec<String> = [
+            "--unshare-user",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--cap-drop",
+            "ALL",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--hostname",
+            "wheelwright",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut setenv =
+            |k: &str, v: &str| args.extend(["--setenv".to_string(), k.to_string(), v.to_string()]);
+        setenv("PATH", "/usr/local/bin:/usr/bin:/bin");
+        setenv("HOME", "/tmp");
+        setenv("TMPDIR", "/tmp");
+        setenv("LANG", "C.UTF-8");
+        for (k, v) in &cmd.env {
+            if ENV_ALLOWED.contains(&k.as_str()) {
+                setenv(k, v);
+            }
+        }
+        args.extend(system_binds());
+        args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
+
+        // Parents before children, so that a read-only source inside the
+        // writable job directory stays read-only.
+        let mut binds: Vec<(&Path, bool)> = mounts
+            .writable
+            .iter()
+            .map(|p| (p.as_path(), true))
+            .chain(mounts.read_only.iter().map(|p| (p.as_path(), false)))
+            .collect();
+        let program_dir = cmd
+            .program
+            .parent()
+            .filter(|d| !d.starts_with("/usr") && d.is_absolute());
+        let helper_path = helper.as_ref().map(|h| h.program.as_path());
+        binds.extend(program_dir.map(|d| (d, false)));
+        binds.extend(helper_path.map(|h| (h, false)));
+        binds.sort_by_key(|(p, _)| p.components().count());
+        for (path, writable) in &binds {
+            let flag = if *writable { "--bind" } else { "--ro-bind" };
+            let p = path.display().to_string();
+            args.extend([flag.to_string(), p.clone(), p]);
+        }
+        if let Some(dir) = &cmd.cwd {
+            args.extend(["--chdir".to_string(), dir.display().to_string()]);
+        }
+        args.push("--".into());
+        if let Some(helper) = helper {
+            args.push(helper.program.display().to_string());
+            args.extend(helper.args.iter().cloned());
+            for path in binds
+                .iter()
+                .filter(|(_, w)| !w)
+                .map(|(p, _)| p)
+                .chain([&Path::new("/usr")])
+            {
+                args.extend(["--ro".to_string(), path.display().to_string()]);
+            }
+            for path in binds.iter().filter(|(_, w)| *w).map(|(p, _)| p) {
+                args.extend(["--rw".to_string(), path.display().to_string()]);
+            }
+            args.extend(
+                ["/etc/ld.so.cache", "/lib", "/lib64", "/bin"]
+                    .iter()
+                    .flat_map(|p| ["--ro".to_string(), p.to_string()]),
+            );
+            args.push("--".into());
+        }
+        args.push(cmd.program.display().to_string());
+        args.extend(cmd.args.iter().cloned());
+        Cmd {
+            program: bwrap.clone(),
+            args,
+            cwd: None,
+            env: Vec::new(),
+            clear_env: false,
+        }
+    }
+}
+
+/// `/usr` read-only, and the merged-usr links (or the real directories on a
+/// system without merged /usr), plus the loader cache.
+fn system_binds() -> Vec<String> {
+    let mut args: Vec<String> = ["--ro-bind", "/usr", "/usr"].map(String::from).to_vec();
+    for dir in ["/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
+        match std::fs::read_link(dir) {
+            Ok(target) => args.extend([
+                "--symlink".to_string(),
+                target.display().to_string(),
+                dir.to_string(),
+            ]),
+            Err(_) if Path::new(dir).is_dir() => {
+                args.extend(["--ro-bind".to_string(), dir.to_string(), dir.to_string()])
+            }
+            Err(_) => {}
+        }
+    }
+    args.extend(["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"].map(String::from));
+    args
+}

@@ -1,0 +1,272 @@
+//! The smoke test: install a Linux wheel into a fresh directory and run the
+//! project's pytest tests (or a generated import test) against it in the
+//! sandbox, on each interpreter the wheel admits; results read from pytest's
+//! JUnit XML, crashes explained with faulthandler and gdb.
+
+mod crash;
+mod interpreter;
+mod junit;
+
+use std::path::{Path, PathBuf};
+
+pub use interpreter::{Interpreter, SmokeEnv};
+
+use crate::process::{self, CancelToken, Cmd, Exit};
+use crate::report::TestRun;
+use crate::sandbox::{Mounts, Sandbox};
+use crate::toolchain::{self, Tool};
+
+/// Why a smoke test could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SmokeError {
+    /// The interpreter is not usable.
+    #[error("interpreter `{command}`: {why}")]
+    Interpreter {
+        /// What was tried.
+        command: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// The cached environment with pytest could not be made.
+    #[error("could not set up pytest for {interpreter} in {dir}: {why}")]
+    Environment {
+        /// The interpreter label.
+        interpreter: String,
+        /// The environment directory.
+        dir: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// Installing the wheel failed.
+    #[error("could not install {wheel}: {why}")]
+    Install {
+        /// The wheel.
+        wheel: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// Starting pytest failed.
+    #[error(transparent)]
+    Spawn(#[from] process::SpawnError),
+}
+
+/// One smoke run: a wheel on an interpreter.
+#[derive(Debug)]
+pub struct SmokeJob<'a> {
+    /// The wheel file.
+    pub wheel: &'a Path,
+    /// Where to install and run (created fresh); the only writable place.
+    pub dir: &'a Path,
+    /// The project's test files: (path relative to `tests/`, absolute source).
+    pub tests: &'a [(PathBuf, PathBuf)],
+    /// Modules to import when the project has no tests.
+    pub modules: &'a [String],
+    /// The interpreter.
+    pub interpreter: &'a Interpreter,
+    /// Its environment with pytest.
+    pub env: &'a SmokeEnv,
+    /// The project, to show `.asm` lines in crash reports.
+    pub project_root: &'a Path,
+}
+
+/// Installs the wheel into `job.dir/site` and runs pytest in the sandbox;
+/// returns the results and pytest's own output for the log.
+pub fn run(
+    job: &SmokeJob<'_>,
+    sandbox: &Sandbox,
+    cancel: &CancelToken,
+) -> Result<(TestRun, String), SmokeError> {
+    let wheel_name = job
+        .wheel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let site = job.dir.join("site");
+    let tests_dir = job.dir.join("tests");
+    let install_err = |why: String| SmokeError::Install {
+        wheel: wheel_name.clone(),
+        why,
+    };
+    std::fs::create_dir_all(&tests_dir).map_err(|e| install_err(e.to_string()))?;
+    install_wheel(job.wheel, &site).map_err(install_err)?;
+    if job.tests.iter().any(|(rel, _)| is_test_module(rel)) {
+        for (rel, source) in job.tests {
+            let dest = tests_dir.join(rel);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| install_err(e.to_string()))?;
+            }
+            std::fs::copy(source, &dest).map_err(|e| install_err(e.to_string()))?;
+        }
+    } else {
+        std::fs::write(
+            tests_dir.join("test_wheelwright_import.py"),
+            generated_import_test(job.modules),
+        )
+        .map_err(|e| install_err(e.to_string()))?;
+    }
+    let junit = job.dir.join("junit.xml");
+    // pytest's faulthandler dumps every thread's stack shortly before the
+    // wall-clock limit, so that a hang shows where it hangs.
+    let dump_after = (sandbox.limits.timeout_secs * 4 / 5).max(1);
+    let pytest_args: Vec<String> = vec![
+        "-X".into(),
+        "faulthandler".into(),
+        "-X".into(),
+        "dev".into(),
+        "-m".into(),
+        "pytest".into(),
+        "-p".into(),
+        "no:cacheprovider".into(),
+        "-rfE".into(),
+        "--color=no".into(),
+        "-o".into(),
+        format!("faulthandler_timeout={dump_after}"),
+        format!("--junitxml={}", junit.display()),
+        "tests".into(),
+    ];
+    let cmd = |program: &Path, args: Vec<String>| {
+        Cmd::new(program)
+            .args(args)
+            .cwd(job.dir)
+            .env("PYTHONPATH", site.display().to_string())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONNOUSERSITE", "1")
+    };
+    let mounts = Mounts::job(job.dir)
+        .read_only(&job.interpreter.prefix)
+        .read_only(&job.env.dir);
+    let out = sandbox.run(&cmd(&job.env.python, pytest_args.clone()), &mounts, cancel)?;
+    let mut run = TestRun::new(
+        &job.interpreter.label(),
+        job.interpreter.executable.clone(),
+        &wheel_name,
+    );
+    let mut log = out.text.clone();
+    match &out.exit {
+        Exit::Code(0) | Exit::Code(1) => {}
+        Exit::Code(5) => run.problem = Some("pytest collected no tests".into()),
+        Exit::Code(code) => run.problem = Some(format!("pytest exited with status {code}")),
+        Exit::Signal(sig) => {
+            let signal = signal_name(*sig);
+            run.problem = Some(format!("the test process crashed with {signal}"));
+            // The same run again under gdb, to see the faulting instruction.
+            let gdb_output = toolchain::find(Tool::Gdb).and_then(|gdb| {
+                let args = crash::gdb_args(&job.env.python, &pytest_args);
+                let out = sandbox.run(&cmd(&gdb, args), &mounts, cancel).ok()?;
+                log.push_str(&format!("\n--- gdb ---\n{}", out.text));
+                Some(out.text)
+            });
+            run.crash = Some(crash::report(
+                &signal,
+                &out.text,
+                gdb_output.as_deref(),
+                job.project_root,
+            ));
+        }
+        Exit::TimedOut => {
+            let mut problem = format!("timed out after {} s", sandbox.limits.timeout_secs);
+            if let Some(stack) = hang_traceback(&out.text) {
+                problem.push_str(&format!(" in:\n{stack}"));
+            }
+            run.problem = Some(problem);
+        }
+        Exit::Cancelled => run.problem = Some("cancelled".into()),
+    }
+    match std::fs::read_to_string(&junit) {
+        Ok(xml) => {
+            if !junit::parse_into(&xml, &mut run) {
+                run.problem
+                    .get_or_insert_with(|| "pytest's JUnit XML is unreadable".into());
+            }
+        }
+        Err(_) => {
+            run.problem
+                .get_or_insert_with(|| "pytest wrote no results".into());
+        }
+    }
+    Ok((run, log))
+}
+
+/// The stack pytest's faulthandler dumped before the timeout.
+fn hang_traceback(output: &str) -> Option<String> {
+    let start = output.find("Timeout (")?;
+    let lines: Vec<&str> = output[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    Some(lines.join("\n"))
+}
+
+fn is_test_module(rel: &Path) -> bool {
+    rel.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("test_") && n.ends_with(".py"))
+}
+
+fn generated_import_test(modules: &[String]) -> String {
+    let list: Vec<String> = modules.iter().map(|m| format!("{m:?}")).collect();
+    format!(
+        "# Generated by wheelwright: the project has no tests, so import every module.\n\
+         import importlib\n\nimport pytest\n\n\n\
+         @pytest.mark.parametrize(\"name\", [{}])\n\
+         def test_import(name):\n    importlib.import_module(name)\n",
+        list.join(", ")
+    )
+}
+
+/// Unpacks the wheel into `site`, checking every file against RECORD as an
+/// installer does.
+fn install_wheel(wheel: &Path, site: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(wheel).map_err(|e| e.to_string())?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+    let mut record = None;
+    let mut hashes = std::collections::HashMap::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| e.to_string())?;
+        let name = entry.name().map_err(|e| e.to_string())?.to_string();
+        let rel = entry
+            .enclosed_name()
+            .ok_or_else(|| format!("unsafe path in wheel: {name}"))?;
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).map_err(|e| e.to_string())?;
+        let dest = site.join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&dest, &data).map_err(|e| e.to_string())?;
+        if name.ends_with(".dist-info/RECORD") {
+            record = Some(String::from_utf8_lossy(&data).into_owned());
+        } else {
+            hashes.insert(name, crate::wheel::record_hash(&data));
+        }
+    }
+    let record = record.ok_or("the wheel has no RECORD")?;
+    for line in record.lines() {
+        let mut fields = line.rsplitn(3, ',');
+        let (_size, hash, path) = (fields.next(), fields.next(), fields.next());
+        if let (Some(hash), Some(path)) = (hash, path) {
+            if !hash.is_empty() && hashes.get(path).map(String::as_str) != Some(hash) {
+                return Err(format!("{path} does not match its RECORD hash"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `SIGSEGV` for 11, and so on.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}
