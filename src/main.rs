@@ -6,18 +6,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Inside the sandbox this binary is the Landlock exec helper.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == wheelwright::cli::SANDBOX_EXEC)
-    {
+    if std::env::args_os().nth(1).is_some_and(|a| a == wheelwright::cli::SANDBOX_EXEC) {
         let code = wheelwright_workers::sandbox::landlock::exec_main(std::env::args_os().skip(2));
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let cli = wheelwright::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WHEELWRIGHT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WHEELWRIGHT_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -9,11 +9,7 @@ fn repo() -> PathBuf {
 }
 
 fn wheelwright(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wheelwright"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_wheelwright")).args(args).current_dir(repo()).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -24,15 +20,7 @@ fn text(bytes: &[u8]) -> String {
 fn build_prints_steps_and_a_summary_and_reports_json() {
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().to_str().unwrap();
-    let result = wheelwright(&[
-        "build",
-        "examples/pymult",
-        "--target",
-        "all",
-        "--out",
-        out,
-        "--json",
-    ]);
+    let result = wheelwright(&["build", "examples/pymult", "--target", "all", "--out", out, "--json"]);
     let stderr = text(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     for line in [
@@ -43,33 +31,26 @@ fn build_prints_steps_and_a_summary_and_reports_json() {
     ] {
         assert!(stderr.contains(line), "missing {line:?} in\n{stderr}");
     }
-    assert!(stderr.contains("linux-x86_64    succeeded  yes   pymult-1.0.0-cp38-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "linux-x86_64    succeeded  yes   pymult-1.0.0-cp38-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("tests on cpython-"), "{stderr}");
 
     let report: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     let targets = report["targets"].as_array().unwrap();
-    let names: Vec<&str> = targets
-        .iter()
-        .map(|t| t["target"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = targets.iter().map(|t| t["target"].as_str().unwrap()).collect();
     assert_eq!(names, ["linux-x86_64", "macos-x86_64", "windows-x86_64"]);
     assert!(targets.iter().all(|t| t["status"] == "succeeded"));
-    let steps: Vec<&str> = targets[0]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        steps,
-        ["assemble", "abi", "link", "verify", "package", "smoke"]
-    );
+    let steps: Vec<&str> =
+        targets[0]["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["assemble", "abi", "link", "verify", "package", "smoke"]);
     assert_eq!(report["sdist"]["filename"], "pymult-1.0.0.tar.gz");
     for t in targets {
         for a in t["artifacts"].as_array().unwrap() {
-            assert!(Path::new(out)
-                .join(a["filename"].as_str().unwrap())
-                .is_file());
+            assert!(Path::new(out).join(a["filename"].as_str().unwrap()).is_file());
         }
     }
 }
@@ -90,10 +71,7 @@ fn a_failed_target_makes_the_exit_status_non_zero() {
     ]);
     assert_eq!(result.status.code(), Some(1));
     let stderr = text(&result.stderr);
-    assert!(
-        stderr.contains("linux-x86_64    assemble  FAILED"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("linux-x86_64    assemble  FAILED"), "{stderr}");
     assert!(stderr.contains("src/broken.asm:1: error:"), "{stderr}");
 }
 
@@ -101,11 +79,7 @@ fn a_failed_target_makes_the_exit_status_non_zero() {
 fn bad_arguments_and_bad_projects_exit_with_status_2() {
     let result = wheelwright(&["build", "examples/pymult", "--target", "linux-arm64"]);
     assert_eq!(result.status.code(), Some(2));
-    assert!(
-        text(&result.stderr).contains("unknown target `linux-arm64`"),
-        "{}",
-        text(&result.stderr)
-    );
+    assert!(text(&result.stderr).contains("unknown target `linux-arm64`"), "{}", text(&result.stderr));
 
     let empty = tempfile::tempdir().unwrap();
     let result = wheelwright(&["build", empty.path().to_str().unwrap()]);
@@ -130,11 +104,7 @@ fn no_smoke_skips_the_smoke_test() {
     ]);
     let stderr = text(&result.stderr);
     assert!(result.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("linux-x86_64    smoke     skipped")
-            && stderr.contains("smoke test disabled"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("linux-x86_64    smoke     skipped") && stderr.contains("smoke test disabled"), "{stderr}");
 }
 
 #[test]
@@ -142,18 +112,8 @@ fn doctor_lists_every_tool_with_version_and_path() {
     let result = wheelwright(&["doctor"]);
     let stdout = text(&result.stdout);
     assert!(result.status.success(), "{stdout}");
-    for tool in [
-        "nasm",
-        "ld.lld",
-        "ld64.lld",
-        "lld-link",
-        "llvm-dlltool",
-        "bwrap",
-    ] {
-        assert!(
-            stdout.contains(&format!("  ok       {tool:<13} ")),
-            "{tool} missing in\n{stdout}"
-        );
+    for tool in ["nasm", "ld.lld", "ld64.lld", "lld-link", "llvm-dlltool", "bwrap"] {
+        assert!(stdout.contains(&format!("  ok       {tool:<13} ")), "{tool} missing in\n{stdout}");
     }
     assert!(stdout.contains("NASM version 2."), "{stdout}");
     assert!(stdout.contains("  ok       linux-x86_64"), "{stdout}");

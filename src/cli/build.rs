@@ -53,16 +53,11 @@ pub struct BuildArgs {
 struct TargetList(Vec<Target>);
 
 fn parse_targets(s: &str) -> Result<TargetList, String> {
-    Target::parse_list(s)
-        .map(TargetList)
-        .map_err(|e| e.to_string())
+    Target::parse_list(s).map(TargetList).map_err(|e| e.to_string())
 }
 
 pub fn run(args: BuildArgs) -> ExitCode {
-    let overrides = Overrides {
-        debug: args.debug,
-        ..Overrides::default()
-    };
+    let overrides = Overrides { debug: args.debug, ..Overrides::default() };
     let project = match Project::load(&args.path, &overrides) {
         Ok(p) => p,
         Err(e) => {
@@ -70,11 +65,7 @@ pub fn run(args: BuildArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let limits = Limits {
-        timeout_secs: args.step_timeout,
-        cpu_secs: args.step_timeout,
-        ..Limits::default()
-    };
+    let limits = Limits { timeout_secs: args.step_timeout, cpu_secs: args.step_timeout, ..Limits::default() };
     let sandbox = match make_sandbox(args.sandbox, limits) {
         Ok(s) => s,
         Err(e) => {
@@ -85,11 +76,7 @@ pub fn run(args: BuildArgs) -> ExitCode {
     if !sandbox.is_isolated() {
         eprintln!("warning: --sandbox=none: the sources, their tests and the modules they build run unconfined");
     }
-    let interpreters = if args.no_smoke {
-        Vec::new()
-    } else {
-        args.python.interpreters()
-    };
+    let interpreters = if args.no_smoke { Vec::new() } else { args.python.interpreters() };
     let work = match tempfile::Builder::new().prefix("wheelwright-").tempdir() {
         Ok(w) => w,
         Err(e) => {
@@ -104,17 +91,12 @@ pub fn run(args: BuildArgs) -> ExitCode {
         smoke: !args.no_smoke,
         interpreters,
         cache_dir: wheelwright_workers::default_cache_dir(),
-        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|v| v.trim().parse().ok()),
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()),
         sandbox,
         cancel: CancelToken::new(),
         parallel_targets: true,
     };
-    eprintln!(
-        "building {} {}",
-        project.metadata.name, project.metadata.version
-    );
+    eprintln!("building {} {}", project.metadata.name, project.metadata.version);
     let verbose = args.verbose;
     let report = pipeline::build(&project, &options, &|event| print_event(&event, verbose));
     print_summary(&report);
@@ -138,13 +120,7 @@ fn print_event(event: &Event, verbose: bool) {
                 Status::Failed => "FAILED",
                 Status::Skipped => "skipped",
             };
-            eprintln!(
-                "  {:<15} {:<9} {:<8} {:>6} ms",
-                target.name(),
-                report.name,
-                status,
-                report.duration_ms
-            );
+            eprintln!("  {:<15} {:<9} {:<8} {:>6} ms", target.name(), report.name, status, report.duration_ms);
             if let Some(reason) = &report.reason {
                 for line in reason.lines() {
                     eprintln!("      {line}");
@@ -169,19 +145,9 @@ fn print_summary(report: &BuildReport) {
             Status::Failed => "failed",
             Status::Skipped => "skipped",
         };
-        let files: Vec<&str> = target
-            .artifacts
-            .iter()
-            .map(|a| a.filename.as_str())
-            .collect();
+        let files: Vec<&str> = target.artifacts.iter().map(|a| a.filename.as_str()).collect();
         let abi3 = if target.abi3 { "yes" } else { "no" };
-        eprintln!(
-            "{:<15} {:<10} {:<5} {}",
-            target.target.name(),
-            status,
-            abi3,
-            files.join(" ")
-        );
+        eprintln!("{:<15} {:<10} {:<5} {}", target.target.name(), status, abi3, files.join(" "));
         for run in &target.tests {
             eprintln!(
                 "{:<15}   tests on {}: {} passed, {} failed, {} errors, {} skipped{}",
@@ -191,17 +157,11 @@ fn print_summary(report: &BuildReport) {
                 run.failed,
                 run.errors,
                 run.skipped,
-                run.problem
-                    .as_ref()
-                    .map(|p| format!(" ({p})"))
-                    .unwrap_or_default()
+                run.problem.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
             );
         }
     }
     if let Some(sdist) = &report.sdist {
-        eprintln!(
-            "{:<15} {:<10} {:<5} {}",
-            "sdist", "succeeded", "", sdist.filename
-        );
+        eprintln!("{:<15} {:<10} {:<5} {}", "sdist", "succeeded", "", sdist.filename);
     }
 }

@@ -23,12 +23,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     println!("tools:");
     for tool in Tool::ALL {
         match chain.found.iter().find(|f| f.tool == tool) {
-            Some(found) => println!(
-                "  ok       {:<13} {}  ({})",
-                tool.name(),
-                found.version,
-                found.path.display()
-            ),
+            Some(found) => println!("  ok       {:<13} {}  ({})", tool.name(), found.version, found.path.display()),
             None => println!(
                 "  MISSING  {:<13} {}: install the Debian package {}",
                 tool.name(),
@@ -39,11 +34,8 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     }
     println!("targets:");
     for target in Target::ALL {
-        let missing: Vec<&str> = toolchain::required_for(target)
-            .iter()
-            .filter(|t| chain.path(**t).is_none())
-            .map(|t| t.name())
-            .collect();
+        let missing: Vec<&str> =
+            toolchain::required_for(target).iter().filter(|t| chain.path(**t).is_none()).map(|t| t.name()).collect();
         if missing.is_empty() {
             println!("  ok       {target}");
         } else {

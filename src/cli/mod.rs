@@ -69,10 +69,8 @@ pub fn make_sandbox(kind: SandboxKind, limits: Limits) -> Result<Sandbox, Sandbo
     match kind {
         SandboxKind::None => Ok(Sandbox::none(limits)),
         SandboxKind::Bwrap => {
-            let helper = std::env::current_exe().ok().map(|program| Helper {
-                program,
-                args: vec![SANDBOX_EXEC.to_string()],
-            });
+            let helper =
+                std::env::current_exe().ok().map(|program| Helper { program, args: vec![SANDBOX_EXEC.to_string()] });
             Sandbox::bubblewrap(limits, helper)
         }
     }

@@ -19,7 +19,9 @@ const PYTHON3_DLL_A: &str = "0.2.15";
 #[derive(Debug, thiserror::Error)]
 pub enum CApiError {
     /// llvm-dlltool failed or is missing.
-    #[error("could not generate the Windows import libraries (needs llvm-dlltool on PATH, Debian package `llvm`): {0}")]
+    #[error(
+        "could not generate the Windows import libraries (needs llvm-dlltool on PATH, Debian package `llvm`): {0}"
+    )]
     Generate(String),
     /// The cache could not be written or read.
     #[error("import library cache {path}: {message}")]
@@ -88,20 +90,13 @@ impl CApi {
         let read = |file: &str| {
             std::fs::read_to_string(dir.join(file))
                 .map(|t| DefFile::parse(&t))
-                .map_err(|e| CApiError::Cache {
-                    path: dir.join(file).display().to_string(),
-                    message: e.to_string(),
-                })
+                .map_err(|e| CApiError::Cache { path: dir.join(file).display().to_string(), message: e.to_string() })
         };
         let stable = read("python3.def")?;
         let versions = PyVersion::known()
             .map(|v| Ok((v, read(&format!("python{}.def", v.nodot()))?)))
             .collect::<Result<_, _>>()?;
-        let api = Arc::new(CApi {
-            dir,
-            stable,
-            versions,
-        });
+        let api = Arc::new(CApi { dir, stable, versions });
         map.insert(cache_root.to_path_buf(), api.clone());
         Ok(api)
     }
@@ -118,9 +113,7 @@ impl CApi {
 
     /// Whether `symbol` is exported by `version`'s DLL.
     pub fn in_version(&self, version: PyVersion, symbol: &str) -> bool {
-        self.versions
-            .iter()
-            .any(|(v, d)| *v == version && d.contains(symbol))
+        self.versions.iter().any(|(v, d)| *v == version && d.contains(symbol))
     }
 
     /// The import library to link against: `python3.lib` for abi3, else `python3XY.lib`.
@@ -147,10 +140,8 @@ fn ensure_libraries(cache_root: &Path) -> Result<PathBuf, CApiError> {
     if dir.join("complete").is_file() {
         return Ok(dir);
     }
-    let cache_err = |path: &Path, e: std::io::Error| CApiError::Cache {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+    let cache_err =
+        |path: &Path, e: std::io::Error| CApiError::Cache { path: path.display().to_string(), message: e.to_string() };
     std::fs::create_dir_all(cache_root).map_err(|e| cache_err(cache_root, e))?;
     let scratch = tempfile::tempdir_in(cache_root).map_err(|e| cache_err(cache_root, e))?;
     let generate = |version: Option<PyVersion>| {
@@ -163,8 +154,7 @@ fn ensure_libraries(cache_root: &Path) -> Result<PathBuf, CApiError> {
     for version in PyVersion::known() {
         generate(Some(version))?;
     }
-    std::fs::write(scratch.path().join("complete"), b"")
-        .map_err(|e| cache_err(scratch.path(), e))?;
+    std::fs::write(scratch.path().join("complete"), b"").map_err(|e| cache_err(scratch.path(), e))?;
     let scratch = scratch.keep();
     if let Err(e) = std::fs::rename(&scratch, &dir) {
         // Another process finished first: use its copy.
@@ -182,9 +172,7 @@ mod tests {
 
     #[test]
     fn def_files_separate_functions_from_data() {
-        let def = DefFile::parse(
-            "LIBRARY python3.dll\nEXPORTS\nPyArg_ParseTuple\nPyExc_ValueError DATA\n",
-        );
+        let def = DefFile::parse("LIBRARY python3.dll\nEXPORTS\nPyArg_ParseTuple\nPyExc_ValueError DATA\n");
         assert!(def.functions.contains("PyArg_ParseTuple"));
         assert!(def.data.contains("PyExc_ValueError"));
         assert!(!def.contains("LIBRARY"));

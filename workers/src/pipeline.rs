@@ -11,9 +11,7 @@ use crate::capi::CApi;
 use crate::process::{CancelToken, Cmd, Exit};
 use crate::project::{Module, Project};
 use crate::pyversion::PyVersion;
-use crate::report::{
-    Artifact, BuildReport, ProjectInfo, Status, StepReport, TargetReport, TestRun,
-};
+use crate::report::{Artifact, BuildReport, ProjectInfo, Status, StepReport, TargetReport, TestRun};
 use crate::sandbox::{Mounts, Sandbox};
 use crate::smoke::{self, Interpreter, SmokeEnv};
 use crate::target::{LinkJob, Target};
@@ -76,14 +74,8 @@ pub enum Event {
 }
 
 /// Builds `project` and writes its artifacts; the report says what happened.
-pub fn build(
-    project: &Project,
-    options: &BuildOptions,
-    on_event: &(dyn Fn(Event) + Sync),
-) -> BuildReport {
-    let _span =
-        info_span!("build", project = %project.metadata.name, version = %project.metadata.version)
-            .entered();
+pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event) + Sync)) -> BuildReport {
+    let _span = info_span!("build", project = %project.metadata.name, version = %project.metadata.version).entered();
     let mut options = options.clone();
     // Absolute and free of links: the sandbox binds it by this name.
     if let Ok(dir) = std::fs::canonicalize(&options.work_dir) {
@@ -93,29 +85,20 @@ pub fn build(
     if !options.sandbox.is_isolated() {
         on_event(Event::Log {
             target: None,
-            text: "warning: the sandbox is off (--sandbox=none): untrusted code runs unconfined"
-                .into(),
+            text: "warning: the sandbox is off (--sandbox=none): untrusted code runs unconfined".into(),
         });
     }
     let toolchain = Toolchain::discover();
     let epoch = options.source_date_epoch.unwrap_or(0);
-    let targets = options
-        .targets
-        .clone()
-        .unwrap_or_else(|| project.settings.targets.clone());
+    let targets = options.targets.clone().unwrap_or_else(|| project.settings.targets.clone());
     let include_dir = options.work_dir.join("include");
     let include_ready = std::fs::create_dir_all(&include_dir)
         .and_then(|_| std::fs::write(include_dir.join("wheelwright.inc"), WHEELWRIGHT_INC));
 
-    let capi = if targets.is_empty() {
-        None
-    } else {
-        Some(CApi::load(&options.cache_dir))
-    };
+    let capi = if targets.is_empty() { None } else { Some(CApi::load(&options.cache_dir)) };
     let build_target = |target: Target| {
         let _span = info_span!("target", target = %target).entered();
-        let mut ctx =
-            TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir);
+        let mut ctx = TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir);
         if options.cancel.is_cancelled() {
             return ctx.finish_skipped("cancelled");
         }
@@ -139,10 +122,7 @@ pub fn build(
                     scope.spawn(move || parent.in_scope(|| build_target(t)))
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("target thread panicked"))
-                .collect()
+            handles.into_iter().map(|h| h.join().expect("target thread panicked")).collect()
         })
     } else {
         targets.iter().map(|&t| build_target(t)).collect()
@@ -150,18 +130,12 @@ pub fn build(
     let sdist = match wheel::write_sdist(project, &options.out_dir, epoch) {
         Ok(artifact) => Some(artifact),
         Err(e) => {
-            on_event(Event::Log {
-                target: None,
-                text: format!("sdist: {e}"),
-            });
+            on_event(Event::Log { target: None, text: format!("sdist: {e}") });
             None
         }
     };
     BuildReport {
-        project: ProjectInfo {
-            name: project.metadata.name.clone(),
-            version: project.metadata.version.clone(),
-        },
+        project: ProjectInfo { name: project.metadata.name.clone(), version: project.metadata.version.clone() },
         targets: reports,
         sdist,
     }
@@ -218,84 +192,47 @@ impl<'a> TargetBuild<'a> {
     }
 
     fn log(&self, text: impl Into<String>) {
-        (self.on_event)(Event::Log {
-            target: Some(self.target),
-            text: text.into(),
-        });
+        (self.on_event)(Event::Log { target: Some(self.target), text: text.into() });
     }
 
     /// Runs one named step, timing it and reporting its outcome.
-    fn step<T>(
-        &mut self,
-        name: &str,
-        body: impl FnOnce(&mut Self) -> StepResult<T>,
-    ) -> StepResult<T> {
+    fn step<T>(&mut self, name: &str, body: impl FnOnce(&mut Self) -> StepResult<T>) -> StepResult<T> {
         let _span = info_span!("step", step = name).entered();
-        (self.on_event)(Event::StepStarted {
-            target: self.target,
-            step: name.to_string(),
-        });
+        (self.on_event)(Event::StepStarted { target: self.target, step: name.to_string() });
         let started = Instant::now();
         let result = body(self);
         let report = StepReport {
             name: name.to_string(),
-            status: if result.is_ok() {
-                Status::Succeeded
-            } else {
-                Status::Failed
-            },
+            status: if result.is_ok() { Status::Succeeded } else { Status::Failed },
             duration_ms: started.elapsed().as_millis() as u64,
             reason: result.as_ref().err().cloned(),
         };
-        (self.on_event)(Event::StepFinished {
-            target: self.target,
-            report: report.clone(),
-        });
+        (self.on_event)(Event::StepFinished { target: self.target, report: report.clone() });
         self.steps.push(report);
         result
     }
 
     fn skip_step(&mut self, name: &str, reason: &str) {
-        let report = StepReport {
-            name: name.into(),
-            status: Status::Skipped,
-            duration_ms: 0,
-            reason: Some(reason.into()),
-        };
-        (self.on_event)(Event::StepFinished {
-            target: self.target,
-            report: report.clone(),
-        });
+        let report =
+            StepReport { name: name.into(), status: Status::Skipped, duration_ms: 0, reason: Some(reason.into()) };
+        (self.on_event)(Event::StepFinished { target: self.target, report: report.clone() });
         self.steps.push(report);
     }
 
     /// Runs a tool; a failure's reason is the tool's own output.
     fn run_tool(&self, cmd: &Cmd, mounts: &Mounts) -> StepResult<String> {
         self.log(format!("$ {}", cmd.display()));
-        let out = self
-            .options
-            .sandbox
-            .run(cmd, mounts, &self.options.cancel)
-            .map_err(|e| e.to_string())?;
+        let out = self.options.sandbox.run(cmd, mounts, &self.options.cancel).map_err(|e| e.to_string())?;
         if !out.text.trim().is_empty() {
             self.log(out.text.trim_end());
         }
-        let tool = cmd
-            .program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let tool = cmd.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match out.exit {
             Exit::Code(0) => Ok(out.text),
-            Exit::Code(code) if out.text.trim().is_empty() => {
-                Err(format!("{tool} exited with status {code}"))
-            }
+            Exit::Code(code) if out.text.trim().is_empty() => Err(format!("{tool} exited with status {code}")),
             Exit::Code(_) => Err(out.text.trim_end().to_string()),
             Exit::Signal(sig) => Err(format!("{tool} was killed by {}", smoke::signal_name(sig))),
-            Exit::TimedOut => Err(format!(
-                "{tool} timed out after {} s",
-                self.options.sandbox.limits.timeout_secs
-            )),
+            Exit::TimedOut => Err(format!("{tool} timed out after {} s", self.options.sandbox.limits.timeout_secs)),
             Exit::Cancelled => Err("cancelled".into()),
         }
     }
@@ -307,9 +244,7 @@ impl<'a> TargetBuild<'a> {
             .map(|t| format!("{} (Debian package {})", t.name(), t.package()))
             .collect();
         if !missing.is_empty() {
-            return self.step("toolchain", |_| {
-                Err(format!("missing tools: {}", missing.join(", ")))
-            });
+            return self.step("toolchain", |_| Err(format!("missing tools: {}", missing.join(", "))));
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
         let objects = self.step("assemble", |b| b.assemble())?;
@@ -327,13 +262,9 @@ impl<'a> TargetBuild<'a> {
                     glibc,
                     epoch,
                 };
-                wheel::write_wheel(&input, &b.options.out_dir)
-                    .map_err(|e| format!("cannot write the wheel: {e}"))
+                wheel::write_wheel(&input, &b.options.out_dir).map_err(|e| format!("cannot write the wheel: {e}"))
             })?;
-            self.log(format!(
-                "wrote {} ({} bytes, sha256 {})",
-                artifact.filename, artifact.size, artifact.sha256
-            ));
+            self.log(format!("wrote {} ({} bytes, sha256 {})", artifact.filename, artifact.size, artifact.sha256));
             wheels.push((python, artifact.path.clone()));
             self.artifacts.push(artifact);
         }
@@ -350,47 +281,30 @@ impl<'a> TargetBuild<'a> {
     }
 
     fn object_path(&self, module: &Module) -> PathBuf {
-        self.dir.join("obj").join(format!(
-            "{}.{}",
-            module.name,
-            self.target.object_extension()
-        ))
+        self.dir.join("obj").join(format!("{}.{}", module.name, self.target.object_extension()))
     }
 
     fn assemble(&mut self) -> StepResult<Vec<(Module, PathBuf)>> {
-        let nasm = self
-            .toolchain
-            .path(toolchain::Tool::Nasm)
-            .expect("checked above")
-            .to_path_buf();
+        let nasm = self.toolchain.path(toolchain::Tool::Nasm).expect("checked above").to_path_buf();
         std::fs::create_dir_all(self.dir.join("obj")).map_err(|e| e.to_string())?;
         let debug = self.project.settings.debug;
         let mut objects = Vec::new();
         for module in &self.project.modules {
             let object = self.object_path(module);
             let source_dir = module.source.parent().unwrap_or(Path::new(""));
-            let mut cmd = Cmd::new(&nasm)
-                .args(self.target.nasm_args(debug))
-                .cwd(&self.project.root);
+            let mut cmd = Cmd::new(&nasm).args(self.target.nasm_args(debug)).cwd(&self.project.root);
             // nasm joins -I prefixes to names literally: each needs its slash.
             let mut dirs = vec![source_dir, self.project.source_dir.as_path()];
             dirs.dedup();
             for dir in dirs {
-                let dir = if dir.as_os_str().is_empty() {
-                    "./".to_string()
-                } else {
-                    format!("{}/", dir.display())
-                };
+                let dir = if dir.as_os_str().is_empty() { "./".to_string() } else { format!("{}/", dir.display()) };
                 cmd = cmd.arg(format!("-I{dir}"));
             }
             cmd = cmd.arg(format!("-I{}/", self.include_dir.display()));
             for define in &self.project.settings.defines {
                 cmd = cmd.arg(format!("-D{define}"));
             }
-            cmd = cmd
-                .arg("-o")
-                .arg(object.display().to_string())
-                .arg(module.source.display().to_string());
+            cmd = cmd.arg("-o").arg(object.display().to_string()).arg(module.source.display().to_string());
             // nasm reads the project (and, through %include and incbin, any
             // path it is given): it sees the project read-only and nothing else.
             let mounts = Mounts::job(&self.options.work_dir).read_only(&self.project.root);
@@ -402,35 +316,19 @@ impl<'a> TargetBuild<'a> {
 
     /// abi3 when every imported symbol is in the stable ABI (or as configured);
     /// otherwise one variant per configured Python version.
-    fn choose_variants(
-        &mut self,
-        capi: &CApi,
-        objects: &[(Module, PathBuf)],
-    ) -> StepResult<Vec<Option<PyVersion>>> {
+    fn choose_variants(&mut self, capi: &CApi, objects: &[(Module, PathBuf)]) -> StepResult<Vec<Option<PyVersion>>> {
         let mut unstable = Vec::new();
         let mut foreign = Vec::new();
         for (module, object) in objects {
             let bytes = std::fs::read(object).map_err(|e| e.to_string())?;
-            let imports = verify::object_imports(self.target, &bytes)
-                .map_err(|e| format!("{}: {e}", object.display()))?;
+            let imports =
+                verify::object_imports(self.target, &bytes).map_err(|e| format!("{}: {e}", object.display()))?;
             // Caught here, before linking, so every target says it the same way.
-            let outside: Vec<String> = imports
-                .iter()
-                .filter(|s| !capi.is_capi(s))
-                .cloned()
-                .collect();
+            let outside: Vec<String> = imports.iter().filter(|s| !capi.is_capi(s)).cloned().collect();
             if !outside.is_empty() {
-                foreign.push(format!(
-                    "{} {}",
-                    module.source.display(),
-                    verify::Problem::NotCApi(outside)
-                ));
+                foreign.push(format!("{} {}", module.source.display(), verify::Problem::NotCApi(outside)));
             }
-            unstable.extend(
-                imports
-                    .into_iter()
-                    .filter(|s| capi.is_capi(s) && !capi.is_stable(s)),
-            );
+            unstable.extend(imports.into_iter().filter(|s| capi.is_capi(s) && !capi.is_stable(s)));
         }
         if !foreign.is_empty() {
             return Err(foreign.join("\n"));
@@ -454,15 +352,8 @@ impl<'a> TargetBuild<'a> {
             ));
             Ok(vec![None])
         } else {
-            let versions: Vec<String> = settings
-                .python_versions
-                .iter()
-                .map(|v| v.to_string())
-                .collect();
-            self.log(format!(
-                "not abi3; one wheel per Python version: {}",
-                versions.join(", ")
-            ));
+            let versions: Vec<String> = settings.python_versions.iter().map(|v| v.to_string()).collect();
+            self.log(format!("not abi3; one wheel per Python version: {}", versions.join(", ")));
             Ok(settings.python_versions.iter().copied().map(Some).collect())
         }
     }
@@ -504,28 +395,16 @@ impl<'a> TargetBuild<'a> {
         Ok(built)
     }
 
-    fn verify(
-        &mut self,
-        capi: &CApi,
-        built: &[Built],
-        python: Option<PyVersion>,
-    ) -> StepResult<Option<(u32, u32)>> {
+    fn verify(&mut self, capi: &CApi, built: &[Built], python: Option<PyVersion>) -> StepResult<Option<(u32, u32)>> {
         let mut glibc = None;
         let mut failures = Vec::new();
         for (module, built) in self.project.modules.iter().zip(built) {
             let init_symbol = module.init_symbol();
-            let expect = Expect {
-                init_symbol: &init_symbol,
-                python,
-                macos_min: &self.project.settings.macos_deployment_target,
-            };
+            let expect =
+                Expect { init_symbol: &init_symbol, python, macos_min: &self.project.settings.macos_deployment_target };
             match verify::verify(self.target, &built.bytes, &expect, capi) {
                 Ok(v) => {
-                    self.log(format!(
-                        "{}: ok, imports {}",
-                        built.wheel_path,
-                        v.imports.join(" ")
-                    ));
+                    self.log(format!("{}: ok, imports {}", built.wheel_path, v.imports.join(" ")));
                     glibc = glibc.max(v.glibc);
                 }
                 Err(e) => failures.push(format!("{} {e}", built.wheel_path)),
@@ -543,37 +422,23 @@ impl<'a> TargetBuild<'a> {
             .project
             .test_files
             .iter()
-            .map(|p| {
-                (
-                    p.strip_prefix("tests").unwrap_or(p).to_path_buf(),
-                    self.project.root.join(p),
-                )
-            })
+            .map(|p| (p.strip_prefix("tests").unwrap_or(p).to_path_buf(), self.project.root.join(p)))
             .collect();
-        let modules: Vec<String> = self
-            .project
-            .modules
-            .iter()
-            .map(|m| m.name.clone())
-            .collect();
+        let modules: Vec<String> = self.project.modules.iter().map(|m| m.name.clone()).collect();
         let requires = &self.project.metadata.requires_python;
         let mut problems = Vec::new();
         let mut ran = 0;
         for (python, wheel_path) in wheels {
             for interp in &self.options.interpreters {
                 let admitted = match python {
-                    None => {
-                        requires.admits(interp.version)
-                            && interp.version >= wheel::abi3_minimum(self.project)
-                    }
+                    None => requires.admits(interp.version) && interp.version >= wheel::abi3_minimum(self.project),
                     Some(v) => *v == interp.version,
                 };
                 if !admitted {
                     continue;
                 }
                 ran += 1;
-                let env = SmokeEnv::ensure(interp, &self.options.cache_dir.join("smoke"))
-                    .map_err(|e| e.to_string())?;
+                let env = SmokeEnv::ensure(interp, &self.options.cache_dir.join("smoke")).map_err(|e| e.to_string())?;
                 let dir = self.dir.join("smoke").join(format!(
                     "{}-{}",
                     interp.label(),
@@ -588,14 +453,9 @@ impl<'a> TargetBuild<'a> {
                     env: &env,
                     project_root: &self.project.root,
                 };
-                let (run, output) = smoke::run(&job, &self.options.sandbox, &self.options.cancel)
-                    .map_err(|e| e.to_string())?;
-                self.log(format!(
-                    "pytest on {} ({}):\n{}",
-                    run.interpreter,
-                    run.wheel,
-                    output.trim_end()
-                ));
+                let (run, output) =
+                    smoke::run(&job, &self.options.sandbox, &self.options.cancel).map_err(|e| e.to_string())?;
+                self.log(format!("pytest on {} ({}):\n{}", run.interpreter, run.wheel, output.trim_end()));
                 if let Some(problem) = &run.problem {
                     problems.push(format!("{}: {problem}", run.interpreter));
                 } else if run.failed + run.errors > 0 {
@@ -619,11 +479,7 @@ impl<'a> TargetBuild<'a> {
     }
 
     fn finish(self, result: StepResult<()>) -> TargetReport {
-        let status = if result.is_ok() {
-            Status::Succeeded
-        } else {
-            Status::Failed
-        };
+        let status = if result.is_ok() { Status::Succeeded } else { Status::Failed };
         let reason = match result {
             Err(reason) => Some(reason),
             Ok(()) => self.note.clone(),

@@ -31,13 +31,7 @@ pub struct Cmd {
 impl Cmd {
     /// A command for `program` with no arguments.
     pub fn new(program: impl Into<PathBuf>) -> Self {
-        Self {
-            program: program.into(),
-            args: Vec::new(),
-            cwd: None,
-            env: Vec::new(),
-            clear_env: false,
-        }
+        Self { program: program.into(), args: Vec::new(), cwd: None, env: Vec::new(), clear_env: false }
     }
 
     /// Appends one argument.
@@ -98,12 +92,7 @@ pub struct RunLimits {
 
 impl Default for RunLimits {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(60),
-            max_output: 1 << 20,
-            rlimits: Vec::new(),
-            cgroup_procs: None,
-        }
+        Self { timeout: Duration::from_secs(60), max_output: 1 << 20, rlimits: Vec::new(), cgroup_procs: None }
     }
 }
 
@@ -175,10 +164,7 @@ pub struct SpawnError {
 /// Runs `cmd` to completion under `limits`, killing its whole process group on
 /// timeout or cancellation.
 pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output, SpawnError> {
-    let spawn_error = |source| SpawnError {
-        program: cmd.program.display().to_string(),
-        source,
-    };
+    let spawn_error = |source| SpawnError { program: cmd.program.display().to_string(), source };
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let mut command = Command::new(&cmd.program);
     command
@@ -246,10 +232,7 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     unsafe {
         libc::killpg(pgid, libc::SIGKILL);
     }
-    let status = waiter
-        .join()
-        .expect("waiter thread panicked")
-        .map_err(spawn_error)?;
+    let status = waiter.join().expect("waiter thread panicked").map_err(spawn_error)?;
     let (bytes, truncated) = collector.join().expect("collector thread panicked");
     let exit = killed.unwrap_or_else(|| match status.code() {
         Some(code) => Exit::Code(code),
@@ -259,12 +242,7 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     if truncated {
         text.push_str(&format!("\n[output truncated after {max_output} bytes]\n"));
     }
-    Ok(Output {
-        exit,
-        text,
-        truncated,
-        duration: started.elapsed(),
-    })
+    Ok(Output { exit, text, truncated, duration: started.elapsed() })
 }
 
 /// In the child, before exec: join the step's cgroup (so that every
@@ -284,10 +262,7 @@ fn child_setup(
         }
     }
     for &(resource, value) in rlimits {
-        let limit = libc::rlimit {
-            rlim_cur: value,
-            rlim_max: value,
-        };
+        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
         // SAFETY: `limit` is a valid rlimit for the duration of the call.
         if unsafe { libc::setrlimit(resource, &limit) } != 0 {
             return Err(std::io::Error::last_os_error());
@@ -326,33 +301,16 @@ mod tests {
 
     #[test]
     fn captures_stdout_and_stderr_with_the_exit_code() {
-        let out = run(
-            &sh("echo out; echo err >&2; exit 3"),
-            &RunLimits::default(),
-            &CancelToken::new(),
-        )
-        .unwrap();
+        let out = run(&sh("echo out; echo err >&2; exit 3"), &RunLimits::default(), &CancelToken::new()).unwrap();
         assert_eq!(out.exit, Exit::Code(3));
-        assert!(
-            out.text.contains("out\n") && out.text.contains("err\n"),
-            "{}",
-            out.text
-        );
+        assert!(out.text.contains("out\n") && out.text.contains("err\n"), "{}", out.text);
     }
 
     #[test]
     fn timeout_kills_the_whole_process_group() {
-        let limits = RunLimits {
-            timeout: Duration::from_millis(300),
-            ..RunLimits::default()
-        };
+        let limits = RunLimits { timeout: Duration::from_millis(300), ..RunLimits::default() };
         // The grandchild keeps the pipe open: only a group kill ends the run.
-        let out = run(
-            &sh("sleep 30 & sleep 30; echo never"),
-            &limits,
-            &CancelToken::new(),
-        )
-        .unwrap();
+        let out = run(&sh("sleep 30 & sleep 30; echo never"), &limits, &CancelToken::new()).unwrap();
         assert_eq!(out.exit, Exit::TimedOut);
         assert!(out.duration < Duration::from_secs(5));
         assert!(!out.text.contains("never"));
@@ -360,16 +318,8 @@ mod tests {
 
     #[test]
     fn output_is_capped_with_a_marker() {
-        let limits = RunLimits {
-            max_output: 1000,
-            ..RunLimits::default()
-        };
-        let out = run(
-            &sh("head -c 100000 /dev/zero | tr '\\0' x"),
-            &limits,
-            &CancelToken::new(),
-        )
-        .unwrap();
+        let limits = RunLimits { max_output: 1000, ..RunLimits::default() };
+        let out = run(&sh("head -c 100000 /dev/zero | tr '\\0' x"), &limits, &CancelToken::new()).unwrap();
         assert!(out.truncated);
         assert!(out.text.starts_with(&"x".repeat(1000)));
         assert!(out.text.ends_with("[output truncated after 1000 bytes]\n"));
@@ -389,14 +339,7 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_a_spawn_error() {
-        let err = run(
-            &Cmd::new("/nonexistent/tool"),
-            &RunLimits::default(),
-            &CancelToken::new(),
-        )
-        .unwrap_err();
-        assert!(err
-            .to_string()
-            .starts_with("could not start `/nonexistent/tool`"));
+        let err = run(&Cmd::new("/nonexistent/tool"), &RunLimits::default(), &CancelToken::new()).unwrap_err();
+        assert!(err.to_string().starts_with("could not start `/nonexistent/tool`"));
     }
 }

@@ -49,10 +49,7 @@ impl FromStr for PyVersion {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || format!("`{s}` is not a Python version such as 3.11");
         let (major, minor) = s.trim().split_once('.').ok_or_else(bad)?;
-        Ok(PyVersion::new(
-            major.parse().map_err(|_| bad())?,
-            minor.parse().map_err(|_| bad())?,
-        ))
+        Ok(PyVersion::new(major.parse().map_err(|_| bad())?, minor.parse().map_err(|_| bad())?))
     }
 }
 
@@ -119,10 +116,7 @@ impl RequiresPython {
             }
             clauses.push((op, parts, wildcard));
         }
-        Ok(Self {
-            clauses,
-            text: text.trim().to_string(),
-        })
+        Ok(Self { clauses, text: text.trim().to_string() })
     }
 
     /// The specifier as written.
@@ -136,27 +130,20 @@ impl RequiresPython {
         // a large micro) is: try the first and a late release.
         [0u32, 999].iter().any(|&micro| {
             let release = [u32::from(v.major), u32::from(v.minor), micro];
-            self.clauses
-                .iter()
-                .all(|(op, spec, wildcard)| matches(*op, spec, *wildcard, &release))
+            self.clauses.iter().all(|(op, spec, wildcard)| matches(*op, spec, *wildcard, &release))
         })
     }
 
     /// The oldest 3.X at or above 3.2 that this specifier admits.
     pub fn minimum(&self) -> Option<PyVersion> {
-        (2..=PyVersion::NEWEST.minor)
-            .map(|m| PyVersion::new(3, m))
-            .find(|v| self.admits(*v))
+        (2..=PyVersion::NEWEST.minor).map(|m| PyVersion::new(3, m)).find(|v| self.admits(*v))
     }
 }
 
 fn cmp_padded(a: &[u32], b: &[u32]) -> std::cmp::Ordering {
     let len = a.len().max(b.len());
     let pad = |v: &[u32], i| v.get(i).copied().unwrap_or(0);
-    (0..len)
-        .map(|i| pad(a, i).cmp(&pad(b, i)))
-        .find(|o| o.is_ne())
-        .unwrap_or(std::cmp::Ordering::Equal)
+    (0..len).map(|i| pad(a, i).cmp(&pad(b, i))).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
 }
 
 fn matches(op: Op, spec: &[u32], wildcard: bool, release: &[u32]) -> bool {
@@ -193,31 +180,16 @@ mod tests {
         assert!(spec.admits(v(9)) && spec.admits(v(12)));
         assert!(!spec.admits(v(13)));
         assert_eq!(spec.minimum(), Some(v(9)));
-        assert_eq!(
-            RequiresPython::parse(">3.10").unwrap().minimum(),
-            Some(v(10))
-        );
-        assert_eq!(
-            RequiresPython::parse(">=3.10.4").unwrap().minimum(),
-            Some(v(10))
-        );
-        assert_eq!(
-            RequiresPython::parse("~=3.11").unwrap().minimum(),
-            Some(v(11))
-        );
+        assert_eq!(RequiresPython::parse(">3.10").unwrap().minimum(), Some(v(10)));
+        assert_eq!(RequiresPython::parse(">=3.10.4").unwrap().minimum(), Some(v(10)));
+        assert_eq!(RequiresPython::parse("~=3.11").unwrap().minimum(), Some(v(11)));
         assert!(!RequiresPython::parse("==3.11.*").unwrap().admits(v(12)));
         assert!(RequiresPython::parse("").unwrap().admits(v(7)));
     }
 
     #[test]
     fn rejects_what_it_cannot_read() {
-        assert_eq!(
-            RequiresPython::parse("3.8+").unwrap_err(),
-            "`3.8+` is not a version clause such as >=3.8"
-        );
-        assert_eq!(
-            RequiresPython::parse(">=3.x").unwrap_err(),
-            "`>=3.x` has a version wheelwright cannot read"
-        );
+        assert_eq!(RequiresPython::parse("3.8+").unwrap_err(), "`3.8+` is not a version clause such as >=3.8");
+        assert_eq!(RequiresPython::parse(">=3.x").unwrap_err(), "`>=3.x` has a version wheelwright cannot read");
     }
 }

@@ -30,15 +30,8 @@ pub enum Tool {
 
 impl Tool {
     /// Every tool, in the order `doctor` lists them.
-    pub const ALL: [Tool; 7] = [
-        Tool::Nasm,
-        Tool::LdLld,
-        Tool::Ld64Lld,
-        Tool::LldLink,
-        Tool::LlvmDlltool,
-        Tool::Bwrap,
-        Tool::Gdb,
-    ];
+    pub const ALL: [Tool; 7] =
+        [Tool::Nasm, Tool::LdLld, Tool::Ld64Lld, Tool::LldLink, Tool::LlvmDlltool, Tool::Bwrap, Tool::Gdb];
 
     /// The command name.
     pub fn name(self) -> &'static str {
@@ -113,11 +106,7 @@ fn llvm_dirs() -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("llvm-"))
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("llvm-")))
         .map(|p| p.join("bin"))
         .collect();
     dirs.sort_by_key(|p| std::cmp::Reverse(llvm_major(p)));
@@ -152,9 +141,7 @@ pub fn find(tool: Tool) -> Option<PathBuf> {
 }
 
 fn llvm_major_str(dir: &Path) -> Option<String> {
-    Some(llvm_major(dir))
-        .filter(|v| *v > 0)
-        .map(|v| v.to_string())
+    Some(llvm_major(dir)).filter(|v| *v > 0).map(|v| v.to_string())
 }
 
 /// The first line of `tool --version`; for llvm-dlltool, which prints no
@@ -164,31 +151,17 @@ pub fn version_of(tool: Tool, path: &Path) -> String {
         let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let release = real.ancestors().find_map(|dir| {
             let name = dir.file_name()?.to_str()?;
-            name.strip_prefix("llvm-")
-                .filter(|v| v.chars().all(|c| c.is_ascii_digit()))
-                .map(str::to_string)
+            name.strip_prefix("llvm-").filter(|v| v.chars().all(|c| c.is_ascii_digit())).map(str::to_string)
         });
-        return release.map_or_else(
-            || "LLVM (version not reported)".to_string(),
-            |v| format!("LLVM {v}"),
-        );
+        return release.map_or_else(|| "LLVM (version not reported)".to_string(), |v| format!("LLVM {v}"));
     }
     Command::new(path)
         .arg(tool.version_flag())
         .output()
         .ok()
         .map(|o| {
-            let text = if o.stdout.is_empty() {
-                o.stderr
-            } else {
-                o.stdout
-            };
-            String::from_utf8_lossy(&text)
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string()
+            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            String::from_utf8_lossy(&text).lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
         })
         .unwrap_or_default()
 }
@@ -200,11 +173,7 @@ impl Toolchain {
         let mut chain = Toolchain::default();
         for tool in Tool::ALL {
             match find(tool) {
-                Some(path) => chain.found.push(Found {
-                    tool,
-                    path,
-                    version: String::new(),
-                }),
+                Some(path) => chain.found.push(Found { tool, path, version: String::new() }),
                 None => chain.missing.push(tool),
             }
         }
@@ -221,19 +190,12 @@ impl Toolchain {
 
     /// Where `tool` is, if found.
     pub fn path(&self, tool: Tool) -> Option<&Path> {
-        self.found
-            .iter()
-            .find(|f| f.tool == tool)
-            .map(|f| f.path.as_path())
+        self.found.iter().find(|f| f.tool == tool).map(|f| f.path.as_path())
     }
 
     /// A string that changes when any tool changes: part of cache keys.
     pub fn fingerprint(&self) -> String {
-        self.found
-            .iter()
-            .map(|f| format!("{}={}", f.tool.name(), f.version))
-            .collect::<Vec<_>>()
-            .join(";")
+        self.found.iter().map(|f| format!("{}={}", f.tool.name(), f.version)).collect::<Vec<_>>().join(";")
     }
 }
 
@@ -246,20 +208,14 @@ pub fn linker_for(target: Target, chain: &Toolchain) -> Option<LinkTools> {
         _ => None,
     };
     if let Some(linker) = native {
-        return Some(LinkTools {
-            linker,
-            flavor: LinkerFlavor::Native,
-        });
+        return Some(LinkTools { linker, flavor: LinkerFlavor::Native });
     }
     let tool = match target {
         Target::Linux => Tool::LdLld,
         Target::Macos => Tool::Ld64Lld,
         Target::Windows => Tool::LldLink,
     };
-    chain.path(tool).map(|p| LinkTools {
-        linker: p.to_path_buf(),
-        flavor: LinkerFlavor::Lld,
-    })
+    chain.path(tool).map(|p| LinkTools { linker: p.to_path_buf(), flavor: LinkerFlavor::Lld })
 }
 
 /// The tools `target` cannot be built without.

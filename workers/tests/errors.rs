@@ -11,9 +11,7 @@ const PYMULT: &str = include_str!("../../examples/pymult/src/pymult.asm");
 
 fn load_error(files: &[(&str, &str)]) -> String {
     let dir = project(files);
-    Project::load(dir.path(), &Overrides::default())
-        .unwrap_err()
-        .to_string()
+    Project::load(dir.path(), &Overrides::default()).unwrap_err().to_string()
 }
 
 #[test]
@@ -26,18 +24,9 @@ fn a_project_without_assembly_is_refused() {
 
 #[test]
 fn module_names_must_be_python_identifiers() {
-    assert_eq!(
-        load_error(&[("src/my-mod.asm", "")]),
-        "src/my-mod.asm: `my-mod` is not a valid Python module name"
-    );
-    assert_eq!(
-        load_error(&[("src/pkg.v2/m.asm", "")]),
-        "src/pkg.v2/m.asm: `pkg.v2` is not a valid Python module name"
-    );
-    assert_eq!(
-        load_error(&[("src/class.asm", "")]),
-        "src/class.asm: `class` is not a valid Python module name"
-    );
+    assert_eq!(load_error(&[("src/my-mod.asm", "")]), "src/my-mod.asm: `my-mod` is not a valid Python module name");
+    assert_eq!(load_error(&[("src/pkg.v2/m.asm", "")]), "src/pkg.v2/m.asm: `pkg.v2` is not a valid Python module name");
+    assert_eq!(load_error(&[("src/class.asm", "")]), "src/class.asm: `class` is not a valid Python module name");
 }
 
 #[test]
@@ -67,35 +56,18 @@ fn bad_pyproject_values_name_their_key() {
         ("[tool.wheelwright]\ndefines = [\"2X=1\"]\n", "pyproject.toml: tool.wheelwright.defines: `2X=1` is not NAME or NAME=VALUE"),
     ];
     for (toml, expected) in cases {
-        assert_eq!(
-            load_error(&[("pyproject.toml", toml), ("src/m.asm", "")]),
-            expected,
-            "{toml}"
-        );
+        assert_eq!(load_error(&[("pyproject.toml", toml), ("src/m.asm", "")]), expected, "{toml}");
     }
 }
 
 #[test]
 fn unknown_keys_and_wrong_types_are_errors_with_their_location() {
-    let message = load_error(&[
-        ("pyproject.toml", "[tool.wheelwright]\ntarget = [\"all\"]\n"),
-        ("src/m.asm", ""),
-    ]);
+    let message = load_error(&[("pyproject.toml", "[tool.wheelwright]\ntarget = [\"all\"]\n"), ("src/m.asm", "")]);
+    assert!(message.starts_with("pyproject.toml: TOML parse error at line 2, column 1"), "{message}");
+    assert!(message.contains("unknown field `target`, expected one of `targets`"), "{message}");
+    let message = load_error(&[("pyproject.toml", "[project]\nname = 3\n"), ("src/m.asm", "")]);
     assert!(
-        message.starts_with("pyproject.toml: TOML parse error at line 2, column 1"),
-        "{message}"
-    );
-    assert!(
-        message.contains("unknown field `target`, expected one of `targets`"),
-        "{message}"
-    );
-    let message = load_error(&[
-        ("pyproject.toml", "[project]\nname = 3\n"),
-        ("src/m.asm", ""),
-    ]);
-    assert!(
-        message.contains("line 2")
-            && message.contains("invalid type: integer `3`, expected a string"),
+        message.contains("line 2") && message.contains("invalid type: integer `3`, expected a string"),
         "{message}"
     );
 }
@@ -118,23 +90,10 @@ fn symbolic_links_inside_a_project_are_refused() {
 
 #[test]
 fn a_root_level_source_without_pyproject_is_a_project() {
-    let dir = project(&[
-        ("pymult.asm", PYMULT),
-        ("conftest.py", ""),
-        ("helpers.py", "X = 1\n"),
-    ]);
+    let dir = project(&[("pymult.asm", PYMULT), ("conftest.py", ""), ("helpers.py", "X = 1\n")]);
     let project = Project::load(dir.path(), &Overrides::default()).unwrap();
-    assert_eq!(
-        (
-            project.metadata.name.as_str(),
-            project.metadata.version.as_str()
-        ),
-        ("pymult", "0.1.0")
-    );
-    assert_eq!(
-        project.python_files,
-        [std::path::PathBuf::from("helpers.py")]
-    );
+    assert_eq!((project.metadata.name.as_str(), project.metadata.version.as_str()), ("pymult", "0.1.0"));
+    assert_eq!(project.python_files, [std::path::PathBuf::from("helpers.py")]);
     let (report, _dirs) = build(dir.path(), &[Target::Linux], true);
     let linux = target(&report, Target::Linux);
     assert_eq!(linux.status, Status::Succeeded, "{linux:#?}");
@@ -144,10 +103,7 @@ fn a_root_level_source_without_pyproject_is_a_project() {
 
 #[test]
 fn nasm_errors_reach_the_user_unchanged() {
-    let dir = project(&[(
-        "src/bad.asm",
-        "section .text\nglobal PyInit_bad\nPyInit_bad:\n    mov rax, [rbx+\n",
-    )]);
+    let dir = project(&[("src/bad.asm", "section .text\nglobal PyInit_bad\nPyInit_bad:\n    mov rax, [rbx+\n")]);
     let (report, _dirs) = build(dir.path(), &Target::ALL, false);
     for t in &report.targets {
         assert_eq!(t.status, Status::Failed);
@@ -179,33 +135,22 @@ fn one_failing_target_does_not_stop_the_others() {
     assert_eq!(target(&report, Target::Macos).status, Status::Succeeded);
     let windows = target(&report, Target::Windows);
     assert_eq!(windows.status, Status::Failed);
-    assert_eq!(
-        windows.reason.as_deref(),
-        Some("src/pymult.asm:10: error: no Windows today")
-    );
+    assert_eq!(windows.reason.as_deref(), Some("src/pymult.asm:10: error: no Windows today"));
     assert!(!report.succeeded());
 }
 
 #[test]
 fn importing_something_outside_the_c_api_fails_verification() {
-    let source = PYMULT
-        .replace(
-            "PYIMPORT PyArg_ParseTuple,",
-            "PYIMPORT printf, malloc, PyArg_ParseTuple,",
-        )
-        .replace(
-            "    PYCALL PyLong_FromLongLong",
-            "    PYCALL printf\n    PYCALL malloc\n    PYCALL PyLong_FromLongLong",
-        );
+    let source = PYMULT.replace("PYIMPORT PyArg_ParseTuple,", "PYIMPORT printf, malloc, PyArg_ParseTuple,").replace(
+        "    PYCALL PyLong_FromLongLong",
+        "    PYCALL printf\n    PYCALL malloc\n    PYCALL PyLong_FromLongLong",
+    );
     let dir = project(&[("src/pymult.asm", &source)]);
     let (report, _dirs) = build(dir.path(), &Target::ALL, false);
     for t in &report.targets {
         let (step, reason) = failed_step(t);
         assert_eq!(step, "abi");
-        assert_eq!(
-            reason,
-            "src/pymult.asm imports `malloc` and `printf`, which are not part of the Python C API"
-        );
+        assert_eq!(reason, "src/pymult.asm imports `malloc` and `printf`, which are not part of the Python C API");
     }
 }
 
@@ -213,21 +158,9 @@ fn importing_something_outside_the_c_api_fails_verification() {
 fn a_wrong_init_name_is_reported_with_what_was_exported() {
     let dir = project(&[("src/mult.asm", PYMULT)]);
     let (report, _dirs) = build(dir.path(), &Target::ALL, false);
-    for (t, file) in [
-        (Target::Linux, "mult.abi3.so"),
-        (Target::Macos, "mult.abi3.so"),
-        (Target::Windows, "mult.pyd"),
-    ] {
+    for (t, file) in [(Target::Linux, "mult.abi3.so"), (Target::Macos, "mult.abi3.so"), (Target::Windows, "mult.pyd")] {
         let (step, reason) = failed_step(target(&report, t));
-        assert_eq!(
-            step,
-            if t == Target::Windows {
-                "link"
-            } else {
-                "verify"
-            },
-            "{t}: {reason}"
-        );
+        assert_eq!(step, if t == Target::Windows { "link" } else { "verify" }, "{t}: {reason}");
         if t != Target::Windows {
             assert_eq!(
                 reason,
@@ -247,41 +180,22 @@ fn failing_tests_fail_the_smoke_step_with_their_text() {
     let linux = target(&report, Target::Linux);
     let (step, reason) = failed_step(linux);
     assert_eq!(step, "smoke");
-    assert_eq!(
-        reason,
-        "cpython-3.11: 1 failed, 0 errors, 1 passed"
-            .replace("3.11", &python3().version.to_string())
-    );
+    assert_eq!(reason, "cpython-3.11: 1 failed, 0 errors, 1 passed".replace("3.11", &python3().version.to_string()));
     let run = &linux.tests[0];
     assert_eq!(run.failures.len(), 1);
     assert_eq!(run.failures[0].test, "tests.test_wrong::test_wrong");
-    assert!(
-        run.failures[0].message.contains("assert 4 == 5"),
-        "{}",
-        run.failures[0].message
-    );
+    assert!(run.failures[0].message.contains("assert 4 == 5"), "{}", run.failures[0].message);
 }
 
 #[test]
 fn forcing_abi3_with_unstable_imports_is_refused() {
-    let source = PYMULT
-        .replace(
-            "PYIMPORT PyArg_ParseTuple,",
-            "PYIMPORT PyCell_New, PyArg_ParseTuple,",
-        )
-        .replace(
-            "    PYCALL PyLong_FromLongLong",
-            "    PYCALL PyLong_FromLongLong\n    FUNCTION_END\n    PYCALL PyCell_New",
-        );
-    let dir = project(&[
-        ("src/pymult.asm", &source),
-        ("pyproject.toml", "[tool.wheelwright]\nabi3 = true\n"),
-    ]);
+    let source = PYMULT.replace("PYIMPORT PyArg_ParseTuple,", "PYIMPORT PyCell_New, PyArg_ParseTuple,").replace(
+        "    PYCALL PyLong_FromLongLong",
+        "    PYCALL PyLong_FromLongLong\n    FUNCTION_END\n    PYCALL PyCell_New",
+    );
+    let dir = project(&[("src/pymult.asm", &source), ("pyproject.toml", "[tool.wheelwright]\nabi3 = true\n")]);
     let (report, _dirs) = build(dir.path(), &[Target::Linux], false);
     let (step, reason) = failed_step(&report.targets[0]);
     assert_eq!(step, "abi");
-    assert_eq!(
-        reason,
-        "abi3 = true, but the modules import `PyCell_New`, which is not in the stable ABI (abi3)"
-    );
+    assert_eq!(reason, "abi3 = true, but the modules import `PyCell_New`, which is not in the stable ABI (abi3)");
 }

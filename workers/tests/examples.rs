@@ -21,53 +21,23 @@ fn pymult_builds_three_verified_wheels_and_the_linux_one_installs_with_pip() {
         assert_eq!(t.status, Status::Succeeded, "{t:#?}");
         assert!(t.abi3);
     }
-    let files: Vec<Vec<&str>> = report
-        .targets
-        .iter()
-        .map(|t| t.artifacts.iter().map(|a| a.filename.as_str()).collect())
-        .collect();
-    assert_eq!(
-        files,
-        vec![vec![LINUX_WHEEL], vec![MACOS_WHEEL], vec![WINDOWS_WHEEL]]
-    );
-    assert_eq!(
-        report.sdist.as_ref().unwrap().filename,
-        "pymult-1.0.0.tar.gz"
-    );
+    let files: Vec<Vec<&str>> =
+        report.targets.iter().map(|t| t.artifacts.iter().map(|a| a.filename.as_str()).collect()).collect();
+    assert_eq!(files, vec![vec![LINUX_WHEEL], vec![MACOS_WHEEL], vec![WINDOWS_WHEEL]]);
+    assert_eq!(report.sdist.as_ref().unwrap().filename, "pymult-1.0.0.tar.gz");
 
     let linux = target(&report, Target::Linux);
     assert_eq!(linux.tests.len(), 1);
-    assert_eq!(
-        (
-            linux.tests[0].passed,
-            linux.tests[0].failed,
-            linux.tests[0].errors
-        ),
-        (7, 0, 0)
-    );
+    assert_eq!((linux.tests[0].passed, linux.tests[0].failed, linux.tests[0].errors), (7, 0, 0));
     for t in [Target::Macos, Target::Windows] {
-        let smoke = target(&report, t)
-            .steps
-            .iter()
-            .find(|s| s.name == "smoke")
-            .unwrap();
+        let smoke = target(&report, t).steps.iter().find(|s| s.name == "smoke").unwrap();
         assert_eq!(smoke.status, Status::Skipped);
-        assert_eq!(
-            smoke.reason.as_deref(),
-            Some(format!("verified, not imported: no {t} runner").as_str())
-        );
+        assert_eq!(smoke.reason.as_deref(), Some(format!("verified, not imported: no {t} runner").as_str()));
     }
 
     // pip's own installer into a fresh virtual environment, then a call.
     let venv = tempfile::tempdir().unwrap();
-    run_python(
-        Path::new("python3"),
-        &format!(
-            "import venv; venv.create({:?}, with_pip=False)",
-            venv.path()
-        ),
-        &[],
-    );
+    run_python(Path::new("python3"), &format!("import venv; venv.create({:?}, with_pip=False)", venv.path()), &[]);
     let fresh = venv.path().join("bin/python");
     let wheel = dirs.out.path().join(LINUX_WHEEL);
     let pip = std::process::Command::new(venv_python())
@@ -77,37 +47,19 @@ fn pymult_builds_three_verified_wheels_and_the_linux_one_installs_with_pip() {
         .arg(&wheel)
         .output()
         .unwrap();
-    assert!(
-        pip.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pip.stderr)
-    );
-    let out = run_python(
-        &fresh,
-        "import pymult; print(pymult.multiply(2**40, 3), pymult.multiply(-7, 6))",
-        &[],
-    );
+    assert!(pip.status.success(), "{}", String::from_utf8_lossy(&pip.stderr));
+    let out = run_python(&fresh, "import pymult; print(pymult.multiply(2**40, 3), pymult.multiply(-7, 6))", &[]);
     assert_eq!(out.trim(), "3298534883328 -42");
 }
 
 #[test]
 fn every_binary_exports_its_init_function_and_imports_only_the_c_api() {
     let (report, dirs) = build(&example("pymult"), &Target::ALL, false);
-    let expected = [
-        "PyArg_ParseTuple",
-        "PyErr_SetString",
-        "PyExc_OverflowError",
-        "PyLong_FromLongLong",
-        "PyModule_Create2",
-    ];
+    let expected =
+        ["PyArg_ParseTuple", "PyErr_SetString", "PyExc_OverflowError", "PyLong_FromLongLong", "PyModule_Create2"];
     for (wheel, suffix, prefix, format) in [
         (LINUX_WHEEL, "pymult.abi3.so", "", object::BinaryFormat::Elf),
-        (
-            MACOS_WHEEL,
-            "pymult.abi3.so",
-            "_",
-            object::BinaryFormat::MachO,
-        ),
+        (MACOS_WHEEL, "pymult.abi3.so", "_", object::BinaryFormat::MachO),
         (WINDOWS_WHEEL, "pymult.pyd", "", object::BinaryFormat::Pe),
     ] {
         assert!(report.succeeded());
@@ -120,37 +72,23 @@ fn every_binary_exports_its_init_function_and_imports_only_the_c_api() {
             .unwrap()
             .map(|e| String::from_utf8_lossy(e.unwrap().name().name().unwrap()).into_owned())
             .collect();
-        assert!(
-            exports.contains(&format!("{prefix}PyInit_pymult")),
-            "{wheel}: {exports:?}"
-        );
+        assert!(exports.contains(&format!("{prefix}PyInit_pymult")), "{wheel}: {exports:?}");
         let mut imports: Vec<String> = file
             .imports()
             .unwrap()
-            .map(|i| {
-                String::from_utf8_lossy(i.unwrap().name().name().unwrap())
-                    .trim_start_matches(prefix)
-                    .to_string()
-            })
+            .map(|i| String::from_utf8_lossy(i.unwrap().name().name().unwrap()).trim_start_matches(prefix).to_string())
             .filter(|n| n != "dyld_stub_binder")
             .collect();
         imports.sort();
         assert_eq!(imports, expected, "{wheel}");
         if format == object::BinaryFormat::Pe {
-            let libs: Vec<Vec<u8>> = file
-                .imports()
-                .unwrap()
-                .map(|i| i.unwrap().library().to_vec())
-                .collect();
+            let libs: Vec<Vec<u8>> = file.imports().unwrap().map(|i| i.unwrap().library().to_vec()).collect();
             assert!(libs.iter().all(|l| l == b"python3.dll"), "{libs:?}");
         }
         if format == object::BinaryFormat::Elf {
             // Nothing local leaks into the dynamic symbol table.
-            let dynamic: Vec<String> = file
-                .dynamic_symbols()
-                .filter(|s| s.is_definition())
-                .map(|s| s.name().unwrap().to_string())
-                .collect();
+            let dynamic: Vec<String> =
+                file.dynamic_symbols().filter(|s| s.is_definition()).map(|s| s.name().unwrap().to_string()).collect();
             assert_eq!(dynamic, ["PyInit_pymult"]);
         }
     }
@@ -199,25 +137,16 @@ for path in sys.argv[1:]:
         cmd.arg(&t.artifacts[0].path);
     }
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(printed.lines().count(), 3, "{printed}");
-    assert!(
-        printed.contains("vecstats-0.2.0-cp39-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl 5")
-    );
+    assert!(printed.contains("vecstats-0.2.0-cp39-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl 5"));
 
     // The sdist holds PKG-INFO and the project's files under one folder.
     let sdist = report.sdist.as_ref().unwrap();
     let listing = run_python(
         Path::new("python3"),
-        &format!(
-            "import tarfile; print('\\n'.join(sorted(tarfile.open({:?}).getnames())))",
-            sdist.path
-        ),
+        &format!("import tarfile; print('\\n'.join(sorted(tarfile.open({:?}).getnames())))", sdist.path),
         &[],
     );
     assert_eq!(
@@ -238,12 +167,8 @@ fn identical_input_gives_byte_identical_artifacts() {
     let (first, _a) = build(&example("pymult"), &Target::ALL, false);
     let (second, _b) = build(&example("pymult"), &Target::ALL, false);
     let digests = |r: &wheelwright_workers::report::BuildReport| {
-        let mut all: Vec<(String, String)> = r
-            .targets
-            .iter()
-            .flat_map(|t| &t.artifacts)
-            .map(|a| (a.filename.clone(), a.sha256.clone()))
-            .collect();
+        let mut all: Vec<(String, String)> =
+            r.targets.iter().flat_map(|t| &t.artifacts).map(|a| (a.filename.clone(), a.sha256.clone())).collect();
         let sdist = r.sdist.as_ref().unwrap();
         all.push((sdist.filename.clone(), sdist.sha256.clone()));
         all
@@ -254,9 +179,7 @@ fn identical_input_gives_byte_identical_artifacts() {
 
 #[test]
 fn source_date_epoch_sets_the_archive_timestamps() {
-    let project =
-        wheelwright_workers::project::Project::load(&example("pymult"), &Default::default())
-            .unwrap();
+    let project = wheelwright_workers::project::Project::load(&example("pymult"), &Default::default()).unwrap();
     let (mut options, dirs) = options(&[Target::Linux], false);
     options.source_date_epoch = Some(1_700_000_000); // 2023-11-14 22:13:20 UTC
     let report = wheelwright_workers::pipeline::build(&project, &options, &|_| {});
@@ -264,17 +187,7 @@ fn source_date_epoch_sets_the_archive_timestamps() {
     let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
     let entry = zip.by_index(0).unwrap();
     let t = entry.last_modified().unwrap();
-    assert_eq!(
-        (
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        (2023, 11, 14, 22, 13, 20)
-    );
+    assert_eq!((t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second()), (2023, 11, 14, 22, 13, 20));
     let _ = dirs;
 }
 
@@ -284,20 +197,14 @@ fn vecstats_passes_its_tests_as_a_package() {
     let linux = target(&report, Target::Linux);
     assert_eq!(linux.status, Status::Succeeded, "{linux:#?}");
     assert_eq!((linux.tests[0].passed, linux.tests[0].failed), (8, 0));
-    assert_eq!(
-        linux.artifacts[0].filename,
-        "vecstats-0.2.0-cp39-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl"
-    );
+    assert_eq!(linux.artifacts[0].filename, "vecstats-0.2.0-cp39-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl");
 }
 
 #[test]
 fn debug_builds_carry_line_information() {
     let project = wheelwright_workers::project::Project::load(
         &example("pymult"),
-        &wheelwright_workers::project::Overrides {
-            debug: true,
-            ..Default::default()
-        },
+        &wheelwright_workers::project::Overrides { debug: true, ..Default::default() },
     )
     .unwrap();
     assert!(project.settings.debug);
@@ -306,9 +213,6 @@ fn debug_builds_carry_line_information() {
     assert!(report.succeeded(), "{report:#?}");
     let (_, bytes) = zip_member(&dirs.out.path().join(LINUX_WHEEL), |n| n.ends_with(".so"));
     let file = object::File::parse(bytes.as_slice()).unwrap();
-    let sections: Vec<String> = file
-        .sections()
-        .filter_map(|s| s.name().ok().map(str::to_string))
-        .collect();
+    let sections: Vec<String> = file.sections().filter_map(|s| s.name().ok().map(str::to_string)).collect();
     assert!(sections.iter().any(|s| s == ".debug_line"), "{sections:?}");
 }

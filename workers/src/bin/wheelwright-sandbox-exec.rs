@@ -2,7 +2,5 @@
 //! build engine. See `wheelwright_workers::sandbox::landlock`.
 
 fn main() {
-    std::process::exit(wheelwright_workers::sandbox::landlock::exec_main(
-        std::env::args_os().skip(1),
-    ));
+    std::process::exit(wheelwright_workers::sandbox::landlock::exec_main(std::env::args_os().skip(1)));
 }

@@ -46,16 +46,8 @@ const ASM_EXTENSIONS: [&str; 2] = ["asm", "nasm"];
 pub(super) fn scan(root: &Path) -> Result<Files, ProjectError> {
     let src = root.join("src");
     let has_src = src.is_dir();
-    let source_dir = if has_src {
-        PathBuf::from("src")
-    } else {
-        PathBuf::new()
-    };
-    let source_files = if has_src {
-        walk(root, Path::new("src"))?
-    } else {
-        top_level_files(root)?
-    };
+    let source_dir = if has_src { PathBuf::from("src") } else { PathBuf::new() };
+    let source_files = if has_src { walk(root, Path::new("src"))? } else { top_level_files(root)? };
 
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut python_files = Vec::new();
@@ -82,26 +74,14 @@ pub(super) fn scan(root: &Path) -> Result<Files, ProjectError> {
         }
     }
     let test_files = if root.join("tests").is_dir() {
-        walk(root, Path::new("tests"))?
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "py"))
-            .collect()
+        walk(root, Path::new("tests"))?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "py")).collect()
     } else {
         Vec::new()
     };
     let mut other_files = source_files;
     other_files.extend(test_files.iter().cloned());
-    let modules = by_name
-        .into_iter()
-        .map(|(name, source)| Module { name, source })
-        .collect();
-    Ok(Files {
-        modules,
-        python_files,
-        test_files,
-        source_dir,
-        other_files,
-    })
+    let modules = by_name.into_iter().map(|(name, source)| Module { name, source }).collect();
+    Ok(Files { modules, python_files, test_files, source_dir, other_files })
 }
 
 fn duplicate(module: &str, first: &Path, second: &Path) -> ProjectError {
@@ -119,10 +99,7 @@ fn module_name(file: &Path, inner: &Path) -> Result<String, ProjectError> {
     for part in stem.iter() {
         let part = part.to_string_lossy();
         if !is_identifier(&part) {
-            return Err(ProjectError::InvalidModuleName {
-                path: file.display().to_string(),
-                part: part.into_owned(),
-            });
+            return Err(ProjectError::InvalidModuleName { path: file.display().to_string(), part: part.into_owned() });
         }
         parts.push(part.into_owned());
     }
@@ -132,10 +109,7 @@ fn module_name(file: &Path, inner: &Path) -> Result<String, ProjectError> {
 /// `pkg/util.py` → `pkg.util`; `pkg/__init__.py` → `pkg`.
 fn python_module_name(py: &Path) -> String {
     let stem = py.with_extension("");
-    let mut parts: Vec<String> = stem
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
+    let mut parts: Vec<String> = stem.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     if parts.last().is_some_and(|p| p == "__init__") {
         parts.pop();
     }
@@ -146,10 +120,7 @@ fn python_module_name(py: &Path) -> String {
 /// build or test scaffolding.
 fn is_packaged_root_python(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    !(name == "setup.py"
-        || name == "conftest.py"
-        || name.starts_with("test_")
-        || name.ends_with("_test.py"))
+    !(name == "setup.py" || name == "conftest.py" || name.starts_with("test_") || name.ends_with("_test.py"))
 }
 
 /// A Python identifier in the ASCII range (what a module file name can be).
@@ -162,10 +133,9 @@ pub(crate) fn is_identifier(s: &str) -> bool {
 
 fn is_keyword(s: &str) -> bool {
     const KEYWORDS: [&str; 35] = [
-        "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-        "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
-        "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return",
-        "try", "while", "with", "yield",
+        "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del",
+        "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal",
+        "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
     ];
     KEYWORDS.contains(&s)
 }
@@ -229,20 +199,12 @@ mod tests {
     #[test]
     fn identifiers_follow_python_rules() {
         assert!(is_identifier("_native") && is_identifier("pymult2"));
-        assert!(
-            !is_identifier("2fast")
-                && !is_identifier("my-mod")
-                && !is_identifier("class")
-                && !is_identifier("")
-        );
+        assert!(!is_identifier("2fast") && !is_identifier("my-mod") && !is_identifier("class") && !is_identifier(""));
     }
 
     #[test]
     fn module_names_come_from_paths_under_src() {
-        let m = Module {
-            name: "pkg.sub._native".into(),
-            source: "src/pkg/sub/_native.asm".into(),
-        };
+        let m = Module { name: "pkg.sub._native".into(), source: "src/pkg/sub/_native.asm".into() };
         assert_eq!(m.leaf(), "_native");
         assert_eq!(m.init_symbol(), "PyInit__native");
         assert_eq!(m.package_dir(), PathBuf::from("pkg/sub"));

@@ -105,16 +105,12 @@ impl Project {
             Err(e) => return Err(io_error(&pyproject_path, &e)),
         };
         let files = layout::scan(root)?;
-        let (metadata, settings) =
-            pyproject::parse(root, pyproject.as_deref(), &files.modules, overrides)?;
+        let (metadata, settings) = pyproject::parse(root, pyproject.as_deref(), &files.modules, overrides)?;
         let mut sdist_files = files.other_files;
         if pyproject.is_some() {
             sdist_files.push(PathBuf::from("pyproject.toml"));
         }
-        if let Some(Readme {
-            path: Some(path), ..
-        }) = &metadata.readme
-        {
+        if let Some(Readme { path: Some(path), .. }) = &metadata.readme {
             sdist_files.push(path.clone());
         }
         if let Some(path) = &metadata.license_file {
@@ -136,8 +132,5 @@ impl Project {
 }
 
 pub(crate) fn io_error(path: &Path, e: &std::io::Error) -> ProjectError {
-    ProjectError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    ProjectError::Io { path: path.display().to_string(), message: e.to_string() }
 }

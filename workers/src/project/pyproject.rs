@@ -130,10 +130,7 @@ enum ReadmeField {
 #[serde(untagged)]
 enum LicenseField {
     Expression(String),
-    Table {
-        file: Option<String>,
-        text: Option<String>,
-    },
+    Table { file: Option<String>, text: Option<String> },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,10 +146,7 @@ struct ToolTable {
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ProjectError {
-    ProjectError::InvalidKey {
-        key: key.to_string(),
-        message: message.into(),
-    }
+    ProjectError::InvalidKey { key: key.to_string(), message: message.into() }
 }
 
 pub(super) fn parse(
@@ -162,17 +156,13 @@ pub(super) fn parse(
     overrides: &Overrides,
 ) -> Result<(Metadata, Settings), ProjectError> {
     let doc: PyProject = match text {
-        Some(text) => toml::from_str(text)
-            .map_err(|e| ProjectError::Toml(e.to_string().trim_end().to_string()))?,
+        Some(text) => toml::from_str(text).map_err(|e| ProjectError::Toml(e.to_string().trim_end().to_string()))?,
         None => PyProject::default(),
     };
     let project = doc.project.unwrap_or_default();
     let tool = doc.tool.and_then(|t| t.wheelwright).unwrap_or_default();
     if let Some(field) = project.dynamic.first() {
-        return Err(invalid(
-            "project.dynamic",
-            format!("wheelwright does not compute dynamic metadata (`{field}`)"),
-        ));
+        return Err(invalid("project.dynamic", format!("wheelwright does not compute dynamic metadata (`{field}`)")));
     }
 
     let name = match project.name.or_else(|| overrides.name.clone()) {
@@ -181,64 +171,34 @@ pub(super) fn parse(
         None => return Err(ProjectError::NoName),
     };
     if !is_valid_name(&name) {
-        return Err(invalid(
-            "project.name",
-            format!("`{name}` is not a valid distribution name"),
-        ));
+        return Err(invalid("project.name", format!("`{name}` is not a valid distribution name")));
     }
-    let version = project
-        .version
-        .or_else(|| overrides.version.clone())
-        .unwrap_or_else(|| "0.1.0".to_string());
+    let version = project.version.or_else(|| overrides.version.clone()).unwrap_or_else(|| "0.1.0".to_string());
     if !is_valid_version(&version) {
-        return Err(invalid(
-            "project.version",
-            format!("`{version}` is not a PEP 440 version such as 1.0.2"),
-        ));
+        return Err(invalid("project.version", format!("`{version}` is not a PEP 440 version such as 1.0.2")));
     }
     let requires_python = match &project.requires_python {
-        Some(spec) => {
-            RequiresPython::parse(spec).map_err(|m| invalid("project.requires-python", m))?
-        }
+        Some(spec) => RequiresPython::parse(spec).map_err(|m| invalid("project.requires-python", m))?,
         None => RequiresPython::default(),
     };
     let readme = project.readme.map(|r| read_readme(root, r)).transpose()?;
     let (license, license_file) = match project.license {
         None => (None, None),
         Some(LicenseField::Expression(expr)) => (Some(expr), None),
-        Some(LicenseField::Table {
-            text: Some(text),
-            file: None,
-        }) => (Some(text), None),
-        Some(LicenseField::Table {
-            file: Some(file),
-            text: None,
-        }) => {
-            let path = safe_relative(&file).ok_or_else(|| {
-                invalid("project.license.file", "must be a path inside the project")
-            })?;
-            let text = std::fs::read_to_string(root.join(&path))
-                .map_err(|e| io_error(&root.join(&path), &e))?;
+        Some(LicenseField::Table { text: Some(text), file: None }) => (Some(text), None),
+        Some(LicenseField::Table { file: Some(file), text: None }) => {
+            let path = safe_relative(&file)
+                .ok_or_else(|| invalid("project.license.file", "must be a path inside the project"))?;
+            let text = std::fs::read_to_string(root.join(&path)).map_err(|e| io_error(&root.join(&path), &e))?;
             (Some(text), Some(path))
         }
         Some(LicenseField::Table { .. }) => {
-            return Err(invalid(
-                "project.license",
-                "give exactly one of `file` and `text`",
-            ))
+            return Err(invalid("project.license", "give exactly one of `file` and `text`"))
         }
     };
-    for (i, author) in project
-        .authors
-        .iter()
-        .chain(&project.maintainers)
-        .enumerate()
-    {
+    for (i, author) in project.authors.iter().chain(&project.maintainers).enumerate() {
         if author.name.is_none() && author.email.is_none() {
-            return Err(invalid(
-                "project.authors",
-                format!("entry {} has neither name nor email", i + 1),
-            ));
+            return Err(invalid("project.authors", format!("entry {} has neither name nor email", i + 1)));
         }
     }
     let metadata = Metadata {
@@ -260,21 +220,15 @@ pub(super) fn parse(
     Ok((metadata, settings))
 }
 
-fn settings(
-    tool: ToolTable,
-    metadata: &Metadata,
-    overrides: &Overrides,
-) -> Result<Settings, ProjectError> {
+fn settings(tool: ToolTable, metadata: &Metadata, overrides: &Overrides) -> Result<Settings, ProjectError> {
     let targets = match tool.targets {
         None => Target::ALL.to_vec(),
         Some(list) if list.is_empty() => {
-            return Err(invalid(
-                "tool.wheelwright.targets",
-                "must name at least one target",
-            ))
+            return Err(invalid("tool.wheelwright.targets", "must name at least one target"))
         }
-        Some(list) => Target::parse_list(&list.join(","))
-            .map_err(|e| invalid("tool.wheelwright.targets", e.to_string()))?,
+        Some(list) => {
+            Target::parse_list(&list.join(",")).map_err(|e| invalid("tool.wheelwright.targets", e.to_string()))?
+        }
     };
     for define in &tool.defines {
         let name = define.split_once('=').map_or(define.as_str(), |(n, _)| n);
@@ -282,21 +236,12 @@ fn settings(
         let valid = matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
             && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());
         if !valid {
-            return Err(invalid(
-                "tool.wheelwright.defines",
-                format!("`{define}` is not NAME or NAME=VALUE"),
-            ));
+            return Err(invalid("tool.wheelwright.defines", format!("`{define}` is not NAME or NAME=VALUE")));
         }
     }
-    let macos = tool
-        .macos_deployment_target
-        .unwrap_or_else(|| "10.9".to_string());
+    let macos = tool.macos_deployment_target.unwrap_or_else(|| "10.9".to_string());
     let parts: Vec<&str> = macos.split('.').collect();
-    if !(parts.len() == 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
-    {
+    if !(parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))) {
         return Err(invalid(
             "tool.wheelwright.macos-deployment-target",
             format!("`{macos}` is not a version such as 10.9 or 11.0"),
@@ -312,9 +257,7 @@ fn settings(
             }
             let mut versions = Vec::new();
             for v in &list {
-                let v: PyVersion = v
-                    .parse()
-                    .map_err(|m: String| invalid("tool.wheelwright.python-versions", m))?;
+                let v: PyVersion = v.parse().map_err(|m: String| invalid("tool.wheelwright.python-versions", m))?;
                 if !PyVersion::known().any(|k| k == v) {
                     return Err(invalid(
                         "tool.wheelwright.python-versions",
@@ -324,10 +267,7 @@ fn settings(
                 if !metadata.requires_python.admits(v) {
                     return Err(invalid(
                         "tool.wheelwright.python-versions",
-                        format!(
-                            "{v} is excluded by requires-python `{}`",
-                            metadata.requires_python.as_str()
-                        ),
+                        format!("{v} is excluded by requires-python `{}`", metadata.requires_python.as_str()),
                     ));
                 }
                 versions.push(v);
@@ -342,10 +282,7 @@ fn settings(
             .collect(),
     };
     if python_versions.is_empty() && tool.abi3 != Some(true) {
-        return Err(invalid(
-            "project.requires-python",
-            "admits no CPython version wheelwright can build for",
-        ));
+        return Err(invalid("project.requires-python", "admits no CPython version wheelwright can build for"));
     }
     Ok(Settings {
         targets,
@@ -360,48 +297,27 @@ fn settings(
 fn read_readme(root: &Path, field: ReadmeField) -> Result<Readme, ProjectError> {
     let (file, text, content_type) = match field {
         ReadmeField::Path(path) => (Some(path), None, None),
-        ReadmeField::Table {
-            file,
-            text,
-            content_type,
-        } => (file, text, content_type),
+        ReadmeField::Table { file, text, content_type } => (file, text, content_type),
     };
     match (file, text) {
         (Some(file), None) => {
-            let path = safe_relative(&file)
-                .ok_or_else(|| invalid("project.readme", "must be a path inside the project"))?;
-            let content = std::fs::read_to_string(root.join(&path))
-                .map_err(|e| io_error(&root.join(&path), &e))?;
+            let path =
+                safe_relative(&file).ok_or_else(|| invalid("project.readme", "must be a path inside the project"))?;
+            let content = std::fs::read_to_string(root.join(&path)).map_err(|e| io_error(&root.join(&path), &e))?;
             let content_type = content_type.unwrap_or_else(|| content_type_for(&path).to_string());
-            Ok(Readme {
-                content,
-                content_type,
-                path: Some(path),
-            })
+            Ok(Readme { content, content_type, path: Some(path) })
         }
         (None, Some(content)) => {
-            let content_type = content_type
-                .ok_or_else(|| invalid("project.readme.content-type", "is required with `text`"))?;
-            Ok(Readme {
-                content,
-                content_type,
-                path: None,
-            })
+            let content_type =
+                content_type.ok_or_else(|| invalid("project.readme.content-type", "is required with `text`"))?;
+            Ok(Readme { content, content_type, path: None })
         }
-        _ => Err(invalid(
-            "project.readme",
-            "give exactly one of `file` and `text`",
-        )),
+        _ => Err(invalid("project.readme", "give exactly one of `file` and `text`")),
     }
 }
 
 fn content_type_for(path: &Path) -> &'static str {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("md") | Some("markdown") => "text/markdown",
         Some("rst") => "text/x-rst",
         _ => "text/plain",
@@ -411,17 +327,14 @@ fn content_type_for(path: &Path) -> &'static str {
 /// A relative path that stays inside the project, or `None`.
 fn safe_relative(path: &str) -> Option<PathBuf> {
     let p = Path::new(path);
-    p.components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)))
-        .then(|| p.to_path_buf())
+    p.components().all(|c| matches!(c, std::path::Component::Normal(_))).then(|| p.to_path_buf())
 }
 
 /// PEP 508 distribution name.
 fn is_valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
@@ -436,20 +349,14 @@ fn is_valid_version(v: &str) -> bool {
         None => v,
     };
     // The release is digits separated by dots, up to the first suffix.
-    let suffix_at = ["a", "b", "rc", ".post", ".dev"]
-        .iter()
-        .filter_map(|p| v.find(p))
-        .min()
-        .unwrap_or(v.len());
+    let suffix_at = ["a", "b", "rc", ".post", ".dev"].iter().filter_map(|p| v.find(p)).min().unwrap_or(v.len());
     if !v[..suffix_at].split('.').all(digits) {
         return false;
     }
     let mut rest = &v[suffix_at..];
     for prefix in ["a", "b", "rc", ".post", ".dev"] {
         if let Some(after) = rest.strip_prefix(prefix) {
-            let n = after
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(after.len());
+            let n = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
             if n == 0 {
                 return false;
             }
@@ -465,15 +372,7 @@ mod tests {
 
     #[test]
     fn versions_and_names() {
-        for ok in [
-            "1",
-            "0.1.0",
-            "1.0a1",
-            "2.0rc3",
-            "1.0.post2",
-            "1.0.dev1",
-            "1!2.0",
-        ] {
+        for ok in ["1", "0.1.0", "1.0a1", "2.0rc3", "1.0.post2", "1.0.dev1", "1!2.0"] {
             assert!(is_valid_version(ok), "{ok}");
         }
         for bad in ["", "1.", "v1.0", "1.0-beta", "1..2", "1.0a"] {

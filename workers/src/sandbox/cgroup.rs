@@ -23,20 +23,15 @@ impl Hierarchy {
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
             let path = path.trim_start_matches('/');
             if controllers.split(',').any(|c| c == "pids") {
-                let base = Path::new("/sys/fs/cgroup/pids")
-                    .join(path)
-                    .join("wheelwright");
+                let base = Path::new("/sys/fs/cgroup/pids").join(path).join("wheelwright");
                 if try_parent(&base) {
                     return Some(Hierarchy::V1(base));
                 }
             }
             if controllers.is_empty() {
                 let mount = Path::new("/sys/fs/cgroup");
-                let unified = if mount.join("cgroup.controllers").exists() {
-                    mount.to_path_buf()
-                } else {
-                    mount.join("unified")
-                };
+                let unified =
+                    if mount.join("cgroup.controllers").exists() { mount.to_path_buf() } else { mount.join("unified") };
                 let base = unified.join(path).join("wheelwright");
                 if try_parent(&base) && base.join("pids.max").exists() {
                     return Some(Hierarchy::V2(base));
@@ -89,17 +84,10 @@ impl StepGroup {
     /// Makes a new group limited to `max_pids` processes.
     pub fn create(hierarchy: &Hierarchy, max_pids: u64) -> std::io::Result<StepGroup> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "step-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("step-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let dir = hierarchy.base().join(name);
         std::fs::create_dir(&dir)?;
-        let group = StepGroup {
-            dir,
-            v2: matches!(hierarchy, Hierarchy::V2(_)),
-        };
+        let group = StepGroup { dir, v2: matches!(hierarchy, Hierarchy::V2(_)) };
         std::fs::write(group.dir.join("pids.max"), max_pids.to_string())?;
         Ok(group)
     }
@@ -113,10 +101,7 @@ impl StepGroup {
     pub fn hit_pids_limit(&self) -> bool {
         std::fs::read_to_string(self.dir.join("pids.events"))
             .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("max ").map(|n| n.trim().to_string()))
-            })
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("max ").map(|n| n.trim().to_string())))
             .is_some_and(|n| n != "0")
     }
 

@@ -9,8 +9,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
+    RulesetStatus, Scope, ABI,
 };
 
 /// The newest Landlock ABI we ask for; older kernels get what they support.
@@ -34,8 +34,7 @@ pub enum Enforced {
 /// Restricts the calling process (and what it executes) to reading `ro`,
 /// writing `rw`, no TCP, and no signals or abstract sockets outside.
 pub fn restrict(ro: &[PathBuf], rw: &[PathBuf]) -> Result<Enforced, landlock::RulesetError> {
-    let existing =
-        |paths: Vec<PathBuf>| paths.into_iter().filter(|p| p.exists()).collect::<Vec<_>>();
+    let existing = |paths: Vec<PathBuf>| paths.into_iter().filter(|p| p.exists()).collect::<Vec<_>>();
     let mut readable: Vec<PathBuf> = ro.to_vec();
     readable.extend(ALWAYS_READABLE.iter().map(PathBuf::from));
     let mut writable: Vec<PathBuf> = rw.to_vec();
@@ -46,14 +45,8 @@ pub fn restrict(ro: &[PathBuf], rw: &[PathBuf]) -> Result<Enforced, landlock::Ru
         .handle_access(AccessNet::from_all(ABI_WANTED))?
         .scope(Scope::from_all(ABI_WANTED))?
         .create()?
-        .add_rules(path_beneath_rules(
-            existing(readable),
-            AccessFs::from_read(ABI_WANTED),
-        ))?
-        .add_rules(path_beneath_rules(
-            existing(writable),
-            AccessFs::from_all(ABI_WANTED),
-        ))?
+        .add_rules(path_beneath_rules(existing(readable), AccessFs::from_read(ABI_WANTED)))?
+        .add_rules(path_beneath_rules(existing(writable), AccessFs::from_all(ABI_WANTED)))?
         .restrict_self()?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => Enforced::Fully,
@@ -65,15 +58,7 @@ pub fn restrict(ro: &[PathBuf], rw: &[PathBuf]) -> Result<Enforced, landlock::Ru
 /// The Landlock ABI this kernel offers (0 when none).
 pub fn kernel_abi() -> i64 {
     // SAFETY: LANDLOCK_CREATE_RULESET_VERSION takes no pointer and no size.
-    unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32,
-        )
-    }
-    .max(0)
+    unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) }.max(0)
 }
 
 /// The helper's `main`: parses the command line, restricts, executes.
@@ -101,9 +86,6 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         return 126;
     }
     let err = std::process::Command::new(&program).args(args).exec();
-    eprintln!(
-        "wheelwright-sandbox-exec: cannot run {}: {err}",
-        PathBuf::from(program).display()
-    );
+    eprintln!("wheelwright-sandbox-exec: cannot run {}: {err}", PathBuf::from(program).display());
     127
 }

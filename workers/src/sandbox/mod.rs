@@ -20,14 +20,8 @@ pub use limits::Limits;
 use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
 
 /// Environment variables passed into the sandbox when a step sets them.
-const ENV_ALLOWED: [&str; 6] = [
-    "PYTHONPATH",
-    "PYTHONDONTWRITEBYTECODE",
-    "PYTHONNOUSERSITE",
-    "PYTHONFAULTHANDLER",
-    "SOURCE_DATE_EPOCH",
-    "TERM",
-];
+const ENV_ALLOWED: [&str; 6] =
+    ["PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "PYTHONFAULTHANDLER", "SOURCE_DATE_EPOCH", "TERM"];
 
 /// Why the sandbox cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -52,29 +46,35 @@ pub struct Helper {
 
 #[derive(Debug, Clone)]
 enum Isolation {
-    Bubblewrap {
-        bwrap: PathBuf,
-        helper: Option<Helper>,
-    },
+    Bubblewrap { bwrap: PathBuf, helper: Option<Helper> },
     None,
 }
 
-/// Paths a step may see, besides the system's `/usr`.
+/// Paths a step may see, besides the system's `/usr`, and whether it runs
+/// the project's own code.
 #[derive(Debug, Clone, Default)]
 pub struct Mounts {
     /// Writable: the job directory.
     pub writable: Vec<PathBuf>,
     /// Read-only: sources, caches, the interpreter's prefix.
     pub read_only: Vec<PathBuf>,
+    /// The step runs code from the project (its tests, its modules), which
+    /// can fork: count and kill its processes through a cgroup. Moving a
+    /// process into a cgroup v1 costs milliseconds, so nasm and the linkers,
+    /// which run no project code, go without.
+    pub runs_project_code: bool,
 }
 
 impl Mounts {
     /// Only `dir` writable.
     pub fn job(dir: &Path) -> Self {
-        Mounts {
-            writable: vec![dir.to_path_buf()],
-            read_only: Vec::new(),
-        }
+        Mounts { writable: vec![dir.to_path_buf()], read_only: Vec::new(), runs_project_code: false }
+    }
+
+    /// Marks the step as running the project's code.
+    pub fn running_project_code(mut self) -> Self {
+        self.runs_project_code = true;
+        self
     }
 
     /// Adds a read-only path.
@@ -96,13 +96,9 @@ pub struct Sandbox {
 impl Sandbox {
     /// The bubblewrap sandbox, after checking that it works here.
     pub fn bubblewrap(limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
-        let bwrap =
-            crate::toolchain::find(crate::toolchain::Tool::Bwrap).ok_or(SandboxError::Missing)?;
+        let bwrap = crate::toolchain::find(crate::toolchain::Tool::Bwrap).ok_or(SandboxError::Missing)?;
         let sandbox = Sandbox {
-            isolation: Isolation::Bubblewrap {
-                bwrap,
-                helper: helper.filter(|h| h.program.is_file()),
-            },
+            isolation: Isolation::Bubblewrap { bwrap, helper: helper.filter(|h| h.program.is_file()) },
             limits,
             cgroups: Hierarchy::detect(),
         };
@@ -112,20 +108,14 @@ impl Sandbox {
             .output()
             .map_err(|e| SandboxError::Unusable(e.to_string()))?;
         if !out.status.success() {
-            return Err(SandboxError::Unusable(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
+            return Err(SandboxError::Unusable(String::from_utf8_lossy(&out.stderr).trim().to_string()));
         }
         Ok(sandbox)
     }
 
     /// No isolation: limits only. For trusted local builds.
     pub fn none(limits: Limits) -> Sandbox {
-        Sandbox {
-            isolation: Isolation::None,
-            limits,
-            cgroups: Hierarchy::detect(),
-        }
+        Sandbox { isolation: Isolation::None, limits, cgroups: Hierarchy::detect() }
     }
 
     /// Whether steps run isolated.
@@ -155,16 +145,11 @@ impl Sandbox {
     }
 
     /// Runs `cmd` inside the sandbox under the limits.
-    pub fn run(
-        &self,
-        cmd: &Cmd,
-        mounts: &Mounts,
-        cancel: &CancelToken,
-    ) -> Result<Output, SpawnError> {
-        let group = self
-            .cgroups
-            .as_ref()
-            .and_then(|h| cgroup::StepGroup::create(h, self.limits.processes).ok());
+    pub fn run(&self, cmd: &Cmd, mounts: &Mounts, cancel: &CancelToken) -> Result<Output, SpawnError> {
+        let group = match (&self.cgroups, mounts.runs_project_code) {
+            (Some(h), true) => cgroup::StepGroup::create(h, self.limits.processes).ok(),
+            _ => None,
+        };
         let mut rlimits = self.limits.rlimits();
         if group.is_some() {
             rlimits.retain(|(r, _)| *r != libc::RLIMIT_NPROC);
@@ -188,7 +173,10 @@ impl Sandbox {
                     self.limits.processes
                 ));
             }
-            // Dropping the group kills whatever is left in it.
+            group.kill_all();
+            // Removing a v1 cgroup can take a few milliseconds after its last
+            // task exits; nothing waits for it.
+            std::thread::spawn(move || drop(group));
         }
         Ok(output)
     }
@@ -215,8 +203,7 @@ impl Sandbox {
         ]
         .map(String::from)
         .to_vec();
-        let mut setenv =
-            |k: &str, v: &str| args.extend(["--setenv".to_string(), k.to_string(), v.to_string()]);
+        let mut setenv = |k: &str, v: &str| args.extend(["--setenv".to_string(), k.to_string(), v.to_string()]);
         setenv("PATH", "/usr/local/bin:/usr/bin:/bin");
         setenv("HOME", "/tmp");
         setenv("TMPDIR", "/tmp");
@@ -237,10 +224,7 @@ impl Sandbox {
             .map(|p| (p.as_path(), true))
             .chain(mounts.read_only.iter().map(|p| (p.as_path(), false)))
             .collect();
-        let program_dir = cmd
-            .program
-            .parent()
-            .filter(|d| !d.starts_with("/usr") && d.is_absolute());
+        let program_dir = cmd.program.parent().filter(|d| !d.starts_with("/usr") && d.is_absolute());
         let helper_path = helper.as_ref().map(|h| h.program.as_path());
         binds.extend(program_dir.map(|d| (d, false)));
         binds.extend(helper_path.map(|h| (h, false)));
@@ -257,33 +241,20 @@ impl Sandbox {
         if let Some(helper) = helper {
             args.push(helper.program.display().to_string());
             args.extend(helper.args.iter().cloned());
-            for path in binds
-                .iter()
-                .filter(|(_, w)| !w)
-                .map(|(p, _)| p)
-                .chain([&Path::new("/usr")])
-            {
+            for path in binds.iter().filter(|(_, w)| !w).map(|(p, _)| p).chain([&Path::new("/usr")]) {
                 args.extend(["--ro".to_string(), path.display().to_string()]);
             }
             for path in binds.iter().filter(|(_, w)| *w).map(|(p, _)| p) {
                 args.extend(["--rw".to_string(), path.display().to_string()]);
             }
             args.extend(
-                ["/etc/ld.so.cache", "/lib", "/lib64", "/bin"]
-                    .iter()
-                    .flat_map(|p| ["--ro".to_string(), p.to_string()]),
+                ["/etc/ld.so.cache", "/lib", "/lib64", "/bin"].iter().flat_map(|p| ["--ro".to_string(), p.to_string()]),
             );
             args.push("--".into());
         }
         args.push(cmd.program.display().to_string());
         args.extend(cmd.args.iter().cloned());
-        Cmd {
-            program: bwrap.clone(),
-            args,
-            cwd: None,
-            env: Vec::new(),
-            clear_env: false,
-        }
+        Cmd { program: bwrap.clone(), args, cwd: None, env: Vec::new(), clear_env: false }
     }
 }
 
@@ -293,11 +264,7 @@ fn system_binds() -> Vec<String> {
     let mut args: Vec<String> = ["--ro-bind", "/usr", "/usr"].map(String::from).to_vec();
     for dir in ["/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
         match std::fs::read_link(dir) {
-            Ok(target) => args.extend([
-                "--symlink".to_string(),
-                target.display().to_string(),
-                dir.to_string(),
-            ]),
+            Ok(target) => args.extend(["--symlink".to_string(), target.display().to_string(), dir.to_string()]),
             Err(_) if Path::new(dir).is_dir() => {
                 args.extend(["--ro-bind".to_string(), dir.to_string(), dir.to_string()])
             }

@@ -10,17 +10,10 @@ pub fn parse_into(xml: &str, run: &mut TestRun) -> bool {
     for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
         let class = case.attribute("classname").unwrap_or("");
         let name = case.attribute("name").unwrap_or("");
-        let test = if class.is_empty() {
-            name.to_string()
-        } else {
-            format!("{class}::{name}")
-        };
-        let outcome = case.children().find(|c| {
-            c.is_element()
-                && ["failure", "error", "skipped"]
-                    .iter()
-                    .any(|t| c.has_tag_name(*t))
-        });
+        let test = if class.is_empty() { name.to_string() } else { format!("{class}::{name}") };
+        let outcome = case
+            .children()
+            .find(|c| c.is_element() && ["failure", "error", "skipped"].iter().any(|t| c.has_tag_name(*t)));
         match outcome {
             None => run.passed += 1,
             Some(node) if node.has_tag_name("skipped") => run.skipped += 1,
@@ -31,15 +24,8 @@ pub fn parse_into(xml: &str, run: &mut TestRun) -> bool {
                     run.errors += 1;
                 }
                 let text = node.text().unwrap_or("").trim();
-                let message = if text.is_empty() {
-                    node.attribute("message").unwrap_or("")
-                } else {
-                    text
-                };
-                run.failures.push(TestFailure {
-                    test,
-                    message: message.to_string(),
-                });
+                let message = if text.is_empty() { node.attribute("message").unwrap_or("") } else { text };
+                run.failures.push(TestFailure { test, message: message.to_string() });
             }
         }
     }
@@ -61,10 +47,7 @@ mod tests {
             </testsuite></testsuites>"#;
         let mut run = TestRun::new("cpython-3.11", "python3".into(), "w.whl");
         assert!(parse_into(xml, &mut run));
-        assert_eq!(
-            (run.passed, run.failed, run.errors, run.skipped),
-            (2, 1, 0, 1)
-        );
+        assert_eq!((run.passed, run.failed, run.errors, run.skipped), (2, 1, 0, 1));
         assert_eq!(run.failures[0].test, "tests.test_m::test_bad");
         assert!(run.failures[0].message.contains("assert 1 == 2"));
         assert!(!parse_into("<unclosed", &mut run));

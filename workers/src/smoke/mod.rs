@@ -71,22 +71,11 @@ pub struct SmokeJob<'a> {
 
 /// Installs the wheel into `job.dir/site` and runs pytest in the sandbox;
 /// returns the results and pytest's own output for the log.
-pub fn run(
-    job: &SmokeJob<'_>,
-    sandbox: &Sandbox,
-    cancel: &CancelToken,
-) -> Result<(TestRun, String), SmokeError> {
-    let wheel_name = job
-        .wheel
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Result<(TestRun, String), SmokeError> {
+    let wheel_name = job.wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let site = job.dir.join("site");
     let tests_dir = job.dir.join("tests");
-    let install_err = |why: String| SmokeError::Install {
-        wheel: wheel_name.clone(),
-        why,
-    };
+    let install_err = |why: String| SmokeError::Install { wheel: wheel_name.clone(), why };
     std::fs::create_dir_all(&tests_dir).map_err(|e| install_err(e.to_string()))?;
     install_wheel(job.wheel, &site).map_err(install_err)?;
     if job.tests.iter().any(|(rel, _)| is_test_module(rel)) {
@@ -98,11 +87,8 @@ pub fn run(
             std::fs::copy(source, &dest).map_err(|e| install_err(e.to_string()))?;
         }
     } else {
-        std::fs::write(
-            tests_dir.join("test_wheelwright_import.py"),
-            generated_import_test(job.modules),
-        )
-        .map_err(|e| install_err(e.to_string()))?;
+        std::fs::write(tests_dir.join("test_wheelwright_import.py"), generated_import_test(job.modules))
+            .map_err(|e| install_err(e.to_string()))?;
     }
     let junit = job.dir.join("junit.xml");
     // pytest's faulthandler dumps every thread's stack shortly before the
@@ -132,15 +118,9 @@ pub fn run(
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONNOUSERSITE", "1")
     };
-    let mounts = Mounts::job(job.dir)
-        .read_only(&job.interpreter.prefix)
-        .read_only(&job.env.dir);
+    let mounts = Mounts::job(job.dir).read_only(&job.interpreter.prefix).read_only(&job.env.dir).running_project_code();
     let out = sandbox.run(&cmd(&job.env.python, pytest_args.clone()), &mounts, cancel)?;
-    let mut run = TestRun::new(
-        &job.interpreter.label(),
-        job.interpreter.executable.clone(),
-        &wheel_name,
-    );
+    let mut run = TestRun::new(&job.interpreter.label(), job.interpreter.executable.clone(), &wheel_name);
     let mut log = out.text.clone();
     match &out.exit {
         Exit::Code(0) | Exit::Code(1) => {}
@@ -156,12 +136,7 @@ pub fn run(
                 log.push_str(&format!("\n--- gdb ---\n{}", out.text));
                 Some(out.text)
             });
-            run.crash = Some(crash::report(
-                &signal,
-                &out.text,
-                gdb_output.as_deref(),
-                job.project_root,
-            ));
+            run.crash = Some(crash::report(&signal, &out.text, gdb_output.as_deref(), job.project_root));
         }
         Exit::TimedOut => {
             let mut problem = format!("timed out after {} s", sandbox.limits.timeout_secs);
@@ -175,13 +150,11 @@ pub fn run(
     match std::fs::read_to_string(&junit) {
         Ok(xml) => {
             if !junit::parse_into(&xml, &mut run) {
-                run.problem
-                    .get_or_insert_with(|| "pytest's JUnit XML is unreadable".into());
+                run.problem.get_or_insert_with(|| "pytest's JUnit XML is unreadable".into());
             }
         }
         Err(_) => {
-            run.problem
-                .get_or_insert_with(|| "pytest wrote no results".into());
+            run.problem.get_or_insert_with(|| "pytest wrote no results".into());
         }
     }
     Ok((run, log))
@@ -190,18 +163,12 @@ pub fn run(
 /// The stack pytest's faulthandler dumped before the timeout.
 fn hang_traceback(output: &str) -> Option<String> {
     let start = output.find("Timeout (")?;
-    let lines: Vec<&str> = output[start..]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .collect();
+    let lines: Vec<&str> = output[start..].lines().skip(1).take_while(|l| !l.trim().is_empty()).collect();
     Some(lines.join("\n"))
 }
 
 fn is_test_module(rel: &Path) -> bool {
-    rel.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("test_") && n.ends_with(".py"))
+    rel.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("test_") && n.ends_with(".py"))
 }
 
 fn generated_import_test(modules: &[String]) -> String {
@@ -225,9 +192,7 @@ fn install_wheel(wheel: &Path, site: &Path) -> Result<(), String> {
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| e.to_string())?;
         let name = entry.name().map_err(|e| e.to_string())?.to_string();
-        let rel = entry
-            .enclosed_name()
-            .ok_or_else(|| format!("unsafe path in wheel: {name}"))?;
+        let rel = entry.enclosed_name().ok_or_else(|| format!("unsafe path in wheel: {name}"))?;
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut data).map_err(|e| e.to_string())?;
         let dest = site.join(rel);

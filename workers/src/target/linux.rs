@@ -7,14 +7,7 @@ use crate::process::Cmd;
 pub(super) fn link_command(tools: &LinkTools, job: &LinkJob<'_>) -> Cmd {
     // `-z text` refuses text relocations at link time already.
     Cmd::new(&tools.linker)
-        .args([
-            "-shared",
-            "-z",
-            "noexecstack",
-            "-z",
-            "text",
-            "--hash-style=both",
-        ])
+        .args(["-shared", "-z", "noexecstack", "-z", "text", "--hash-style=both"])
         .arg("-o")
         .arg(job.output.display().to_string())
         .arg(job.object.display().to_string())
@@ -28,10 +21,7 @@ mod tests {
 
     #[test]
     fn links_a_shared_object_without_libpython() {
-        let tools = LinkTools {
-            linker: "/usr/bin/ld.lld".into(),
-            flavor: LinkerFlavor::Lld,
-        };
+        let tools = LinkTools { linker: "/usr/bin/ld.lld".into(), flavor: LinkerFlavor::Lld };
         let job = LinkJob {
             object: Path::new("m.o"),
             output: Path::new("m.abi3.so"),

@@ -13,13 +13,9 @@ pub(super) fn link_command(tools: &LinkTools, job: &LinkJob<'_>) -> Cmd {
     cmd = cmd.args(["-bundle", "-undefined", "dynamic_lookup"]);
     if tools.flavor == LinkerFlavor::Native {
         // Apple's ld wants to know the module exports only its init function.
-        cmd = cmd
-            .arg("-exported_symbol")
-            .arg(format!("_{}", job.init_symbol));
+        cmd = cmd.arg("-exported_symbol").arg(format!("_{}", job.init_symbol));
     }
-    cmd.arg("-o")
-        .arg(job.output.display().to_string())
-        .arg(job.object.display().to_string())
+    cmd.arg("-o").arg(job.output.display().to_string()).arg(job.object.display().to_string())
 }
 
 #[cfg(test)]
@@ -40,10 +36,7 @@ mod tests {
 
     #[test]
     fn lld_links_a_bundle_with_dynamic_lookup() {
-        let tools = LinkTools {
-            linker: "ld64.lld".into(),
-            flavor: LinkerFlavor::Lld,
-        };
+        let tools = LinkTools { linker: "ld64.lld".into(), flavor: LinkerFlavor::Lld };
         assert_eq!(
             link_command(&tools, &job()).display(),
             "ld64.lld -arch x86_64 -platform_version macos 10.9 10.9 -bundle -undefined dynamic_lookup -o m.abi3.so m.o"
@@ -52,10 +45,7 @@ mod tests {
 
     #[test]
     fn apples_ld_also_limits_the_exports() {
-        let tools = LinkTools {
-            linker: "/usr/bin/ld".into(),
-            flavor: LinkerFlavor::Native,
-        };
+        let tools = LinkTools { linker: "/usr/bin/ld".into(), flavor: LinkerFlavor::Native };
         assert_eq!(
             link_command(&tools, &job()).display(),
             "/usr/bin/ld -arch x86_64 -platform_version macos 10.9 10.9 -bundle -undefined dynamic_lookup \

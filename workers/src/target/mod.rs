@@ -125,10 +125,7 @@ impl FromStr for Target {
     type Err = UnknownTarget;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Target::ALL
-            .into_iter()
-            .find(|t| t.name() == s)
-            .ok_or_else(|| UnknownTarget(s.to_string()))
+        Target::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| UnknownTarget(s.to_string()))
     }
 }
 
@@ -180,9 +177,7 @@ mod tests {
             vec![Target::Linux, Target::Windows]
         );
         assert_eq!(
-            Target::parse_list("linux-x86_64,arm")
-                .unwrap_err()
-                .to_string(),
+            Target::parse_list("linux-x86_64,arm").unwrap_err().to_string(),
             "unknown target `arm` (expected linux-x86_64, macos-x86_64, windows-x86_64 or all)"
         );
     }
@@ -191,32 +186,17 @@ mod tests {
     fn module_filenames_follow_each_platforms_suffixes() {
         let v311 = Some(PyVersion::new(3, 11));
         assert_eq!(Target::Linux.module_filename("m", None), "m.abi3.so");
-        assert_eq!(
-            Target::Linux.module_filename("m", v311),
-            "m.cpython-311-x86_64-linux-gnu.so"
-        );
+        assert_eq!(Target::Linux.module_filename("m", v311), "m.cpython-311-x86_64-linux-gnu.so");
         assert_eq!(Target::Macos.module_filename("m", None), "m.abi3.so");
-        assert_eq!(
-            Target::Macos.module_filename("m", v311),
-            "m.cpython-311-darwin.so"
-        );
+        assert_eq!(Target::Macos.module_filename("m", v311), "m.cpython-311-darwin.so");
         assert_eq!(Target::Windows.module_filename("m", None), "m.pyd");
-        assert_eq!(
-            Target::Windows.module_filename("m", v311),
-            "m.cp311-win_amd64.pyd"
-        );
+        assert_eq!(Target::Windows.module_filename("m", v311), "m.cp311-win_amd64.pyd");
     }
 
     #[test]
     fn nasm_arguments_match_the_articles_defines() {
         assert_eq!(Target::Linux.nasm_args(false), ["-f", "elf64", "-DPIE"]);
-        assert_eq!(
-            Target::Macos.nasm_args(false),
-            ["-f", "macho64", "-DNOPIE", "-DMACOS", "--prefix", "_"]
-        );
-        assert_eq!(
-            Target::Windows.nasm_args(true),
-            ["-f", "win64", "-DNOPIE", "-DWINDOWS", "-g", "-F", "cv8"]
-        );
+        assert_eq!(Target::Macos.nasm_args(false), ["-f", "macho64", "-DNOPIE", "-DMACOS", "--prefix", "_"]);
+        assert_eq!(Target::Windows.nasm_args(true), ["-f", "win64", "-DNOPIE", "-DWINDOWS", "-g", "-F", "cv8"]);
     }
 }

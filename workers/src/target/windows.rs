@@ -10,9 +10,7 @@ pub(super) fn link_command(tools: &LinkTools, job: &LinkJob<'_>) -> Cmd {
     // No timestamp in the header: identical input gives identical bytes.
     cmd = cmd.arg("/Brepro");
     cmd = cmd.arg(if job.debug { "/DEBUG" } else { "/DEBUG:NONE" });
-    cmd = cmd
-        .arg(format!("/OUT:{}", job.output.display()))
-        .arg(job.object.display().to_string());
+    cmd = cmd.arg(format!("/OUT:{}", job.output.display())).arg(job.object.display().to_string());
     if let Some(lib) = job.import_library {
         cmd = cmd.arg(lib.display().to_string());
     }
@@ -27,10 +25,7 @@ mod tests {
 
     #[test]
     fn links_a_dll_exporting_the_init_function() {
-        let tools = LinkTools {
-            linker: "link.exe".into(),
-            flavor: LinkerFlavor::Native,
-        };
+        let tools = LinkTools { linker: "link.exe".into(), flavor: LinkerFlavor::Native };
         let job = LinkJob {
             object: Path::new("m.obj"),
             output: Path::new("m.pyd"),

@@ -21,11 +21,7 @@ const MANYLINUX_LIBS: [&str; 10] = [
     "ld-linux-x86-64.so.2",
 ];
 
-pub(super) fn check(
-    file: &object::File<'_>,
-    bytes: &[u8],
-    verified: &mut Verified,
-) -> Vec<Problem> {
+pub(super) fn check(file: &object::File<'_>, bytes: &[u8], verified: &mut Verified) -> Vec<Problem> {
     let mut problems = Vec::new();
     let elf = match file {
         object::File::Elf64(_) => match ElfFile64::<LittleEndian>::parse(bytes) {
@@ -39,10 +35,7 @@ pub(super) fn check(
     if header.e_type(endian) != elf::ET_DYN {
         problems.push(Problem::Other("is not a shared object (ET_DYN)".into()));
     }
-    let stack = elf
-        .elf_program_headers()
-        .iter()
-        .find(|ph| ph.p_type(endian) == elf::PT_GNU_STACK);
+    let stack = elf.elf_program_headers().iter().find(|ph| ph.p_type(endian) == elf::PT_GNU_STACK);
     match stack {
         Some(ph) if ph.p_flags(endian).0 & elf::PF_X.0 != 0 => problems.push(Problem::Other(
             "has an executable stack (PT_GNU_STACK is RWX); glibc 2.41 and newer refuse to load it".into(),
@@ -59,22 +52,16 @@ pub(super) fn check(
             for entry in table.iter() {
                 match entry.tag {
                     elf::DT_TEXTREL => problems.push(text_relocations()),
-                    elf::DT_FLAGS if entry.val & elf::DF_TEXTREL.0 != 0 => {
-                        problems.push(text_relocations())
-                    }
+                    elf::DT_FLAGS if entry.val & elf::DF_TEXTREL.0 != 0 => problems.push(text_relocations()),
                     elf::DT_NEEDED => {
-                        let name = table
-                            .string(entry)
-                            .map(|s| String::from_utf8_lossy(s).into_owned())
-                            .unwrap_or_default();
+                        let name =
+                            table.string(entry).map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default();
                         if name.starts_with("libpython") {
                             problems.push(Problem::Other(format!(
                                 "links `{name}`; extension modules must not link libpython (manylinux policy)"
                             )));
                         } else if !MANYLINUX_LIBS.contains(&name.as_str()) {
-                            problems.push(Problem::Other(format!(
-                                "links `{name}`, which no manylinux policy allows"
-                            )));
+                            problems.push(Problem::Other(format!("links `{name}`, which no manylinux policy allows")));
                         }
                     }
                     _ => {}
@@ -93,17 +80,11 @@ pub(super) fn check(
 }
 
 fn text_relocations() -> Problem {
-    Problem::Other(
-        "has text relocations (DT_TEXTREL); use `wrt ..plt` and `wrt ..got` for Python symbols"
-            .into(),
-    )
+    Problem::Other("has text relocations (DT_TEXTREL); use `wrt ..plt` and `wrt ..got` for Python symbols".into())
 }
 
 /// The newest `GLIBC_x.y` version any symbol needs.
-pub(super) fn glibc_needed(
-    elf: &ElfFile64<'_, LittleEndian>,
-    bytes: &[u8],
-) -> object::Result<Option<(u32, u32)>> {
+pub(super) fn glibc_needed(elf: &ElfFile64<'_, LittleEndian>, bytes: &[u8]) -> object::Result<Option<(u32, u32)>> {
     let endian = LittleEndian;
     let sections = elf.elf_section_table();
     let Some((mut needs, link)) = sections.gnu_verneed(endian, bytes)? else {

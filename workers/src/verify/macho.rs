@@ -24,9 +24,7 @@ pub(super) fn check(file: &object::File<'_>, bytes: &[u8], expect: &Expect<'_>) 
         Ok(mut commands) => loop {
             match commands.next() {
                 Ok(Some(command)) => match command.variant() {
-                    Ok(LoadCommandVariant::VersionMin(v))
-                        if command.cmd() == macho::LC_VERSION_MIN_MACOSX =>
-                    {
+                    Ok(LoadCommandVariant::VersionMin(v)) if command.cmd() == macho::LC_VERSION_MIN_MACOSX => {
                         min_os = Some(v.version.get(LittleEndian).0);
                     }
                     Ok(LoadCommandVariant::BuildVersion(v, _))
@@ -40,9 +38,7 @@ pub(super) fn check(file: &object::File<'_>, bytes: &[u8], expect: &Expect<'_>) 
                             .map(|s| String::from_utf8_lossy(s).into_owned())
                             .unwrap_or_default();
                         if !name.starts_with("/usr/lib/") && !name.starts_with("/System/") {
-                            problems.push(Problem::Other(format!(
-                                "links `{name}`, which is not a system library"
-                            )));
+                            problems.push(Problem::Other(format!("links `{name}`, which is not a system library")));
                         }
                     }
                     Ok(_) => {}

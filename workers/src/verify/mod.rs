@@ -89,26 +89,17 @@ impl fmt::Display for Problem {
                 write!(f, "does not export `{expected}`")
             }
             Problem::MissingInit { expected, found } => {
-                write!(f, "does not export `{expected}` (it exports {}; the name must match the module's file name)", list(found))
+                write!(
+                    f,
+                    "does not export `{expected}` (it exports {}; the name must match the module's file name)",
+                    list(found)
+                )
             }
-            Problem::NotCApi(s) => write!(
-                f,
-                "imports {}, {} not part of the Python C API",
-                list(s),
-                which(s.len())
-            ),
-            Problem::NotStable(s) => write!(
-                f,
-                "imports {}, {} not in the stable ABI (abi3)",
-                list(s),
-                which(s.len())
-            ),
-            Problem::NotInVersion(v, s) => write!(
-                f,
-                "imports {}, {} not exported by Python {v}",
-                list(s),
-                which(s.len())
-            ),
+            Problem::NotCApi(s) => write!(f, "imports {}, {} not part of the Python C API", list(s), which(s.len())),
+            Problem::NotStable(s) => write!(f, "imports {}, {} not in the stable ABI (abi3)", list(s), which(s.len())),
+            Problem::NotInVersion(v, s) => {
+                write!(f, "imports {}, {} not exported by Python {v}", list(s), which(s.len()))
+            }
             Problem::Other(m) => f.write_str(m),
         }
     }
@@ -126,14 +117,8 @@ impl fmt::Display for VerifyError {
 }
 
 /// Verifies a linked module for `target`.
-pub fn verify(
-    target: Target,
-    bytes: &[u8],
-    expect: &Expect<'_>,
-    capi: &CApi,
-) -> Result<Verified, VerifyError> {
-    let file = object::File::parse(bytes)
-        .map_err(|e| VerifyError(vec![Problem::Unreadable(e.to_string())]))?;
+pub fn verify(target: Target, bytes: &[u8], expect: &Expect<'_>, capi: &CApi) -> Result<Verified, VerifyError> {
+    let file = object::File::parse(bytes).map_err(|e| VerifyError(vec![Problem::Unreadable(e.to_string())]))?;
     let mut problems = Vec::new();
     let expected_format = match target {
         Target::Linux => object::BinaryFormat::Elf,
@@ -142,10 +127,7 @@ pub fn verify(
     };
     if file.format() != expected_format {
         let found = format!("{:?}", file.format());
-        return Err(VerifyError(vec![Problem::WrongFormat {
-            expected: format_name(target),
-            found,
-        }]));
+        return Err(VerifyError(vec![Problem::WrongFormat { expected: format_name(target), found }]));
     }
     if file.architecture() != object::Architecture::X86_64 {
         problems.push(Problem::WrongMachine(format!("{:?}", file.architecture())));
@@ -160,15 +142,8 @@ pub fn verify(
         .map(|e| symbol_name(e.name()).trim_start_matches(prefix).to_string())
         .collect();
     if !exports.iter().any(|e| e == expect.init_symbol) {
-        let found = exports
-            .iter()
-            .filter(|e| e.starts_with("PyInit_"))
-            .cloned()
-            .collect();
-        problems.push(Problem::MissingInit {
-            expected: expect.init_symbol.to_string(),
-            found,
-        });
+        let found = exports.iter().filter(|e| e.starts_with("PyInit_")).cloned().collect();
+        problems.push(Problem::MissingInit { expected: expect.init_symbol.to_string(), found });
     }
 
     let mut verified = Verified::default();
@@ -205,32 +180,20 @@ pub fn verify(
 /// modules only what that version exports.
 pub fn check_imports(imports: &[String], python: Option<PyVersion>, capi: &CApi) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let foreign: Vec<String> = imports
-        .iter()
-        .filter(|s| !capi.is_capi(s))
-        .cloned()
-        .collect();
+    let foreign: Vec<String> = imports.iter().filter(|s| !capi.is_capi(s)).cloned().collect();
     let known: Vec<&String> = imports.iter().filter(|s| capi.is_capi(s)).collect();
     if !foreign.is_empty() {
         problems.push(Problem::NotCApi(foreign));
     }
     match python {
         None => {
-            let unstable: Vec<String> = known
-                .into_iter()
-                .filter(|s| !capi.is_stable(s))
-                .cloned()
-                .collect();
+            let unstable: Vec<String> = known.into_iter().filter(|s| !capi.is_stable(s)).cloned().collect();
             if !unstable.is_empty() {
                 problems.push(Problem::NotStable(unstable));
             }
         }
         Some(v) => {
-            let missing: Vec<String> = known
-                .into_iter()
-                .filter(|s| !capi.in_version(v, s))
-                .cloned()
-                .collect();
+            let missing: Vec<String> = known.into_iter().filter(|s| !capi.in_version(v, s)).cloned().collect();
             if !missing.is_empty() {
                 problems.push(Problem::NotInVersion(v, missing));
             }
@@ -248,10 +211,7 @@ pub fn object_imports(target: Target, bytes: &[u8]) -> Result<Vec<String>, Strin
         .filter(|s| s.is_undefined() && s.is_global())
         .filter_map(|s| s.name().ok().map(str::to_string))
         .map(|n| {
-            let n = n
-                .strip_prefix(target.symbol_prefix())
-                .map(str::to_string)
-                .unwrap_or(n);
+            let n = n.strip_prefix(target.symbol_prefix()).map(str::to_string).unwrap_or(n);
             n.strip_prefix("__imp_").map(str::to_string).unwrap_or(n)
         })
         .filter(|n| !n.is_empty())
@@ -264,8 +224,7 @@ pub fn object_imports(target: Target, bytes: &[u8]) -> Result<Vec<String>, Strin
 /// The newest `GLIBC_x.y` symbol version an ELF shared object needs: what
 /// its manylinux tag is computed from.
 pub fn glibc_requirement(bytes: &[u8]) -> Result<Option<(u32, u32)>, String> {
-    let elf = object::read::elf::ElfFile64::<object::LittleEndian>::parse(bytes)
-        .map_err(|e| e.to_string())?;
+    let elf = object::read::elf::ElfFile64::<object::LittleEndian>::parse(bytes).map_err(|e| e.to_string())?;
     elf::glibc_needed(&elf, bytes).map_err(|e| e.to_string())
 }
 

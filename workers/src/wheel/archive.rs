@@ -23,45 +23,26 @@ const ZIP_EPOCH: u64 = 315_532_800;
 /// `sha256=<urlsafe base64, no padding>` as RECORD wants it.
 pub fn record_hash(data: &[u8]) -> String {
     let digest = Sha256::digest(data);
-    format!(
-        "sha256={}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-    )
+    format!("sha256={}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
 }
 
 /// Lowercase hex sha256.
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes a wheel: `entries` sorted (the `.dist-info` directory last), then
 /// `RECORD` listing every entry with its hash and size.
-pub fn write_wheel(
-    mut entries: Vec<Entry>,
-    dist_info: &str,
-    epoch: u64,
-) -> std::io::Result<Vec<u8>> {
+pub fn write_wheel(mut entries: Vec<Entry>, dist_info: &str, epoch: u64) -> std::io::Result<Vec<u8>> {
     let is_meta = |e: &Entry| e.path.starts_with(&format!("{dist_info}/"));
     entries.sort_by(|a, b| (is_meta(a), &a.path).cmp(&(is_meta(b), &b.path)));
     let record_path = format!("{dist_info}/RECORD");
     let mut record = String::new();
     for entry in &entries {
-        record.push_str(&format!(
-            "{},{},{}\n",
-            csv_field(&entry.path),
-            record_hash(&entry.data),
-            entry.data.len()
-        ));
+        record.push_str(&format!("{},{},{}\n", csv_field(&entry.path), record_hash(&entry.data), entry.data.len()));
     }
     record.push_str(&format!("{record_path},,\n"));
-    entries.push(Entry {
-        path: record_path,
-        data: record.into_bytes(),
-        executable: false,
-    });
+    entries.push(Entry { path: record_path, data: record.into_bytes(), executable: false });
 
     let (y, mo, d, h, mi, s) = civil(epoch.max(ZIP_EPOCH));
     let time = zip::DateTime::from_date_and_time(y, mo, d, h, mi, s).unwrap_or_default();
@@ -72,8 +53,7 @@ pub fn write_wheel(
             .compression_level(Some(6))
             .last_modified_time(time)
             .unix_permissions(if entry.executable { 0o755 } else { 0o644 });
-        zip.start_file(entry.path.as_str(), options)
-            .map_err(std::io::Error::other)?;
+        zip.start_file(entry.path.as_str(), options).map_err(std::io::Error::other)?;
         zip.write_all(&entry.data)?;
     }
     Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
@@ -82,9 +62,7 @@ pub fn write_wheel(
 /// Writes a gzip-compressed tar of `entries` under `prefix/`, sorted.
 pub fn write_tar_gz(mut entries: Vec<Entry>, prefix: &str, epoch: u64) -> std::io::Result<Vec<u8>> {
     entries.sort_by(|a, b| a.path.cmp(&b.path));
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::default());
+    let gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     for entry in &entries {
@@ -95,11 +73,7 @@ pub fn write_tar_gz(mut entries: Vec<Entry>, prefix: &str, epoch: u64) -> std::i
         header.set_uid(0);
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(
-            &mut header,
-            format!("{prefix}/{}", entry.path),
-            entry.data.as_slice(),
-        )?;
+        tar.append_data(&mut header, format!("{prefix}/{}", entry.path), entry.data.as_slice())?;
     }
     tar.into_inner()?.finish()
 }
@@ -127,14 +101,7 @@ fn civil(epoch: u64) -> (u16, u8, u8, u8, u8, u8) {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
     let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
-    (
-        year,
-        month,
-        day,
-        (rem / 3600) as u8,
-        (rem % 3600 / 60) as u8,
-        (rem % 60) as u8,
-    )
+    (year, month, day, (rem / 3600) as u8, (rem % 3600 / 60) as u8, (rem % 60) as u8)
 }
 
 #[cfg(test)]
@@ -149,40 +116,22 @@ mod tests {
 
     #[test]
     fn record_hashes_are_urlsafe_base64_without_padding() {
-        assert_eq!(
-            record_hash(b""),
-            "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
-        );
+        assert_eq!(record_hash(b""), "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
     }
 
     #[test]
     fn identical_input_gives_identical_bytes() {
         let entries = || {
             vec![
-                Entry {
-                    path: "b.py".into(),
-                    data: b"b".to_vec(),
-                    executable: false,
-                },
-                Entry {
-                    path: "a.so".into(),
-                    data: b"a".to_vec(),
-                    executable: true,
-                },
-                Entry {
-                    path: "x-1.dist-info/WHEEL".into(),
-                    data: b"w".to_vec(),
-                    executable: false,
-                },
+                Entry { path: "b.py".into(), data: b"b".to_vec(), executable: false },
+                Entry { path: "a.so".into(), data: b"a".to_vec(), executable: true },
+                Entry { path: "x-1.dist-info/WHEEL".into(), data: b"w".to_vec(), executable: false },
             ]
         };
         let first = write_wheel(entries(), "x-1.dist-info", 0).unwrap();
         let mut reversed = entries();
         reversed.reverse();
         assert_eq!(first, write_wheel(reversed, "x-1.dist-info", 0).unwrap());
-        assert_eq!(
-            write_tar_gz(entries(), "x-1", 0).unwrap(),
-            write_tar_gz(entries(), "x-1", 0).unwrap()
-        );
+        assert_eq!(write_tar_gz(entries(), "x-1", 0).unwrap(), write_tar_gz(entries(), "x-1", 0).unwrap());
     }
 }

@@ -22,12 +22,7 @@ pub fn render(meta: &Metadata) -> String {
         field("Keywords", &meta.keywords.join(","));
     }
     people(&meta.authors, "Author", "Author-email", &mut field);
-    people(
-        &meta.maintainers,
-        "Maintainer",
-        "Maintainer-email",
-        &mut field,
-    );
+    people(&meta.maintainers, "Maintainer", "Maintainer-email", &mut field);
     if let Some(license) = &meta.license {
         field("License", license.trim_end());
     }
@@ -54,17 +49,8 @@ pub fn render(meta: &Metadata) -> String {
     out
 }
 
-fn people(
-    list: &[Author],
-    name_field: &str,
-    email_field: &str,
-    field: &mut impl FnMut(&str, &str),
-) {
-    let names: Vec<&str> = list
-        .iter()
-        .filter(|a| a.email.is_none())
-        .filter_map(|a| a.name.as_deref())
-        .collect();
+fn people(list: &[Author], name_field: &str, email_field: &str, field: &mut impl FnMut(&str, &str)) {
+    let names: Vec<&str> = list.iter().filter(|a| a.email.is_none()).filter_map(|a| a.name.as_deref()).collect();
     let emails: Vec<String> = list
         .iter()
         .filter_map(|a| match (&a.name, &a.email) {

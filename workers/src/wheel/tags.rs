@@ -82,18 +82,9 @@ mod tests {
 
     #[test]
     fn manylinux_policy_covers_the_newest_glibc_needed() {
-        assert_eq!(
-            manylinux_tag(None),
-            "manylinux_2_5_x86_64.manylinux1_x86_64"
-        );
-        assert_eq!(
-            manylinux_tag(Some((2, 2))),
-            "manylinux_2_5_x86_64.manylinux1_x86_64"
-        );
-        assert_eq!(
-            manylinux_tag(Some((2, 14))),
-            "manylinux_2_17_x86_64.manylinux2014_x86_64"
-        );
+        assert_eq!(manylinux_tag(None), "manylinux_2_5_x86_64.manylinux1_x86_64");
+        assert_eq!(manylinux_tag(Some((2, 2))), "manylinux_2_5_x86_64.manylinux1_x86_64");
+        assert_eq!(manylinux_tag(Some((2, 14))), "manylinux_2_17_x86_64.manylinux2014_x86_64");
         assert_eq!(manylinux_tag(Some((2, 28))), "manylinux_2_28_x86_64");
         assert_eq!(manylinux_tag(Some((2, 32))), "manylinux_2_34_x86_64");
     }
@@ -102,17 +93,11 @@ mod tests {
     fn names_are_normalised() {
         assert_eq!(filename_name("Py.Mult--Fast"), "py_mult_fast");
         assert_eq!(normalize("Py.Mult__Fast"), "py-mult-fast");
-        assert_eq!(
-            python_abi_tags(PyVersion::new(3, 8), None),
-            ("cp38".into(), "abi3".into())
-        );
+        assert_eq!(python_abi_tags(PyVersion::new(3, 8), None), ("cp38".into(), "abi3".into()));
         assert_eq!(
             python_abi_tags(PyVersion::new(3, 8), Some(PyVersion::new(3, 12))),
             ("cp312".into(), "cp312".into())
         );
-        assert_eq!(
-            platform_tag(Target::Macos, None, "10.9"),
-            "macosx_10_9_x86_64"
-        );
+        assert_eq!(platform_tag(Target::Macos, None, "10.9"), "macosx_10_9_x86_64");
     }
 }

@@ -16,10 +16,7 @@ use wheelwright_workers::target::Target;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// `examples/<name>`.
@@ -30,18 +27,13 @@ pub fn example(name: &str) -> PathBuf {
 /// The host's python3, probed once.
 pub fn python3() -> Interpreter {
     static PY: OnceLock<Interpreter> = OnceLock::new();
-    PY.get_or_init(|| Interpreter::probe(Path::new("python3")).expect("python3 is installed"))
-        .clone()
+    PY.get_or_init(|| Interpreter::probe(Path::new("python3")).expect("python3 is installed")).clone()
 }
 
 /// The repository's `.venv` python (made by scripts/setup.sh), which has pip and pytest.
 pub fn venv_python() -> PathBuf {
     let venv = repo().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "run scripts/setup.sh first: {} is missing",
-        venv.display()
-    );
+    assert!(venv.exists(), "run scripts/setup.sh first: {} is missing", venv.display());
     venv
 }
 
@@ -64,10 +56,7 @@ pub struct Dirs {
 
 /// Options for building `targets` with the smoke test on python3.
 pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
-    let dirs = Dirs {
-        out: tempfile::tempdir().unwrap(),
-        work: tempfile::tempdir().unwrap(),
-    };
+    let dirs = Dirs { out: tempfile::tempdir().unwrap(), work: tempfile::tempdir().unwrap() };
     let options = BuildOptions {
         targets: Some(targets.to_vec()),
         out_dir: dirs.out.path().to_path_buf(),
@@ -76,10 +65,7 @@ pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
         interpreters: vec![python3()],
         cache_dir: wheelwright_workers::default_cache_dir(),
         source_date_epoch: None,
-        sandbox: sandbox(Limits {
-            timeout_secs: 120,
-            ..Limits::default()
-        }),
+        sandbox: sandbox(Limits { timeout_secs: 120, ..Limits::default() }),
         cancel: CancelToken::new(),
         parallel_targets: true,
     };
@@ -88,12 +74,8 @@ pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
 
 /// The bubblewrap sandbox with the Landlock helper built beside these tests.
 pub fn sandbox(limits: Limits) -> Sandbox {
-    let helper = Helper {
-        program: env!("CARGO_BIN_EXE_wheelwright-sandbox-exec").into(),
-        args: Vec::new(),
-    };
-    Sandbox::bubblewrap(limits, Some(helper))
-        .expect("bubblewrap works here (scripts/setup.sh installs it)")
+    let helper = Helper { program: env!("CARGO_BIN_EXE_wheelwright-sandbox-exec").into(), args: Vec::new() };
+    Sandbox::bubblewrap(limits, Some(helper)).expect("bubblewrap works here (scripts/setup.sh installs it)")
 }
 
 /// Loads and builds the project at `root`.
@@ -106,11 +88,7 @@ pub fn build(root: &Path, targets: &[Target], smoke: bool) -> (BuildReport, Dirs
 
 /// The report of one target.
 pub fn target(report: &BuildReport, target: Target) -> &TargetReport {
-    report
-        .targets
-        .iter()
-        .find(|t| t.target == target)
-        .expect("target in report")
+    report.targets.iter().find(|t| t.target == target).expect("target in report")
 }
 
 /// The reason of the first failed step, with its name.
@@ -131,11 +109,7 @@ pub fn run_python(python: &Path, code: &str, env: &[(&str, &Path)]) -> String {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "python failed:\n{text}");
     text
 }
