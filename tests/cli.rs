@@ -119,3 +119,36 @@ fn doctor_lists_every_tool_with_version_and_path() {
     assert!(stdout.contains("  ok       linux-x86_64"), "{stdout}");
     assert!(stdout.contains("  ok       cpython-3."), "{stdout}");
 }
+
+#[test]
+fn building_without_the_sandbox_warns_every_time() {
+    let out_dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let result = wheelwright(&[
+            "build",
+            "examples/pymult",
+            "--target",
+            "linux-x86_64",
+            "--no-smoke",
+            "--sandbox",
+            "none",
+            "--out",
+            out_dir.path().to_str().unwrap(),
+        ]);
+        let stderr = text(&result.stderr);
+        assert!(result.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(
+                "warning: --sandbox=none: the sources, their tests and the modules they build run unconfined"
+            ),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn doctor_describes_the_sandbox_layers() {
+    let stdout = text(&wheelwright(&["doctor"]).stdout);
+    let line = stdout.lines().find(|l| l.contains("bubblewrap +")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.starts_with("  ok       bubblewrap + landlock ABI "), "{line}");
+}

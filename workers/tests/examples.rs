@@ -216,3 +216,26 @@ fn debug_builds_carry_line_information() {
     let sections: Vec<String> = file.sections().filter_map(|s| s.name().ok().map(str::to_string)).collect();
     assert!(sections.iter().any(|s| s == ".debug_line"), "{sections:?}");
 }
+
+#[test]
+fn every_example_passes_on_every_local_interpreter() {
+    let interpreters = wheelwright_workers::smoke::Interpreter::discover();
+    assert!(!interpreters.is_empty());
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let root = entry.unwrap().path();
+        let project = wheelwright_workers::project::Project::load(&root, &Default::default()).unwrap();
+        let (mut options, _dirs) = options(&[Target::Linux], true);
+        options.interpreters = interpreters.clone();
+        let report = wheelwright_workers::pipeline::build(&project, &options, &|_| {});
+        let linux = target(&report, Target::Linux);
+        assert_eq!(linux.status, Status::Succeeded, "{}: {linux:#?}", root.display());
+        let admitted: Vec<String> = interpreters
+            .iter()
+            .filter(|i| project.metadata.requires_python.admits(i.version))
+            .map(|i| i.label())
+            .collect();
+        let tested: Vec<String> = linux.tests.iter().map(|t| t.interpreter.clone()).collect();
+        assert_eq!(tested, admitted, "{}", root.display());
+        assert!(linux.tests.iter().all(|t| t.passed > 0 && t.failed == 0 && t.errors == 0));
+    }
+}

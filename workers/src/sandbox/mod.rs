@@ -96,7 +96,12 @@ pub struct Sandbox {
 impl Sandbox {
     /// The bubblewrap sandbox, after checking that it works here.
     pub fn bubblewrap(limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
-        let bwrap = crate::toolchain::find(crate::toolchain::Tool::Bwrap).ok_or(SandboxError::Missing)?;
+        Self::with_bwrap(crate::toolchain::find(crate::toolchain::Tool::Bwrap), limits, helper)
+    }
+
+    /// The bubblewrap sandbox using `bwrap` (`None`: not installed).
+    pub fn with_bwrap(bwrap: Option<PathBuf>, limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
+        let bwrap = bwrap.ok_or(SandboxError::Missing)?;
         let sandbox = Sandbox {
             isolation: Isolation::Bubblewrap { bwrap, helper: helper.filter(|h| h.program.is_file()) },
             limits,

@@ -1,0 +1,135 @@
+//! The sandbox itself: what a step can see and do, and refusing to run
+//! without a working bubblewrap.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::*;
+use wheelwright_workers::process::{CancelToken, Cmd, Exit};
+use wheelwright_workers::sandbox::{landlock, Limits, Mounts, Sandbox, SandboxError};
+
+fn sh(script: &str) -> Cmd {
+    Cmd::new("/bin/sh").arg("-c").arg(script)
+}
+
+#[test]
+fn refuses_to_run_without_a_working_bubblewrap() {
+    let err = Sandbox::with_bwrap(None, Limits::default(), None).unwrap_err();
+    assert!(matches!(err, SandboxError::Missing));
+    assert!(err
+        .to_string()
+        .starts_with("bubblewrap (bwrap) is not installed: install the Debian package `bubblewrap`"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("bwrap");
+    std::fs::write(&fake, "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = Sandbox::with_bwrap(Some(fake), Limits::default(), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bubblewrap cannot create its namespaces here (bwrap: No permissions to create new namespace); allow \
+         unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), \
+         or pass --sandbox=none for trusted local builds"
+    );
+}
+
+#[test]
+fn a_step_sees_its_own_namespaces_and_no_capabilities() {
+    let job = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(Limits::default());
+    let script = "hostname; ls /sys/class/net 2>/dev/null || echo no-sys; grep CapEff /proc/self/status; \
+                  echo pid=$$; ls /usr | grep -c .; (ls /) 2>&1; test -e /etc/passwd || echo no-passwd";
+    let out = sandbox.run(&sh(script), &Mounts::job(job.path()), &CancelToken::new()).unwrap();
+    assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+    let lines: Vec<&str> = out.text.lines().collect();
+    assert_eq!(lines[0], "wheelwright");
+    assert_eq!(lines[1], "no-sys", "no /sys at all: {}", out.text);
+    assert_eq!(lines[2], "CapEff:\t0000000000000000");
+    // PID namespace: the shell is one of the first processes.
+    let pid: u32 = lines[3].trim_start_matches("pid=").parse().unwrap();
+    assert!(pid < 10, "{}", out.text);
+    assert_ne!(lines[4], "0", "/usr is readable");
+    // bubblewrap's root holds only the binds; Landlock does not even let it be listed.
+    assert_eq!(lines[5], "ls: cannot open directory '/': Permission denied");
+    assert_eq!(lines[6], "no-passwd");
+}
+
+#[test]
+fn a_step_can_write_only_to_its_job_directory() {
+    let job = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("input.asm"), "x").unwrap();
+    let script = format!(
+        "echo ok > {job}/out && cat {src}/input.asm && (echo no > {src}/input.asm) 2>&1; (touch /usr/pwned) 2>&1; true",
+        job = job.path().display(),
+        src = source.path().display()
+    );
+    let mounts = Mounts::job(job.path()).read_only(source.path());
+    let out = sandbox(Limits::default()).run(&sh(&script), &mounts, &CancelToken::new()).unwrap();
+    assert_eq!(std::fs::read_to_string(job.path().join("out")).unwrap(), "ok\n");
+    assert_eq!(std::fs::read_to_string(source.path().join("input.asm")).unwrap(), "x");
+    assert!(out.text.contains("Read-only file system"), "{}", out.text);
+    assert!(!Path::new("/usr/pwned").exists());
+}
+
+#[test]
+fn the_landlock_helper_confines_what_it_runs() {
+    if landlock::kernel_abi() == 0 {
+        eprintln!("this kernel has no Landlock; the helper's confinement cannot be observed here");
+        return;
+    }
+    // Outside /tmp, which the helper always leaves writable (inside
+    // bubblewrap it is the step's private tmpfs).
+    let allowed = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let other = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let helper = env!("CARGO_BIN_EXE_wheelwright-sandbox-exec");
+    let script = format!(
+        "echo ok > {allowed}/f && cat {allowed}/f; (echo no > {other}/f) 2>&1; (cat /etc/hostname) 2>&1; true",
+        allowed = allowed.path().display(),
+        other = other.path().display()
+    );
+    let out = std::process::Command::new(helper)
+        .args(["--ro", "/usr", "--ro", "/bin", "--ro", "/lib", "--ro", "/lib64", "--ro", "/etc/ld.so.cache", "--rw"])
+        .arg(allowed.path())
+        .args(["--", "/bin/sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "ok");
+    assert!(lines[1].ends_with("Permission denied"), "{text}");
+    assert!(lines[2].ends_with("Permission denied"), "{text}");
+    assert!(!other.path().join("f").exists());
+}
+
+#[test]
+fn the_timeout_kills_everything_the_step_started() {
+    let job = tempfile::tempdir().unwrap();
+    let marker = job.path().join("still-running");
+    let script = format!("(sleep 3; touch {}) & setsid sleep 30 & sleep 30", marker.display());
+    let started = std::time::Instant::now();
+    let out = sandbox(Limits { timeout_secs: 1, ..Limits::default() })
+        .run(&sh(&script), &Mounts::job(job.path()).running_project_code(), &CancelToken::new())
+        .unwrap();
+    assert_eq!(out.exit, Exit::TimedOut);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!marker.exists(), "a background process survived the step");
+}
+
+#[test]
+fn rlimits_apply_inside_the_sandbox() {
+    let job = tempfile::tempdir().unwrap();
+    let limits = Limits { file_size: 1 << 20, ..Limits::default() };
+    let script = format!(
+        "ulimit -v; ulimit -c; ulimit -n; head -c 2000000 /dev/zero > {}/big; echo status=$?",
+        job.path().display()
+    );
+    let out = sandbox(limits).run(&sh(&script), &Mounts::job(job.path()), &CancelToken::new()).unwrap();
+    let lines: Vec<&str> = out.text.lines().collect();
+    assert_eq!(&lines[..3], ["1048576", "0", "256"], "{}", out.text);
+    assert!(out.text.contains("File size limit exceeded") || out.text.contains("status=153"), "{}", out.text);
+    assert_eq!(std::fs::metadata(job.path().join("big")).unwrap().len(), 1 << 20);
+}
