@@ -19,6 +19,9 @@ pub use limits::Limits;
 
 use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
 
+/// Where the Landlock helper appears inside the sandbox.
+const HELPER_PATH: &str = "/run/wheelwright/sandbox-exec";
+
 /// Environment variables passed into the sandbox when a step sets them.
 const ENV_ALLOWED: [&str; 6] =
     ["PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "PYTHONFAULTHANDLER", "SOURCE_DATE_EPOCH", "TERM"];
@@ -230,9 +233,7 @@ impl Sandbox {
             .chain(mounts.read_only.iter().map(|p| (p.as_path(), false)))
             .collect();
         let program_dir = cmd.program.parent().filter(|d| !d.starts_with("/usr") && d.is_absolute());
-        let helper_path = helper.as_ref().map(|h| h.program.as_path());
         binds.extend(program_dir.map(|d| (d, false)));
-        binds.extend(helper_path.map(|h| (h, false)));
         binds.sort_by_key(|(p, _)| p.components().count());
         for (path, writable) in &binds {
             let flag = if *writable { "--bind" } else { "--ro-bind" };
@@ -242,9 +243,13 @@ impl Sandbox {
         if let Some(dir) = &cmd.cwd {
             args.extend(["--chdir".to_string(), dir.display().to_string()]);
         }
+        if let Some(helper) = helper {
+            // At a fixed place, so that nothing of the helper's own folder shows.
+            args.extend(["--ro-bind".to_string(), helper.program.display().to_string(), HELPER_PATH.to_string()]);
+        }
         args.push("--".into());
         if let Some(helper) = helper {
-            args.push(helper.program.display().to_string());
+            args.push(HELPER_PATH.into());
             args.extend(helper.args.iter().cloned());
             for path in binds.iter().filter(|(_, w)| !w).map(|(p, _)| p).chain([&Path::new("/usr")]) {
                 args.extend(["--ro".to_string(), path.display().to_string()]);
@@ -253,7 +258,9 @@ impl Sandbox {
                 args.extend(["--rw".to_string(), path.display().to_string()]);
             }
             args.extend(
-                ["/etc/ld.so.cache", "/lib", "/lib64", "/bin"].iter().flat_map(|p| ["--ro".to_string(), p.to_string()]),
+                ["/etc/ld.so.cache", "/lib", "/lib64", "/bin", HELPER_PATH]
+                    .iter()
+                    .flat_map(|p| ["--ro".to_string(), p.to_string()]),
             );
             args.push("--".into());
         }
