@@ -103,8 +103,8 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
             return ctx.finish_skipped("cancelled");
         }
         let result = match (&include_ready, &capi) {
-            (Err(e), _) => Err(format!("cannot write to the work directory: {e}")),
-            (_, Some(Err(e))) => Err(e.to_string()),
+            (Err(e), _) => ctx.step("setup", |_| Err(infra(format!("cannot write to the work directory: {e}")))),
+            (_, Some(Err(e))) => ctx.step("setup", |_| Err(infra(e))),
             (Ok(()), Some(Ok(capi))) => ctx.run(capi, epoch),
             (_, None) => unreachable!("targets were requested"),
         };
@@ -141,8 +141,33 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
     }
 }
 
-/// A step's failure: its reason.
-type StepResult<T> = Result<T, String>;
+/// A step's failure: its reason, and whether the host (not the project) is
+/// to blame, which makes the build worth retrying.
+#[derive(Debug, Clone)]
+struct StepError {
+    reason: String,
+    infrastructure: bool,
+}
+
+impl From<String> for StepError {
+    /// A failure caused by the project: its sources, tests or settings.
+    fn from(reason: String) -> Self {
+        StepError { reason, infrastructure: false }
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(reason: &str) -> Self {
+        reason.to_string().into()
+    }
+}
+
+/// A failure of the host: a missing tool, a full disk, a broken cache.
+fn infra(e: impl std::fmt::Display) -> StepError {
+    StepError { reason: e.to_string(), infrastructure: true }
+}
+
+type StepResult<T> = Result<T, StepError>;
 
 struct TargetBuild<'a> {
     target: Target,
@@ -205,7 +230,8 @@ impl<'a> TargetBuild<'a> {
             name: name.to_string(),
             status: if result.is_ok() { Status::Succeeded } else { Status::Failed },
             duration_ms: started.elapsed().as_millis() as u64,
-            reason: result.as_ref().err().cloned(),
+            reason: result.as_ref().err().map(|e| e.reason.clone()),
+            infrastructure: result.as_ref().err().is_some_and(|e| e.infrastructure),
         };
         (self.on_event)(Event::StepFinished { target: self.target, report: report.clone() });
         self.steps.push(report);
@@ -213,8 +239,13 @@ impl<'a> TargetBuild<'a> {
     }
 
     fn skip_step(&mut self, name: &str, reason: &str) {
-        let report =
-            StepReport { name: name.into(), status: Status::Skipped, duration_ms: 0, reason: Some(reason.into()) };
+        let report = StepReport {
+            name: name.into(),
+            status: Status::Skipped,
+            duration_ms: 0,
+            reason: Some(reason.into()),
+            infrastructure: false,
+        };
         (self.on_event)(Event::StepFinished { target: self.target, report: report.clone() });
         self.steps.push(report);
     }
@@ -222,17 +253,19 @@ impl<'a> TargetBuild<'a> {
     /// Runs a tool; a failure's reason is the tool's own output.
     fn run_tool(&self, cmd: &Cmd, mounts: &Mounts) -> StepResult<String> {
         self.log(format!("$ {}", cmd.display()));
-        let out = self.options.sandbox.run(cmd, mounts, &self.options.cancel).map_err(|e| e.to_string())?;
+        let out = self.options.sandbox.run(cmd, mounts, &self.options.cancel).map_err(infra)?;
         if !out.text.trim().is_empty() {
             self.log(out.text.trim_end());
         }
         let tool = cmd.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match out.exit {
             Exit::Code(0) => Ok(out.text),
-            Exit::Code(code) if out.text.trim().is_empty() => Err(format!("{tool} exited with status {code}")),
-            Exit::Code(_) => Err(out.text.trim_end().to_string()),
-            Exit::Signal(sig) => Err(format!("{tool} was killed by {}", smoke::signal_name(sig))),
-            Exit::TimedOut => Err(format!("{tool} timed out after {} s", self.options.sandbox.limits.timeout_secs)),
+            Exit::Code(code) if out.text.trim().is_empty() => Err(format!("{tool} exited with status {code}").into()),
+            Exit::Code(_) => Err(out.text.trim_end().to_string().into()),
+            Exit::Signal(sig) => Err(format!("{tool} was killed by {}", smoke::signal_name(sig)).into()),
+            Exit::TimedOut => {
+                Err(format!("{tool} timed out after {} s", self.options.sandbox.limits.timeout_secs).into())
+            }
             Exit::Cancelled => Err("cancelled".into()),
         }
     }
@@ -244,9 +277,9 @@ impl<'a> TargetBuild<'a> {
             .map(|t| format!("{} (Debian package {})", t.name(), t.package()))
             .collect();
         if !missing.is_empty() {
-            return self.step("toolchain", |_| Err(format!("missing tools: {}", missing.join(", "))));
+            return self.step("toolchain", |_| Err(infra(format!("missing tools: {}", missing.join(", ")))));
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&self.dir).map_err(infra)?;
         let objects = self.step("assemble", |b| b.assemble())?;
         let variants = self.step("abi", |b| b.choose_variants(capi, &objects))?;
         let mut wheels = Vec::new();
@@ -262,7 +295,8 @@ impl<'a> TargetBuild<'a> {
                     glibc,
                     epoch,
                 };
-                wheel::write_wheel(&input, &b.options.out_dir).map_err(|e| format!("cannot write the wheel: {e}"))
+                wheel::write_wheel(&input, &b.options.out_dir)
+                    .map_err(|e| infra(format!("cannot write the wheel: {e}")))
             })?;
             self.log(format!("wrote {} ({} bytes, sha256 {})", artifact.filename, artifact.size, artifact.sha256));
             wheels.push((python, artifact.path.clone()));
@@ -286,7 +320,7 @@ impl<'a> TargetBuild<'a> {
 
     fn assemble(&mut self) -> StepResult<Vec<(Module, PathBuf)>> {
         let nasm = self.toolchain.path(toolchain::Tool::Nasm).expect("checked above").to_path_buf();
-        std::fs::create_dir_all(self.dir.join("obj")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(self.dir.join("obj")).map_err(infra)?;
         let debug = self.project.settings.debug;
         let mut objects = Vec::new();
         for module in &self.project.modules {
@@ -320,7 +354,7 @@ impl<'a> TargetBuild<'a> {
         let mut unstable = Vec::new();
         let mut foreign = Vec::new();
         for (module, object) in objects {
-            let bytes = std::fs::read(object).map_err(|e| e.to_string())?;
+            let bytes = std::fs::read(object).map_err(infra)?;
             let imports =
                 verify::object_imports(self.target, &bytes).map_err(|e| format!("{}: {e}", object.display()))?;
             // Caught here, before linking, so every target says it the same way.
@@ -331,7 +365,7 @@ impl<'a> TargetBuild<'a> {
             unstable.extend(imports.into_iter().filter(|s| capi.is_capi(s) && !capi.is_stable(s)));
         }
         if !foreign.is_empty() {
-            return Err(foreign.join("\n"));
+            return Err(foreign.join("\n").into());
         }
         unstable.sort();
         unstable.dedup();
@@ -340,7 +374,8 @@ impl<'a> TargetBuild<'a> {
             Some(true) if !unstable.is_empty() => {
                 return Err(verify::Problem::NotStable(unstable)
                     .to_string()
-                    .replace("imports", "abi3 = true, but the modules import"))
+                    .replace("imports", "abi3 = true, but the modules import")
+                    .into())
             }
             Some(forced) => forced,
             None => unstable.is_empty(),
@@ -373,7 +408,7 @@ impl<'a> TargetBuild<'a> {
             let wheel_path = wheel::slash_path(&module.package_dir().join(&filename));
             let output = self.dir.join(&variant).join(&wheel_path);
             if let Some(parent) = output.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(parent).map_err(infra)?;
             }
             let init_symbol = module.init_symbol();
             let job = LinkJob {
@@ -389,7 +424,7 @@ impl<'a> TargetBuild<'a> {
                 mounts = mounts.read_only(lib);
             }
             self.run_tool(&self.target.link_command(&tools, &job), &mounts)?;
-            let bytes = std::fs::read(&output).map_err(|e| format!("{}: {e}", output.display()))?;
+            let bytes = std::fs::read(&output).map_err(|e| infra(format!("{}: {e}", output.display())))?;
             built.push(Built { wheel_path, bytes });
         }
         Ok(built)
@@ -413,7 +448,7 @@ impl<'a> TargetBuild<'a> {
         if failures.is_empty() {
             Ok(glibc)
         } else {
-            Err(failures.join("\n"))
+            Err(failures.join("\n").into())
         }
     }
 
@@ -438,7 +473,7 @@ impl<'a> TargetBuild<'a> {
                     continue;
                 }
                 ran += 1;
-                let env = SmokeEnv::ensure(interp, &self.options.cache_dir.join("smoke")).map_err(|e| e.to_string())?;
+                let env = SmokeEnv::ensure(interp, &self.options.cache_dir.join("smoke")).map_err(infra)?;
                 let dir = self.dir.join("smoke").join(format!(
                     "{}-{}",
                     interp.label(),
@@ -453,8 +488,7 @@ impl<'a> TargetBuild<'a> {
                     env: &env,
                     project_root: &self.project.root,
                 };
-                let (run, output) =
-                    smoke::run(&job, &self.options.sandbox, &self.options.cancel).map_err(|e| e.to_string())?;
+                let (run, output) = smoke::run(&job, &self.options.sandbox, &self.options.cancel).map_err(infra)?;
                 self.log(format!("pytest on {} ({}):\n{}", run.interpreter, run.wheel, output.trim_end()));
                 if let Some(problem) = &run.problem {
                     problems.push(format!("{}: {problem}", run.interpreter));
@@ -469,19 +503,19 @@ impl<'a> TargetBuild<'a> {
         }
         if ran == 0 {
             warn!("no interpreter admitted by the wheels");
-            return Err("no interpreter on this host can import these wheels".into());
+            return Err(infra("no interpreter on this host can import these wheels"));
         }
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(problems.join("; ").into())
         }
     }
 
     fn finish(self, result: StepResult<()>) -> TargetReport {
         let status = if result.is_ok() { Status::Succeeded } else { Status::Failed };
         let reason = match result {
-            Err(reason) => Some(reason),
+            Err(e) => Some(e.reason),
             Ok(()) => self.note.clone(),
         };
         TargetReport {

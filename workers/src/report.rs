@@ -44,6 +44,10 @@ pub struct StepReport {
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The failure is the host's (a missing tool, a full disk), not the
+    /// project's: the build is worth retrying.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub infrastructure: bool,
 }
 
 /// One failed or erroring test.
@@ -159,6 +163,15 @@ pub struct BuildReport {
 }
 
 impl BuildReport {
+    /// The first failure that is the host's fault, if any.
+    pub fn infrastructure_failure(&self) -> Option<String> {
+        self.targets
+            .iter()
+            .flat_map(|t| t.steps.iter().map(move |s| (t.target, s)))
+            .find(|(_, s)| s.infrastructure)
+            .map(|(t, s)| format!("{t} {}: {}", s.name, s.reason.as_deref().unwrap_or("failed")))
+    }
+
     /// Whether every requested target succeeded or was skipped with reason.
     pub fn succeeded(&self) -> bool {
         self.targets.iter().all(|t| t.status != Status::Failed)

@@ -199,3 +199,25 @@ fn forcing_abi3_with_unstable_imports_is_refused() {
     assert_eq!(step, "abi");
     assert_eq!(reason, "abi3 = true, but the modules import `PyCell_New`, which is not in the stable ABI (abi3)");
 }
+
+#[test]
+fn a_broken_host_is_an_infrastructure_failure_and_a_broken_project_is_not() {
+    let project = Project::load(&example("pymult"), &Overrides::default()).unwrap();
+    let (mut options, _dirs) = options(&[Target::Linux], false);
+    options.cache_dir = "/proc/wheelwright-cannot-write-here".into();
+    let report = wheelwright_workers::pipeline::build(&project, &options, &|_| {});
+    let failure = report.infrastructure_failure().expect("an infrastructure failure");
+    assert!(
+        failure.starts_with("linux-x86_64 setup: import library cache /proc/wheelwright-cannot-write-here"),
+        "{failure}"
+    );
+
+    let dir = project_dir_with_bad_source();
+    let (report, _dirs) = build(dir.path(), &[Target::Linux], false);
+    assert!(!report.succeeded());
+    assert_eq!(report.infrastructure_failure(), None);
+}
+
+fn project_dir_with_bad_source() -> tempfile::TempDir {
+    project(&[("src/bad.asm", "this is not assembly\n")])
+}
