@@ -1,4 +1,108 @@
-//! The wheelwright daemon and command-line interface. The build engine lives
-//! in the `wheelwright-workers` crate; this crate drives it.
+//! wheelwright: a build service for CPython extension modules written in
+//! x86-64 assembly. This crate is the daemon and the CLI; the build engine
+//! is the `wheelwright-workers` crate.
+//!
+//! [`run`] serves the API and runs the worker pool side by side on an
+//! already-bound listener, so tests get a real server on `127.0.0.1:0`.
 
+pub mod api;
+pub mod builds;
 pub mod cli;
+pub mod config;
+pub mod db;
+pub mod logs;
+pub mod metrics;
+pub mod queue;
+pub mod state;
+pub mod store;
+pub mod upload;
+pub mod worker;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tracing::info;
+use wheelwright_workers::sandbox::Sandbox;
+use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::toolchain::Toolchain;
+
+use config::{Config, SandboxKind};
+use state::{App, AppState, Engine};
+
+/// Serves `config` on `listener` until `shutdown` resolves; then stops
+/// claiming jobs, gives running builds their grace period and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = start(config).await?;
+    info!("listening on http://{}", listener.local_addr()?);
+    let router = api::router(state.clone()).layer(TraceLayer::new_for_http());
+    let workers = tokio::spawn(worker::run_pool(state.clone()));
+    let token = state.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        info!("shutting down: no new builds are claimed");
+        token.cancel();
+    });
+    axum::serve(listener, router).with_graceful_shutdown(state.shutdown.clone().cancelled_owned()).await?;
+    workers.await.context("the worker pool failed")?;
+    state.db.close().await;
+    Ok(())
+}
+
+/// Opens the data directory and the database, checks the sandbox and finds
+/// the interpreters: everything the API and the workers share.
+pub async fn start(config: Config) -> anyhow::Result<AppState> {
+    let data = &config.data_dir;
+    let sources_dir = data.join("sources");
+    let jobs_dir = data.join("jobs");
+    for dir in [data, &sources_dir, &jobs_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let db = db::connect(&data.join("wheelwright.db")).await.context("cannot open the database")?;
+    let store = store::LocalStore::open(&data.join("artifacts")).context("cannot open the artifact store")?;
+    let sandbox = match config.sandbox {
+        SandboxKind::Bwrap => Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?,
+        SandboxKind::None => Sandbox::none(config.limits.clone()),
+    };
+    let interpreters = if config.pythons.is_empty() {
+        Interpreter::discover()
+    } else {
+        config
+            .pythons
+            .iter()
+            .map(|p| Interpreter::probe(p))
+            .collect::<Result<Vec<_>, _>>()
+            .context("a configured interpreter is not usable")?
+    };
+    let tools = tokio::task::spawn_blocking(|| Toolchain::discover().with_versions()).await?;
+    let fingerprint = format!(
+        "wheelwright {}; {}; smoke={}; pythons={}",
+        env!("CARGO_PKG_VERSION"),
+        tools.fingerprint(),
+        config.smoke,
+        interpreters.iter().map(|i| i.version.to_string()).collect::<Vec<_>>().join(",")
+    );
+    info!(config = %config.describe(), sandbox = %sandbox.describe(), "starting");
+    if !sandbox.is_isolated() {
+        tracing::warn!("the sandbox is off (sandbox = none): uploaded code runs unconfined");
+    }
+    Ok(AppState(Arc::new(App {
+        config,
+        db,
+        store: Arc::new(store),
+        sources_dir,
+        jobs_dir,
+        engine: Engine { sandbox, interpreters, fingerprint },
+        logs: logs::LogHub::default(),
+        metrics: metrics::Metrics::default(),
+        wake: tokio::sync::Notify::new(),
+        running: std::sync::Mutex::new(Default::default()),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    })))
+}

@@ -13,7 +13,8 @@ fn main() -> ExitCode {
     let cli = wheelwright::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WHEELWRIGHT_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WHEELWRIGHT_LOG")
+                .unwrap_or_else(|_| cli.default_log_filter().into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -2,6 +2,7 @@
 
 mod build;
 mod doctor;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the build service: HTTP API, package index and workers.
+    Serve(crate::config::ServeArgs),
     /// Build wheels for a project directory.
     Build(build::BuildArgs),
     /// Show the tools, sandbox and interpreters found, and what is missing.
@@ -52,14 +55,7 @@ impl PythonArgs {
     }
 }
 
-/// Which isolation runs the steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SandboxKind {
-    /// bubblewrap, plus Landlock where the kernel has it.
-    Bwrap,
-    /// No isolation: only for sources you trust.
-    None,
-}
+pub use crate::config::SandboxKind;
 
 /// The hidden first argument that makes this binary the Landlock exec helper.
 pub const SANDBOX_EXEC: &str = "__sandbox-exec";
@@ -76,9 +72,20 @@ pub fn make_sandbox(kind: SandboxKind, limits: Limits) -> Result<Sandbox, Sandbo
     }
 }
 
+impl Cli {
+    /// `info` for the daemon, `warn` for the one-shot commands (which print their own progress).
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Serve(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Build(args) => build::run(args),
         Command::Doctor(args) => doctor::run(args),
     }

@@ -1,0 +1,159 @@
+//! The simple repository API: PEP 503 HTML and PEP 691 JSON, chosen by
+//! `Accept`, so that `pip install --index-url http://HOST/simple/ NAME`
+//! installs the newest successful build.
+
+use axum::extract::{Path, State};
+use axum::http::header::{self, HeaderMap};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+use wheelwright_workers::wheel::tags;
+
+use super::error::{ApiError, ApiResult};
+use crate::builds::repo;
+use crate::state::AppState;
+
+const JSON_V1: &str = "application/vnd.pypi.simple.v1+json";
+const HTML_V1: &str = "application/vnd.pypi.simple.v1+html";
+
+/// Which representation the client prefers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Html,
+    TextHtml,
+}
+
+/// Picks the highest-quality type we serve from `Accept` (HTML when absent).
+fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Format::TextHtml);
+    };
+    let mut best: Option<(f32, Format)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let q = parts.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        let format = match media {
+            JSON_V1 | "application/vnd.pypi.simple.latest+json" => Format::Json,
+            HTML_V1 | "application/vnd.pypi.simple.latest+html" => Format::Html,
+            "text/html" | "*/*" | "text/*" => Format::TextHtml,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, format));
+        }
+    }
+    best.map(|(_, f)| f).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            format!("this index serves {JSON_V1} and {HTML_V1}"),
+        )
+    })
+}
+
+fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => JSON_V1,
+        Format::Html => HTML_V1,
+        Format::TextHtml => "text/html; charset=utf-8",
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// `GET /simple/`: every project with a successful build.
+pub async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let format = negotiate(&headers)?;
+    let names = repo::index_projects(&state.db).await?;
+    let body = if format == Format::Json {
+        let projects: Vec<_> = names.iter().map(|n| json!({ "name": n })).collect();
+        json!({ "meta": { "api-version": "1.0" }, "projects": projects }).to_string()
+    } else {
+        let links: String =
+            names.iter().map(|n| format!("    <a href=\"/simple/{n}/\">{n}</a>\n", n = escape(n))).collect();
+        format!(
+            "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    \
+             <title>Simple index</title>\n  </head>\n  <body>\n{links}  </body>\n</html>\n"
+        )
+    };
+    Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+}
+
+/// `GET /simple/{project}/`: the files of a project, each with its sha256 and
+/// `requires-python`; names that are not normalised redirect.
+pub async fn project(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let normalized = tags::normalize(&name);
+    if normalized != name {
+        return Ok(Redirect::permanent(&format!("/simple/{normalized}/")).into_response());
+    }
+    let format = negotiate(&headers)?;
+    let files = repo::index_files(&state.db, &normalized).await?;
+    if files.is_empty() {
+        return Err(ApiError::not_found(format!("no successful build of `{normalized}`")));
+    }
+    let url = |f: &repo::IndexFile| format!("/api/v1/builds/{}/artifacts/{}", f.build_id, f.filename);
+    let body = if format == Format::Json {
+        let files: Vec<_> = files
+            .iter()
+            .map(|f| {
+                let mut file = json!({ "filename": f.filename, "url": url(f), "hashes": { "sha256": f.sha256 } });
+                if !f.requires_python.is_empty() {
+                    file["requires-python"] = json!(f.requires_python);
+                }
+                file
+            })
+            .collect();
+        json!({ "meta": { "api-version": "1.0" }, "name": normalized, "files": files }).to_string()
+    } else {
+        let links: String = files
+            .iter()
+            .map(|f| {
+                let requires = if f.requires_python.is_empty() {
+                    String::new()
+                } else {
+                    format!(" data-requires-python=\"{}\"", escape(&f.requires_python))
+                };
+                format!(
+                    "    <a href=\"{}#sha256={}\"{requires}>{}</a><br>\n",
+                    escape(&url(f)),
+                    f.sha256,
+                    escape(&f.filename)
+                )
+            })
+            .collect();
+        format!(
+            "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    \
+             <title>Links for {n}</title>\n  </head>\n  <body>\n    <h1>Links for {n}</h1>\n{links}  </body>\n</html>\n",
+            n = escape(&normalized)
+        )
+    };
+    Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn negotiates_like_pip_asks() {
+        let pip = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
+        assert_eq!(negotiate(&accept(pip)).unwrap(), Format::Json);
+        assert_eq!(negotiate(&accept("text/html")).unwrap(), Format::TextHtml);
+        assert_eq!(negotiate(&HeaderMap::new()).unwrap(), Format::TextHtml);
+        assert_eq!(negotiate(&accept("image/png")).unwrap_err().status, StatusCode::NOT_ACCEPTABLE);
+    }
+}

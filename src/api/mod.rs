@@ -1,0 +1,71 @@
+//! The HTTP API: builds, logs, artifacts, the package index, health,
+//! metrics and the OpenAPI document. Writes need a bearer token when any is
+//! configured.
+
+pub mod builds;
+pub mod error;
+mod health;
+mod index;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// Every route of the daemon.
+pub fn router(state: AppState) -> Router {
+    let writes = Router::new()
+        .route("/api/v1/builds", post(builds::create))
+        .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
+        // Room for the multipart framing around the largest accepted upload.
+        .layer(DefaultBodyLimit::max(state.config.max_upload as usize + 64 * 1024));
+    Router::new()
+        .merge(writes)
+        .route("/api/v1/builds", get(builds::list))
+        .route("/api/v1/builds/{id}", get(builds::show))
+        .route("/api/v1/builds/{id}/log", get(builds::log))
+        .route("/api/v1/builds/{id}/artifacts/{filename}", get(builds::artifact))
+        .route("/api/v1/openapi.json", get(health::openapi))
+        .route("/simple/", get(index::projects))
+        .route("/simple", get(index::projects))
+        .route("/simple/{project}/", get(index::project))
+        .route("/simple/{project}", get(index::project))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::not_found("no such page") })
+        .with_state(state)
+}
+
+/// Refuses writes without a configured bearer token (when there are tokens).
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if !state.config.tokens.is_empty() {
+        let given = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(given) = given else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this server needs `Authorization: Bearer <token>` to accept builds",
+            ));
+        };
+        if !state.config.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), given.as_bytes())) {
+            return Err(ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "the token is not valid"));
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// Compares without stopping at the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,368 @@
+//! SQL for builds, artifacts and logs. Portable statements; read-then-write
+//! transactions start with `BEGIN IMMEDIATE`.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use tracing::instrument;
+use wheelwright_workers::report::BuildReport;
+use wheelwright_workers::target::Target;
+
+use super::{ArtifactRecord, BuildRecord, BuildStatus, UploadOverrides};
+use crate::db::{now_ms, BEGIN_IMMEDIATE};
+use crate::queue;
+
+/// A build about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewBuild {
+    /// Public id.
+    pub id: String,
+    /// Project name.
+    pub project_name: String,
+    /// Normalised name.
+    pub normalized_name: String,
+    /// Version.
+    pub project_version: String,
+    /// `requires-python`.
+    pub requires_python: String,
+    /// Targets.
+    pub targets: Vec<Target>,
+    /// Debug build.
+    pub debug: bool,
+    /// Upload overrides.
+    pub overrides: UploadOverrides,
+    /// Source tree hash.
+    pub source_hash: String,
+    /// Cache key.
+    pub cache_key: String,
+}
+
+fn record(row: &SqliteRow) -> BuildRecord {
+    let targets: String = row.get("targets");
+    BuildRecord {
+        id: row.get("id"),
+        status: BuildStatus::parse(row.get("status")).unwrap_or(BuildStatus::Failed),
+        project_name: row.get("project_name"),
+        normalized_name: row.get("normalized_name"),
+        project_version: row.get("project_version"),
+        requires_python: row.get("requires_python"),
+        targets: Target::parse_list(&targets).unwrap_or_default(),
+        debug: row.get("debug"),
+        overrides: serde_json::from_str(row.get::<&str, _>("overrides")).unwrap_or_default(),
+        source_hash: row.get("source_hash"),
+        cache_key: row.get("cache_key"),
+        cached_from: row.get("cached_from"),
+        report: row.get::<Option<&str>, _>("report").and_then(|r| serde_json::from_str(r).ok()),
+        error: row.get("error"),
+        cancel_requested: row.get("cancel_requested"),
+        created_at: row.get("created_at"),
+        started_at: row.get("started_at"),
+        finished_at: row.get("finished_at"),
+    }
+}
+
+fn targets_column(targets: &[Target]) -> String {
+    targets.iter().map(|t| t.name()).collect::<Vec<_>>().join(",")
+}
+
+async fn insert_row(
+    conn: &mut sqlx::SqliteConnection,
+    build: &NewBuild,
+    status: BuildStatus,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO builds (id, status, project_name, normalized_name, project_version, requires_python, targets, \
+         debug, overrides, source_hash, cache_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&build.id)
+    .bind(status.as_str())
+    .bind(&build.project_name)
+    .bind(&build.normalized_name)
+    .bind(&build.project_version)
+    .bind(&build.requires_python)
+    .bind(targets_column(&build.targets))
+    .bind(build.debug)
+    .bind(serde_json::to_string(&build.overrides).expect("serialisable"))
+    .bind(&build.source_hash)
+    .bind(&build.cache_key)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a queued build and its job in one transaction.
+#[instrument(skip_all, err, fields(build.id = %build.id))]
+pub async fn insert_queued(pool: &SqlitePool, build: &NewBuild, max_attempts: u32) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    insert_row(&mut tx, build, BuildStatus::Queued, now).await?;
+    queue::enqueue(&mut tx, &build.id, max_attempts, now).await?;
+    tx.commit().await
+}
+
+/// The newest succeeded build with this cache key.
+pub async fn find_cached(pool: &SqlitePool, cache_key: &str) -> Result<Option<BuildRecord>, sqlx::Error> {
+    let sql = "SELECT id FROM builds WHERE cache_key = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1";
+    let id: Option<String> = sqlx::query_scalar(sql).bind(cache_key).fetch_optional(pool).await?;
+    match id {
+        Some(id) => get(pool, &id).await,
+        None => Ok(None),
+    }
+}
+
+/// Records a build that reuses `from`'s results: succeeded at once, with
+/// the same report and artifacts.
+#[instrument(skip_all, err, fields(build.id = %build.id))]
+pub async fn insert_cached(pool: &SqlitePool, build: &NewBuild, from: &BuildRecord) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    insert_row(&mut tx, build, BuildStatus::Succeeded, now).await?;
+    sqlx::query(
+        "UPDATE builds SET cached_from = ?, report = (SELECT report FROM builds WHERE id = ?), started_at = ?, \
+         finished_at = ? WHERE id = ?",
+    )
+    .bind(&from.id)
+    .bind(&from.id)
+    .bind(now)
+    .bind(now)
+    .bind(&build.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO artifacts (build_id, filename, target, sha256, size) \
+         SELECT ?, filename, target, sha256, size FROM artifacts WHERE build_id = ?",
+    )
+    .bind(&build.id)
+    .bind(&from.id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// One build.
+pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<BuildRecord>, sqlx::Error> {
+    let sql = "SELECT id, status, project_name, normalized_name, project_version, requires_python, targets, debug, \
+               overrides, source_hash, cache_key, cached_from, report, error, cancel_requested, created_at, \
+               started_at, finished_at FROM builds WHERE id = ?";
+    Ok(sqlx::query(sql).bind(id).fetch_optional(pool).await?.as_ref().map(record))
+}
+
+/// Builds newest first, after the cursor `before` (an id), optionally for one
+/// project (normalised name) and one status.
+pub async fn list(
+    pool: &SqlitePool,
+    limit: i64,
+    before: Option<&str>,
+    project: Option<&str>,
+    status: Option<BuildStatus>,
+) -> Result<Vec<BuildRecord>, sqlx::Error> {
+    let sql = "SELECT id, status, project_name, normalized_name, project_version, requires_python, targets, debug, \
+               overrides, source_hash, cache_key, cached_from, report, error, cancel_requested, created_at, \
+               started_at, finished_at FROM builds \
+               WHERE (? IS NULL OR id < ?) AND (? IS NULL OR normalized_name = ?) AND (? IS NULL OR status = ?) \
+               ORDER BY id DESC LIMIT ?";
+    let status = status.map(BuildStatus::as_str);
+    let rows = sqlx::query(sql)
+        .bind(before)
+        .bind(before)
+        .bind(project)
+        .bind(project)
+        .bind(status)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.iter().map(record).collect())
+}
+
+/// A build's artifacts, wheels by target then the sdist.
+pub async fn artifacts(pool: &SqlitePool, id: &str) -> Result<Vec<ArtifactRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT filename, target, sha256, size FROM artifacts WHERE build_id = ? \
+         ORDER BY target IS NULL, target, filename",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ArtifactRecord {
+            filename: r.get("filename"),
+            target: r.get("target"),
+            sha256: r.get("sha256"),
+            size: r.get("size"),
+        })
+        .collect())
+}
+
+/// How a build ended, written with its artifacts in the transaction that
+/// completes its job.
+pub async fn finish(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+    status: BuildStatus,
+    report: Option<&BuildReport>,
+    error: Option<&str>,
+    artifacts: &[ArtifactRecord],
+) -> Result<(), sqlx::Error> {
+    for a in artifacts {
+        sqlx::query("INSERT INTO artifacts (build_id, filename, target, sha256, size) VALUES (?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(&a.filename)
+            .bind(&a.target)
+            .bind(&a.sha256)
+            .bind(a.size)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("UPDATE builds SET status = ?, report = ?, error = ?, finished_at = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(report.map(|r| serde_json::to_string(r).expect("serialisable")))
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// It was queued: cancelled now.
+    Cancelled,
+    /// It is running: its worker will stop it.
+    Requested,
+    /// It had already finished with this status.
+    AlreadyFinished(BuildStatus),
+    /// No such build.
+    NotFound,
+}
+
+/// Cancels a queued build at once, or flags a running one for its worker.
+#[instrument(skip_all, err, fields(build.id = %id))]
+pub async fn cancel(pool: &SqlitePool, id: &str) -> Result<CancelOutcome, sqlx::Error> {
+    let mut tx = pool.begin_with(BEGIN_IMMEDIATE).await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM builds WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+    let outcome = match status.as_deref().and_then(BuildStatus::parse) {
+        None => CancelOutcome::NotFound,
+        Some(BuildStatus::Queued) => {
+            let now = now_ms();
+            sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE build_id = ? AND state = 'available'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE builds SET status = 'cancelled', error = 'cancelled', finished_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            CancelOutcome::Cancelled
+        }
+        Some(BuildStatus::Running) => {
+            sqlx::query("UPDATE builds SET cancel_requested = TRUE WHERE id = ?").bind(id).execute(&mut *tx).await?;
+            CancelOutcome::Requested
+        }
+        Some(done) => CancelOutcome::AlreadyFinished(done),
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Whether a cancel was asked for.
+pub async fn cancel_requested(pool: &SqlitePool, id: &str) -> Result<bool, sqlx::Error> {
+    let flag: Option<bool> =
+        sqlx::query_scalar("SELECT cancel_requested FROM builds WHERE id = ?").bind(id).fetch_optional(pool).await?;
+    Ok(flag.unwrap_or(false))
+}
+
+/// Appends log lines from `first_seq` on.
+pub async fn append_logs(pool: &SqlitePool, id: &str, first_seq: i64, lines: &[String]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for (i, line) in lines.iter().enumerate() {
+        sqlx::query("INSERT INTO build_logs (build_id, seq, line) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(first_seq + i as i64)
+            .bind(line)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// The next free log sequence number of a build.
+pub async fn next_log_seq(pool: &SqlitePool, id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM build_logs WHERE build_id = ?")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Log lines after `after` (exclusive; -1 for all).
+pub async fn logs(pool: &SqlitePool, id: &str, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT seq, line FROM build_logs WHERE build_id = ? AND seq > ? ORDER BY seq")
+        .bind(id)
+        .bind(after)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.iter().map(|r| (r.get("seq"), r.get("line"))).collect())
+}
+
+/// Normalised names of projects with at least one succeeded build.
+pub async fn index_projects(pool: &SqlitePool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT b.normalized_name FROM builds b JOIN artifacts a ON a.build_id = b.id \
+         WHERE b.status = 'succeeded' ORDER BY b.normalized_name",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// A file of the package index.
+#[derive(Debug, Clone)]
+pub struct IndexFile {
+    /// The build that made it (the newest one, when several did).
+    pub build_id: String,
+    /// File name.
+    pub filename: String,
+    /// sha256.
+    pub sha256: String,
+    /// `requires-python`.
+    pub requires_python: String,
+}
+
+/// Every file of succeeded builds of a project, each name once (newest build wins).
+pub async fn index_files(pool: &SqlitePool, normalized_name: &str) -> Result<Vec<IndexFile>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT b.id, a.filename, a.sha256, b.requires_python FROM builds b JOIN artifacts a ON a.build_id = b.id \
+         WHERE b.normalized_name = ? AND b.status = 'succeeded' ORDER BY a.filename, b.id DESC",
+    )
+    .bind(normalized_name)
+    .fetch_all(pool)
+    .await?;
+    let mut files: Vec<IndexFile> = Vec::new();
+    for row in rows {
+        let filename: String = row.get("filename");
+        if files.last().is_some_and(|f| f.filename == filename) {
+            continue;
+        }
+        files.push(IndexFile {
+            build_id: row.get("id"),
+            filename,
+            sha256: row.get("sha256"),
+            requires_python: row.get("requires_python"),
+        });
+    }
+    Ok(files)
+}
+
+/// Builds per status, for metrics.
+pub async fn counts_by_status(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM builds GROUP BY status").fetch_all(pool).await?;
+    Ok(rows.iter().map(|r| (r.get("status"), r.get("n"))).collect())
+}

@@ -1,0 +1,294 @@
+//! The daemon's configuration: command-line flags over `WHEELWRIGHT_*`
+//! environment variables over a TOML file over defaults, validated once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use wheelwright_workers::sandbox::{Helper, Limits};
+
+/// Which isolation runs the build steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxKind {
+    /// bubblewrap, plus Landlock where the kernel has it.
+    Bwrap,
+    /// No isolation: only for sources you trust.
+    None,
+}
+
+/// `wheelwright serve` flags; each also comes from `WHEELWRIGHT_<NAME>`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file.
+    #[arg(long, env = "WHEELWRIGHT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "WHEELWRIGHT_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Where the database, sources and artifacts live [default: ~/.local/share/wheelwright].
+    #[arg(long, env = "WHEELWRIGHT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Builds that run at once [default: the number of CPUs].
+    #[arg(long, env = "WHEELWRIGHT_WORKERS")]
+    pub workers: Option<usize>,
+    /// Bearer tokens that may write (comma-separated).
+    #[arg(long, env = "WHEELWRIGHT_TOKENS", value_delimiter = ',')]
+    pub tokens: Option<Vec<String>>,
+    /// Largest upload in bytes [default: 32 MiB].
+    #[arg(long, env = "WHEELWRIGHT_MAX_UPLOAD")]
+    pub max_upload: Option<u64>,
+    /// Allow listening on a non-loopback address without tokens.
+    #[arg(long, env = "WHEELWRIGHT_INSECURE")]
+    pub insecure: bool,
+    /// Isolation of the build steps [default: bwrap].
+    #[arg(long, value_enum, env = "WHEELWRIGHT_SANDBOX")]
+    pub sandbox: Option<SandboxKind>,
+    /// Interpreters for smoke tests (comma-separated) [default: every CPython 3.8+ found].
+    #[arg(long, env = "WHEELWRIGHT_PYTHONS", value_delimiter = ',')]
+    pub pythons: Option<Vec<PathBuf>>,
+    /// Run the smoke test on Linux wheels [default: true].
+    #[arg(long, env = "WHEELWRIGHT_SMOKE")]
+    pub smoke: Option<bool>,
+    /// Seconds each build step may take [default: 60].
+    #[arg(long, env = "WHEELWRIGHT_STEP_TIMEOUT")]
+    pub step_timeout: Option<u64>,
+    /// Seconds a claimed job stays leased without a heartbeat [default: 30].
+    #[arg(long, env = "WHEELWRIGHT_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
+    /// Attempts before a build that keeps failing on the host is given up [default: 3].
+    #[arg(long, env = "WHEELWRIGHT_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
+    /// Cache for import libraries and smoke-test environments [default: ~/.cache/wheelwright].
+    #[arg(long, env = "WHEELWRIGHT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Seconds running builds get to finish at shutdown before they are handed back [default: 30].
+    #[arg(long, env = "WHEELWRIGHT_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// The configuration file's keys (all optional; unknown keys are errors).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    workers: Option<usize>,
+    tokens: Option<Vec<String>>,
+    max_upload: Option<u64>,
+    insecure: Option<bool>,
+    sandbox: Option<SandboxKind>,
+    pythons: Option<Vec<PathBuf>>,
+    smoke: Option<bool>,
+    lease_secs: Option<u64>,
+    max_attempts: Option<u32>,
+    cache_dir: Option<PathBuf>,
+    shutdown_grace_secs: Option<u64>,
+    limits: Option<Limits>,
+}
+
+/// The effective, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listening address.
+    pub bind: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Concurrent builds.
+    pub workers: usize,
+    /// Bearer tokens for writes; empty means writes are open (loopback only).
+    pub tokens: Vec<String>,
+    /// Upload size limit in bytes.
+    pub max_upload: u64,
+    /// Listening beyond loopback without tokens was allowed explicitly.
+    pub insecure: bool,
+    /// Step isolation.
+    pub sandbox: SandboxKind,
+    /// The Landlock exec helper (this binary in `serve`).
+    pub helper: Option<Helper>,
+    /// Interpreters; empty means discover.
+    pub pythons: Vec<PathBuf>,
+    /// Run smoke tests.
+    pub smoke: bool,
+    /// Per-step limits.
+    pub limits: Limits,
+    /// Job lease.
+    pub lease: Duration,
+    /// Attempts per job for infrastructure failures.
+    pub max_attempts: u32,
+    /// Shared cache directory.
+    pub cache_dir: PathBuf,
+    /// Time running builds get at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The file is not valid (unknown keys included).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or contradicts another.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Config {
+    /// Flags (and their environment variables) over the file over defaults.
+    pub fn load(args: ServeArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut limits = file.limits.unwrap_or_default();
+        if let Some(secs) = args.step_timeout {
+            limits.timeout_secs = secs;
+            limits.cpu_secs = secs;
+        }
+        let config = Config {
+            bind: args.bind.or(file.bind).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir),
+            workers: args
+                .workers
+                .or(file.workers)
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+            tokens: args.tokens.or(file.tokens).unwrap_or_default().into_iter().filter(|t| !t.is_empty()).collect(),
+            max_upload: args.max_upload.or(file.max_upload).unwrap_or(32 << 20),
+            insecure: args.insecure || file.insecure.unwrap_or(false),
+            sandbox: args.sandbox.or(file.sandbox).unwrap_or(SandboxKind::Bwrap),
+            helper: None,
+            pythons: args.pythons.or(file.pythons).unwrap_or_default(),
+            smoke: args.smoke.or(file.smoke).unwrap_or(true),
+            limits,
+            lease: Duration::from_secs(args.lease_secs.or(file.lease_secs).unwrap_or(30)),
+            max_attempts: args.max_attempts.or(file.max_attempts).unwrap_or(3),
+            cache_dir: args.cache_dir.or(file.cache_dir).unwrap_or_else(wheelwright_workers::default_cache_dir),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30)),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values and combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 {
+            return Err(ConfigError::Refused("workers must be at least 1".into()));
+        }
+        if self.lease < Duration::from_secs(1) {
+            return Err(ConfigError::Refused("lease-secs must be at least 1".into()));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::Refused("max-attempts must be at least 1".into()));
+        }
+        if self.max_upload < 1024 {
+            return Err(ConfigError::Refused("max-upload must be at least 1024 bytes".into()));
+        }
+        if !self.bind.ip().is_loopback() && self.tokens.is_empty() && !self.insecure {
+            return Err(ConfigError::Refused(format!(
+                "refusing to listen on {} without any token: anyone could build there. Set WHEELWRIGHT_TOKENS \
+                 (or `tokens` in the config file), or pass --insecure",
+                self.bind
+            )));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration for the start-up log, secrets masked.
+    pub fn describe(&self) -> String {
+        let tokens =
+            if self.tokens.is_empty() { "none".to_string() } else { format!("{} (masked)", self.tokens.len()) };
+        format!(
+            "bind={} data_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
+             step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={}",
+            self.bind,
+            self.data_dir.display(),
+            self.workers,
+            tokens,
+            self.max_upload,
+            self.insecure,
+            self.sandbox,
+            self.smoke,
+            self.limits.timeout_secs,
+            self.lease.as_secs(),
+            self.max_attempts,
+            self.cache_dir.display(),
+            if self.pythons.is_empty() {
+                "discover".to_string()
+            } else {
+                self.pythons.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")
+            }
+        )
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.display().to_string(), message: e.to_string() })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        path: path.display().to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// `$XDG_DATA_HOME/wheelwright`, else `~/.local/share/wheelwright`.
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("wheelwright");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/wheelwright"),
+        None => PathBuf::from("wheelwright-data"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wheelwright.toml");
+        std::fs::write(&file, "workers = 3\nmax-upload = 2048\n[limits]\ntimeout-secs = 9\n").unwrap();
+        let args = ServeArgs { config: Some(file.clone()), workers: Some(5), ..ServeArgs::default() };
+        let config = Config::load(args).unwrap();
+        assert_eq!(config.workers, 5);
+        assert_eq!(config.max_upload, 2048);
+        assert_eq!(config.limits.timeout_secs, 9);
+        assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wheelwright.toml");
+        std::fs::write(&file, "wokers = 3\n").unwrap();
+        let err = Config::load(ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap_err().to_string();
+        assert!(err.contains("unknown field `wokers`"), "{err}");
+    }
+
+    #[test]
+    fn a_public_address_needs_a_token_or_insecure() {
+        let public = SocketAddr::from(([0, 0, 0, 0], 8080));
+        let err = Config::load(ServeArgs { bind: Some(public), ..ServeArgs::default() }).unwrap_err();
+        assert!(err.to_string().starts_with("refusing to listen on 0.0.0.0:8080 without any token"));
+        assert!(Config::load(ServeArgs { bind: Some(public), insecure: true, ..ServeArgs::default() }).is_ok());
+        let tokens = Some(vec!["s3cret".to_string()]);
+        let config = Config::load(ServeArgs { bind: Some(public), tokens, ..ServeArgs::default() }).unwrap();
+        assert!(config.describe().contains("tokens=1 (masked)") && !config.describe().contains("s3cret"));
+    }
+}

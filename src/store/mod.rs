@@ -1,0 +1,17 @@
+//! The artifact store: files addressed by the sha256 of their bytes, behind
+//! a small trait so that an object store can take the local one's place.
+
+mod local;
+
+pub use local::LocalStore;
+
+/// Where built artifacts are kept.
+pub trait ArtifactStore: Send + Sync + 'static {
+    /// Stores `bytes` and returns their lowercase hex sha256. Storing the same
+    /// bytes twice is harmless; a crash never leaves a partial file visible.
+    fn put(&self, bytes: &[u8]) -> std::io::Result<String>;
+    /// The bytes stored under `sha256`.
+    fn get(&self, sha256: &str) -> std::io::Result<Vec<u8>>;
+    /// Whether `sha256` is stored.
+    fn contains(&self, sha256: &str) -> bool;
+}

@@ -1,0 +1,141 @@
+//! Reading a build upload: `files` parts named by their paths in the project,
+//! or one `archive` part (`.zip` or `.tar.gz`), plus options. Every path is
+//! checked before anything is written, and only inside the new source folder.
+
+mod archive;
+mod paths;
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::Multipart;
+use sha2::{Digest, Sha256};
+use wheelwright_workers::target::Target;
+
+use crate::api::error::ApiError;
+
+pub use paths::safe_relative;
+
+/// Most files a project may have.
+pub const MAX_FILES: usize = 2000;
+
+/// What a client sent.
+#[derive(Debug, Default)]
+pub struct Upload {
+    /// Project files: relative path and contents.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// Requested targets, if given.
+    pub targets: Option<Vec<Target>>,
+    /// Name, when there is no pyproject.toml.
+    pub name: Option<String>,
+    /// Version, when there is no pyproject.toml.
+    pub version: Option<String>,
+    /// Debug build.
+    pub debug: bool,
+    /// Build again even when an identical earlier result exists.
+    pub rebuild: bool,
+}
+
+/// Reads the form. `max_expanded` caps what an archive may unpack to.
+pub async fn read(mut form: Multipart, max_expanded: u64) -> Result<Upload, ApiError> {
+    let mut upload = Upload::default();
+    let mut archive: Option<(String, Vec<u8>)> = None;
+    while let Some(mut field) = form.next_field().await? {
+        let name = field.name().unwrap_or("").to_string();
+        match name.as_str() {
+            "files" | "files[]" => {
+                let filename = field.file_name().unwrap_or("").to_string();
+                let path = safe_relative(&filename).map_err(|m| ApiError::bad_request("bad_path", m))?;
+                let data = read_field(&mut field).await?;
+                if upload.files.iter().any(|(p, _)| *p == path) {
+                    return Err(ApiError::bad_request("duplicate_path", format!("`{filename}` was sent twice")));
+                }
+                upload.files.push((path, data));
+                if upload.files.len() > MAX_FILES {
+                    return Err(ApiError::bad_request("too_many_files", format!("more than {MAX_FILES} files")));
+                }
+            }
+            "archive" => {
+                if archive.is_some() {
+                    return Err(ApiError::bad_request("bad_form", "send one `archive`, not several"));
+                }
+                let filename = field.file_name().unwrap_or("").to_string();
+                archive = Some((filename, read_field(&mut field).await?));
+            }
+            "targets" | "name" | "version" | "debug" | "rebuild" => {
+                let value = field.text().await?.trim().to_string();
+                match name.as_str() {
+                    "targets" if !value.is_empty() => {
+                        let targets = Target::parse_list(&value)
+                            .map_err(|e| ApiError::bad_request("unknown_target", e.to_string()))?;
+                        upload.targets = Some(targets);
+                    }
+                    "name" if !value.is_empty() => upload.name = Some(value),
+                    "version" if !value.is_empty() => upload.version = Some(value),
+                    "debug" => upload.debug = parse_bool("debug", &value)?,
+                    "rebuild" => upload.rebuild = parse_bool("rebuild", &value)?,
+                    _ => {}
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_field",
+                    format!(
+                        "unknown form field `{other}` (expected files, archive, targets, name, version, debug, rebuild)"
+                    ),
+                ))
+            }
+        }
+    }
+    match (archive, upload.files.is_empty()) {
+        (Some(_), false) => {
+            return Err(ApiError::bad_request("bad_form", "send either `files` or one `archive`, not both"))
+        }
+        (Some((filename, bytes)), true) => upload.files = archive::extract(&filename, &bytes, max_expanded)?,
+        (None, true) => {
+            return Err(ApiError::bad_request("no_files", "no project: send `files` parts or one `archive` part"))
+        }
+        (None, false) => {}
+    }
+    Ok(upload)
+}
+
+async fn read_field(field: &mut axum::extract::multipart::Field<'_>) -> Result<Vec<u8>, ApiError> {
+    let mut data = Vec::new();
+    while let Some(chunk) = field.chunk().await? {
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
+}
+
+fn parse_bool(field: &str, value: &str) -> Result<bool, ApiError> {
+    match value.to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        "1" | "true" | "yes" | "on" => Ok(true),
+        _ => Err(ApiError::bad_request("bad_field", format!("`{field}` must be true or false, not `{value}`"))),
+    }
+}
+
+/// Writes the files under `dir` (which must not exist yet) through a
+/// temporary sibling renamed into place; returns the tree's sha256.
+pub fn write_tree(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> std::io::Result<String> {
+    let partial = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial)?;
+    let mut sorted: Vec<&(PathBuf, Vec<u8>)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher = Sha256::new();
+    for (path, data) in sorted {
+        let full = partial.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&full, data)?;
+        let name = path.to_string_lossy();
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((data.len() as u64).to_le_bytes());
+        hasher.update(data);
+    }
+    std::fs::rename(&partial, dir)?;
+    Ok(hex::encode(hasher.finalize()))
+}

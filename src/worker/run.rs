@@ -1,0 +1,280 @@
+//! One claimed build: run the engine on a blocking thread while a watcher
+//! keeps the lease alive and listens for cancellation and shutdown, stream
+//! its log lines, store its artifacts, and record the outcome fenced on the
+//! claim's attempt.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{info, info_span, warn, Instrument};
+use wheelwright_workers::pipeline::{self, BuildOptions, Event};
+use wheelwright_workers::process::CancelToken;
+use wheelwright_workers::project::{Overrides, Project};
+use wheelwright_workers::report::{BuildReport, Status};
+
+use crate::builds::repo;
+use crate::builds::{ArtifactRecord, BuildRecord, BuildStatus};
+use crate::db::BEGIN_IMMEDIATE;
+use crate::logs::LogEvent;
+use crate::queue::{self, Claim, Retry};
+use crate::state::AppState;
+
+/// What the watcher saw while the build ran.
+#[derive(Debug, Default)]
+struct Watch {
+    lost_lease: AtomicBool,
+    handed_back: AtomicBool,
+}
+
+/// Runs `claim`'s build to its end; never panics the worker.
+pub async fn execute(state: &AppState, claim: Claim) {
+    state.metrics.worker_busy();
+    let span = info_span!("build", build.id = %claim.build_id, attempt = claim.attempt);
+    if let Err(e) = run(state, &claim).instrument(span).await {
+        warn!(build.id = %claim.build_id, "build could not be run: {e:#}");
+        match queue::fail_attempt(&state.db, &claim, &format!("{e:#}")).await {
+            Ok(Retry::Discarded) => state.logs.finish(&claim.build_id, "failed"),
+            Ok(_) => {}
+            Err(e) => warn!("recording the failure failed too: {e}"),
+        }
+    }
+    state.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&claim.build_id);
+    let _ = std::fs::remove_dir_all(state.jobs_dir.join(&claim.build_id));
+    state.metrics.worker_idle();
+}
+
+async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
+    let build = repo::get(&state.db, &claim.build_id).await?.ok_or_else(|| anyhow::anyhow!("the build row is gone"))?;
+    let cancel = CancelToken::new();
+    state.running.lock().unwrap_or_else(|e| e.into_inner()).insert(build.id.clone(), cancel.clone());
+
+    let (events, receiver) = mpsc::unbounded_channel::<Event>();
+    let first_seq = repo::next_log_seq(&state.db, &build.id).await?;
+    let writer = tokio::spawn(write_logs(state.clone(), build.id.clone(), first_seq, receiver));
+    let _ = events.send(Event::Log {
+        target: None,
+        text: format!(
+            "attempt {} of build {} ({} {})",
+            claim.attempt, build.id, build.project_name, build.project_version
+        ),
+    });
+
+    let watch = Arc::new(Watch::default());
+    let watcher = tokio::spawn(watch_build(state.clone(), claim.clone(), cancel.clone(), watch.clone()));
+
+    let job_dir = state.jobs_dir.join(&build.id);
+    let _ = std::fs::remove_dir_all(&job_dir);
+    std::fs::create_dir_all(job_dir.join("work"))?;
+    let options = BuildOptions {
+        targets: Some(build.targets.clone()),
+        out_dir: job_dir.join("out"),
+        work_dir: job_dir.join("work"),
+        smoke: state.config.smoke,
+        interpreters: state.engine.interpreters.clone(),
+        cache_dir: state.config.cache_dir.clone(),
+        source_date_epoch: Some((build.created_at / 1000) as u64),
+        sandbox: state.engine.sandbox.clone(),
+        cancel: cancel.clone(),
+        parallel_targets: true,
+    };
+    let source = state.sources_dir.join(&build.id);
+    let overrides =
+        Overrides { name: build.overrides.name.clone(), version: build.overrides.version.clone(), debug: build.debug };
+    let engine_events = events.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let project = Project::load(&source, &overrides)?;
+        Ok::<_, wheelwright_workers::project::ProjectError>(pipeline::build(&project, &options, &|event| {
+            let _ = engine_events.send(event);
+        }))
+    })
+    .await;
+    watcher.abort();
+    let _ = watcher.await;
+
+    let ending = if watch.lost_lease.load(Ordering::SeqCst) {
+        warn!("the lease was lost; another attempt owns this build");
+        let _ = events.send(Event::Log { target: None, text: "lease lost: this attempt's results are dropped".into() });
+        None
+    } else if watch.handed_back.load(Ordering::SeqCst) {
+        let _ = events.send(Event::Log { target: None, text: "shutting down: the build is handed back".into() });
+        queue::release(&state.db, claim).await?;
+        None
+    } else if cancel.is_cancelled() {
+        let _ = events.send(Event::Log { target: None, text: "cancelled".into() });
+        let report = outcome.ok().and_then(|r| r.ok());
+        Some(record(state, claim, &build, BuildStatus::Cancelled, report, Some("cancelled".into())).await?)
+    } else {
+        match outcome {
+            Err(panic) => anyhow::bail!("the engine stopped unexpectedly: {panic}"),
+            Ok(Err(project_error)) => {
+                let message = project_error.to_string();
+                let _ = events.send(Event::Log { target: None, text: format!("error: {message}") });
+                Some(record(state, claim, &build, BuildStatus::Failed, None, Some(message)).await?)
+            }
+            Ok(Ok(report)) => match report.infrastructure_failure() {
+                Some(reason) => {
+                    let _ = events.send(Event::Log { target: None, text: format!("host failure: {reason}") });
+                    match queue::fail_attempt(&state.db, claim, &reason).await? {
+                        Retry::Scheduled => {
+                            let _ = events.send(Event::Log { target: None, text: "the build will be retried".into() });
+                            None
+                        }
+                        Retry::Discarded => Some(BuildStatus::Failed),
+                        Retry::Stale => None,
+                    }
+                }
+                None => {
+                    let status = if report.succeeded() { BuildStatus::Succeeded } else { BuildStatus::Failed };
+                    Some(record(state, claim, &build, status, Some(report), None).await?)
+                }
+            },
+        }
+    };
+    drop(events);
+    let _ = writer.await;
+    if let Some(status) = ending {
+        info!(status = status.as_str(), "build finished");
+        state.logs.finish(&build.id, status.as_str());
+    }
+    Ok(())
+}
+
+/// Stores the artifacts, then completes the job and records the build in one
+/// transaction fenced on the claim. Returns the status written.
+async fn record(
+    state: &AppState,
+    claim: &Claim,
+    build: &BuildRecord,
+    status: BuildStatus,
+    report: Option<BuildReport>,
+    error: Option<String>,
+) -> anyhow::Result<BuildStatus> {
+    let mut report = report;
+    let mut artifacts = Vec::new();
+    if let (Some(report), BuildStatus::Succeeded | BuildStatus::Failed) = (report.as_mut(), status) {
+        // Content-addressed: a crash after this leaves only unreferenced blobs.
+        let store = state.store.clone();
+        let scrubbed = report.clone();
+        artifacts = tokio::task::spawn_blocking(move || store_artifacts(&*store, &scrubbed)).await??;
+        for artifact in report.targets.iter_mut().flat_map(|t| t.artifacts.iter_mut()).chain(report.sdist.as_mut()) {
+            // Paths inside the job directory mean nothing once it is gone.
+            artifact.path = artifact.filename.clone().into();
+        }
+    }
+    let mut tx = state.db.begin_with(BEGIN_IMMEDIATE).await?;
+    let job_state = if status == BuildStatus::Cancelled { "cancelled" } else { "completed" };
+    if !queue::complete(&mut tx, claim, job_state).await? {
+        tx.rollback().await?;
+        anyhow::bail!("the claim went stale before the result was recorded");
+    }
+    repo::finish(&mut tx, &build.id, status, report.as_ref(), error.as_deref(), &artifacts).await?;
+    tx.commit().await?;
+    Ok(status)
+}
+
+fn store_artifacts(
+    store: &dyn crate::store::ArtifactStore,
+    report: &BuildReport,
+) -> anyhow::Result<Vec<ArtifactRecord>> {
+    let mut records = Vec::new();
+    let wheels = report
+        .targets
+        .iter()
+        .filter(|t| t.status != Status::Failed)
+        .flat_map(|t| t.artifacts.iter().map(move |a| (Some(t.target.name().to_string()), a)));
+    for (target, artifact) in wheels.chain(report.sdist.iter().map(|a| (None, a))) {
+        let bytes = std::fs::read(&artifact.path)?;
+        let sha256 = store.put(&bytes)?;
+        anyhow::ensure!(sha256 == artifact.sha256, "{} changed on disk after it was built", artifact.filename);
+        records.push(ArtifactRecord { filename: artifact.filename.clone(), target, sha256, size: bytes.len() as i64 });
+    }
+    Ok(records)
+}
+
+/// Keeps the lease alive, turns a cancel request into the cancel token, and
+/// on shutdown gives the build its grace period before handing it back.
+async fn watch_build(state: AppState, claim: Claim, cancel: CancelToken, watch: Arc<Watch>) {
+    let tick = (state.config.lease / 3).min(Duration::from_secs(1));
+    let mut last_beat = Instant::now();
+    let mut shutdown_at: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(tick).await;
+        if last_beat.elapsed() >= state.config.lease / 3 {
+            match queue::heartbeat(&state.db, &claim, state.config.lease).await {
+                Ok(true) => last_beat = Instant::now(),
+                Ok(false) => {
+                    watch.lost_lease.store(true, Ordering::SeqCst);
+                    cancel.cancel();
+                    return;
+                }
+                Err(e) => warn!("heartbeat failed: {e}"),
+            }
+        }
+        if repo::cancel_requested(&state.db, &claim.build_id).await.unwrap_or(false) {
+            cancel.cancel();
+        }
+        if state.shutdown.is_cancelled() {
+            let since = *shutdown_at.get_or_insert_with(Instant::now);
+            if since.elapsed() >= state.config.shutdown_grace {
+                watch.handed_back.store(true, Ordering::SeqCst);
+                cancel.cancel();
+                return;
+            }
+        }
+    }
+}
+
+/// Turns engine events into numbered log lines: to the database in batches,
+/// and to live followers.
+async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events: mpsc::UnboundedReceiver<Event>) {
+    while let Some(event) = events.recv().await {
+        let mut lines = Vec::new();
+        lines.extend(render(&state, &event));
+        while let Ok(event) = events.try_recv() {
+            lines.extend(render(&state, &event));
+            if lines.len() >= 500 {
+                break;
+            }
+        }
+        // Where the daemon keeps its files is none of the reader's business.
+        let job_dir = state.jobs_dir.join(&build_id).display().to_string();
+        for line in &mut lines {
+            if line.contains(&job_dir) {
+                *line = line.replace(&job_dir, "$JOB");
+            }
+        }
+        if let Err(e) = repo::append_logs(&state.db, &build_id, seq, &lines).await {
+            warn!("writing log lines failed: {e}");
+        }
+        for line in lines {
+            state.logs.publish(&build_id, LogEvent::Line(seq, line));
+            seq += 1;
+        }
+    }
+}
+
+fn render(state: &AppState, event: &Event) -> Vec<String> {
+    match event {
+        Event::Log { target, text } => {
+            let prefix = target.map(|t| format!("[{t}] ")).unwrap_or_default();
+            text.lines().map(|l| format!("{prefix}{l}")).collect()
+        }
+        Event::StepStarted { target, step } => vec![format!("[{target}] ==> {step}")],
+        Event::StepFinished { target, report } => {
+            state.metrics.observe_step(&report.name, report.duration_ms as f64 / 1000.0);
+            let status = serde_json::to_value(report.status).ok().and_then(|v| v.as_str().map(str::to_string));
+            let mut lines = vec![format!(
+                "[{target}] <== {} {} ({} ms)",
+                report.name,
+                status.unwrap_or_default(),
+                report.duration_ms
+            )];
+            if let Some(reason) = &report.reason {
+                lines.extend(reason.lines().map(|l| format!("[{target}]     {l}")));
+            }
+            lines
+        }
+    }
+}
