@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Seconds running builds get to finish at shutdown before they are handed back [default: 30].
     #[arg(long, env = "WHEELWRIGHT_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Milliseconds a database write waits for another writer before answering 503 [default: 10000].
+    #[arg(long, env = "WHEELWRIGHT_DB_BUSY_TIMEOUT_MS")]
+    pub db_busy_timeout_ms: Option<u64>,
 }
 
 /// The configuration file's keys (all optional; unknown keys are errors).
@@ -85,6 +88,7 @@ struct FileConfig {
     max_attempts: Option<u32>,
     cache_dir: Option<PathBuf>,
     shutdown_grace_secs: Option<u64>,
+    db_busy_timeout_ms: Option<u64>,
     limits: Option<Limits>,
 }
 
@@ -121,6 +125,8 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// Time running builds get at shutdown.
     pub shutdown_grace: Duration,
+    /// How long a database write waits for the lock.
+    pub db_busy_timeout: Duration,
 }
 
 /// A configuration that cannot be used.
@@ -178,6 +184,9 @@ impl Config {
             max_attempts: args.max_attempts.or(file.max_attempts).unwrap_or(3),
             cache_dir: args.cache_dir.or(file.cache_dir).unwrap_or_else(wheelwright_workers::default_cache_dir),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30)),
+            db_busy_timeout: Duration::from_millis(
+                args.db_busy_timeout_ms.or(file.db_busy_timeout_ms).unwrap_or(10_000),
+            ),
         };
         config.validate()?;
         Ok(config)

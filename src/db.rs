@@ -14,15 +14,19 @@ use sqlx::SqlitePool;
 pub const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 
 /// Opens (creating if needed) the database at `path` and runs the migrations.
-pub async fn connect(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+pub async fn connect(path: &Path, busy_timeout: Duration) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(busy_timeout)
         .foreign_keys(true);
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(busy_timeout.max(Duration::from_secs(1)))
+        .connect_with(options)
+        .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
 }

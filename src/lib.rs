@@ -64,7 +64,8 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     for dir in [data, &sources_dir, &jobs_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let db = db::connect(&data.join("wheelwright.db")).await.context("cannot open the database")?;
+    let db =
+        db::connect(&data.join("wheelwright.db"), config.db_busy_timeout).await.context("cannot open the database")?;
     let store = store::LocalStore::open(&data.join("artifacts")).context("cannot open the artifact store")?;
     let sandbox = match config.sandbox {
         SandboxKind::Bwrap => Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?,

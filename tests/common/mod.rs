@@ -1,0 +1,247 @@
+//! A real daemon on `127.0.0.1:0` with a temporary data directory, and
+//! helpers to upload projects and wait for builds.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wheelwright::config::{Config, ServeArgs};
+use wheelwright_workers::sandbox::Helper;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `examples/<name>`.
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// The host's python3.
+pub fn python3() -> PathBuf {
+    PathBuf::from("python3")
+}
+
+/// A running daemon.
+pub struct TestApp {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// A client.
+    pub client: reqwest::Client,
+    /// Token sent with writes, if any.
+    pub token: Option<String>,
+    /// The data directory.
+    pub data: PathBuf,
+    _data_guard: Option<tempfile::TempDir>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings most tests want: python3 only, short leases.
+pub fn test_args(data: &Path) -> ServeArgs {
+    ServeArgs {
+        data_dir: Some(data.to_path_buf()),
+        pythons: Some(vec![python3()]),
+        workers: Some(2),
+        lease_secs: Some(5),
+        shutdown_grace_secs: Some(5),
+        ..ServeArgs::default()
+    }
+}
+
+/// The configuration for `args`, with this workspace's binary as the Landlock helper.
+pub fn config(args: ServeArgs) -> Config {
+    let mut config = Config::load(args).expect("valid test configuration");
+    config.helper =
+        Some(Helper { program: env!("CARGO_BIN_EXE_wheelwright").into(), args: vec!["__sandbox-exec".into()] });
+    config
+}
+
+impl TestApp {
+    /// A daemon with the test defaults.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A daemon whose arguments `adjust` may change.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        let data = tempfile::tempdir().unwrap();
+        let path = data.path().to_path_buf();
+        let mut args = test_args(&path);
+        adjust(&mut args);
+        let token = args.tokens.as_ref().and_then(|t| t.first().cloned());
+        Self::start(config(args), token, Some(data)).await
+    }
+
+    /// Starts a daemon on `config`.
+    pub async fn start(config: Config, token: Option<String>, guard: Option<tempfile::TempDir>) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let data = config.data_dir.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(wheelwright::run(config, listener, async {
+            let _ = rx.await;
+        }));
+        let app = TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            token,
+            data,
+            _data_guard: guard,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
+        app.wait_until_healthy().await;
+        app
+    }
+
+    async fn wait_until_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.client.get(format!("{}/healthz", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if self.handle.as_ref().is_some_and(|h| h.is_finished()) {
+                panic!("the daemon stopped while starting");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the daemon did not become healthy");
+    }
+
+    /// Stops the daemon and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle.take().unwrap().await.unwrap()
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A POST with the token, if any.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        let request = self.client.post(self.url(path));
+        match &self.token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+    }
+
+    /// GET `path` as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    /// Uploads every file of `dir` (paths relative to it) with extra form fields.
+    pub async fn upload_dir(&self, dir: &Path, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post("/api/v1/builds").multipart(form_of_dir(dir, fields)).send().await.unwrap()
+    }
+
+    /// Uploads `dir` and returns the build JSON, asserting 202.
+    pub async fn submit(&self, dir: &Path, fields: &[(&str, &str)]) -> Value {
+        let response = self.upload_dir(dir, fields).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    /// Polls until the build is final.
+    pub async fn wait(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let build = self.get_json(&format!("/api/v1/builds/{id}")).await;
+            if ["succeeded", "failed", "cancelled"].contains(&build["status"].as_str().unwrap()) {
+                return build;
+            }
+            assert!(Instant::now() < deadline, "build {id} did not finish: {build}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Polls until the build has the given status.
+    pub async fn wait_for_status(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let build = self.get_json(&format!("/api/v1/builds/{id}")).await;
+            if build["status"] == status {
+                return build;
+            }
+            assert!(Instant::now() < deadline, "build {id} never became {status}: {build}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Every regular file under `dir`, relative to it, sorted.
+pub fn files_of(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "__pycache__" {
+                    stack.push(path);
+                }
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A multipart form with every file of `dir` as a `files` part.
+pub fn form_of_dir(dir: &Path, fields: &[(&str, &str)]) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new();
+    for rel in files_of(dir) {
+        let data = std::fs::read(dir.join(&rel)).unwrap();
+        form = form.part("files", reqwest::multipart::Part::bytes(data).file_name(rel.display().to_string()));
+    }
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    form
+}
+
+/// A project directory made of `(path, contents)` pairs.
+pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, contents) in files {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, contents).unwrap();
+    }
+    dir
+}
+
+/// Lowercase hex sha256.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The repository's `.venv` python (made by scripts/setup.sh), which has pip.
+pub fn venv_python() -> PathBuf {
+    let venv = repo().join(".venv/bin/python");
+    assert!(venv.exists(), "run scripts/setup.sh first: {} is missing", venv.display());
+    venv
+}
