@@ -16,6 +16,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("WHEELWRIGHT_LOG")
                 .unwrap_or_else(|_| cli.default_log_filter().into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     wheelwright::cli::run(cli)
