@@ -77,7 +77,9 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         source_date_epoch: Some((build.created_at / 1000) as u64),
         sandbox: state.engine.sandbox.clone(),
         cancel: cancel.clone(),
-        parallel_targets: true,
+        // Side by side while cores are idle (latency); one after another when
+        // every core already has a build (throughput, no oversubscription).
+        parallel_targets: state.metrics.busy_workers() < cores(),
     };
     let source = state.sources_dir.join(&build.id);
     let overrides =
@@ -139,6 +141,10 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         state.logs.finish(&build.id, status.as_str());
     }
     Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// Stores the artifacts, then completes the job and records the build in one

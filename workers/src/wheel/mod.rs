@@ -99,7 +99,8 @@ pub fn slash_path(path: &Path) -> String {
 }
 
 /// Writes `bytes` to `out_dir/filename` through a temporary file and a rename,
-/// so that a reader never sees half a file.
+/// so that a reader never sees half a file. Not fsynced: a caller that needs
+/// the file durable (the daemon's store) copies it durably itself.
 fn save(out_dir: &Path, filename: &str, bytes: &[u8]) -> std::io::Result<Artifact> {
     std::fs::create_dir_all(out_dir)?;
     let path: PathBuf = out_dir.join(filename);
@@ -107,7 +108,6 @@ fn save(out_dir: &Path, filename: &str, bytes: &[u8]) -> std::io::Result<Artifac
     std::io::Write::write_all(&mut tmp, bytes)?;
     // Temporary files are private (0600); artifacts are for everyone to read.
     tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    tmp.as_file().sync_all()?;
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(Artifact { filename: filename.to_string(), path, size: bytes.len() as u64, sha256: sha256_hex(bytes) })
 }
