@@ -16,6 +16,7 @@ pub mod queue;
 pub mod state;
 pub mod store;
 pub mod upload;
+pub mod web;
 pub mod worker;
 
 use std::future::Future;

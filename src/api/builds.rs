@@ -186,7 +186,15 @@ pub async fn create(
     if declared.is_some_and(|n| n > state.config.max_upload + 64 * 1024) {
         return Err(ApiError::too_large(format!("uploads are limited to {} bytes", state.config.max_upload)));
     }
-    let upload = upload::read(form?, MAX_EXPANDED).await?;
+    let upload = upload::read(form?, MAX_EXPANDED, upload::Mode::Api).await?;
+    let view = submit(&state, upload).await?;
+    let location = HeaderValue::from_str(&format!("/api/v1/builds/{}", view.id)).map_err(ApiError::internal)?;
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
+}
+
+/// Stores an upload, checks the project and queues it (or answers from an
+/// identical earlier build). Shared by the API and the web form.
+pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<BuildView> {
     let id = uuid::Uuid::now_v7().to_string();
     let source = state.sources_dir.join(&id);
     let overrides = Overrides { name: upload.name.clone(), version: upload.version.clone(), debug: upload.debug };
@@ -235,9 +243,32 @@ pub async fn create(
             state.wake.notify_one();
         }
     }
-    let view = load_view(&state, &id).await?;
-    let location = HeaderValue::from_str(&format!("/api/v1/builds/{id}")).map_err(ApiError::internal)?;
+    load_view(state, &id).await
+}
+
+/// `POST /api/v1/builds/{id}/rebuild`: the same source and options again,
+/// built afresh (never from the cache).
+pub async fn rebuild(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let view = rebuild_of(&state, &id).await?;
+    let location = HeaderValue::from_str(&format!("/api/v1/builds/{}", view.id)).map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
+}
+
+/// Submits build `id`'s stored source again with its options.
+pub async fn rebuild_of(state: &AppState, id: &str) -> ApiResult<BuildView> {
+    let build = repo::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no build `{id}`")))?;
+    let source = state.sources_dir.join(&build.id);
+    let files = tokio::task::spawn_blocking(move || upload::read_tree(&source)).await.map_err(ApiError::internal)??;
+    let upload = upload::Upload {
+        files,
+        targets: Some(build.targets.clone()),
+        name: build.overrides.name.clone(),
+        version: build.overrides.version.clone(),
+        debug: build.debug,
+        rebuild: true,
+        token: None,
+    };
+    submit(state, upload).await
 }
 
 /// Query of `GET /api/v1/builds`.

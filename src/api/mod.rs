@@ -6,6 +6,7 @@ pub mod builds;
 pub mod error;
 mod health;
 mod index;
+pub mod projects;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -22,15 +23,19 @@ pub fn router(state: AppState) -> Router {
     let writes = Router::new()
         .route("/api/v1/builds", post(builds::create))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
+        .route("/api/v1/builds/{id}/rebuild", post(builds::rebuild))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
         // Room for the multipart framing around the largest accepted upload.
         .layer(DefaultBodyLimit::max(state.config.max_upload as usize + 64 * 1024));
+    let pages = crate::web::router().layer(DefaultBodyLimit::max(state.config.max_upload as usize + 64 * 1024));
     Router::new()
         .merge(writes)
+        .merge(pages)
         .route("/api/v1/builds", get(builds::list))
         .route("/api/v1/builds/{id}", get(builds::show))
         .route("/api/v1/builds/{id}/log", get(builds::log))
         .route("/api/v1/builds/{id}/artifacts/{filename}", get(builds::artifact))
+        .route("/api/v1/projects/{name}", get(projects::show))
         .route("/api/v1/openapi.json", get(health::openapi))
         .route("/simple/", get(index::projects))
         .route("/simple", get(index::projects))

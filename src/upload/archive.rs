@@ -97,8 +97,9 @@ fn untar(bytes: &[u8], max_expanded: u64) -> Result<Vec<(PathBuf, Vec<u8>)>, Api
 }
 
 /// `pymult-1.0/src/pymult.asm` → `src/pymult.asm` when every entry is under `pymult-1.0/`.
-fn strip_common_folder(files: Vec<(PathBuf, Vec<u8>)>) -> Vec<(PathBuf, Vec<u8>)> {
-    let first = files[0].0.components().next().map(|c| c.as_os_str().to_os_string());
+pub(super) fn strip_common_folder(files: Vec<(PathBuf, Vec<u8>)>) -> Vec<(PathBuf, Vec<u8>)> {
+    let Some((first_path, _)) = files.first() else { return files };
+    let first = first_path.components().next().map(|c| c.as_os_str().to_os_string());
     let shared = first.filter(|top| {
         files
             .iter()

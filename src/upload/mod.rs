@@ -18,6 +18,16 @@ pub use paths::safe_relative;
 /// Most files a project may have.
 pub const MAX_FILES: usize = 2000;
 
+/// Who is uploading: the API takes exactly its documented fields; the web
+/// form also sends a token field and files picked one by one or as a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `POST /api/v1/builds`.
+    Api,
+    /// The upload form's own POST (works without JavaScript).
+    Form,
+}
+
 /// What a client sent.
 #[derive(Debug, Default)]
 pub struct Upload {
@@ -33,19 +43,40 @@ pub struct Upload {
     pub debug: bool,
     /// Build again even when an identical earlier result exists.
     pub rebuild: bool,
+    /// The form's token field (form mode only).
+    pub token: Option<String>,
 }
 
 /// Reads the form. `max_expanded` caps what an archive may unpack to.
-pub async fn read(mut form: Multipart, max_expanded: u64) -> Result<Upload, ApiError> {
+pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode) -> Result<Upload, ApiError> {
     let mut upload = Upload::default();
     let mut archive: Option<(String, Vec<u8>)> = None;
+    let mut folder: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     while let Some(mut field) = form.next_field().await? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
+            "folder" if mode == Mode::Form => {
+                // A browser sends a picked folder's files as `folder/…`.
+                let filename = field.file_name().unwrap_or("").to_string();
+                let data = read_field(&mut field).await?;
+                if !filename.is_empty() {
+                    let path = safe_relative(&filename).map_err(|m| ApiError::bad_request("bad_path", m))?;
+                    folder.push((path, data));
+                }
+            }
+            "token" if mode == Mode::Form => {
+                upload.token = Some(field.text().await?.trim().to_string()).filter(|t| !t.is_empty());
+            }
             "files" | "files[]" => {
                 let filename = field.file_name().unwrap_or("").to_string();
-                let path = safe_relative(&filename).map_err(|m| ApiError::bad_request("bad_path", m))?;
                 let data = read_field(&mut field).await?;
+                if mode == Mode::Form && filename.is_empty() && data.is_empty() {
+                    continue; // an empty file picker
+                }
+                let mut path = safe_relative(&filename).map_err(|m| ApiError::bad_request("bad_path", m))?;
+                if mode == Mode::Form {
+                    path = place_picked_file(path);
+                }
                 if upload.files.iter().any(|(p, _)| *p == path) {
                     return Err(ApiError::bad_request("duplicate_path", format!("`{filename}` was sent twice")));
                 }
@@ -65,9 +96,13 @@ pub async fn read(mut form: Multipart, max_expanded: u64) -> Result<Upload, ApiE
                 let value = field.text().await?.trim().to_string();
                 match name.as_str() {
                     "targets" if !value.is_empty() => {
+                        // Repeated fields (checkboxes) add up.
                         let targets = Target::parse_list(&value)
                             .map_err(|e| ApiError::bad_request("unknown_target", e.to_string()))?;
-                        upload.targets = Some(targets);
+                        let all = upload.targets.get_or_insert_with(Vec::new);
+                        all.extend(targets);
+                        all.sort();
+                        all.dedup();
                     }
                     "name" if !value.is_empty() => upload.name = Some(value),
                     "version" if !value.is_empty() => upload.version = Some(value),
@@ -85,6 +120,12 @@ pub async fn read(mut form: Multipart, max_expanded: u64) -> Result<Upload, ApiE
                 ))
             }
         }
+    }
+    if !folder.is_empty() {
+        if !upload.files.is_empty() {
+            return Err(ApiError::bad_request("bad_form", "pick files or a folder, not both"));
+        }
+        upload.files = archive::strip_common_folder(folder);
     }
     match (archive, upload.files.is_empty()) {
         (Some(_), false) => {
@@ -105,6 +146,37 @@ async fn read_field(field: &mut axum::extract::multipart::Field<'_>) -> Result<V
         data.extend_from_slice(&chunk);
     }
     Ok(data)
+}
+
+/// Files picked one by one arrive without folders: tests go to `tests/`,
+/// everything else stays at the root (a project without `src/`).
+fn place_picked_file(path: PathBuf) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if path.components().count() == 1 && name.starts_with("test_") && name.ends_with(".py") {
+        PathBuf::from("tests").join(path)
+    } else {
+        path
+    }
+}
+
+/// Reads a stored source tree back (for rebuilds).
+pub fn read_tree(dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let rel = entry.path().strip_prefix(dir).expect("below dir").to_path_buf();
+                files.push((rel, std::fs::read(entry.path())?));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
 }
 
 fn parse_bool(field: &str, value: &str) -> Result<bool, ApiError> {

@@ -1,0 +1,38 @@
+//! The web interface: server-rendered pages (upload, build, builds, project)
+//! that work without JavaScript, with a little script for live logs and
+//! in-place errors. Templates and assets live in `web/` and are embedded in
+//! the binary. Every page has a JSON twin in the API.
+
+mod pages;
+mod views;
+
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+/// The pages and their assets.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::upload))
+        .route("/builds", get(pages::builds).post(pages::submit))
+        .route("/builds/{id}", get(pages::build))
+        .route("/builds/{id}/cancel", post(pages::cancel))
+        .route("/builds/{id}/rebuild", post(pages::rebuild))
+        .route("/projects/{name}", get(pages::project))
+        .route("/static/{file}", get(asset))
+}
+
+/// Embedded CSS and JavaScript.
+async fn asset(Path(file): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let (body, content_type) = match file.as_str() {
+        "style.css" => (include_str!("../../web/static/style.css"), "text/css; charset=utf-8"),
+        "app.js" => (include_str!("../../web/static/app.js"), "text/javascript; charset=utf-8"),
+        _ => return Err(ApiError::not_found(format!("no asset `{file}`"))),
+    };
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body))
+}

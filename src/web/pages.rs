@@ -1,0 +1,254 @@
+//! The page handlers. Forms post to these routes (not to the API) so that
+//! everything works without JavaScript; they share the API's logic.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::header::{HeaderMap, HOST};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use wheelwright_workers::target::Target;
+use wheelwright_workers::wheel::tags;
+
+use super::views::{self, BuildPage, BuildRow, BuildsPage, ProjectPage, UploadPage};
+use crate::api::builds::{self, BuildView};
+use crate::api::error::ApiError;
+use crate::api::projects;
+use crate::builds::repo::{self, CancelOutcome};
+use crate::builds::BuildStatus;
+use crate::state::AppState;
+use crate::upload;
+
+fn render(template: impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+fn host(state: &AppState, headers: &HeaderMap) -> String {
+    headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string).unwrap_or_else(|| state.config.bind.to_string())
+}
+
+fn token_ok(state: &AppState, given: Option<&str>) -> bool {
+    state.config.tokens.is_empty() || given.is_some_and(|g| state.config.tokens.iter().any(|t| t == g))
+}
+
+/// A small page for an error that has no better home.
+fn error_page(error: ApiError, back: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title>\
+         <link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><main><div class=\"error\" role=\"alert\">{}</div>\
+         <p><a href=\"{}\">Back</a></p></main></body></html>",
+        escape(&error.message),
+        escape(back)
+    );
+    (error.status, Html(body)).into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn upload_page(state: &AppState, error: Option<String>) -> UploadPage {
+    UploadPage {
+        version: views::VERSION,
+        error,
+        targets: Target::ALL.iter().map(|t| t.name()).collect(),
+        max_upload: state.config.max_upload,
+        needs_token: !state.config.tokens.is_empty(),
+    }
+}
+
+/// `GET /`.
+pub async fn upload(State(state): State<AppState>) -> Response {
+    render(upload_page(&state, None))
+}
+
+/// `POST /builds`: the upload form without JavaScript.
+pub async fn submit(
+    State(state): State<AppState>,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let result = async {
+        let upload = upload::read(form?, 64 << 20, upload::Mode::Form).await?;
+        if !token_ok(&state, upload.token.as_deref()) {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"));
+        }
+        builds::submit(&state, upload).await
+    }
+    .await;
+    match result {
+        Ok(view) => Redirect::to(&format!("/builds/{}", view.id)).into_response(),
+        Err(error) => {
+            let status = error.status;
+            let mut response = render(upload_page(&state, Some(error.message)));
+            *response.status_mut() = status;
+            response
+        }
+    }
+}
+
+/// `GET /builds?project=&status=&cursor=`.
+pub async fn builds(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let project = query.get("project").cloned().unwrap_or_default();
+    let status = query.get("status").cloned().unwrap_or_default();
+    let cursor = query.get("cursor").filter(|c| !c.is_empty()).cloned();
+    let result = async {
+        let status_filter = match status.as_str() {
+            "" => None,
+            s => Some(
+                BuildStatus::parse(s)
+                    .ok_or_else(|| ApiError::bad_request("bad_query", format!("unknown status `{s}`")))?,
+            ),
+        };
+        let normalized = (!project.is_empty()).then(|| tags::normalize(&project));
+        let limit = 25;
+        let mut records =
+            repo::list(&state.db, limit + 1, cursor.as_deref(), normalized.as_deref(), status_filter).await?;
+        let more = records.len() as i64 > limit;
+        records.truncate(limit as usize);
+        Ok::<_, ApiError>((records, more))
+    }
+    .await;
+    let (records, more) = match result {
+        Ok(r) => r,
+        Err(e) => return error_page(e, "/builds"),
+    };
+    let rows: Vec<BuildRow> = records
+        .iter()
+        .map(|b| BuildRow {
+            id: b.id.clone(),
+            short_id: views::short(&b.id),
+            name: b.project_name.clone(),
+            normalized: b.normalized_name.clone(),
+            version: b.project_version.clone(),
+            status: b.status.as_str().to_string(),
+            targets: b.targets.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
+            created: BuildView::new(b, &[]).created_at,
+        })
+        .collect();
+    let query_string = |cursor: Option<&str>| {
+        let mut parts = Vec::new();
+        if !project.is_empty() {
+            parts.push(format!("project={}", urlencode(&project)));
+        }
+        if !status.is_empty() {
+            parts.push(format!("status={}", urlencode(&status)));
+        }
+        if let Some(c) = cursor {
+            parts.push(format!("cursor={}", urlencode(c)));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    };
+    let next = if more { rows.last().map(|r| format!("/builds{}", query_string(Some(&r.id)))) } else { None };
+    render(BuildsPage {
+        version: views::VERSION,
+        api_url: format!("/api/v1/builds{}", query_string(cursor.as_deref())),
+        rows,
+        statuses: vec!["", "queued", "running", "succeeded", "failed", "cancelled"],
+        project,
+        status,
+        next,
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /builds/{id}`.
+pub async fn build(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let result = async {
+        let record = repo::get(&state.db, &id).await?.ok_or_else(|| ApiError::not_found(format!("no build `{id}`")))?;
+        let view = BuildView::new(&record, &repo::artifacts(&state.db, &id).await?);
+        let log: String = repo::logs(&state.db, &id, -1).await?.into_iter().map(|(_, l)| l + "\n").collect();
+        Ok::<_, ApiError>(BuildPage::new(
+            view,
+            record.normalized_name,
+            log,
+            &host(&state, &headers),
+            !state.config.tokens.is_empty(),
+        ))
+    }
+    .await;
+    match result {
+        Ok(page) => render(page),
+        Err(e) => error_page(e, "/builds"),
+    }
+}
+
+/// `POST /builds/{id}/cancel` (form).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let back = format!("/builds/{id}");
+    if !token_ok(&state, form.get("token").map(String::as_str)) {
+        return error_page(
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"),
+            &back,
+        );
+    }
+    match repo::cancel(&state.db, &id).await {
+        Ok(CancelOutcome::NotFound) => error_page(ApiError::not_found(format!("no build `{id}`")), "/builds"),
+        Ok(CancelOutcome::AlreadyFinished(status)) => error_page(
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "already_finished",
+                format!("build `{id}` already {}", status.as_str()),
+            ),
+            &back,
+        ),
+        Ok(CancelOutcome::Cancelled) => {
+            state.logs.finish(&id, "cancelled");
+            Redirect::to(&back).into_response()
+        }
+        Ok(CancelOutcome::Requested) => {
+            if let Some(token) = state.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+                token.cancel();
+            }
+            Redirect::to(&back).into_response()
+        }
+        Err(e) => error_page(e.into(), &back),
+    }
+}
+
+/// `POST /builds/{id}/rebuild` (form).
+pub async fn rebuild(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let back = format!("/builds/{id}");
+    if !token_ok(&state, form.get("token").map(String::as_str)) {
+        return error_page(
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"),
+            &back,
+        );
+    }
+    match builds::rebuild_of(&state, &id).await {
+        Ok(view) => Redirect::to(&format!("/builds/{}", view.id)).into_response(),
+        Err(e) => error_page(e, &back),
+    }
+}
+
+/// `GET /projects/{name}`.
+pub async fn project(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    match projects::project_view(&state, &name).await {
+        Ok(view) => render(ProjectPage::new(view, &host(&state, &headers))),
+        Err(e) => error_page(e, "/builds"),
+    }
+}

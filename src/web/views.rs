@@ -1,0 +1,336 @@
+//! What the templates show, prepared from the API's views.
+
+use askama::Template;
+
+use crate::api::builds::BuildView;
+use crate::api::projects::ProjectView;
+
+/// The version shown in every footer.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `/`.
+#[derive(Template)]
+#[template(path = "upload.html")]
+pub struct UploadPage {
+    pub version: &'static str,
+    pub error: Option<String>,
+    pub targets: Vec<&'static str>,
+    pub max_upload: u64,
+    pub needs_token: bool,
+}
+
+/// One row of `/builds`.
+pub struct BuildRow {
+    pub id: String,
+    pub short_id: String,
+    pub name: String,
+    pub normalized: String,
+    pub version: String,
+    pub status: String,
+    pub targets: String,
+    pub created: String,
+}
+
+/// `/builds`.
+#[derive(Template)]
+#[template(path = "builds.html")]
+pub struct BuildsPage {
+    pub version: &'static str,
+    pub rows: Vec<BuildRow>,
+    pub project: String,
+    pub status: String,
+    pub statuses: Vec<&'static str>,
+    pub next: Option<String>,
+    pub api_url: String,
+}
+
+/// One step of one target.
+pub struct Cell {
+    pub status: String,
+    pub symbol: &'static str,
+    pub label: String,
+    pub reason: Option<String>,
+}
+
+/// One target row of the grid.
+pub struct TargetRow {
+    pub target: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub failed_step: Option<String>,
+    pub cells: Vec<Cell>,
+}
+
+/// A crash, readable.
+pub struct CrashView {
+    pub signal: String,
+    pub instruction: Option<String>,
+    pub location: Option<String>,
+    pub source_line: Option<String>,
+    pub traceback: Option<String>,
+    pub registers: Vec<(String, String)>,
+}
+
+/// Tests on one interpreter.
+pub struct TestBlock {
+    pub interpreter: String,
+    pub wheel: String,
+    pub passed: u32,
+    pub failed: u32,
+    pub errors: u32,
+    pub skipped: u32,
+    pub problem: Option<String>,
+    pub failures: Vec<(String, String)>,
+    pub crash: Option<CrashView>,
+}
+
+/// One download.
+pub struct ArtifactRow {
+    pub filename: String,
+    pub url: String,
+    pub size: String,
+    pub sha256: String,
+}
+
+/// `/builds/{id}`.
+#[derive(Template)]
+#[template(path = "build.html")]
+pub struct BuildPage {
+    pub version: &'static str,
+    pub id: String,
+    pub short_id: String,
+    pub status: String,
+    pub is_final: bool,
+    pub project_name: String,
+    pub project_version: String,
+    pub normalized: String,
+    pub created: String,
+    pub finished: Option<String>,
+    pub debug: bool,
+    pub cached_from: Option<String>,
+    pub error: Option<String>,
+    pub steps: Vec<&'static str>,
+    pub rows: Vec<TargetRow>,
+    pub tests: Vec<TestBlock>,
+    pub artifacts: Vec<ArtifactRow>,
+    pub pip_line: String,
+    pub log: String,
+    pub needs_token: bool,
+    pub api_url: String,
+}
+
+/// The columns of the build grid, in pipeline order.
+const STEPS: [&str; 7] = ["toolchain", "assemble", "abi", "link", "verify", "package", "smoke"];
+
+/// `1.2 KiB`.
+pub fn human_size(bytes: i64) -> String {
+    let bytes = bytes as f64;
+    if bytes < 1024.0 {
+        format!("{bytes} B")
+    } else if bytes < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", bytes / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes / 1024.0 / 1024.0)
+    }
+}
+
+fn symbol(status: &str) -> &'static str {
+    match status {
+        "succeeded" => "✓",
+        "failed" => "✗",
+        "skipped" => "–",
+        "running" => "…",
+        _ => "·",
+    }
+}
+
+/// The first 8 characters of an id (its time part).
+pub fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+impl BuildPage {
+    /// The page for `view`, with its log and the host for the pip line.
+    pub fn new(view: BuildView, normalized: String, log: String, host: &str, needs_token: bool) -> BuildPage {
+        let status = view.status.as_str().to_string();
+        let is_final = view.status.is_final();
+        let mut used: Vec<&'static str> = STEPS
+            .iter()
+            .copied()
+            .filter(|s| view.targets.iter().any(|t| t.steps.iter().any(|x| x.name == *s)))
+            .collect();
+        if used.is_empty() {
+            used = STEPS[1..].to_vec();
+        }
+        let rows = view
+            .targets
+            .iter()
+            .map(|t| {
+                let cells = used
+                    .iter()
+                    .map(|name| match t.steps.iter().find(|s| s.name == *name) {
+                        Some(step) => {
+                            let status = serde_json::to_value(step.status)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default();
+                            Cell {
+                                symbol: symbol(&status),
+                                label: if status == "skipped" {
+                                    "skipped".into()
+                                } else {
+                                    format!("{} ms", step.duration_ms)
+                                },
+                                status,
+                                reason: step.reason.clone(),
+                            }
+                        }
+                        None => Cell { status: "none".into(), symbol: symbol(""), label: String::new(), reason: None },
+                    })
+                    .collect();
+                let failed_step = t
+                    .steps
+                    .iter()
+                    .find(|s| {
+                        serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(|x| x == "failed"))
+                            == Some(true)
+                    })
+                    .map(|s| s.name.clone());
+                TargetRow {
+                    target: t.target.clone(),
+                    status: t.status.clone(),
+                    reason: t.reason.clone(),
+                    failed_step,
+                    cells,
+                }
+            })
+            .collect();
+        let tests = view
+            .targets
+            .iter()
+            .flat_map(|t| t.tests.iter())
+            .map(|run| TestBlock {
+                interpreter: run.interpreter.clone(),
+                wheel: run.wheel.clone(),
+                passed: run.passed,
+                failed: run.failed,
+                errors: run.errors,
+                skipped: run.skipped,
+                problem: run.problem.clone(),
+                failures: run.failures.iter().map(|f| (f.test.clone(), f.message.clone())).collect(),
+                crash: run.crash.as_ref().map(|c| CrashView {
+                    signal: c.signal.clone(),
+                    instruction: c.instruction.clone(),
+                    location: c.location.clone(),
+                    source_line: c.source_line.clone(),
+                    traceback: c.python_traceback.clone(),
+                    registers: c.registers.clone(),
+                }),
+            })
+            .collect();
+        let artifacts = view
+            .artifacts
+            .iter()
+            .map(|a| ArtifactRow {
+                filename: a.filename.clone(),
+                url: a.url.clone(),
+                size: human_size(a.size),
+                sha256: a.sha256.clone(),
+            })
+            .collect();
+        let pip_line = format!(
+            "pip install --index-url http://{host}/simple/ {}=={}",
+            view.project["name"].as_str().unwrap_or(""),
+            view.project["version"].as_str().unwrap_or("")
+        );
+        BuildPage {
+            version: VERSION,
+            short_id: short(&view.id),
+            api_url: format!("/api/v1/builds/{}", view.id),
+            id: view.id,
+            status,
+            is_final,
+            project_name: view.project["name"].as_str().unwrap_or("").to_string(),
+            project_version: view.project["version"].as_str().unwrap_or("").to_string(),
+            normalized,
+            created: view.created_at,
+            finished: view.finished_at,
+            debug: view.debug,
+            cached_from: view.cached_from,
+            error: view.error,
+            steps: used,
+            rows,
+            tests,
+            artifacts,
+            pip_line,
+            log,
+            needs_token,
+        }
+    }
+}
+
+/// One cell of the project matrix.
+pub struct MatrixCell {
+    pub status: String,
+    pub symbol: &'static str,
+    pub build_id: Option<String>,
+    pub wheels: Vec<(String, String)>,
+}
+
+/// One version of the project matrix.
+pub struct MatrixRow {
+    pub version: String,
+    pub cells: Vec<MatrixCell>,
+}
+
+/// `/projects/{name}`.
+#[derive(Template)]
+#[template(path = "project.html")]
+pub struct ProjectPage {
+    pub version: &'static str,
+    pub name: String,
+    pub normalized: String,
+    pub builds: usize,
+    pub targets: Vec<&'static str>,
+    pub rows: Vec<MatrixRow>,
+    pub pip_line: String,
+    pub api_url: String,
+}
+
+impl ProjectPage {
+    /// The page for `view`.
+    pub fn new(view: ProjectView, host: &str) -> ProjectPage {
+        let targets: Vec<&'static str> = wheelwright_workers::target::Target::ALL.iter().map(|t| t.name()).collect();
+        let rows = view
+            .versions
+            .iter()
+            .map(|row| MatrixRow {
+                version: row.version.clone(),
+                cells: targets
+                    .iter()
+                    .map(|t| match row.targets.iter().find(|c| c.target == *t) {
+                        Some(cell) => MatrixCell {
+                            symbol: symbol(&cell.status),
+                            status: cell.status.clone(),
+                            build_id: Some(cell.build_id.clone()),
+                            wheels: cell.artifacts.iter().map(|a| (a.filename.clone(), a.url.clone())).collect(),
+                        },
+                        None => {
+                            MatrixCell { status: "none".into(), symbol: symbol(""), build_id: None, wheels: vec![] }
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        ProjectPage {
+            version: VERSION,
+            pip_line: format!("pip install --index-url http://{host}/simple/ {}", view.name),
+            api_url: format!("/api/v1/projects/{}", view.name),
+            name: view.display_name,
+            normalized: view.name,
+            builds: view.builds,
+            targets,
+            rows,
+        }
+    }
+}
