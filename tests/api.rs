@@ -182,7 +182,8 @@ async fn identical_uploads_are_served_from_the_cache_unless_rebuilt() {
     assert_eq!(second["targets"][0]["tests"][0]["passed"], 7);
 
     let third = app.submit(&example("pymult"), &[("targets", "linux-x86_64"), ("rebuild", "true")]).await;
-    assert_eq!(third["status"], "queued");
+    // Not from the cache: a worker may have claimed it already.
+    assert!(["queued", "running"].contains(&third["status"].as_str().unwrap()), "{third}");
     let third = app.wait(third["id"].as_str().unwrap()).await;
     assert_eq!(third["cached_from"], Value::Null);
     // Reproducible: the rebuild has the same bytes.
@@ -190,7 +191,8 @@ async fn identical_uploads_are_served_from_the_cache_unless_rebuilt() {
 
     // Different options are a different build.
     let debug = app.submit(&example("pymult"), &[("targets", "linux-x86_64"), ("debug", "true")]).await;
-    assert_eq!(debug["status"], "queued");
+    assert!(["queued", "running"].contains(&debug["status"].as_str().unwrap()), "{debug}");
+    assert_eq!(debug["cached_from"], Value::Null);
     app.stop().await.unwrap();
 }
 
