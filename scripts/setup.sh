@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what wheelwright needs on Debian 12, and nothing that is already
 # there: nasm, LLD 19 (ld.lld, ld64.lld, lld-link), llvm-dlltool, bubblewrap,
-# gdb, Python's venv module; then a project-local .venv holding pytest for the
-# tests. Safe to run again: a second run changes nothing.
+# gdb, Python's venv module, Chromium and its driver for the web tests; then a
+# project-local .venv holding pytest for the tests. Safe to run again: a
+# second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ lld-link-19 lld-19
 llvm-dlltool llvm
 bwrap bubblewrap
 gdb gdb
+chromium chromium
+chromedriver chromium-driver
 LIST
 }
 

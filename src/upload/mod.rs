@@ -90,7 +90,11 @@ pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode) -> Result<
                     return Err(ApiError::bad_request("bad_form", "send one `archive`, not several"));
                 }
                 let filename = field.file_name().unwrap_or("").to_string();
-                archive = Some((filename, read_field(&mut field).await?));
+                let data = read_field(&mut field).await?;
+                if mode == Mode::Form && filename.is_empty() && data.is_empty() {
+                    continue; // an empty file picker
+                }
+                archive = Some((filename, data));
             }
             "targets" | "name" | "version" | "debug" | "rebuild" => {
                 let value = field.text().await?.trim().to_string();
