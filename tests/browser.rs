@@ -65,6 +65,7 @@ impl Browser {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let _ = driver.kill();
+            let _ = driver.wait();
         }
         panic!("could not start chromedriver and chromium");
     }
