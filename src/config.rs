@@ -69,6 +69,24 @@ pub struct ServeArgs {
     /// Milliseconds a database write waits for another writer before answering 503 [default: 10000].
     #[arg(long, env = "WHEELWRIGHT_DB_BUSY_TIMEOUT_MS")]
     pub db_busy_timeout_ms: Option<u64>,
+    /// The address people reach this server at, for links in commit statuses [default: http://BIND].
+    #[arg(long, env = "WHEELWRIGHT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// GitHub webhook secret; without one the webhook is off.
+    #[arg(long, env = "WHEELWRIGHT_GITHUB_SECRET")]
+    pub github_secret: Option<String>,
+    /// Repositories (`owner/name`, comma-separated) whose pushes are built.
+    #[arg(long, env = "WHEELWRIGHT_GITHUB_REPOS", value_delimiter = ',')]
+    pub github_repos: Option<Vec<String>>,
+    /// Clone URLs must start with this [default: https://github.com/].
+    #[arg(long, env = "WHEELWRIGHT_GITHUB_CLONE_BASE")]
+    pub github_clone_base: Option<String>,
+    /// GitHub API base, for GitHub Enterprise [default: https://api.github.com].
+    #[arg(long, env = "WHEELWRIGHT_GITHUB_API")]
+    pub github_api: Option<String>,
+    /// Token for posting commit statuses.
+    #[arg(long, env = "WHEELWRIGHT_GITHUB_TOKEN")]
+    pub github_token: Option<String>,
 }
 
 /// The configuration file's keys (all optional; unknown keys are errors).
@@ -89,7 +107,38 @@ struct FileConfig {
     cache_dir: Option<PathBuf>,
     shutdown_grace_secs: Option<u64>,
     db_busy_timeout_ms: Option<u64>,
+    public_url: Option<String>,
     limits: Option<Limits>,
+    github: Option<GithubFile>,
+}
+
+/// `[github]` in the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct GithubFile {
+    secret: Option<String>,
+    repos: Option<Vec<String>>,
+    clone_base: Option<String>,
+    api: Option<String>,
+    token: Option<String>,
+    build_tags: Option<bool>,
+}
+
+/// The GitHub integration.
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    /// Webhook secret; `None` disables the webhook.
+    pub secret: Option<String>,
+    /// `owner/name` allowed to trigger builds.
+    pub repos: Vec<String>,
+    /// Prefix every clone URL must have.
+    pub clone_base: String,
+    /// API base URL.
+    pub api: String,
+    /// Token for commit statuses; `None` posts none.
+    pub token: Option<String>,
+    /// Build pushes of tags too.
+    pub build_tags: bool,
 }
 
 /// The effective, validated configuration.
@@ -127,6 +176,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a database write waits for the lock.
     pub db_busy_timeout: Duration,
+    /// Base of links to this server.
+    pub public_url: String,
+    /// GitHub webhook and statuses.
+    pub github: GithubConfig,
 }
 
 /// A configuration that cannot be used.
@@ -187,6 +240,36 @@ impl Config {
             db_busy_timeout: Duration::from_millis(
                 args.db_busy_timeout_ms.or(file.db_busy_timeout_ms).unwrap_or(10_000),
             ),
+            public_url: String::new(),
+            github: GithubConfig {
+                secret: None,
+                repos: Vec::new(),
+                clone_base: String::new(),
+                api: String::new(),
+                token: None,
+                build_tags: true,
+            },
+        };
+        let mut config = config;
+        config.public_url = args
+            .public_url
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{}", config.bind))
+            .trim_end_matches('/')
+            .to_string();
+        let gh = file.github.unwrap_or_default();
+        config.github = GithubConfig {
+            secret: args.github_secret.or(gh.secret).filter(|s| !s.is_empty()),
+            repos: args.github_repos.or(gh.repos).unwrap_or_default().into_iter().filter(|r| !r.is_empty()).collect(),
+            clone_base: args.github_clone_base.or(gh.clone_base).unwrap_or_else(|| "https://github.com/".into()),
+            api: args
+                .github_api
+                .or(gh.api)
+                .unwrap_or_else(|| "https://api.github.com".into())
+                .trim_end_matches('/')
+                .to_string(),
+            token: args.github_token.or(gh.token).filter(|t| !t.is_empty()),
+            build_tags: gh.build_tags.unwrap_or(true),
         };
         config.validate()?;
         Ok(config)
@@ -220,9 +303,19 @@ impl Config {
     pub fn describe(&self) -> String {
         let tokens =
             if self.tokens.is_empty() { "none".to_string() } else { format!("{} (masked)", self.tokens.len()) };
+        let github = match &self.github.secret {
+            None => "off".to_string(),
+            Some(_) => format!(
+                "webhook on (secret masked) repos={} clone_base={} api={} statuses={}",
+                self.github.repos.join(","),
+                self.github.clone_base,
+                self.github.api,
+                if self.github.token.is_some() { "on (token masked)" } else { "off" }
+            ),
+        };
         format!(
             "bind={} data_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
-             step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={}",
+             step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} github={}",
             self.bind,
             self.data_dir.display(),
             self.workers,
@@ -239,7 +332,9 @@ impl Config {
                 "discover".to_string()
             } else {
                 self.pythons.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")
-            }
+            },
+            self.public_url,
+            github
         )
     }
 }

@@ -10,6 +10,7 @@ pub mod builds;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod github;
 pub mod logs;
 pub mod metrics;
 pub mod queue;
@@ -32,6 +33,12 @@ use wheelwright_workers::toolchain::Toolchain;
 
 use config::{Config, SandboxKind};
 use state::{App, AppState, Engine};
+
+/// Installs the TLS crypto provider (ring) for this process; safe to call
+/// more than once. Every HTTPS client of the process needs it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// Serves `config` on `listener` until `shutdown` resolves; then stops
 /// claiming jobs, gives running builds their grace period and returns.
@@ -91,6 +98,13 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         interpreters.iter().map(|i| i.version.to_string()).collect::<Vec<_>>().join(",")
     );
     info!(config = %config.describe(), sandbox = %sandbox.describe(), "starting");
+    // GitHub's API is HTTPS: one crypto provider for the process.
+    install_crypto_provider();
+    let statuses = config
+        .github
+        .token
+        .clone()
+        .map(|token| github::statuses::StatusNotifier::start(config.github.api.clone(), token));
     if !sandbox.is_isolated() {
         tracing::warn!("the sandbox is off (sandbox = none): uploaded code runs unconfined");
     }
@@ -106,5 +120,6 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         wake: tokio::sync::Notify::new(),
         running: std::sync::Mutex::new(Default::default()),
         shutdown: tokio_util::sync::CancellationToken::new(),
+        statuses,
     })))
 }

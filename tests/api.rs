@@ -146,7 +146,13 @@ async fn a_single_asm_file_with_a_name_and_version_is_a_project() {
     let index = app.get_json_accept("/simple/my-mult/", "application/vnd.pypi.simple.v1+json").await;
     assert_eq!(index["name"], "my-mult");
     assert_eq!(index["files"][0]["hashes"]["sha256"], build["artifacts"][0]["sha256"]);
-    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let no_redirects = {
+        wheelwright::install_crypto_provider();
+        reqwest::Client::builder()
+    }
+    .redirect(reqwest::redirect::Policy::none())
+    .build()
+    .unwrap();
     let response = no_redirects.get(app.url("/simple/My_Mult/")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(response.headers()["location"], "/simple/my-mult/");

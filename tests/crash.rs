@@ -41,7 +41,14 @@ impl Daemon {
             }
         });
         let base = rx.recv_timeout(Duration::from_secs(60)).expect("the daemon starts listening");
-        Daemon { child, base, client: reqwest::Client::new() }
+        Daemon {
+            child,
+            base,
+            client: {
+                wheelwright::install_crypto_provider();
+                reqwest::Client::new()
+            },
+        }
     }
 
     fn kill(mut self) {

@@ -84,6 +84,8 @@ pub struct BuildView {
     pub cached_from: Option<String>,
     /// Why the build failed outside its targets, or was cancelled.
     pub error: Option<String>,
+    /// The git push it came from: repository, ref and commit.
+    pub source: Option<crate::builds::GitOrigin>,
     /// Per target.
     pub targets: Vec<TargetView>,
     /// Every artifact, the sdist included.
@@ -156,6 +158,7 @@ impl BuildView {
             debug: build.debug,
             cached_from: build.cached_from.clone(),
             error: build.error.clone(),
+            source: build.origin.clone(),
             targets,
             artifacts: artifacts.iter().map(view).collect(),
             links: serde_json::json!({
@@ -234,6 +237,7 @@ pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<Build
         overrides,
         source_hash,
         cache_key,
+        origin: upload.origin,
     };
     let cached = if upload.rebuild { None } else { repo::find_cached(&state.db, &build.cache_key).await? };
     match cached {
@@ -267,6 +271,7 @@ pub async fn rebuild_of(state: &AppState, id: &str) -> ApiResult<BuildView> {
         debug: build.debug,
         rebuild: true,
         token: None,
+        origin: build.origin.clone(),
     };
     submit(state, upload).await
 }

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/simple", get(index::projects))
         .route("/simple/{project}/", get(index::project))
         .route("/simple/{project}", get(index::project))
+        .route("/webhooks/github", post(crate::github::webhook).layer(DefaultBodyLimit::max(25 * 1024 * 1024)))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("no such page") })

@@ -59,6 +59,18 @@ pub struct UploadOverrides {
     pub version: Option<String>,
 }
 
+/// Where a build's source came from, when it was a git push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitOrigin {
+    /// `owner/name`.
+    pub repository: String,
+    /// The pushed ref, e.g. `refs/heads/main`.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// The commit built.
+    pub commit: String,
+}
+
 /// One build row.
 #[derive(Debug, Clone)]
 pub struct BuildRecord {
@@ -98,6 +110,8 @@ pub struct BuildRecord {
     pub started_at: Option<i64>,
     /// Finished.
     pub finished_at: Option<i64>,
+    /// The git push it came from, if any.
+    pub origin: Option<GitOrigin>,
 }
 
 /// One stored artifact of a build.

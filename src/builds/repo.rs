@@ -7,7 +7,7 @@ use tracing::instrument;
 use wheelwright_workers::report::BuildReport;
 use wheelwright_workers::target::Target;
 
-use super::{ArtifactRecord, BuildRecord, BuildStatus, UploadOverrides};
+use super::{ArtifactRecord, BuildRecord, BuildStatus, GitOrigin, UploadOverrides};
 use crate::db::{now_ms, BEGIN_IMMEDIATE};
 use crate::queue;
 
@@ -34,6 +34,8 @@ pub struct NewBuild {
     pub source_hash: String,
     /// Cache key.
     pub cache_key: String,
+    /// The git push it came from.
+    pub origin: Option<GitOrigin>,
 }
 
 fn record(row: &SqliteRow) -> BuildRecord {
@@ -57,6 +59,10 @@ fn record(row: &SqliteRow) -> BuildRecord {
         created_at: row.get("created_at"),
         started_at: row.get("started_at"),
         finished_at: row.get("finished_at"),
+        origin: match (row.get("source_repository"), row.get("source_ref"), row.get("source_commit")) {
+            (Some(repository), Some(git_ref), Some(commit)) => Some(GitOrigin { repository, git_ref, commit }),
+            _ => None,
+        },
     }
 }
 
@@ -72,7 +78,8 @@ async fn insert_row(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO builds (id, status, project_name, normalized_name, project_version, requires_python, targets, \
-         debug, overrides, source_hash, cache_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         debug, overrides, source_hash, cache_key, created_at, source_repository, source_ref, source_commit) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&build.id)
     .bind(status.as_str())
@@ -86,6 +93,9 @@ async fn insert_row(
     .bind(&build.source_hash)
     .bind(&build.cache_key)
     .bind(now)
+    .bind(build.origin.as_ref().map(|o| o.repository.clone()))
+    .bind(build.origin.as_ref().map(|o| o.git_ref.clone()))
+    .bind(build.origin.as_ref().map(|o| o.commit.clone()))
     .execute(conn)
     .await?;
     Ok(())
@@ -144,7 +154,7 @@ pub async fn insert_cached(pool: &SqlitePool, build: &NewBuild, from: &BuildReco
 pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<BuildRecord>, sqlx::Error> {
     let sql = "SELECT id, status, project_name, normalized_name, project_version, requires_python, targets, debug, \
                overrides, source_hash, cache_key, cached_from, report, error, cancel_requested, created_at, \
-               started_at, finished_at FROM builds WHERE id = ?";
+               started_at, finished_at, source_repository, source_ref, source_commit FROM builds WHERE id = ?";
     Ok(sqlx::query(sql).bind(id).fetch_optional(pool).await?.as_ref().map(record))
 }
 
@@ -159,7 +169,7 @@ pub async fn list(
 ) -> Result<Vec<BuildRecord>, sqlx::Error> {
     let sql = "SELECT id, status, project_name, normalized_name, project_version, requires_python, targets, debug, \
                overrides, source_hash, cache_key, cached_from, report, error, cancel_requested, created_at, \
-               started_at, finished_at FROM builds \
+               started_at, finished_at, source_repository, source_ref, source_commit FROM builds \
                WHERE (? IS NULL OR id < ?) AND (? IS NULL OR normalized_name = ?) AND (? IS NULL OR status = ?) \
                ORDER BY id DESC LIMIT ?";
     let status = status.map(BuildStatus::as_str);
@@ -365,4 +375,27 @@ pub async fn index_files(pool: &SqlitePool, normalized_name: &str) -> Result<Vec
 pub async fn counts_by_status(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM builds GROUP BY status").fetch_all(pool).await?;
     Ok(rows.iter().map(|r| (r.get("status"), r.get("n"))).collect())
+}
+
+/// The build a webhook delivery already made, if any.
+pub async fn delivery(pool: &SqlitePool, delivery_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT build_id FROM github_deliveries WHERE delivery_id = ?")
+        .bind(delivery_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Remembers that `delivery_id` made `build_id`; false when another request
+/// recorded the same delivery first.
+pub async fn record_delivery(pool: &SqlitePool, delivery_id: &str, build_id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO github_deliveries (delivery_id, build_id, created_at) VALUES (?, ?, ?) \
+         ON CONFLICT (delivery_id) DO NOTHING",
+    )
+    .bind(delivery_id)
+    .bind(build_id)
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -29,7 +29,7 @@ pub enum Mode {
 }
 
 /// What a client sent.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Upload {
     /// Project files: relative path and contents.
     pub files: Vec<(PathBuf, Vec<u8>)>,
@@ -45,6 +45,8 @@ pub struct Upload {
     pub rebuild: bool,
     /// The form's token field (form mode only).
     pub token: Option<String>,
+    /// The git push this source came from (webhooks).
+    pub origin: Option<crate::builds::GitOrigin>,
 }
 
 /// Reads the form. `max_expanded` caps what an archive may unpack to.

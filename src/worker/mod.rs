@@ -3,6 +3,8 @@
 
 mod run;
 
+pub use run::report_status;
+
 use std::time::Duration;
 
 use tracing::{error, info, warn};

@@ -17,6 +17,7 @@ use wheelwright_workers::report::{BuildReport, Status};
 use crate::builds::repo;
 use crate::builds::{ArtifactRecord, BuildRecord, BuildStatus};
 use crate::db::BEGIN_IMMEDIATE;
+use crate::github::statuses::StatusUpdate;
 use crate::logs::LogEvent;
 use crate::queue::{self, Claim, Retry};
 use crate::state::AppState;
@@ -61,6 +62,14 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         ),
     });
 
+    if let (Some(statuses), Some(origin)) = (&state.statuses, &build.origin) {
+        statuses.send(StatusUpdate {
+            origin: origin.clone(),
+            state: "pending",
+            description: "building".into(),
+            target_url: format!("{}/builds/{}", state.config.public_url, build.id),
+        });
+    }
     let watch = Arc::new(Watch::default());
     let watcher = tokio::spawn(watch_build(state.clone(), claim.clone(), cancel.clone(), watch.clone()));
 
@@ -139,8 +148,30 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
     if let Some(status) = ending {
         info!(status = status.as_str(), "build finished");
         state.logs.finish(&build.id, status.as_str());
+        report_status(state, &build.id).await;
     }
     Ok(())
+}
+
+/// Posts the final commit status of a pushed build (when statuses are on).
+pub async fn report_status(state: &AppState, build_id: &str) {
+    let Some(statuses) = &state.statuses else { return };
+    let Ok(Some(build)) = repo::get(&state.db, build_id).await else { return };
+    let Some(origin) = build.origin else { return };
+    let (github_state, description) = match build.status {
+        BuildStatus::Succeeded => ("success", "all targets built and verified".to_string()),
+        BuildStatus::Failed => ("failure", build.error.unwrap_or_else(|| "a target failed".into())),
+        BuildStatus::Cancelled => ("error", "cancelled".to_string()),
+        _ => return,
+    };
+    // GitHub keeps 140 characters of a description.
+    let description: String = description.lines().next().unwrap_or("").chars().take(140).collect();
+    statuses.send(StatusUpdate {
+        origin,
+        state: github_state,
+        description,
+        target_url: format!("{}/builds/{}", state.config.public_url, build.id),
+    });
 }
 
 fn cores() -> usize {

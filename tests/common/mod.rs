@@ -91,7 +91,10 @@ impl TestApp {
         let app = TestApp {
             addr,
             base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            client: {
+                wheelwright::install_crypto_provider();
+                reqwest::Client::new()
+            },
             token,
             data,
             _data_guard: guard,

@@ -1,0 +1,117 @@
+//! `POST /webhooks/github`: verify the signature before reading anything,
+//! answer `ping`, build `push`es of allowed repositories (idempotent on the
+//! delivery id), ignore the rest with a reason.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::signature;
+use crate::api::builds::{self, BuildView};
+use crate::api::error::{ApiError, ApiResult};
+use crate::builds::{repo, GitOrigin};
+use crate::state::AppState;
+use crate::upload::Upload;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn ignored(reason: String) -> Response {
+    (StatusCode::ACCEPTED, Json(json!({ "ignored": reason }))).into_response()
+}
+
+/// The webhook endpoint.
+pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let Some(secret) = state.config.github.secret.as_deref() else {
+        return Err(ApiError::not_found("the GitHub webhook is not enabled on this server"));
+    };
+    if !signature::verify(secret, &body, header(&headers, "x-hub-signature-256")) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "X-Hub-Signature-256 is missing or does not match the body",
+        ));
+    }
+    let event = header(&headers, "x-github-event").unwrap_or("");
+    match event {
+        "ping" => Ok((StatusCode::OK, Json(json!({ "ok": true }))).into_response()),
+        "push" => push(&state, header(&headers, "x-github-delivery"), &body).await,
+        "" => Err(ApiError::bad_request("bad_event", "X-GitHub-Event is missing")),
+        other => Ok(ignored(format!("`{other}` events are not built"))),
+    }
+}
+
+async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResult<Response> {
+    let payload: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("bad_payload", format!("the push payload is not JSON: {e}")))?;
+    if let Some(delivery) = delivery {
+        if let Some(build_id) = repo::delivery(&state.db, delivery).await? {
+            // A redelivery: the same build again, never a second one.
+            return Ok((StatusCode::OK, Json(view(state, &build_id).await?)).into_response());
+        }
+    }
+    let text = |pointer: &str| payload.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string();
+    let repository = text("/repository/full_name");
+    let clone_url = text("/repository/clone_url");
+    let git_ref = text("/ref");
+    let commit = text("/after");
+    if repository.is_empty() || git_ref.is_empty() || commit.is_empty() {
+        return Err(ApiError::bad_request("bad_payload", "the push payload lacks repository.full_name, ref or after"));
+    }
+    let github = &state.config.github;
+    if !github.repos.iter().any(|r| r.eq_ignore_ascii_case(&repository)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "repository_not_allowed",
+            format!("`{repository}` is not on this server's list of repositories"),
+        ));
+    }
+    if payload.pointer("/deleted").and_then(Value::as_bool) == Some(true) || commit.chars().all(|c| c == '0') {
+        return Ok(ignored(format!("{git_ref} was deleted")));
+    }
+    if git_ref.starts_with("refs/tags/") && !github.build_tags {
+        return Ok(ignored(format!("tag pushes are not built ({git_ref})")));
+    }
+    if !clone_url.starts_with(&github.clone_base) {
+        return Err(ApiError::bad_request(
+            "clone_url_refused",
+            format!("the clone URL `{clone_url}` does not start with `{}`", github.clone_base),
+        ));
+    }
+    if !commit.chars().all(|c| c.is_ascii_hexdigit()) || commit.len() < 7 {
+        return Err(ApiError::bad_request("bad_payload", format!("`{commit}` is not a commit id")));
+    }
+    let files = {
+        let (url, wanted, reference) = (clone_url.clone(), commit.clone(), git_ref.clone());
+        tokio::task::spawn_blocking(move || super::fetch::fetch_commit(&url, &wanted, &reference))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_GATEWAY, "fetch_failed", format!("could not fetch {commit}: {e}"))
+            })?
+    };
+    let origin = GitOrigin { repository, git_ref, commit };
+    let upload = Upload { files, origin: Some(origin), ..Upload::default() };
+    let view = builds::submit(state, upload).await?;
+    if let Some(delivery) = delivery {
+        if !repo::record_delivery(&state.db, delivery, &view.id).await? {
+            if let Some(first) = repo::delivery(&state.db, delivery).await? {
+                return Ok((StatusCode::OK, Json(self::view(state, &first).await?)).into_response());
+            }
+        }
+    }
+    if view.status.is_final() {
+        // Served from the cache: it will not start, so report it now.
+        crate::worker::report_status(state, &view.id).await;
+    }
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+async fn view(state: &AppState, id: &str) -> ApiResult<BuildView> {
+    let build = repo::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no build `{id}`")))?;
+    Ok(BuildView::new(&build, &repo::artifacts(&state.db, id).await?))
+}

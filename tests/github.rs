@@ -1,0 +1,237 @@
+//! The GitHub webhook against a local bare repository standing in for
+//! GitHub, with a local recording server standing in for the statuses API.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wheelwright::github::signature::sign;
+
+const SECRET: &str = "test-webhook-secret";
+
+/// A bare repository `<base>/acme/pymult.git` holding examples/pymult.
+struct Remote {
+    base: tempfile::TempDir,
+    commit: String,
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Remote {
+    fn new() -> Remote {
+        let base = tempfile::tempdir().unwrap();
+        let bare = base.path().join("acme/pymult.git");
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "--quiet", "--bare"]);
+        let work = tempfile::tempdir().unwrap();
+        git(work.path(), &["init", "--quiet"]);
+        for rel in files_of(&example("pymult")) {
+            let dest = work.path().join(&rel);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(example("pymult").join(&rel), dest).unwrap();
+        }
+        // A hook in the repository must never run on the server.
+        std::fs::write(work.path().join("post-checkout"), "#!/bin/sh\ntouch /tmp/wheelwright-hook-ran\n").unwrap();
+        git(work.path(), &["add", "."]);
+        git(work.path(), &["commit", "--quiet", "-m", "pymult"]);
+        git(work.path(), &["push", "--quiet", bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
+        let commit = git(work.path(), &["rev-parse", "HEAD"]);
+        Remote { base, commit }
+    }
+
+    fn clone_base(&self) -> String {
+        format!("{}/", self.base.path().display())
+    }
+
+    fn clone_url(&self) -> String {
+        format!("{}/acme/pymult.git", self.base.path().display())
+    }
+}
+
+/// Records every status posted to it.
+async fn recording_server() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    async fn record(
+        State(seen): State<Arc<Mutex<Vec<(String, Value)>>>>,
+        UrlPath((owner, repo, sha)): UrlPath<(String, String, String)>,
+        Json(body): Json<Value>,
+    ) -> (axum::http::StatusCode, Json<Value>) {
+        seen.lock().unwrap().push((format!("{owner}/{repo}@{sha}"), body));
+        (axum::http::StatusCode::CREATED, Json(json!({})))
+    }
+    let app = Router::new().route("/repos/{owner}/{repo}/statuses/{sha}", post(record)).with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+fn push_payload(remote: &Remote, repository: &str, clone_url: &str) -> Value {
+    json!({
+        "ref": "refs/heads/main",
+        "before": "0000000000000000000000000000000000000000",
+        "after": remote.commit,
+        "created": true,
+        "deleted": false,
+        "forced": false,
+        "repository": { "full_name": repository, "name": "pymult", "clone_url": clone_url },
+        "pusher": { "name": "octocat" },
+        "head_commit": { "id": remote.commit, "message": "pymult" }
+    })
+}
+
+async fn deliver(
+    app: &TestApp,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    signature: Option<String>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/webhooks/github"))
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", delivery)
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    if let Some(signature) = signature {
+        request = request.header("X-Hub-Signature-256", signature);
+    }
+    request.send().await.unwrap()
+}
+
+async fn app_for(remote: &Remote, api: &str) -> TestApp {
+    let (clone_base, api) = (remote.clone_base(), api.to_string());
+    TestApp::spawn_with(move |a| {
+        a.github_secret = Some(SECRET.into());
+        a.github_repos = Some(vec!["acme/pymult".into()]);
+        a.github_clone_base = Some(clone_base);
+        a.github_api = Some(api);
+        a.github_token = Some("gh-test-token".into());
+        a.public_url = Some("https://wheelwright.example".into());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_push_builds_the_commit_and_reports_statuses_in_order() {
+    let remote = Remote::new();
+    let (api, statuses) = recording_server().await;
+    let app = app_for(&remote, &api).await;
+    let _ = std::fs::remove_file("/tmp/wheelwright-hook-ran");
+
+    let body = serde_json::to_vec(&push_payload(&remote, "acme/pymult", &remote.clone_url())).unwrap();
+    let response = deliver(&app, "push", "delivery-1", &body, Some(sign(SECRET, &body))).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let build: Value = response.json().await.unwrap();
+    assert_eq!(
+        build["source"],
+        json!({ "repository": "acme/pymult", "ref": "refs/heads/main", "commit": remote.commit })
+    );
+    let id = build["id"].as_str().unwrap().to_string();
+    let done = app.wait(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["project"]["name"], "pymult");
+    assert!(!Path::new("/tmp/wheelwright-hook-ran").exists(), "a repository hook ran");
+
+    // Redelivery: the same build, not a second one.
+    let again = deliver(&app, "push", "delivery-1", &body, Some(sign(SECRET, &body))).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+    assert_eq!(app.get_json("/api/v1/builds").await["builds"].as_array().unwrap().len(), 1);
+
+    // Statuses: pending, then success, both linking to the build page.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while statuses.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "statuses were not posted: {:?}", statuses.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = statuses.lock().unwrap().clone();
+    let states: Vec<&str> = seen.iter().map(|(_, b)| b["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["pending", "success"]);
+    for (target, body) in &seen {
+        assert_eq!(target, &format!("acme/pymult@{}", remote.commit));
+        assert_eq!(body["target_url"], format!("https://wheelwright.example/builds/{id}"));
+        assert_eq!(body["context"], "wheelwright");
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_foreign_or_odd_deliveries_are_refused_or_ignored() {
+    let remote = Remote::new();
+    let (api, statuses) = recording_server().await;
+    let app = app_for(&remote, &api).await;
+    let body = serde_json::to_vec(&push_payload(&remote, "acme/pymult", &remote.clone_url())).unwrap();
+
+    let missing = deliver(&app, "push", "d-1", &body, None).await;
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    let wrong = deliver(&app, "push", "d-2", &body, Some(sign("not-the-secret", &body))).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let error: Value = wrong.json().await.unwrap();
+    assert_eq!(error["error"]["message"], "X-Hub-Signature-256 is missing or does not match the body");
+
+    let foreign = serde_json::to_vec(&push_payload(&remote, "evil/pymult", &remote.clone_url())).unwrap();
+    let response = deliver(&app, "push", "d-3", &foreign, Some(sign(SECRET, &foreign))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["message"],
+        "`evil/pymult` is not on this server's list of repositories"
+    );
+
+    let outside =
+        serde_json::to_vec(&push_payload(&remote, "acme/pymult", "https://elsewhere.example/acme/pymult.git")).unwrap();
+    let response = deliver(&app, "push", "d-4", &outside, Some(sign(SECRET, &outside))).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let message = response.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("the clone URL `https://elsewhere.example/acme/pymult.git` does not start with"),
+        "{message}"
+    );
+
+    let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let response = deliver(&app, "ping", "d-5", ping, Some(sign(SECRET, ping))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let issues = br#"{"action":"opened"}"#;
+    let response = deliver(&app, "issues", "d-6", issues, Some(sign(SECRET, issues))).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.json::<Value>().await.unwrap()["ignored"], "`issues` events are not built");
+
+    let mut deletion = push_payload(&remote, "acme/pymult", &remote.clone_url());
+    deletion["deleted"] = json!(true);
+    deletion["after"] = json!("0000000000000000000000000000000000000000");
+    let deletion = serde_json::to_vec(&deletion).unwrap();
+    let response = deliver(&app, "push", "d-7", &deletion, Some(sign(SECRET, &deletion))).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.json::<Value>().await.unwrap()["ignored"], "refs/heads/main was deleted");
+
+    assert!(app.get_json("/api/v1/builds").await["builds"].as_array().unwrap().is_empty());
+    assert!(statuses.lock().unwrap().is_empty());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_secret_the_webhook_does_not_exist() {
+    let app = TestApp::spawn().await;
+    let response = deliver(&app, "ping", "d", b"{}", Some(sign("x", b"{}"))).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    app.stop().await.unwrap();
+}
