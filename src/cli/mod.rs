@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the build service: HTTP API, package index and workers.
-    Serve(crate::config::ServeArgs),
+    Serve(Box<crate::config::ServeArgs>),
     /// Build wheels for a project directory.
     Build(build::BuildArgs),
     /// Show the tools, sandbox and interpreters found, and what is missing.
@@ -85,7 +85,7 @@ impl Cli {
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Build(args) => build::run(args),
         Command::Doctor(args) => doctor::run(args),
     }
