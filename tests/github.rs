@@ -66,11 +66,14 @@ impl Remote {
     }
 }
 
+/// Statuses received: `owner/repo@sha` and the JSON body.
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// Records every status posted to it.
-async fn recording_server() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+async fn recording_server() -> (String, Seen) {
+    let seen: Seen = Arc::default();
     async fn record(
-        State(seen): State<Arc<Mutex<Vec<(String, Value)>>>>,
+        State(seen): State<Seen>,
         UrlPath((owner, repo, sha)): UrlPath<(String, String, String)>,
         Json(body): Json<Value>,
     ) -> (axum::http::StatusCode, Json<Value>) {
