@@ -3,6 +3,7 @@
 mod build;
 mod doctor;
 mod serve;
+mod submit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Serve(Box<crate::config::ServeArgs>),
     /// Build wheels for a project directory.
     Build(build::BuildArgs),
+    /// Upload a project to a wheelwright server, follow the build, download the wheels.
+    Submit(submit::SubmitArgs),
     /// Show the tools, sandbox and interpreters found, and what is missing.
     Doctor(doctor::DoctorArgs),
 }
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Build(args) => build::run(args),
+        Command::Submit(args) => submit::run(args),
         Command::Doctor(args) => doctor::run(args),
     }
 }
