@@ -1,42 +1,59 @@
 #!/usr/bin/env bash
 # Installs what wheelwright needs on Debian 12, and nothing that is already
-# there: nasm, LLD 19 (ld.lld, ld64.lld, lld-link), llvm-dlltool, bubblewrap,
-# gdb, Python's venv module, Chromium and its driver for the web tests; then a
-# project-local .venv holding pytest for the tests. Safe to run again: a
-# second run changes nothing.
+# there; then a project-local .venv holding pytest for the tests. Safe to run
+# again: a second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Debian packages, one per line as "<command> <package>".
-packages() {
+# What the service needs, as "<check> <package>": a command on PATH or a file
+# that tells whether the package is there. docker/Dockerfile installs the same
+# packages (tests/docker.rs compares the two lists).
+service_packages() {
   cat <<'LIST'
 nasm nasm
 ld.lld-19 lld-19
-ld64.lld-19 lld-19
-lld-link-19 lld-19
 llvm-dlltool llvm
 bwrap bubblewrap
 gdb gdb
+git git
+python3 python3
+python-venv python3-venv
+/etc/ssl/certs/ca-certificates.crt ca-certificates
+LIST
+}
+
+# What only the tests need: a browser and its driver for the web pages.
+test_packages() {
+  cat <<'LIST'
 chromium chromium
 chromedriver chromium-driver
 LIST
 }
 
-missing=()
-while read -r command package; do
-  if ! command -v "$command" >/dev/null 2>&1; then
-    missing+=("$package")
-  fi
-done < <(packages)
 # Smoke tests make a virtual environment per interpreter, Debian's own too.
-for python in python3 /usr/bin/python3; do
-  if command -v "$python" >/dev/null 2>&1 && ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    missing+=(python3-venv)
-  fi
-done
+venv_ok() {
+  for python in python3 /usr/bin/python3; do
+    if command -v "$python" >/dev/null 2>&1 && ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+      return 1
+    fi
+  done
+}
+
+present() {
+  case "$1" in
+    python-venv) venv_ok ;;
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
+
+missing=()
+while read -r check package; do
+  present "$check" || missing+=("$package")
+done < <(service_packages; test_packages)
 
 if [ ${#missing[@]} -gt 0 ]; then
-  # De-duplicate (lld-19 provides three commands).
+  # De-duplicate (one package can provide several commands).
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "setup: installing ${missing[*]}"
   sudo=""
