@@ -62,10 +62,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# pytest lives in a project-local virtual environment, never the system Python.
-if ! .venv/bin/python -c 'import pytest' >/dev/null 2>&1; then
-  echo "setup: creating .venv with pytest"
-  rm -rf .venv
-  python3 -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check pytest
+# pytest (and html5lib, which checks the web pages) live in a project-local
+# virtual environment, never the system Python.
+if ! .venv/bin/python -c 'import pytest, html5lib' >/dev/null 2>&1; then
+  echo "setup: preparing .venv with pytest and html5lib"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check pytest html5lib
 fi

@@ -279,3 +279,92 @@ async fn the_pages_work_without_javascript() {
     browser.close().await;
     app.stop().await.unwrap();
 }
+
+/// Parses `html` with html5lib in strict mode; returns its complaint, if any.
+fn html_errors(html: &str) -> Option<String> {
+    let mut child = Command::new(venv_python())
+        .args([
+            "-c",
+            "import sys, html5lib\ntry:\n    html5lib.HTMLParser(strict=True).parse(sys.stdin.read())\nexcept Exception as e:\n    print(repr(e)); sys.exit(1)\n",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), html.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (!out.status.success()).then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_valid_html_fit_a_phone_and_show_crashes_readably() {
+    let app = TestApp::spawn().await;
+    let segfault = repo().join("workers/tests/fixtures/segfault");
+    let build = app.submit(&segfault, &[]).await;
+    let id = build["id"].as_str().unwrap().to_string();
+    assert_eq!(app.wait(&id).await["status"], "failed");
+
+    let pages = ["/".to_string(), "/builds".into(), format!("/builds/{id}"), "/projects/segfault".into()];
+    for page in &pages {
+        let html = app.client.get(app.url(page)).send().await.unwrap().text().await.unwrap();
+        assert_eq!(html_errors(&html), None, "{page} is not valid HTML");
+    }
+
+    let browser = Browser::start(true).await;
+    browser.client.goto(&app.url(&format!("/builds/{id}"))).await.unwrap();
+    let crash = browser.text(".crash").await;
+    assert!(crash.contains("Crash: SIGSEGV"), "{crash}");
+    assert!(crash.contains("src/segfault.asm:20: mov rax, [rax]"), "{crash}");
+    assert!(crash.contains("rip"), "{crash}");
+    browser.screenshot("build-crash").await;
+
+    // A phone: nothing wider than the screen.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    for page in &pages {
+        browser.client.goto(&app.url(page)).await.unwrap();
+        let fits = browser
+            .client
+            .execute("return document.documentElement.scrollWidth <= window.innerWidth + 1;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(fits, Value::Bool(true), "{page} is wider than a phone");
+    }
+    browser.client.goto(&app.url("/")).await.unwrap();
+    browser.screenshot("upload-phone").await;
+
+    // Rebuild from the page makes a new build of the same source.
+    browser.client.set_window_size(1200, 1000).await.unwrap();
+    browser.client.goto(&app.url(&format!("/builds/{id}"))).await.unwrap();
+    browser.client.find(Locator::Css("#rebuild button")).await.unwrap().click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = browser.client.current_url().await.unwrap();
+        if url.path().starts_with("/builds/") && !url.path().ends_with(&id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rebuild did not open a new build");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.close().await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_build_cancels_from_its_page() {
+    let app = TestApp::spawn().await;
+    let sleeper = project(&[
+        ("src/pymult.asm", include_str!("../examples/pymult/src/pymult.asm")),
+        ("tests/test_sleep.py", "import time\n\ndef test_sleep():\n    time.sleep(50)\n"),
+    ]);
+    let build = app.submit(sleeper.path(), &[("targets", "linux-x86_64")]).await;
+    let id = build["id"].as_str().unwrap().to_string();
+    app.wait_for_status(&id, "running").await;
+    let browser = Browser::start(true).await;
+    browser.client.goto(&app.url(&format!("/builds/{id}"))).await.unwrap();
+    browser.client.find(Locator::Css("#cancel button")).await.unwrap().click().await.unwrap();
+    browser.wait_final_page().await;
+    assert_eq!(browser.text("#status").await, "cancelled");
+    assert_eq!(app.get_json(&format!("/api/v1/builds/{id}")).await["status"], "cancelled");
+    browser.close().await;
+    app.stop().await.unwrap();
+}
