@@ -56,6 +56,20 @@ impl Daemon {
         self.child.wait().unwrap();
     }
 
+    /// Queues `n` builds (distinct versions) whose test sleeps `seconds`.
+    async fn submit_slow_builds(&self, n: usize, seconds: f64) -> Vec<String> {
+        let slow_test = format!("import time\n\ndef test_slow():\n    time.sleep({seconds})\n");
+        let mut ids = Vec::new();
+        for version in 1..=n {
+            let dir = project(&[("pymult.asm", PYMULT), ("tests/test_slow.py", &slow_test)]);
+            let form = form_of_dir(dir.path(), &[("version", &version.to_string()), ("targets", "linux-x86_64")]);
+            let response = self.client.post(format!("{}/api/v1/builds", self.base)).multipart(form).send().await;
+            let build: Value = response.unwrap().json().await.unwrap();
+            ids.push(build["id"].as_str().unwrap().to_string());
+        }
+        ids
+    }
+
     async fn get(&self, path: &str) -> Value {
         self.client.get(format!("{}{path}", self.base)).send().await.unwrap().json().await.unwrap()
     }
@@ -65,15 +79,7 @@ impl Daemon {
 async fn a_killed_daemon_loses_no_build_and_runs_none_twice() {
     let data = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(data.path());
-    let slow_test = "import time\n\ndef test_slow():\n    time.sleep(1.5)\n";
-    let mut ids = Vec::new();
-    for version in ["1", "2", "3", "4"] {
-        let dir = project(&[("pymult.asm", PYMULT), ("tests/test_slow.py", slow_test)]);
-        let form = form_of_dir(dir.path(), &[("version", version), ("targets", "linux-x86_64")]);
-        let response = daemon.client.post(format!("{}/api/v1/builds", daemon.base)).multipart(form).send().await;
-        let build: Value = response.unwrap().json().await.unwrap();
-        ids.push(build["id"].as_str().unwrap().to_string());
-    }
+    let ids = daemon.submit_slow_builds(4, 1.5).await;
     // Kill it while builds are running.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -140,15 +146,8 @@ async fn a_killed_daemon_loses_no_build_and_runs_none_twice() {
 async fn sigterm_lets_running_builds_finish_and_claims_nothing_new() {
     let data = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(data.path());
-    let slow_test = "import time\n\ndef test_slow():\n    time.sleep(2)\n";
-    let mut ids = Vec::new();
     // Two workers: two builds run, the other two wait.
-    for version in ["1", "2", "3", "4"] {
-        let dir = project(&[("pymult.asm", PYMULT), ("tests/test_slow.py", slow_test)]);
-        let form = form_of_dir(dir.path(), &[("version", version), ("targets", "linux-x86_64")]);
-        let response = daemon.client.post(format!("{}/api/v1/builds", daemon.base)).multipart(form).send().await;
-        ids.push(response.unwrap().json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
-    }
+    let ids = daemon.submit_slow_builds(4, 2.0).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while daemon.get("/api/v1/builds?status=running").await["builds"].as_array().unwrap().len() < 2 {
         assert!(Instant::now() < deadline, "builds did not start");

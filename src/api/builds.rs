@@ -324,7 +324,14 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
 
 /// `POST /api/v1/builds/{id}/cancel`.
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<BuildView>> {
-    match repo::cancel(&state.db, &id).await? {
+    cancel_build(&state, &id).await?;
+    Ok(Json(load_view(&state, &id).await?))
+}
+
+/// Cancels a queued build, or stops a running one; shared by the API and the
+/// build page.
+pub async fn cancel_build(state: &AppState, id: &str) -> ApiResult<()> {
+    match repo::cancel(&state.db, id).await? {
         CancelOutcome::NotFound => return Err(ApiError::not_found(format!("no build `{id}`"))),
         CancelOutcome::AlreadyFinished(status) => {
             return Err(ApiError::new(
@@ -333,15 +340,15 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
                 format!("build `{id}` already {}", status.as_str()),
             ))
         }
-        CancelOutcome::Cancelled => state.logs.finish(&id, "cancelled"),
+        CancelOutcome::Cancelled => state.logs.finish(id, "cancelled"),
         CancelOutcome::Requested => {
             // Running here: stop it now rather than at the watcher's next look.
-            if let Some(token) = state.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            if let Some(token) = state.running.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
                 token.cancel();
             }
         }
     }
-    Ok(Json(load_view(&state, &id).await?))
+    Ok(())
 }
 
 /// `GET /api/v1/builds/{id}/log`: plain text, or a live event stream with

@@ -16,7 +16,7 @@ use super::views::{self, BuildPage, BuildRow, BuildsPage, ProjectPage, UploadPag
 use crate::api::builds::{self, BuildView};
 use crate::api::error::ApiError;
 use crate::api::projects;
-use crate::builds::repo::{self, CancelOutcome};
+use crate::builds::repo;
 use crate::builds::BuildStatus;
 use crate::state::AppState;
 use crate::upload;
@@ -189,6 +189,16 @@ pub async fn build(State(state): State<AppState>, Path(id): Path<String>, header
     }
 }
 
+/// The form's token, checked like a bearer token: an error page when wrong.
+fn refuse_bad_token(state: &AppState, form: &HashMap<String, String>, back: &str) -> Option<Response> {
+    if token_ok(state, form.get("token").map(String::as_str)) {
+        None
+    } else {
+        let error = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid");
+        Some(error_page(error, back))
+    }
+}
+
 /// `POST /builds/{id}/cancel` (form).
 pub async fn cancel(
     State(state): State<AppState>,
@@ -196,33 +206,12 @@ pub async fn cancel(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let back = format!("/builds/{id}");
-    if !token_ok(&state, form.get("token").map(String::as_str)) {
-        return error_page(
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"),
-            &back,
-        );
+    if let Some(page) = refuse_bad_token(&state, &form, &back) {
+        return page;
     }
-    match repo::cancel(&state.db, &id).await {
-        Ok(CancelOutcome::NotFound) => error_page(ApiError::not_found(format!("no build `{id}`")), "/builds"),
-        Ok(CancelOutcome::AlreadyFinished(status)) => error_page(
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "already_finished",
-                format!("build `{id}` already {}", status.as_str()),
-            ),
-            &back,
-        ),
-        Ok(CancelOutcome::Cancelled) => {
-            state.logs.finish(&id, "cancelled");
-            Redirect::to(&back).into_response()
-        }
-        Ok(CancelOutcome::Requested) => {
-            if let Some(token) = state.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
-                token.cancel();
-            }
-            Redirect::to(&back).into_response()
-        }
-        Err(e) => error_page(e.into(), &back),
+    match builds::cancel_build(&state, &id).await {
+        Ok(()) => Redirect::to(&back).into_response(),
+        Err(e) => error_page(e, &back),
     }
 }
 
@@ -233,11 +222,8 @@ pub async fn rebuild(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let back = format!("/builds/{id}");
-    if !token_ok(&state, form.get("token").map(String::as_str)) {
-        return error_page(
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"),
-            &back,
-        );
+    if let Some(page) = refuse_bad_token(&state, &form, &back) {
+        return page;
     }
     match builds::rebuild_of(&state, &id).await {
         Ok(view) => Redirect::to(&format!("/builds/{}", view.id)).into_response(),
