@@ -321,7 +321,15 @@ async fn health_metrics_and_openapi_answer() {
     assert!(metrics.contains("wheelwright_worker_utilization "));
     let openapi = app.get_json("/api/v1/openapi.json").await;
     assert_eq!(openapi["openapi"], "3.1.0");
-    for path in ["/api/v1/builds", "/api/v1/builds/{id}/log", "/simple/{project}/", "/metrics"] {
+    for path in [
+        "/api/v1/builds",
+        "/api/v1/builds/{id}/log",
+        "/api/v1/builds/{id}/rebuild",
+        "/api/v1/projects/{name}",
+        "/simple/{project}/",
+        "/webhooks/github",
+        "/metrics",
+    ] {
         assert!(openapi["paths"].get(path).is_some(), "{path} is not documented");
     }
     let projects = app.get_json_accept("/simple/", "application/vnd.pypi.simple.v1+json").await;
