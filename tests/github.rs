@@ -154,6 +154,9 @@ async fn a_signed_push_builds_the_commit_and_reports_statuses_in_order() {
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["project"]["name"], "pymult");
     assert!(!Path::new("/tmp/wheelwright-hook-ran").exists(), "a repository hook ran");
+    let page = app.client.get(app.url(&format!("/builds/{id}"))).send().await.unwrap().text().await.unwrap();
+    let short: String = remote.commit.chars().take(12).collect();
+    assert!(page.contains(&format!("from <code>acme/pymult refs/heads/main @ {short}</code>")), "{page}");
 
     // Redelivery: the same build, not a second one.
     let again = deliver(&app, "push", "delivery-1", &body, Some(sign(SECRET, &body))).await;

@@ -109,6 +109,8 @@ pub struct BuildPage {
     pub debug: bool,
     pub cached_from: Option<String>,
     pub error: Option<String>,
+    /// `owner/name refs/heads/main @ 0123abc` for pushed builds.
+    pub source: Option<String>,
     pub steps: Vec<&'static str>,
     pub rows: Vec<TargetRow>,
     pub tests: Vec<TestBlock>,
@@ -258,6 +260,9 @@ impl BuildPage {
             debug: view.debug,
             cached_from: view.cached_from,
             error: view.error,
+            source: view
+                .source
+                .map(|s| format!("{} {} @ {}", s.repository, s.git_ref, s.commit.chars().take(12).collect::<String>())),
             steps: used,
             rows,
             tests,
