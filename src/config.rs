@@ -122,6 +122,7 @@ struct GithubFile {
     api: Option<String>,
     token: Option<String>,
     build_tags: Option<bool>,
+    answer_within_ms: Option<u64>,
 }
 
 /// The GitHub integration.
@@ -139,6 +140,9 @@ pub struct GithubConfig {
     pub token: Option<String>,
     /// Build pushes of tags too.
     pub build_tags: bool,
+    /// How long the webhook waits for a fetch before answering without the
+    /// build (GitHub gives up on a delivery after 10 s).
+    pub answer_within: Duration,
 }
 
 /// The effective, validated configuration.
@@ -248,6 +252,7 @@ impl Config {
                 api: String::new(),
                 token: None,
                 build_tags: true,
+                answer_within: Duration::from_secs(8),
             },
         };
         let mut config = config;
@@ -270,6 +275,7 @@ impl Config {
                 .to_string(),
             token: args.github_token.or(gh.token).filter(|t| !t.is_empty()),
             build_tags: gh.build_tags.unwrap_or(true),
+            answer_within: Duration::from_millis(gh.answer_within_ms.unwrap_or(8000)),
         };
         config.validate()?;
         Ok(config)

@@ -120,6 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         wake: tokio::sync::Notify::new(),
         running: std::sync::Mutex::new(Default::default()),
         shutdown: tokio_util::sync::CancellationToken::new(),
+        fetching: std::sync::Mutex::new(Default::default()),
         statuses,
     })))
 }

@@ -241,3 +241,61 @@ async fn without_a_secret_the_webhook_does_not_exist() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fetch_is_answered_at_once_and_built_in_the_background() {
+    let remote = Remote::new();
+    let (api, statuses) = recording_server().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut args = test_args(data.path());
+    args.github_secret = Some(SECRET.into());
+    args.github_repos = Some(vec!["acme/pymult".into(), "acme/missing".into()]);
+    args.github_clone_base = Some(remote.clone_base());
+    args.github_api = Some(api);
+    args.github_token = Some("gh-test-token".into());
+    let mut config = config(args);
+    // Answer before any fetch can finish.
+    config.github.answer_within = Duration::ZERO;
+    let app = TestApp::start(config, None, Some(data)).await;
+
+    let body = serde_json::to_vec(&push_payload(&remote, "acme/pymult", &remote.clone_url())).unwrap();
+    let response = deliver(&app, "push", "slow-1", &body, Some(sign(SECRET, &body))).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"accepted": true, "delivery": "slow-1", "status": "fetching"})
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let builds = app.get_json("/api/v1/builds").await;
+        if let Some(build) = builds["builds"].as_array().unwrap().first() {
+            break build["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the build never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let done = app.wait(&id).await;
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["source"]["commit"], remote.commit.as_str());
+    let again = deliver(&app, "push", "slow-1", &body, Some(sign(SECRET, &body))).await;
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+
+    // A commit that cannot be fetched after the answer: an `error` status.
+    let missing = format!("{}/acme/missing.git", remote.base.path().display());
+    let body = serde_json::to_vec(&push_payload(&remote, "acme/missing", &missing)).unwrap();
+    let response = deliver(&app, "push", "slow-2", &body, Some(sign(SECRET, &body))).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = statuses.lock().unwrap().clone();
+        if let Some((target, status)) = seen.iter().find(|(t, _)| t.starts_with("acme/missing@")) {
+            assert_eq!(target, &format!("acme/missing@{}", remote.commit));
+            assert_eq!(status["state"], "error");
+            assert!(status["description"].as_str().unwrap().starts_with("could not fetch"), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no error status: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await.unwrap();
+}

@@ -2,6 +2,9 @@
 //! answer `ping`, build `push`es of allowed repositories (idempotent on the
 //! delivery id), ignore the rest with a reason.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,6 +13,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::signature;
+use super::statuses::StatusUpdate;
 use crate::api::builds::{self, BuildView};
 use crate::api::error::{ApiError, ApiResult};
 use crate::builds::{repo, GitOrigin};
@@ -85,30 +89,93 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
     if !commit.chars().all(|c| c.is_ascii_hexdigit()) || commit.len() < 7 {
         return Err(ApiError::bad_request("bad_payload", format!("`{commit}` is not a commit id")));
     }
-    let files = {
-        let (url, wanted, reference) = (clone_url.clone(), commit.clone(), git_ref.clone());
-        tokio::task::spawn_blocking(move || super::fetch::fetch_commit(&url, &wanted, &reference))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| {
-                ApiError::new(StatusCode::BAD_GATEWAY, "fetch_failed", format!("could not fetch {commit}: {e}"))
-            })?
-    };
-    let origin = GitOrigin { repository, git_ref, commit };
-    let upload = Upload { files, origin: Some(origin), ..Upload::default() };
-    let view = builds::submit(state, upload).await?;
     if let Some(delivery) = delivery {
-        if !repo::record_delivery(&state.db, delivery, &view.id).await? {
-            if let Some(first) = repo::delivery(&state.db, delivery).await? {
-                return Ok((StatusCode::OK, Json(self::view(state, &first).await?)).into_response());
-            }
+        let mut fetching = state.fetching.lock().unwrap_or_else(|e| e.into_inner());
+        if !fetching.insert(delivery.to_string()) {
+            // The first delivery is still being fetched: one build only.
+            return Ok(accepted(delivery));
         }
     }
-    if view.status.is_final() {
-        // Served from the cache: it will not start, so report it now.
-        crate::worker::report_status(state, &view.id).await;
+    // Fetch in the background; answer with the build when it is quick, and
+    // before GitHub's 10-second delivery timeout when it is not.
+    let detached = Arc::new(AtomicBool::new(false));
+    let origin = GitOrigin { repository, git_ref, commit };
+    let mut job = tokio::spawn(fetch_and_submit(
+        state.clone(),
+        delivery.map(str::to_string),
+        clone_url,
+        origin,
+        detached.clone(),
+    ));
+    match tokio::time::timeout(state.config.github.answer_within, &mut job).await {
+        Ok(joined) => {
+            let (status, view) = joined.map_err(ApiError::internal)??;
+            Ok((status, Json(view)).into_response())
+        }
+        Err(_) => {
+            detached.store(true, Ordering::SeqCst);
+            Ok(accepted(delivery.unwrap_or("")))
+        }
     }
-    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+fn accepted(delivery: &str) -> Response {
+    (StatusCode::ACCEPTED, Json(json!({ "accepted": true, "delivery": delivery, "status": "fetching" })))
+        .into_response()
+}
+
+/// Fetches the commit, submits it as a build and records the delivery. When
+/// the request has already been answered (`detached`), a fetch failure is
+/// reported as an `error` commit status instead.
+async fn fetch_and_submit(
+    state: AppState,
+    delivery: Option<String>,
+    clone_url: String,
+    origin: GitOrigin,
+    detached: Arc<AtomicBool>,
+) -> ApiResult<(StatusCode, BuildView)> {
+    let result = async {
+        let files = {
+            let (url, wanted, reference) = (clone_url.clone(), origin.commit.clone(), origin.git_ref.clone());
+            tokio::task::spawn_blocking(move || super::fetch::fetch_commit(&url, &wanted, &reference))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| {
+                    let message = format!("could not fetch {}: {e}", origin.commit);
+                    ApiError::new(StatusCode::BAD_GATEWAY, "fetch_failed", message)
+                })?
+        };
+        let upload = Upload { files, origin: Some(origin.clone()), ..Upload::default() };
+        let view = builds::submit(&state, upload).await?;
+        if let Some(delivery) = &delivery {
+            if !repo::record_delivery(&state.db, delivery, &view.id).await? {
+                if let Some(first) = repo::delivery(&state.db, delivery).await? {
+                    return Ok((StatusCode::OK, self::view(&state, &first).await?));
+                }
+            }
+        }
+        if view.status.is_final() {
+            // Served from the cache: it will not start, so report it now.
+            crate::worker::report_status(&state, &view.id).await;
+        }
+        Ok::<_, ApiError>((StatusCode::ACCEPTED, view))
+    }
+    .await;
+    if let Some(delivery) = &delivery {
+        state.fetching.lock().unwrap_or_else(|e| e.into_inner()).remove(delivery);
+    }
+    if let (Err(error), true) = (&result, detached.load(Ordering::SeqCst)) {
+        tracing::warn!(commit = %origin.commit, "a pushed commit could not be built: {}", error.message);
+        if let Some(statuses) = &state.statuses {
+            statuses.send(StatusUpdate {
+                origin: origin.clone(),
+                state: "error",
+                description: error.message.chars().take(140).collect(),
+                target_url: format!("{}/builds", state.config.public_url),
+            });
+        }
+    }
+    result
 }
 
 async fn view(state: &AppState, id: &str) -> ApiResult<BuildView> {
