@@ -78,10 +78,10 @@ pub struct ServeArgs {
     /// Repositories (`owner/name`, comma-separated) whose pushes are built.
     #[arg(long, env = "WHEELWRIGHT_GITHUB_REPOS", value_delimiter = ',')]
     pub github_repos: Option<Vec<String>>,
-    /// Clone URLs must start with this [default: https://github.com/].
+    /// Clone URLs must start with this [default: <https://github.com/>].
     #[arg(long, env = "WHEELWRIGHT_GITHUB_CLONE_BASE")]
     pub github_clone_base: Option<String>,
-    /// GitHub API base, for GitHub Enterprise [default: https://api.github.com].
+    /// GitHub API base, for GitHub Enterprise [default: <https://api.github.com>].
     #[arg(long, env = "WHEELWRIGHT_GITHUB_API")]
     pub github_api: Option<String>,
     /// Token for posting commit statuses.
