@@ -11,6 +11,14 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let cli = wheelwright::cli::Cli::parse();
+    if cli.default_log_filter() != "info" {
+        // One-shot commands end quietly when their output is piped into
+        // `head`; the daemon keeps Rust's default (EPIPE instead of a signal).
+        // SAFETY: called before any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WHEELWRIGHT_LOG")

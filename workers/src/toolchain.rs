@@ -26,12 +26,14 @@ pub enum Tool {
     Bwrap,
     /// Debugger used for crash reports.
     Gdb,
+    /// Fetches pushed commits for the GitHub webhook.
+    Git,
 }
 
 impl Tool {
     /// Every tool, in the order `doctor` lists them.
-    pub const ALL: [Tool; 7] =
-        [Tool::Nasm, Tool::LdLld, Tool::Ld64Lld, Tool::LldLink, Tool::LlvmDlltool, Tool::Bwrap, Tool::Gdb];
+    pub const ALL: [Tool; 8] =
+        [Tool::Nasm, Tool::LdLld, Tool::Ld64Lld, Tool::LldLink, Tool::LlvmDlltool, Tool::Bwrap, Tool::Gdb, Tool::Git];
 
     /// The command name.
     pub fn name(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Tool {
             Tool::LlvmDlltool => "llvm-dlltool",
             Tool::Bwrap => "bwrap",
             Tool::Gdb => "gdb",
+            Tool::Git => "git",
         }
     }
 
@@ -54,6 +57,7 @@ impl Tool {
             Tool::LlvmDlltool => "llvm (or llvm-19)",
             Tool::Bwrap => "bubblewrap",
             Tool::Gdb => "gdb",
+            Tool::Git => "git",
         }
     }
 
@@ -67,6 +71,7 @@ impl Tool {
             Tool::LlvmDlltool => "makes python3.lib for windows-x86_64",
             Tool::Bwrap => "sandboxes untrusted steps",
             Tool::Gdb => "explains crashes (optional)",
+            Tool::Git => "fetches pushed commits for the GitHub webhook",
         }
     }
 
