@@ -372,10 +372,12 @@ impl<'a> TargetBuild<'a> {
         let settings = &self.project.settings;
         self.abi3 = match settings.abi3 {
             Some(true) if !unstable.is_empty() => {
-                return Err(verify::Problem::NotStable(unstable)
-                    .to_string()
-                    .replace("imports", "abi3 = true, but the modules import")
-                    .into())
+                let message = format!(
+                    "abi3 = true, but the modules import {}, {} not in the stable ABI (abi3)",
+                    verify::list(&unstable),
+                    verify::which(unstable.len())
+                );
+                return Err(message.into());
             }
             Some(forced) => forced,
             None => unstable.is_empty(),

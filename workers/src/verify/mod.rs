@@ -67,7 +67,8 @@ pub enum Problem {
     Other(String),
 }
 
-fn list(symbols: &[String]) -> String {
+/// `` `a`, `b` and `c` `` for messages.
+pub fn list(symbols: &[String]) -> String {
     let quoted: Vec<String> = symbols.iter().map(|s| format!("`{s}`")).collect();
     match quoted.len() {
         0 => String::new(),
@@ -76,9 +77,17 @@ fn list(symbols: &[String]) -> String {
     }
 }
 
+/// "which is" or "which are", for `n` things.
+pub fn which(n: usize) -> &'static str {
+    if n == 1 {
+        "which is"
+    } else {
+        "which are"
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let which = |n: usize| if n == 1 { "which is" } else { "which are" };
         match self {
             Problem::Unreadable(e) => write!(f, "cannot read the module: {e}"),
             Problem::WrongFormat { expected, found } => {
