@@ -515,28 +515,25 @@ impl<'a> TargetBuild<'a> {
     }
 
     fn finish(self, result: StepResult<()>) -> TargetReport {
-        let status = if result.is_ok() { Status::Succeeded } else { Status::Failed };
-        let reason = match result {
-            Err(e) => Some(e.reason),
-            Ok(()) => self.note.clone(),
-        };
+        match result {
+            Ok(()) => {
+                let note = self.note.clone();
+                self.report(Status::Succeeded, note)
+            }
+            Err(e) => self.report(Status::Failed, Some(e.reason)),
+        }
+    }
+
+    fn finish_skipped(self, reason: &str) -> TargetReport {
+        self.report(Status::Skipped, Some(reason.into()))
+    }
+
+    fn report(self, status: Status, reason: Option<String>) -> TargetReport {
         TargetReport {
             target: self.target,
             status,
             reason,
             abi3: self.abi3,
-            steps: self.steps,
-            tests: self.tests,
-            artifacts: self.artifacts,
-        }
-    }
-
-    fn finish_skipped(self, reason: &str) -> TargetReport {
-        TargetReport {
-            target: self.target,
-            status: Status::Skipped,
-            reason: Some(reason.into()),
-            abi3: false,
             steps: self.steps,
             tests: self.tests,
             artifacts: self.artifacts,
