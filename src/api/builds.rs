@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{StepReport, TestRun};
+use wheelwright_workers::wheel::sha256_hex;
 use wheelwright_workers::wheel::tags;
 
 use super::error::{ApiError, ApiResult};
@@ -171,7 +171,8 @@ impl BuildView {
     }
 }
 
-async fn load_view(state: &AppState, id: &str) -> ApiResult<BuildView> {
+/// One build as the API shows it; 404 when there is none.
+pub async fn load_view(state: &AppState, id: &str) -> ApiResult<BuildView> {
     let build = repo::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no build `{id}`")))?;
     let artifacts = repo::artifacts(&state.db, id).await?;
     Ok(BuildView::new(&build, &artifacts))
@@ -224,7 +225,7 @@ pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<Build
     let cache_key = {
         let key =
             serde_json::json!([source_hash, targets, project.settings.debug, overrides, state.engine.fingerprint]);
-        hex::encode(Sha256::digest(key.to_string().as_bytes()))
+        sha256_hex(key.to_string().as_bytes())
     };
     let build = NewBuild {
         id: id.clone(),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use wheelwright_workers::wheel::sha256_hex;
 
 /// Arguments of `wheelwright submit`.
 #[derive(Debug, clap::Args)]
@@ -216,7 +216,7 @@ async fn download(client: &reqwest::Client, server: &str, build: &Value, dir: &P
             .bytes()
             .await
             .map_err(|e| Failure(1, format!("downloading {filename}: {e}")))?;
-        let digest = hex::encode(Sha256::digest(&bytes));
+        let digest = sha256_hex(&bytes);
         if Some(digest.as_str()) != artifact["sha256"].as_str() {
             return Err(Failure(1, format!("{filename} does not match its sha256: refusing to save it")));
         }

@@ -55,7 +55,7 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
     if let Some(delivery) = delivery {
         if let Some(build_id) = repo::delivery(&state.db, delivery).await? {
             // A redelivery: the same build again, never a second one.
-            return Ok((StatusCode::OK, Json(view(state, &build_id).await?)).into_response());
+            return Ok((StatusCode::OK, Json(builds::load_view(state, &build_id).await?)).into_response());
         }
     }
     let text = |pointer: &str| payload.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string();
@@ -150,7 +150,7 @@ async fn fetch_and_submit(
         if let Some(delivery) = &delivery {
             if !repo::record_delivery(&state.db, delivery, &view.id).await? {
                 if let Some(first) = repo::delivery(&state.db, delivery).await? {
-                    return Ok((StatusCode::OK, self::view(&state, &first).await?));
+                    return Ok((StatusCode::OK, builds::load_view(&state, &first).await?));
                 }
             }
         }
@@ -176,9 +176,4 @@ async fn fetch_and_submit(
         }
     }
     result
-}
-
-async fn view(state: &AppState, id: &str) -> ApiResult<BuildView> {
-    let build = repo::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no build `{id}`")))?;
-    Ok(BuildView::new(&build, &repo::artifacts(&state.db, id).await?))
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use wheelwright_workers::wheel::sha256_hex;
 
 use super::ArtifactStore;
 
@@ -29,7 +29,7 @@ impl LocalStore {
 
 impl ArtifactStore for LocalStore {
     fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
+        let sha256 = sha256_hex(bytes);
         let path = self.path(&sha256).expect("a digest is a valid name");
         if path.is_file() {
             return Ok(sha256);
@@ -63,7 +63,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
         let hash = store.put(b"wheel").unwrap();
-        assert_eq!(hash, hex::encode(Sha256::digest(b"wheel")));
+        assert_eq!(hash, sha256_hex(b"wheel"));
         assert_eq!(store.put(b"wheel").unwrap(), hash);
         assert_eq!(store.get(&hash).unwrap(), b"wheel");
         assert!(store.contains(&hash));
