@@ -116,6 +116,11 @@ impl CApi {
         self.versions.iter().any(|(v, d)| *v == version && d.contains(symbol))
     }
 
+    /// The directory holding the import libraries.
+    pub fn library_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The import library to link against: `python3.lib` for abi3, else `python3XY.lib`.
     pub fn import_library(&self, version: Option<PyVersion>) -> PathBuf {
         match version {

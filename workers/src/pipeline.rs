@@ -12,7 +12,7 @@ use crate::process::{CancelToken, Cmd, Exit};
 use crate::project::{Module, Project};
 use crate::pyversion::PyVersion;
 use crate::report::{Artifact, BuildReport, ProjectInfo, Status, StepReport, TargetReport, TestRun};
-use crate::sandbox::{Mounts, Sandbox};
+use crate::sandbox::{Mounts, Sandbox, Session};
 use crate::smoke::{self, Interpreter, SmokeEnv};
 use crate::target::{LinkJob, Target};
 use crate::toolchain::{self, Toolchain};
@@ -96,9 +96,11 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
         .and_then(|_| std::fs::write(include_dir.join("wheelwright.inc"), WHEELWRIGHT_INC));
 
     let capi = if targets.is_empty() { None } else { Some(CApi::load(&options.cache_dir)) };
+    let session = start_session(project, options, &toolchain, &targets, &capi, on_event);
     let build_target = |target: Target| {
         let _span = info_span!("target", target = %target).entered();
         let mut ctx = TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir);
+        ctx.session = session.as_ref();
         if options.cancel.is_cancelled() {
             return ctx.finish_skipped("cancelled");
         }
@@ -127,6 +129,7 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
     } else {
         targets.iter().map(|&t| build_target(t)).collect()
     };
+    drop(session);
     let sdist = match wheel::write_sdist(project, &options.out_dir, epoch) {
         Ok(artifact) => Some(artifact),
         Err(e) => {
@@ -138,6 +141,44 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
         project: ProjectInfo { name: project.metadata.name.clone(), version: project.metadata.version.clone() },
         targets: reports,
         sdist,
+    }
+}
+
+/// One sandbox session for the build's assembler and linker runs (see
+/// [`Session`]): it sees the work directory writable, and the project, the
+/// import libraries and the tools' folders read-only. `None` when steps are
+/// not isolated, or the session cannot start (each step then gets a sandbox
+/// of its own).
+fn start_session(
+    project: &Project,
+    options: &BuildOptions,
+    toolchain: &Toolchain,
+    targets: &[Target],
+    capi: &Option<Result<std::sync::Arc<CApi>, crate::capi::CApiError>>,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Option<Session> {
+    let mut mounts = Mounts::job(&options.work_dir).read_only(&project.root);
+    if let Some(Ok(capi)) = capi {
+        mounts = mounts.read_only(capi.library_dir());
+    }
+    let mut tool_dirs: Vec<&Path> = targets
+        .iter()
+        .flat_map(|t| toolchain::required_for(*t))
+        .filter_map(|tool| toolchain.path(*tool)?.parent())
+        .filter(|dir| !dir.starts_with("/usr") && dir.is_absolute())
+        .collect();
+    tool_dirs.sort();
+    tool_dirs.dedup();
+    for dir in tool_dirs {
+        mounts = mounts.read_only(dir);
+    }
+    match options.sandbox.session(mounts)? {
+        Ok(session) => Some(session),
+        Err(e) => {
+            warn!("no sandbox session, one sandbox per step: {e}");
+            on_event(Event::Log { target: None, text: format!("note: one sandbox per step ({e})") });
+            None
+        }
     }
 }
 
@@ -176,6 +217,7 @@ struct TargetBuild<'a> {
     toolchain: &'a Toolchain,
     on_event: &'a (dyn Fn(Event) + Sync),
     include_dir: &'a Path,
+    session: Option<&'a Session>,
     dir: PathBuf,
     steps: Vec<StepReport>,
     tests: Vec<TestRun>,
@@ -207,6 +249,7 @@ impl<'a> TargetBuild<'a> {
             toolchain,
             on_event,
             include_dir,
+            session: None,
             dir,
             steps: Vec::new(),
             tests: Vec::new(),
@@ -253,7 +296,11 @@ impl<'a> TargetBuild<'a> {
     /// Runs a tool; a failure's reason is the tool's own output.
     fn run_tool(&self, cmd: &Cmd, mounts: &Mounts) -> StepResult<String> {
         self.log(format!("$ {}", cmd.display()));
-        let out = self.options.sandbox.run(cmd, mounts, &self.options.cancel).map_err(infra)?;
+        let out = match self.session.filter(|s| s.covers(cmd, mounts)) {
+            Some(session) => session.run(cmd, &self.options.cancel),
+            None => self.options.sandbox.run(cmd, mounts, &self.options.cancel),
+        }
+        .map_err(infra)?;
         if !out.text.trim().is_empty() {
             self.log(out.text.trim_end());
         }

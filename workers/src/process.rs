@@ -118,7 +118,7 @@ impl CancelToken {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Exit {
     /// The process exited with this code.
     Code(i32),
@@ -247,7 +247,7 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
 
 /// In the child, before exec: join the step's cgroup (so that every
 /// descendant is counted and can be killed), then lower the rlimits.
-fn child_setup(
+pub(crate) fn child_setup(
     rlimits: &[(libc::__rlimit_resource_t, u64)],
     cgroup_procs: Option<&std::ffi::CStr>,
 ) -> std::io::Result<()> {

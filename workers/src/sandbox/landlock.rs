@@ -2,7 +2,8 @@
 //! restricts itself to the step's paths, TCP and signals, and then executes
 //! the tool. Landlock forbids mounting, so it cannot wrap bubblewrap itself.
 //!
-//! Command line: `[--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS]...`
+//! Command line: `[--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS]...`, or
+//! `--serve [--ro PATH]... [--rw PATH]... --` to serve a [`super::Session`].
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -62,12 +63,15 @@ pub fn kernel_abi() -> i64 {
 }
 
 /// The helper's `main`: parses the command line, restricts, executes.
-/// Returns only on failure, with the exit status to use.
+/// Returns only on failure, with the exit status to use, or when a served
+/// session's input ends.
 pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
     let (mut ro, mut rw) = (Vec::new(), Vec::new());
+    let mut serve = false;
     loop {
         match args.next().as_ref().and_then(|a| a.to_str()) {
+            Some("--serve") => serve = true,
             Some("--ro") => ro.extend(args.next().map(PathBuf::from)),
             Some("--rw") => rw.extend(args.next().map(PathBuf::from)),
             Some("--") => break,
@@ -77,14 +81,18 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
             }
         }
     }
-    let Some(program) = args.next() else {
-        eprintln!("wheelwright-sandbox-exec: no program to run");
+    let program = args.next();
+    if program.is_none() != serve {
+        eprintln!("wheelwright-sandbox-exec: give either a program to run or --serve");
         return 126;
-    };
+    }
     if let Err(e) = restrict(&ro, &rw) {
         eprintln!("wheelwright-sandbox-exec: landlock: {e}");
         return 126;
     }
+    let Some(program) = program else {
+        return super::session::serve(std::io::stdin().lock(), std::io::stdout());
+    };
     let err = std::process::Command::new(&program).args(args).exec();
     eprintln!("wheelwright-sandbox-exec: cannot run {}: {err}", PathBuf::from(program).display());
     127

@@ -5,17 +5,22 @@
 //! the kernel offers it; rlimits, a pids-limited cgroup where the host allows
 //! one, an output cap and a wall-clock timeout that kills the whole tree.
 //!
+//! A [`Session`] runs many steps of one build in a single bubblewrap (the
+//! assembler and linker runs), each still with its own limits and timeout.
+//!
 //! `Sandbox::none` runs the same limits without isolation, for trusted
 //! local builds only.
 
 mod cgroup;
 pub mod landlock;
 mod limits;
+mod session;
 
 use std::path::{Path, PathBuf};
 
 pub use cgroup::Hierarchy;
 pub use limits::Limits;
+pub use session::Session;
 
 use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
 
@@ -189,11 +194,28 @@ impl Sandbox {
         Ok(output)
     }
 
+    /// Starts a session in which many steps can run, each seeing what
+    /// `mounts` shows (see [`Session::covers`]); `None` when steps are not
+    /// isolated, or there is no Landlock helper to serve them.
+    pub fn session(&self, mounts: Mounts) -> Option<Result<Session, SpawnError>> {
+        let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
+            return None;
+        };
+        let wrapped = self.wrap_program(None, &mounts);
+        Some(Session::start(&wrapped, mounts, self.limits.clone()))
+    }
+
     /// The command line that runs `cmd` isolated (unchanged without isolation).
     pub fn wrap(&self, cmd: &Cmd, mounts: &Mounts) -> Cmd {
+        self.wrap_program(Some(cmd), mounts)
+    }
+
+    /// [`Sandbox::wrap`]; without a command, the helper serves a session.
+    fn wrap_program(&self, cmd: Option<&Cmd>, mounts: &Mounts) -> Cmd {
         let Isolation::Bubblewrap { bwrap, helper } = &self.isolation else {
-            return cmd.clone();
+            return cmd.cloned().expect("only a bubblewrap sandbox serves sessions");
         };
+        let no_env = Vec::new();
         let mut args: Vec<String> = [
             "--unshare-user",
             "--unshare-ipc",
@@ -216,7 +238,7 @@ impl Sandbox {
         setenv("HOME", "/tmp");
         setenv("TMPDIR", "/tmp");
         setenv("LANG", "C.UTF-8");
-        for (k, v) in &cmd.env {
+        for (k, v) in cmd.map_or(&no_env, |c| &c.env) {
             if ENV_ALLOWED.contains(&k.as_str()) {
                 setenv(k, v);
             }
@@ -232,7 +254,7 @@ impl Sandbox {
             .map(|p| (p.as_path(), true))
             .chain(mounts.read_only.iter().map(|p| (p.as_path(), false)))
             .collect();
-        let program_dir = cmd.program.parent().filter(|d| !d.starts_with("/usr") && d.is_absolute());
+        let program_dir = cmd.and_then(|c| c.program.parent()).filter(|d| !d.starts_with("/usr") && d.is_absolute());
         binds.extend(program_dir.map(|d| (d, false)));
         binds.sort_by_key(|(p, _)| p.components().count());
         for (path, writable) in &binds {
@@ -240,7 +262,7 @@ impl Sandbox {
             let p = path.display().to_string();
             args.extend([flag.to_string(), p.clone(), p]);
         }
-        if let Some(dir) = &cmd.cwd {
+        if let Some(dir) = cmd.and_then(|c| c.cwd.as_ref()) {
             args.extend(["--chdir".to_string(), dir.display().to_string()]);
         }
         if let Some(helper) = helper {
@@ -251,6 +273,9 @@ impl Sandbox {
         if let Some(helper) = helper {
             args.push(HELPER_PATH.into());
             args.extend(helper.args.iter().cloned());
+            if cmd.is_none() {
+                args.push("--serve".into());
+            }
             for path in binds.iter().filter(|(_, w)| !w).map(|(p, _)| p).chain([&Path::new("/usr")]) {
                 args.extend(["--ro".to_string(), path.display().to_string()]);
             }
@@ -264,8 +289,10 @@ impl Sandbox {
             );
             args.push("--".into());
         }
-        args.push(cmd.program.display().to_string());
-        args.extend(cmd.args.iter().cloned());
+        if let Some(cmd) = cmd {
+            args.push(cmd.program.display().to_string());
+            args.extend(cmd.args.iter().cloned());
+        }
         Cmd { program: bwrap.clone(), args, cwd: None, env: Vec::new(), clear_env: false }
     }
 }

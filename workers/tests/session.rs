@@ -1,0 +1,124 @@
+//! Sandbox sessions: many steps in one bubblewrap, each still with its own
+//! limits, timeout and output, and the session's confinement intact.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use wheelwright_workers::process::{CancelToken, Cmd, Exit};
+use wheelwright_workers::sandbox::{Limits, Mounts, Session};
+
+fn sh(script: &str) -> Cmd {
+    Cmd::new("/usr/bin/sh").arg("-c").arg(script)
+}
+
+fn session(limits: Limits, mounts: Mounts) -> Session {
+    sandbox(limits).session(mounts).expect("bubblewrap with the helper serves sessions").expect("the session starts")
+}
+
+#[test]
+fn steps_run_side_by_side_confined_to_the_session() {
+    let job = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("input.asm"), "x").unwrap();
+    let limits = Limits { file_size: 1 << 20, ..Limits::default() };
+    let session = session(limits, Mounts::job(job.path()).read_only(source.path()));
+
+    let started = Instant::now();
+    let outputs: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|n| {
+                let session = &session;
+                let script = format!("sleep 1; echo step {n} > {}/out-{n}; echo done {n}", job.path().display());
+                scope.spawn(move || session.run(&sh(&script), &CancelToken::new()).unwrap())
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(started.elapsed() < Duration::from_millis(2500), "the steps ran one after another");
+    for (n, out) in outputs.iter().enumerate() {
+        assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+        assert_eq!(out.text, format!("done {n}\n"));
+        assert_eq!(std::fs::read_to_string(job.path().join(format!("out-{n}"))).unwrap(), format!("step {n}\n"));
+    }
+
+    let script = format!(
+        "hostname; cat {src}/input.asm; echo; (echo no > {src}/input.asm) 2>&1; (cat /etc/hostname) 2>&1; \
+         ulimit -v; ulimit -n; head -c 2000000 /dev/zero > {job}/big; echo status=$?",
+        src = source.path().display(),
+        job = job.path().display()
+    );
+    let out = session.run(&sh(&script), &CancelToken::new()).unwrap();
+    let lines: Vec<&str> = out.text.lines().collect();
+    assert_eq!(lines[..2], ["wheelwright", "x"], "{}", out.text);
+    assert!(lines[2].contains("Read-only file system"), "{}", out.text);
+    assert!(lines[3].contains("No such file or directory") || lines[3].ends_with("Permission denied"), "{}", out.text);
+    assert_eq!(lines[4..6], ["1048576", "256"], "{}", out.text);
+    assert!(out.text.contains("File size limit exceeded") || out.text.contains("status=153"), "{}", out.text);
+    assert_eq!(std::fs::read_to_string(source.path().join("input.asm")).unwrap(), "x");
+}
+
+#[test]
+fn a_step_past_its_timeout_is_killed_and_the_session_goes_on() {
+    let job = tempfile::tempdir().unwrap();
+    let marker = job.path().join("still-running");
+    let session = session(Limits { timeout_secs: 1, ..Limits::default() }, Mounts::job(job.path()));
+    let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+    let out = session.run(&sh(&script), &CancelToken::new()).unwrap();
+    assert_eq!(out.exit, Exit::TimedOut);
+    let out = session.run(&sh("echo after; exit 3"), &CancelToken::new()).unwrap();
+    assert_eq!((out.exit, out.text.as_str()), (Exit::Code(3), "after\n"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!marker.exists(), "a background process of the timed-out step survived it");
+}
+
+#[test]
+fn cancelling_a_step_ends_the_whole_session() {
+    let job = tempfile::tempdir().unwrap();
+    let session = session(Limits::default(), Mounts::job(job.path()));
+    let cancel = CancelToken::new();
+    let flag = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        flag.cancel();
+    });
+    let started = Instant::now();
+    let out = session.run(&sh("sleep 30"), &cancel).unwrap();
+    assert_eq!(out.exit, Exit::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = session.run(&sh("echo later"), &CancelToken::new()).unwrap_err();
+    assert!(err.to_string().contains("the sandbox session ended unexpectedly"), "{err}");
+}
+
+#[test]
+fn a_step_that_kills_the_server_fails_its_step_with_a_reason() {
+    let job = tempfile::tempdir().unwrap();
+    let session = session(Limits::default(), Mounts::job(job.path()));
+    let err = session.run(&sh("kill -9 $PPID; sleep 5"), &CancelToken::new()).unwrap_err();
+    assert!(err.to_string().contains("the sandbox session ended unexpectedly"), "{err}");
+}
+
+#[test]
+fn a_session_covers_only_steps_that_see_no_more_than_it_shows() {
+    let job = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let session = session(Limits::default(), Mounts::job(job.path()).read_only(source.path()));
+    let tool = Cmd::new("/usr/bin/nasm");
+    let inside = job.path().join("linux");
+
+    assert!(session.covers(&tool, &Mounts::job(job.path()).read_only(source.path())));
+    assert!(session.covers(&tool, &Mounts::job(job.path())));
+    assert!(session.covers(&tool, &Mounts::job(job.path()).read_only(source.path().join("src"))));
+    // The session would let the step write more than its own sandbox.
+    assert!(!session.covers(&tool, &Mounts::job(&inside)));
+    assert!(!session.covers(&tool, &Mounts::job(elsewhere.path())));
+    assert!(!session.covers(&tool, &Mounts::job(job.path()).read_only(elsewhere.path())));
+    // Project code gets its own sandbox and cgroup.
+    assert!(!session.covers(&tool, &Mounts::job(job.path()).running_project_code()));
+    // A program the session cannot see.
+    assert!(!session.covers(&Cmd::new(elsewhere.path().join("nasm")), &Mounts::job(job.path())));
+    assert!(!session.covers(&Cmd::new("nasm"), &Mounts::job(job.path())));
+    assert!(session.covers(&Cmd::new(source.path().join("bin/tool")), &Mounts::job(job.path())));
+}
