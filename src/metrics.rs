@@ -28,11 +28,6 @@ impl Metrics {
         self.busy_workers.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Workers running a build right now.
-    pub fn busy_workers(&self) -> usize {
-        self.busy_workers.load(Ordering::Relaxed)
-    }
-
     /// A worker finished a build.
     pub fn worker_idle(&self) {
         self.busy_workers.fetch_sub(1, Ordering::Relaxed);

@@ -87,9 +87,9 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         source_date_epoch: None,
         sandbox: state.engine.sandbox.clone(),
         cancel: cancel.clone(),
-        // Side by side while cores are idle (latency); one after another when
-        // every core already has a build (throughput, no oversubscription).
-        parallel_targets: state.metrics.busy_workers() < cores(),
+        // Side by side: when one target waits (a cgroup move, a disk write),
+        // another one uses the core.
+        parallel_targets: true,
     };
     let source = state.sources_dir.join(&build.id);
     let overrides =
@@ -173,10 +173,6 @@ pub async fn report_status(state: &AppState, build_id: &str) {
         description,
         target_url: format!("{}/builds/{}", state.config.public_url, build.id),
     });
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// Stores the artifacts, then completes the job and records the build in one
