@@ -293,14 +293,16 @@ pub async fn cancel_requested(pool: &SqlitePool, id: &str) -> Result<bool, sqlx:
 
 /// Appends log lines from `first_seq` on.
 pub async fn append_logs(pool: &SqlitePool, id: &str, first_seq: i64, lines: &[String]) -> Result<(), sqlx::Error> {
+    // Multi-row inserts, within the 999 bound parameters old SQLite allows.
+    const ROWS_PER_STATEMENT: usize = 300;
     let mut tx = pool.begin().await?;
-    for (i, line) in lines.iter().enumerate() {
-        sqlx::query("INSERT INTO build_logs (build_id, seq, line) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(first_seq + i as i64)
-            .bind(line)
-            .execute(&mut *tx)
-            .await?;
+    for (chunk_index, chunk) in lines.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let first = first_seq + (chunk_index * ROWS_PER_STATEMENT) as i64;
+        let mut insert = sqlx::QueryBuilder::new("INSERT INTO build_logs (build_id, seq, line) ");
+        insert.push_values(chunk.iter().enumerate(), |mut row, (i, line)| {
+            row.push_bind(id).push_bind(first + i as i64).push_bind(line);
+        });
+        insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await
 }

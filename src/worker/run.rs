@@ -219,10 +219,9 @@ fn store_artifacts(
         .filter(|t| t.status != Status::Failed)
         .flat_map(|t| t.artifacts.iter().map(move |a| (Some(t.target.name().to_string()), a)));
     for (target, artifact) in wheels.chain(report.sdist.iter().map(|a| (None, a))) {
-        let bytes = std::fs::read(&artifact.path)?;
-        let sha256 = store.put(&bytes)?;
+        let (sha256, size) = store.put_file(&artifact.path)?;
         anyhow::ensure!(sha256 == artifact.sha256, "{} changed on disk after it was built", artifact.filename);
-        records.push(ArtifactRecord { filename: artifact.filename.clone(), target, sha256, size: bytes.len() as i64 });
+        records.push(ArtifactRecord { filename: artifact.filename.clone(), target, sha256, size: size as i64 });
     }
     Ok(records)
 }

@@ -247,7 +247,7 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
 
 /// In the child, before exec: join the step's cgroup (so that every
 /// descendant is counted and can be killed), then lower the rlimits.
-pub(crate) fn child_setup(
+fn child_setup(
     rlimits: &[(libc::__rlimit_resource_t, u64)],
     cgroup_procs: Option<&std::ffi::CStr>,
 ) -> std::io::Result<()> {

@@ -97,24 +97,21 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts `wrapped` (bubblewrap running the helper in serve mode) with
-    /// the session's rlimits; `mounts` is what it was given to see.
+    /// Starts `wrapped` (bubblewrap running the helper in serve mode);
+    /// `mounts` is what it was given to see.
     pub(super) fn start(wrapped: &Cmd, mounts: Mounts, limits: Limits) -> Result<Session, SpawnError> {
         let spawn_error = |source| SpawnError { program: wrapped.program.display().to_string(), source };
-        let mut command = Command::new(&wrapped.program);
-        command
+        // No pre-exec hook (so std can use posix_spawn rather than fork the
+        // whole daemon): the server is ours, and it sets the rlimits on
+        // every tool it starts.
+        let mut child = Command::new(&wrapped.program)
             .args(&wrapped.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0);
-        let rlimits = limits.rlimits();
-        // SAFETY: the closure runs between fork and exec and only makes
-        // async-signal-safe system calls on memory prepared before the fork.
-        unsafe {
-            command.pre_exec(move || process::child_setup(&rlimits, None));
-        }
-        let mut child = command.spawn().map_err(spawn_error)?;
+            .process_group(0)
+            .spawn()
+            .map_err(spawn_error)?;
         let pgid = child.id() as libc::pid_t;
         let input = child.stdin.take();
         let output = child.stdout.take().expect("stdout was piped");
