@@ -189,10 +189,14 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
         None => None,
     };
     let rlimits = limits.rlimits.clone();
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe system calls on memory prepared before the fork.
-    unsafe {
-        command.pre_exec(move || child_setup(&rlimits, cgroup_procs.as_deref()));
+    // Without a hook std can spawn (posix_spawn) instead of forking: much
+    // cheaper from a large, many-threaded process such as the daemon.
+    if !rlimits.is_empty() || cgroup_procs.is_some() {
+        // SAFETY: the closure runs between fork and exec and only makes
+        // async-signal-safe system calls on memory prepared before the fork.
+        unsafe {
+            command.pre_exec(move || child_setup(&rlimits, cgroup_procs.as_deref()));
+        }
     }
     let started = Instant::now();
     let mut child = command.spawn().map_err(spawn_error)?;

@@ -2,8 +2,11 @@
 //! restricts itself to the step's paths, TCP and signals, and then executes
 //! the tool. Landlock forbids mounting, so it cannot wrap bubblewrap itself.
 //!
-//! Command line: `[--ro PATH]... [--rw PATH]... -- PROGRAM [ARGS]...`, or
-//! `--serve [--ro PATH]... [--rw PATH]... --` to serve a [`super::Session`].
+//! Command line: `[--cgroup PROCS] [--rlimit RES=VALUE]... [--ro PATH]...
+//! [--rw PATH]... -- PROGRAM [ARGS]...`, or `--serve [--ro PATH]... [--rw
+//! PATH]... --` to serve a [`super::Session`]. With `--cgroup` it first joins
+//! the cgroup whose `cgroup.procs` file is bound at PROCS; it lowers the
+//! rlimits before it restricts itself.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -56,6 +59,12 @@ pub fn restrict(ro: &[PathBuf], rw: &[PathBuf]) -> Result<Enforced, landlock::Ru
     })
 }
 
+/// `RESOURCE=VALUE`, both numbers.
+fn parse_rlimit(text: &str) -> Option<(libc::__rlimit_resource_t, u64)> {
+    let (resource, value) = text.split_once('=')?;
+    Some((resource.parse().ok()?, value.parse().ok()?))
+}
+
 /// The Landlock ABI this kernel offers (0 when none).
 pub fn kernel_abi() -> i64 {
     // SAFETY: LANDLOCK_CREATE_RULESET_VERSION takes no pointer and no size.
@@ -69,9 +78,19 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
     let (mut ro, mut rw) = (Vec::new(), Vec::new());
     let mut serve = false;
+    let mut cgroup = None;
+    let mut rlimits = Vec::new();
     loop {
         match args.next().as_ref().and_then(|a| a.to_str()) {
             Some("--serve") => serve = true,
+            Some("--cgroup") => cgroup = args.next().map(PathBuf::from),
+            Some("--rlimit") => match args.next().as_ref().and_then(|a| a.to_str()).and_then(parse_rlimit) {
+                Some(limit) => rlimits.push(limit),
+                None => {
+                    eprintln!("wheelwright-sandbox-exec: --rlimit takes RESOURCE=VALUE (numbers)");
+                    return 126;
+                }
+            },
             Some("--ro") => ro.extend(args.next().map(PathBuf::from)),
             Some("--rw") => rw.extend(args.next().map(PathBuf::from)),
             Some("--") => break,
@@ -85,6 +104,21 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     if program.is_none() != serve {
         eprintln!("wheelwright-sandbox-exec: give either a program to run or --serve");
         return 126;
+    }
+    // The cgroup first, so that everything the program starts is counted.
+    if let Some(procs) = &cgroup {
+        if let Err(e) = std::fs::write(procs, "0") {
+            eprintln!("wheelwright-sandbox-exec: cannot join the step's cgroup: {e}");
+            return 126;
+        }
+    }
+    for (resource, value) in rlimits {
+        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+        // SAFETY: `limit` is a valid rlimit for the duration of the call.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            eprintln!("wheelwright-sandbox-exec: setrlimit: {}", std::io::Error::last_os_error());
+            return 126;
+        }
     }
     if let Err(e) = restrict(&ro, &rw) {
         eprintln!("wheelwright-sandbox-exec: landlock: {e}");

@@ -27,6 +27,9 @@ use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
 /// Where the Landlock helper appears inside the sandbox.
 const HELPER_PATH: &str = "/run/wheelwright/sandbox-exec";
 
+/// Where a step's cgroup membership file appears, for the helper to join.
+const CGROUP_PROCS_PATH: &str = "/run/wheelwright/cgroup.procs";
+
 /// Environment variables passed into the sandbox when a step sets them.
 const ENV_ALLOWED: [&str; 6] =
     ["PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "PYTHONFAULTHANDLER", "SOURCE_DATE_EPOCH", "TERM"];
@@ -167,13 +170,22 @@ impl Sandbox {
         if group.is_some() {
             rlimits.retain(|(r, _)| *r != libc::RLIMIT_NPROC);
         }
+        let setup = ChildSetup { rlimits, cgroup_procs: group.as_ref().map(|g| g.procs_file()) };
+        let (wrapped, setup) = match &self.isolation {
+            // The helper joins the cgroup and lowers the rlimits inside the
+            // sandbox, so the daemon starts bubblewrap without a pre-exec
+            // hook: spawned, not forked with all its threads and memory.
+            Isolation::Bubblewrap { helper: Some(_), .. } => {
+                (self.wrap_program(Some(cmd), mounts, &setup), ChildSetup::default())
+            }
+            _ => (self.wrap(cmd, mounts), setup),
+        };
         let limits = RunLimits {
             timeout: self.limits.timeout(),
             max_output: self.limits.max_output,
-            rlimits,
-            cgroup_procs: group.as_ref().map(|g| g.procs_file()),
+            rlimits: setup.rlimits,
+            cgroup_procs: setup.cgroup_procs,
         };
-        let wrapped = self.wrap(cmd, mounts);
         let mut output = process::run(&wrapped, &limits, cancel)?;
         if let (true, process::Exit::Code(code @ 129..=192)) = (self.is_isolated(), &output.exit) {
             // bwrap reports a child killed by signal N as exit status 128 + N.
@@ -201,17 +213,18 @@ impl Sandbox {
         let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
             return None;
         };
-        let wrapped = self.wrap_program(None, &mounts);
+        let wrapped = self.wrap_program(None, &mounts, &ChildSetup::default());
         Some(Session::start(&wrapped, mounts, self.limits.clone()))
     }
 
     /// The command line that runs `cmd` isolated (unchanged without isolation).
     pub fn wrap(&self, cmd: &Cmd, mounts: &Mounts) -> Cmd {
-        self.wrap_program(Some(cmd), mounts)
+        self.wrap_program(Some(cmd), mounts, &ChildSetup::default())
     }
 
     /// [`Sandbox::wrap`]; without a command, the helper serves a session.
-    fn wrap_program(&self, cmd: Option<&Cmd>, mounts: &Mounts) -> Cmd {
+    /// The helper (when there is one) applies `setup` before it executes.
+    fn wrap_program(&self, cmd: Option<&Cmd>, mounts: &Mounts, setup: &ChildSetup) -> Cmd {
         let Isolation::Bubblewrap { bwrap, helper } = &self.isolation else {
             return cmd.cloned().expect("only a bubblewrap sandbox serves sessions");
         };
@@ -268,6 +281,9 @@ impl Sandbox {
         if let Some(helper) = helper {
             // At a fixed place, so that nothing of the helper's own folder shows.
             args.extend(["--ro-bind".to_string(), helper.program.display().to_string(), HELPER_PATH.to_string()]);
+            if let Some(procs) = &setup.cgroup_procs {
+                args.extend(["--bind".to_string(), procs.display().to_string(), CGROUP_PROCS_PATH.to_string()]);
+            }
         }
         args.push("--".into());
         if let Some(helper) = helper {
@@ -275,6 +291,12 @@ impl Sandbox {
             args.extend(helper.args.iter().cloned());
             if cmd.is_none() {
                 args.push("--serve".into());
+            }
+            if setup.cgroup_procs.is_some() {
+                args.extend(["--cgroup".to_string(), CGROUP_PROCS_PATH.to_string()]);
+            }
+            for (resource, value) in &setup.rlimits {
+                args.extend(["--rlimit".to_string(), format!("{resource}={value}")]);
             }
             for path in binds.iter().filter(|(_, w)| !w).map(|(p, _)| p).chain([&Path::new("/usr")]) {
                 args.extend(["--ro".to_string(), path.display().to_string()]);
@@ -295,6 +317,14 @@ impl Sandbox {
         }
         Cmd { program: bwrap.clone(), args, cwd: None, env: Vec::new(), clear_env: false }
     }
+}
+
+/// What a step's first process does to itself before it executes: join the
+/// step's cgroup, lower its rlimits.
+#[derive(Debug, Default)]
+struct ChildSetup {
+    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    cgroup_procs: Option<PathBuf>,
 }
 
 /// `/usr` read-only, and the merged-usr links (or the real directories on a
