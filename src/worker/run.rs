@@ -259,16 +259,24 @@ async fn watch_build(state: AppState, claim: Claim, cancel: CancelToken, watch: 
     }
 }
 
+/// How long the log writer gathers lines before it writes them.
+const LOG_BATCH_WINDOW: Duration = Duration::from_millis(20);
+
+/// The most lines written in one transaction.
+const LOG_BATCH_LINES: usize = 500;
+
 /// Turns engine events into numbered log lines: to the database in batches,
 /// and to live followers.
 async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = events.recv().await {
-        let mut lines = Vec::new();
-        lines.extend(render(&state, &event));
-        while let Ok(event) = events.try_recv() {
-            lines.extend(render(&state, &event));
-            if lines.len() >= 500 {
-                break;
+        let mut lines = render(&state, &event);
+        // A short window gathers a burst of lines into one transaction; the
+        // end of the build (the channel closing) ends it at once.
+        let until = tokio::time::Instant::now() + LOG_BATCH_WINDOW;
+        while lines.len() < LOG_BATCH_LINES {
+            match tokio::time::timeout_at(until, events.recv()).await {
+                Ok(Some(event)) => lines.extend(render(&state, &event)),
+                Ok(None) | Err(_) => break,
             }
         }
         // Where the daemon keeps its files is none of the reader's business.
