@@ -25,6 +25,7 @@ impl Hierarchy {
             if controllers.split(',').any(|c| c == "pids") {
                 let base = Path::new("/sys/fs/cgroup/pids").join(path).join("wheelwright");
                 if try_parent(&base) {
+                    remove_stale(&base, false);
                     return Some(Hierarchy::V1(base));
                 }
             }
@@ -34,6 +35,7 @@ impl Hierarchy {
                     if mount.join("cgroup.controllers").exists() { mount.to_path_buf() } else { mount.join("unified") };
                 let base = unified.join(path).join("wheelwright");
                 if try_parent(&base) && base.join("pids.max").exists() {
+                    remove_stale(&base, true);
                     return Some(Hierarchy::V2(base));
                 }
                 if base.is_dir() && !base.join("pids.max").exists() {
@@ -71,6 +73,20 @@ fn try_parent(base: &Path) -> bool {
         let _ = std::fs::write(base.join("cgroup.subtree_control"), "+pids");
     }
     base.join("cgroup.procs").exists()
+}
+
+/// Removes the step groups of processes that no longer run (a daemon killed
+/// mid-step leaves its group behind), killing whatever is still in them.
+fn remove_stale(base: &Path, v2: bool) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let owner = name.to_str().and_then(|n| n.strip_prefix("step-")).and_then(|n| n.split('-').next());
+        let Some(owner) = owner.and_then(|pid| pid.parse::<u32>().ok()) else { continue };
+        if owner != std::process::id() && !Path::new("/proc").join(owner.to_string()).exists() {
+            drop(StepGroup { dir: entry.path(), v2 });
+        }
+    }
 }
 
 /// One step's cgroup; removed (after killing what is left in it) on drop.
@@ -139,5 +155,25 @@ impl Drop for StepGroup {
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_left_by_a_dead_daemon_are_removed() {
+        let Some(hierarchy) = Hierarchy::detect() else {
+            eprintln!("no writable pids cgroup here; nothing to clean up");
+            return;
+        };
+        // A pid above the kernel's maximum (4194304) belongs to no process.
+        let stale = hierarchy.base().join("step-99999999-0");
+        let live = StepGroup::create(&hierarchy, 8).unwrap();
+        std::fs::create_dir(&stale).unwrap();
+        Hierarchy::detect();
+        assert!(!stale.exists());
+        assert!(live.dir.exists(), "this process's own group stays");
     }
 }
