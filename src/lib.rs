@@ -26,7 +26,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
-use tracing::info;
+use tracing::{info, warn};
 use wheelwright_workers::sandbox::Sandbox;
 use wheelwright_workers::smoke::Interpreter;
 use wheelwright_workers::toolchain::Toolchain;
@@ -51,6 +51,11 @@ pub async fn run(
     info!("listening on http://{}", listener.local_addr()?);
     let router = api::router(state.clone()).layer(TraceLayer::new_for_http());
     let workers = tokio::spawn(worker::run_pool(state.clone()));
+    match github::resume_pending(&state).await {
+        Ok(0) => {}
+        Ok(n) => info!("fetching {n} push(es) accepted before the restart"),
+        Err(e) => warn!("could not read the pending pushes: {e}"),
+    }
     let token = state.shutdown.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -120,7 +125,6 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         wake: tokio::sync::Notify::new(),
         running: std::sync::Mutex::new(Default::default()),
         shutdown: tokio_util::sync::CancellationToken::new(),
-        fetching: std::sync::Mutex::new(Default::default()),
         statuses,
     })))
 }

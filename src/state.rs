@@ -51,8 +51,6 @@ pub struct App {
     pub running: Mutex<HashMap<String, CancelToken>>,
     /// Set when the daemon is shutting down.
     pub shutdown: CancellationToken,
-    /// Webhook deliveries whose commit is being fetched right now.
-    pub fetching: Mutex<std::collections::HashSet<String>>,
     /// Posts commit statuses for pushed builds, when a GitHub token is set.
     pub statuses: Option<crate::github::statuses::StatusNotifier>,
 }

@@ -14,6 +14,8 @@ use axum::{Json, Router};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use wheelwright::builds::GitOrigin;
+use wheelwright::github::pushes::{self, PendingPush};
 use wheelwright::github::signature::sign;
 
 const SECRET: &str = "test-webhook-secret";
@@ -298,4 +300,71 @@ async fn a_slow_fetch_is_answered_at_once_and_built_in_the_background() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
+    let remote = Remote::new();
+    let (api, statuses) = recording_server().await;
+    let data = tempfile::tempdir().unwrap();
+    let args = || {
+        let mut args = test_args(data.path());
+        args.github_secret = Some(SECRET.into());
+        args.github_repos = Some(vec!["acme/pymult".into()]);
+        args.github_clone_base = Some(remote.clone_base());
+        args.github_api = Some(api.clone());
+        args.github_token = Some("gh-test-token".into());
+        args
+    };
+    // A daemon that accepted a push and stopped before fetching it leaves
+    // exactly this behind: the pending push.
+    TestApp::start(config(args()), None, None).await.stop().await.unwrap();
+    let pool = wheelwright::db::connect(&data.path().join("wheelwright.db"), Duration::from_secs(5)).await.unwrap();
+    let push = PendingPush {
+        delivery: "restart-1".into(),
+        origin: GitOrigin {
+            repository: "acme/pymult".into(),
+            git_ref: "refs/heads/main".into(),
+            commit: remote.commit.clone(),
+        },
+        clone_url: remote.clone_url(),
+    };
+    assert!(pushes::remember(&pool, &push).await.unwrap());
+    assert!(!pushes::remember(&pool, &push).await.unwrap(), "one pending push per delivery");
+    pool.close().await;
+
+    let app = TestApp::start(config(args()), None, None).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let builds = app.get_json("/api/v1/builds").await;
+        if let Some(build) = builds["builds"].as_array().unwrap().first() {
+            break build["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the pending push was not built after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let done = app.wait(&id).await;
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["source"]["commit"], remote.commit.as_str());
+
+    // GitHub redelivering the same push: the same build, and no second one.
+    let body = serde_json::to_vec(&push_payload(&remote, "acme/pymult", &remote.clone_url())).unwrap();
+    let again = deliver(&app, "push", "restart-1", &body, Some(sign(SECRET, &body))).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+    assert_eq!(app.get_json("/api/v1/builds").await["builds"].as_array().unwrap().len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while statuses.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "statuses were not posted: {:?}", statuses.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let states: Vec<String> =
+        statuses.lock().unwrap().iter().map(|(_, b)| b["state"].as_str().unwrap().to_string()).collect();
+    assert_eq!(states, ["pending", "success"]);
+    let data_dir = app.data.clone();
+    app.stop().await.unwrap();
+
+    let pool = wheelwright::db::connect(&data_dir.join("wheelwright.db"), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(pushes::pending(&pool).await.unwrap(), [], "the push ended with its build");
+    pool.close().await;
 }

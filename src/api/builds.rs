@@ -18,7 +18,7 @@ use wheelwright_workers::wheel::sha256_hex;
 use wheelwright_workers::wheel::tags;
 
 use super::error::{ApiError, ApiResult};
-use crate::builds::repo::{self, CancelOutcome, NewBuild};
+use crate::builds::repo::{self, CancelOutcome, Inserted, NewBuild};
 use crate::builds::{ArtifactRecord, BuildRecord, BuildStatus, UploadOverrides};
 use crate::logs::LogEvent;
 use crate::state::AppState;
@@ -239,16 +239,23 @@ pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<Build
         source_hash,
         cache_key,
         origin: upload.origin,
+        delivery: upload.delivery,
     };
     let cached = if upload.rebuild { None } else { repo::find_cached(&state.db, &build.cache_key).await? };
-    match cached {
+    let inserted = match cached {
         Some(earlier) => repo::insert_cached(&state.db, &build, &earlier).await?,
-        None => {
-            repo::insert_queued(&state.db, &build, state.config.max_attempts).await?;
+        None => repo::insert_queued(&state.db, &build, state.config.max_attempts).await?,
+    };
+    match inserted {
+        Inserted::Recorded => {
             state.wake.notify_one();
+            load_view(state, &id).await
+        }
+        Inserted::DeliveryTaken(first) => {
+            let _ = std::fs::remove_dir_all(&source);
+            load_view(state, &first).await
         }
     }
-    load_view(state, &id).await
 }
 
 /// `POST /api/v1/builds/{id}/rebuild`: the same source and options again,
@@ -273,6 +280,7 @@ pub async fn rebuild_of(state: &AppState, id: &str) -> ApiResult<BuildView> {
         rebuild: true,
         token: None,
         origin: build.origin.clone(),
+        delivery: None,
     };
     submit(state, upload).await
 }

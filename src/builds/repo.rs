@@ -36,6 +36,42 @@ pub struct NewBuild {
     pub cache_key: String,
     /// The git push it came from.
     pub origin: Option<GitOrigin>,
+    /// The GitHub delivery that asked for it: recorded with the build, in
+    /// the same transaction, so a delivery makes one build at most.
+    pub delivery: Option<String>,
+}
+
+/// What recording a new build did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// The build was recorded.
+    Recorded,
+    /// Nothing was recorded: the build's delivery already made this build.
+    DeliveryTaken(String),
+}
+
+/// Claims `build`'s delivery for it (and ends the delivery's pending push);
+/// the build that has it already when another one was first.
+async fn claim_delivery(conn: &mut sqlx::SqliteConnection, build: &NewBuild) -> Result<Inserted, sqlx::Error> {
+    let Some(delivery) = &build.delivery else { return Ok(Inserted::Recorded) };
+    let done = sqlx::query(
+        "INSERT INTO github_deliveries (delivery_id, build_id, created_at) VALUES (?, ?, ?) \
+         ON CONFLICT (delivery_id) DO NOTHING",
+    )
+    .bind(delivery)
+    .bind(&build.id)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        let first: String = sqlx::query_scalar("SELECT build_id FROM github_deliveries WHERE delivery_id = ?")
+            .bind(delivery)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok(Inserted::DeliveryTaken(first));
+    }
+    sqlx::query("DELETE FROM github_pushes WHERE delivery_id = ?").bind(delivery).execute(&mut *conn).await?;
+    Ok(Inserted::Recorded)
 }
 
 fn record(row: &SqliteRow) -> BuildRecord {
@@ -103,12 +139,18 @@ async fn insert_row(
 
 /// Records a queued build and its job in one transaction.
 #[instrument(skip_all, err, fields(build.id = %build.id))]
-pub async fn insert_queued(pool: &SqlitePool, build: &NewBuild, max_attempts: u32) -> Result<(), sqlx::Error> {
+pub async fn insert_queued(pool: &SqlitePool, build: &NewBuild, max_attempts: u32) -> Result<Inserted, sqlx::Error> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(BEGIN_IMMEDIATE).await?;
     insert_row(&mut tx, build, BuildStatus::Queued, now).await?;
+    let inserted = claim_delivery(&mut tx, build).await?;
+    if inserted != Inserted::Recorded {
+        tx.rollback().await?;
+        return Ok(inserted);
+    }
     queue::enqueue(&mut tx, &build.id, max_attempts, now).await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(inserted)
 }
 
 /// The newest succeeded build with this cache key.
@@ -124,10 +166,15 @@ pub async fn find_cached(pool: &SqlitePool, cache_key: &str) -> Result<Option<Bu
 /// Records a build that reuses `from`'s results: succeeded at once, with
 /// the same report and artifacts.
 #[instrument(skip_all, err, fields(build.id = %build.id))]
-pub async fn insert_cached(pool: &SqlitePool, build: &NewBuild, from: &BuildRecord) -> Result<(), sqlx::Error> {
+pub async fn insert_cached(pool: &SqlitePool, build: &NewBuild, from: &BuildRecord) -> Result<Inserted, sqlx::Error> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(BEGIN_IMMEDIATE).await?;
     insert_row(&mut tx, build, BuildStatus::Succeeded, now).await?;
+    let inserted = claim_delivery(&mut tx, build).await?;
+    if inserted != Inserted::Recorded {
+        tx.rollback().await?;
+        return Ok(inserted);
+    }
     sqlx::query(
         "UPDATE builds SET cached_from = ?, report = (SELECT report FROM builds WHERE id = ?), started_at = ?, \
          finished_at = ? WHERE id = ?",
@@ -147,7 +194,8 @@ pub async fn insert_cached(pool: &SqlitePool, build: &NewBuild, from: &BuildReco
     .bind(&from.id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(inserted)
 }
 
 /// One build.
@@ -385,19 +433,4 @@ pub async fn delivery(pool: &SqlitePool, delivery_id: &str) -> Result<Option<Str
         .bind(delivery_id)
         .fetch_optional(pool)
         .await
-}
-
-/// Remembers that `delivery_id` made `build_id`; false when another request
-/// recorded the same delivery first.
-pub async fn record_delivery(pool: &SqlitePool, delivery_id: &str, build_id: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO github_deliveries (delivery_id, build_id, created_at) VALUES (?, ?, ?) \
-         ON CONFLICT (delivery_id) DO NOTHING",
-    )
-    .bind(delivery_id)
-    .bind(build_id)
-    .bind(now_ms())
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }

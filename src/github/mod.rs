@@ -2,8 +2,9 @@
 //! commit statuses that report their outcome.
 
 mod fetch;
+pub mod pushes;
 pub mod signature;
 pub mod statuses;
 mod webhook;
 
-pub use webhook::webhook;
+pub use webhook::{resume_pending, webhook};

@@ -1,6 +1,7 @@
 //! `POST /webhooks/github`: verify the signature before reading anything,
 //! answer `ping`, build `push`es of allowed repositories (idempotent on the
-//! delivery id), ignore the rest with a reason.
+//! delivery id), ignore the rest with a reason. An accepted push is kept in
+//! the database until its build is recorded, so a restart fetches it again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::pushes::{self, PendingPush};
 use super::signature;
 use super::statuses::StatusUpdate;
 use crate::api::builds::{self, BuildView};
@@ -89,9 +91,10 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
     if !commit.chars().all(|c| c.is_ascii_hexdigit()) || commit.len() < 7 {
         return Err(ApiError::bad_request("bad_payload", format!("`{commit}` is not a commit id")));
     }
+    let origin = GitOrigin { repository, git_ref, commit };
     if let Some(delivery) = delivery {
-        let mut fetching = state.fetching.lock().unwrap_or_else(|e| e.into_inner());
-        if !fetching.insert(delivery.to_string()) {
+        let push = PendingPush { delivery: delivery.to_string(), origin: origin.clone(), clone_url: clone_url.clone() };
+        if !pushes::remember(&state.db, &push).await? {
             // The first delivery is still being fetched: one build only.
             return Ok(accepted(delivery));
         }
@@ -99,7 +102,6 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
     // Fetch in the background; answer with the build when it is quick, and
     // before GitHub's 10-second delivery timeout when it is not.
     let detached = Arc::new(AtomicBool::new(false));
-    let origin = GitOrigin { repository, git_ref, commit };
     let mut job = tokio::spawn(fetch_and_submit(
         state.clone(),
         delivery.map(str::to_string),
@@ -145,15 +147,10 @@ async fn fetch_and_submit(
                     ApiError::new(StatusCode::BAD_GATEWAY, "fetch_failed", message)
                 })?
         };
-        let upload = Upload { files, origin: Some(origin.clone()), ..Upload::default() };
+        // The build, its delivery and the end of the pending push are one
+        // transaction: a delivery makes one build, whatever fails when.
+        let upload = Upload { files, origin: Some(origin.clone()), delivery: delivery.clone(), ..Upload::default() };
         let view = builds::submit(&state, upload).await?;
-        if let Some(delivery) = &delivery {
-            if !repo::record_delivery(&state.db, delivery, &view.id).await? {
-                if let Some(first) = repo::delivery(&state.db, delivery).await? {
-                    return Ok((StatusCode::OK, builds::load_view(&state, &first).await?));
-                }
-            }
-        }
         if view.status.is_final() {
             // Served from the cache: it will not start, so report it now.
             crate::worker::report_status(&state, &view.id).await;
@@ -161,8 +158,11 @@ async fn fetch_and_submit(
         Ok::<_, ApiError>((StatusCode::ACCEPTED, view))
     }
     .await;
-    if let Some(delivery) = &delivery {
-        state.fetching.lock().unwrap_or_else(|e| e.into_inner()).remove(delivery);
+    if let (Err(_), Some(delivery)) = (&result, &delivery) {
+        // Final: a redelivery from GitHub starts it again.
+        if let Err(e) = pushes::forget(&state.db, delivery).await {
+            tracing::warn!(delivery = %delivery, "could not drop the failed push: {e}");
+        }
     }
     if let (Err(error), true) = (&result, detached.load(Ordering::SeqCst)) {
         tracing::warn!(commit = %origin.commit, "a pushed commit could not be built: {}", error.message);
@@ -176,4 +176,25 @@ async fn fetch_and_submit(
         }
     }
     result
+}
+
+/// Fetches and builds the pushes a stopped daemon had accepted but not yet
+/// built (when the webhook is enabled). Failures are reported as `error`
+/// commit statuses, as for any push answered before its fetch ended.
+pub async fn resume_pending(state: &AppState) -> Result<usize, sqlx::Error> {
+    if state.config.github.secret.is_none() {
+        return Ok(0);
+    }
+    let pending = pushes::pending(&state.db).await?;
+    for push in &pending {
+        tracing::info!(delivery = %push.delivery, commit = %push.origin.commit, "fetching a push accepted before the restart");
+        tokio::spawn(fetch_and_submit(
+            state.clone(),
+            Some(push.delivery.clone()),
+            push.clone_url.clone(),
+            push.origin.clone(),
+            Arc::new(AtomicBool::new(true)),
+        ));
+    }
+    Ok(pending.len())
 }

@@ -47,6 +47,8 @@ pub struct Upload {
     pub token: Option<String>,
     /// The git push this source came from (webhooks).
     pub origin: Option<crate::builds::GitOrigin>,
+    /// The GitHub delivery that asked for this build (webhooks).
+    pub delivery: Option<String>,
 }
 
 /// Reads the form. `max_expanded` caps what an archive may unpack to.
