@@ -1,35 +1,55 @@
-//! Fetching exactly one pushed commit with `git`, shallow, with a timeout and
-//! a size cap, and nothing from the repository executed: no hooks, no
-//! submodules, no filters, no configuration from the repository.
+//! Fetching exactly one pushed commit with `git`, shallow, in the sandbox
+//! (network for the fetch only), with a timeout and a size cap, and nothing
+//! from the repository executed: no hooks, no submodules, no filters, no
+//! configuration from the repository.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use wheelwright_workers::process::{self, CancelToken, Cmd, Exit, RunLimits};
+use wheelwright_workers::process::{CancelToken, Cmd, Exit};
+use wheelwright_workers::sandbox::{Mounts, Sandbox};
+use wheelwright_workers::toolchain::{self, Tool};
 
 /// Largest checkout accepted.
 const MAX_TREE: u64 = 64 << 20;
 
-/// Fetches `commit` from `url` and returns its files.
-pub fn fetch_commit(url: &str, commit: &str, git_ref: &str) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
-    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let git_dir = scratch.path().join("repo.git");
-    let tree = scratch.path().join("tree");
+/// Fetches `commit` from `url` into a scratch directory under `scratch_in`
+/// and returns its files.
+pub fn fetch_commit(
+    url: &str,
+    commit: &str,
+    git_ref: &str,
+    sandbox: &Sandbox,
+    scratch_in: &Path,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
+    let git = toolchain::find(Tool::Git).ok_or("git is not installed (Debian package git)")?;
+    std::fs::create_dir_all(scratch_in).map_err(|e| e.to_string())?;
+    let scratch = tempfile::Builder::new().prefix("fetch-").tempdir_in(scratch_in).map_err(|e| e.to_string())?;
+    let root = std::fs::canonicalize(scratch.path()).map_err(|e| e.to_string())?;
+    let git_dir = root.join("repo.git");
+    let tree = root.join("tree");
     std::fs::create_dir_all(&tree).map_err(|e| e.to_string())?;
-    git(scratch.path(), &["init", "--quiet", "--bare", git_dir.to_str().unwrap_or("")])?;
+    let offline = Mounts::job(&root);
+    // The network, and a local repository (tests, mirrors) read-only.
+    let mut online = Mounts::job(&root).with_network();
+    let local = url.strip_prefix("file://").unwrap_or(url);
+    if local.starts_with('/') {
+        online = online.read_only(local);
+    }
+    let run = |args: &[&str], mounts: &Mounts| run_git(&git, &root, args, sandbox, mounts);
+    run(&["init", "--quiet", "--bare", git_dir.to_str().unwrap_or("")], &offline)?;
     let git_dir_arg = format!("--git-dir={}", git_dir.display());
     // By commit first (GitHub allows it); a server that does not falls back
     // to the ref, which must then still point at the commit.
-    let by_commit = git(scratch.path(), &[&git_dir_arg, "fetch", "--quiet", "--depth=1", "--no-tags", url, commit]);
+    let by_commit = run(&[&git_dir_arg, "fetch", "--quiet", "--depth=1", "--no-tags", url, commit], &online);
     if by_commit.is_err() {
-        git(scratch.path(), &[&git_dir_arg, "fetch", "--quiet", "--depth=1", "--no-tags", url, git_ref])?;
+        run(&[&git_dir_arg, "fetch", "--quiet", "--depth=1", "--no-tags", url, git_ref], &online)?;
     }
-    let head = git(scratch.path(), &[&git_dir_arg, "rev-parse", "FETCH_HEAD"])?;
+    let head = run(&[&git_dir_arg, "rev-parse", "FETCH_HEAD"], &offline)?;
     if head.trim() != commit {
         return Err(format!("{git_ref} is at {} now, not at the pushed commit {commit}", head.trim()));
     }
     let work_tree = format!("--work-tree={}", tree.display());
-    git(scratch.path(), &[&git_dir_arg, &work_tree, "checkout", "--quiet", "--force", "FETCH_HEAD", "--", "."])?;
+    run(&[&git_dir_arg, &work_tree, "checkout", "--quiet", "--force", "FETCH_HEAD", "--", "."], &offline)?;
     let files = crate::upload::read_tree(&tree).map_err(|e| e.to_string())?;
     let size: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
     if size > MAX_TREE {
@@ -38,14 +58,16 @@ pub fn fetch_commit(url: &str, commit: &str, git_ref: &str) -> Result<Vec<(PathB
     Ok(files)
 }
 
-/// Runs git with a clean environment and settings that keep the
-/// repository's own code and configuration out of it.
-fn git(cwd: &Path, args: &[&str]) -> Result<String, String> {
-    let mut cmd = Cmd::new("git")
+/// Runs git in the sandbox with a clean environment and settings that keep
+/// the repository's own code and configuration out of it.
+fn run_git(git: &Path, cwd: &Path, args: &[&str], sandbox: &Sandbox, mounts: &Mounts) -> Result<String, String> {
+    let mut cmd = Cmd::new(git)
         .args(["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.ext.allow=never"])
-        .args(["-c", "submodule.recurse=false", "-c", "core.symlinks=false"])
+        .args(["-c", "submodule.recurse=false", "-c", "core.symlinks=false", "-c", "credential.helper="])
         .args(args.iter().copied())
         .cwd(cwd);
+    // Inside the sandbox the environment is cleared and HOME is an empty
+    // /tmp; without one (--sandbox=none), the same by hand.
     cmd.clear_env = true;
     for (key, value) in [
         ("GIT_TERMINAL_PROMPT", "0"),
@@ -59,17 +81,11 @@ fn git(cwd: &Path, args: &[&str]) -> Result<String, String> {
     if let Some(path) = std::env::var_os("PATH") {
         cmd = cmd.env("PATH", path.to_string_lossy().into_owned());
     }
-    let limits = RunLimits {
-        timeout: Duration::from_secs(120),
-        max_output: 64 * 1024,
-        // A huge blob cannot fill the disk.
-        rlimits: vec![(libc::RLIMIT_FSIZE, MAX_TREE * 4)],
-        cgroup_procs: None,
-    };
-    let out = process::run(&cmd, &limits, &CancelToken::new()).map_err(|e| e.to_string())?;
+    let out = sandbox.run(&cmd, mounts, &CancelToken::new()).map_err(|e| e.to_string())?;
+    let what = args.iter().find(|a| !a.starts_with('-')).unwrap_or(&"");
     match out.exit {
         Exit::Code(0) => Ok(out.text),
-        Exit::TimedOut => Err("git timed out".into()),
-        _ => Err(format!("git {}: {}", args.iter().find(|a| !a.starts_with('-')).unwrap_or(&""), out.text.trim())),
+        Exit::TimedOut => Err(format!("git {what} timed out after {} s", sandbox.limits.timeout_secs)),
+        _ => Err(format!("git {what}: {}", out.text.trim())),
     }
 }

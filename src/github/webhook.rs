@@ -139,13 +139,16 @@ async fn fetch_and_submit(
     let result = async {
         let files = {
             let (url, wanted, reference) = (clone_url.clone(), origin.commit.clone(), origin.git_ref.clone());
-            tokio::task::spawn_blocking(move || super::fetch::fetch_commit(&url, &wanted, &reference))
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(|e| {
-                    let message = format!("could not fetch {}: {e}", origin.commit);
-                    ApiError::new(StatusCode::BAD_GATEWAY, "fetch_failed", message)
-                })?
+            let (sandbox, scratch) = (state.engine.sandbox.clone(), state.jobs_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                super::fetch::fetch_commit(&url, &wanted, &reference, &sandbox, &scratch)
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| {
+                let message = format!("could not fetch {}: {e}", origin.commit);
+                ApiError::new(StatusCode::BAD_GATEWAY, "fetch_failed", message)
+            })?
         };
         // The build, its delivery and the end of the pending push are one
         // transaction: a delivery makes one build, whatever fails when.

@@ -133,3 +133,26 @@ fn rlimits_apply_inside_the_sandbox() {
     assert!(out.text.contains("File size limit exceeded") || out.text.contains("status=153"), "{}", out.text);
     assert_eq!(std::fs::metadata(job.path().join("big")).unwrap().len(), 1 << 20);
 }
+
+#[test]
+fn only_a_step_given_the_network_can_connect() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"hello\n");
+        }
+    });
+    let job = tempfile::tempdir().unwrap();
+    let script = format!(
+        "(exec 3<>/dev/tcp/127.0.0.1/{port} && head -n 1 <&3) 2>/dev/null || echo refused; \
+         test -e /etc/passwd && echo passwd; true"
+    );
+    let bash = Cmd::new("/usr/bin/bash").arg("-c").arg(script);
+    let sandbox = sandbox(Limits::default());
+    let online = sandbox.run(&bash, &Mounts::job(job.path()).with_network(), &CancelToken::new()).unwrap();
+    assert_eq!(online.text, "hello\n");
+    let offline = sandbox.run(&bash, &Mounts::job(job.path()), &CancelToken::new()).unwrap();
+    assert_eq!(offline.text, "refused\n");
+}

@@ -4,7 +4,7 @@
 //!
 //! Command line: `[--cgroup PROCS] [--rlimit RES=VALUE]... [--ro PATH]...
 //! [--rw PATH]... -- PROGRAM [ARGS]...`, or `--serve [--ro PATH]... [--rw
-//! PATH]... --` to serve a [`super::Session`]. With `--cgroup` it first joins
+//! PATH]... --` to serve a [`super::Session`]; `--network` leaves TCP allowed. With `--cgroup` it first joins
 //! the cgroup whose `cgroup.procs` file is bound at PROCS; it lowers the
 //! rlimits before it restricts itself.
 
@@ -36,17 +36,20 @@ pub enum Enforced {
 }
 
 /// Restricts the calling process (and what it executes) to reading `ro`,
-/// writing `rw`, no TCP, and no signals or abstract sockets outside.
-pub fn restrict(ro: &[PathBuf], rw: &[PathBuf]) -> Result<Enforced, landlock::RulesetError> {
+/// writing `rw`, no TCP unless `network`, and no signals or abstract sockets
+/// outside.
+pub fn restrict(ro: &[PathBuf], rw: &[PathBuf], network: bool) -> Result<Enforced, landlock::RulesetError> {
     let existing = |paths: Vec<PathBuf>| paths.into_iter().filter(|p| p.exists()).collect::<Vec<_>>();
     let mut readable: Vec<PathBuf> = ro.to_vec();
     readable.extend(ALWAYS_READABLE.iter().map(PathBuf::from));
     let mut writable: Vec<PathBuf> = rw.to_vec();
     writable.extend(ALWAYS_WRITABLE.iter().map(PathBuf::from));
-    let status = Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::from_all(ABI_WANTED))?
-        .handle_access(AccessNet::from_all(ABI_WANTED))?
+    let mut ruleset =
+        Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(AccessFs::from_all(ABI_WANTED))?;
+    if !network {
+        ruleset = ruleset.handle_access(AccessNet::from_all(ABI_WANTED))?;
+    }
+    let status = ruleset
         .scope(Scope::from_all(ABI_WANTED))?
         .create()?
         .add_rules(path_beneath_rules(existing(readable), AccessFs::from_read(ABI_WANTED)))?
@@ -78,11 +81,13 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
     let (mut ro, mut rw) = (Vec::new(), Vec::new());
     let mut serve = false;
+    let mut network = false;
     let mut cgroup = None;
     let mut rlimits = Vec::new();
     loop {
         match args.next().as_ref().and_then(|a| a.to_str()) {
             Some("--serve") => serve = true,
+            Some("--network") => network = true,
             Some("--cgroup") => cgroup = args.next().map(PathBuf::from),
             Some("--rlimit") => match args.next().as_ref().and_then(|a| a.to_str()).and_then(parse_rlimit) {
                 Some(limit) => rlimits.push(limit),
@@ -120,7 +125,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
             return 126;
         }
     }
-    if let Err(e) = restrict(&ro, &rw) {
+    if let Err(e) = restrict(&ro, &rw, network) {
         eprintln!("wheelwright-sandbox-exec: landlock: {e}");
         return 126;
     }

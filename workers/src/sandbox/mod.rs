@@ -31,8 +31,21 @@ const HELPER_PATH: &str = "/run/wheelwright/sandbox-exec";
 const CGROUP_PROCS_PATH: &str = "/run/wheelwright/cgroup.procs";
 
 /// Environment variables passed into the sandbox when a step sets them.
-const ENV_ALLOWED: [&str; 6] =
-    ["PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "PYTHONFAULTHANDLER", "SOURCE_DATE_EPOCH", "TERM"];
+const ENV_ALLOWED: [&str; 8] = [
+    "PYTHONPATH",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONNOUSERSITE",
+    "PYTHONFAULTHANDLER",
+    "SOURCE_DATE_EPOCH",
+    "TERM",
+    "GIT_TERMINAL_PROMPT",
+    "LC_ALL",
+];
+
+/// What a step that may use the network also sees: name resolution and
+/// the CA certificates.
+const NETWORK_FILES: [&str; 5] =
+    ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates"];
 
 /// Why the sandbox cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -74,12 +87,21 @@ pub struct Mounts {
     /// process into a cgroup v1 costs milliseconds, so nasm and the linkers,
     /// which run no project code, go without.
     pub runs_project_code: bool,
+    /// The step shares the host's network (fetching a pushed commit); every
+    /// other namespace and layer stays.
+    pub network: bool,
 }
 
 impl Mounts {
     /// Only `dir` writable.
     pub fn job(dir: &Path) -> Self {
-        Mounts { writable: vec![dir.to_path_buf()], read_only: Vec::new(), runs_project_code: false }
+        Mounts { writable: vec![dir.to_path_buf()], read_only: Vec::new(), runs_project_code: false, network: false }
+    }
+
+    /// Lets the step use the network.
+    pub fn with_network(mut self) -> Self {
+        self.network = true;
+        self
     }
 
     /// Marks the step as running the project's code.
@@ -233,7 +255,6 @@ impl Sandbox {
             "--unshare-user",
             "--unshare-ipc",
             "--unshare-pid",
-            "--unshare-net",
             "--unshare-uts",
             "--unshare-cgroup",
             "--cap-drop",
@@ -256,7 +277,15 @@ impl Sandbox {
                 setenv(k, v);
             }
         }
+        if !mounts.network {
+            args.push("--unshare-net".into());
+        }
         args.extend(system_binds());
+        let network_files: Vec<&str> =
+            NETWORK_FILES.iter().copied().filter(|f| mounts.network && Path::new(f).exists()).collect();
+        for file in &network_files {
+            args.extend(["--ro-bind".to_string(), file.to_string(), file.to_string()]);
+        }
         args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
 
         // Parents before children, so that a read-only source inside the
@@ -292,6 +321,9 @@ impl Sandbox {
             if cmd.is_none() {
                 args.push("--serve".into());
             }
+            if mounts.network {
+                args.push("--network".into());
+            }
             if setup.cgroup_procs.is_some() {
                 args.extend(["--cgroup".to_string(), CGROUP_PROCS_PATH.to_string()]);
             }
@@ -307,6 +339,7 @@ impl Sandbox {
             args.extend(
                 ["/etc/ld.so.cache", "/lib", "/lib64", "/bin", HELPER_PATH]
                     .iter()
+                    .chain(&network_files)
                     .flat_map(|p| ["--ro".to_string(), p.to_string()]),
             );
             args.push("--".into());
