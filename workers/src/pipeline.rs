@@ -296,9 +296,19 @@ impl<'a> TargetBuild<'a> {
     /// Runs a tool; a failure's reason is the tool's own output.
     fn run_tool(&self, cmd: &Cmd, mounts: &Mounts) -> StepResult<String> {
         self.log(format!("$ {}", cmd.display()));
-        let out = match self.session.filter(|s| s.covers(cmd, mounts)) {
-            Some(session) => session.run(cmd, &self.options.cancel),
-            None => self.options.sandbox.run(cmd, mounts, &self.options.cancel),
+        let cancel = &self.options.cancel;
+        let out = match self.session.filter(|s| s.is_alive() && s.covers(cmd, mounts)) {
+            Some(session) => match session.run(cmd, cancel) {
+                // The session could not start, or ended under a hostile
+                // tool: this step (and the next ones) get sandboxes of their own.
+                Err(e) if !cancel.is_cancelled() => {
+                    warn!("{e}; the step runs in a sandbox of its own");
+                    self.log(format!("note: {e}; this step runs in a sandbox of its own"));
+                    self.options.sandbox.run(cmd, mounts, cancel)
+                }
+                result => result,
+            },
+            None => self.options.sandbox.run(cmd, mounts, cancel),
         }
         .map_err(infra)?;
         if !out.text.trim().is_empty() {

@@ -7,11 +7,14 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long to wait between checks of the cancellation flag.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// How long output is still read after the step's process group is gone.
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
 /// A command to run: program, arguments, working directory and environment.
 #[derive(Debug, Clone)]
@@ -88,11 +91,20 @@ pub struct RunLimits {
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     /// A cgroup's `cgroup.procs` file the child joins before it executes.
     pub cgroup_procs: Option<PathBuf>,
+    /// A Landlock ruleset (file descriptor) the child restricts itself with
+    /// before it executes.
+    pub landlock_ruleset: Option<std::os::fd::RawFd>,
 }
 
 impl Default for RunLimits {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(60), max_output: 1 << 20, rlimits: Vec::new(), cgroup_procs: None }
+        Self {
+            timeout: Duration::from_secs(60),
+            max_output: 1 << 20,
+            rlimits: Vec::new(),
+            cgroup_procs: None,
+            landlock_ruleset: None,
+        }
     }
 }
 
@@ -189,13 +201,14 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
         None => None,
     };
     let rlimits = limits.rlimits.clone();
+    let ruleset = limits.landlock_ruleset;
     // Without a hook std can spawn (posix_spawn) instead of forking: much
     // cheaper from a large, many-threaded process such as the daemon.
-    if !rlimits.is_empty() || cgroup_procs.is_some() {
+    if !rlimits.is_empty() || cgroup_procs.is_some() || ruleset.is_some() {
         // SAFETY: the closure runs between fork and exec and only makes
         // async-signal-safe system calls on memory prepared before the fork.
         unsafe {
-            command.pre_exec(move || child_setup(&rlimits, cgroup_procs.as_deref()));
+            command.pre_exec(move || child_setup(&rlimits, cgroup_procs.as_deref(), ruleset));
         }
     }
     let started = Instant::now();
@@ -205,7 +218,13 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     let pgid = child.id() as libc::pid_t;
 
     let max_output = limits.max_output;
-    let collector = std::thread::spawn(move || collect(reader, max_output));
+    let collected = Arc::new(Mutex::new(Collected::default()));
+    let (collected_tx, collected_rx) = mpsc::channel();
+    let sink = collected.clone();
+    std::thread::spawn(move || {
+        collect(reader, max_output, &sink);
+        let _ = collected_tx.send(());
+    });
     let (done_tx, done_rx) = mpsc::channel();
     let waiter = std::thread::spawn(move || {
         let status = child.wait();
@@ -237,7 +256,10 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
         libc::killpg(pgid, libc::SIGKILL);
     }
     let status = waiter.join().expect("waiter thread panicked").map_err(spawn_error)?;
-    let (bytes, truncated) = collector.join().expect("collector thread panicked");
+    // A process that escaped the group (a new session) may hold the pipe
+    // open for ever: its output is not waited for past a short grace.
+    let abandoned = collected_rx.recv_timeout(OUTPUT_GRACE).is_err();
+    let Collected { bytes, truncated } = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
     let exit = killed.unwrap_or_else(|| match status.code() {
         Some(code) => Exit::Code(code),
         None => Exit::Signal(status.signal().unwrap_or(0)),
@@ -245,6 +267,9 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     let mut text = String::from_utf8_lossy(&bytes).into_owned();
     if truncated {
         text.push_str(&format!("\n[output truncated after {max_output} bytes]\n"));
+    }
+    if abandoned {
+        text.push_str("\n[a process the step left behind kept its output open; it was not waited for]\n");
     }
     Ok(Output { exit, text, truncated, duration: started.elapsed() })
 }
@@ -254,6 +279,7 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
 fn child_setup(
     rlimits: &[(libc::__rlimit_resource_t, u64)],
     cgroup_procs: Option<&std::ffi::CStr>,
+    landlock_ruleset: Option<std::os::fd::RawFd>,
 ) -> std::io::Result<()> {
     if let Some(path) = cgroup_procs {
         // SAFETY: `path` is a valid C string; the buffer is a static byte string.
@@ -272,27 +298,42 @@ fn child_setup(
             return Err(std::io::Error::last_os_error());
         }
     }
+    if let Some(fd) = landlock_ruleset {
+        // SAFETY: plain system calls on a descriptor opened before the fork.
+        unsafe {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
     Ok(())
 }
 
-/// Reads the pipe to its end, keeping at most `max` bytes.
-fn collect(mut reader: std::io::PipeReader, max: usize) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut truncated = false;
+/// Output read so far.
+#[derive(Debug, Default)]
+struct Collected {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+/// Reads the pipe to its end into `into`, keeping at most `max` bytes.
+fn collect(mut reader: std::io::PipeReader, max: usize, into: &Mutex<Collected>) {
     let mut buf = [0u8; 8192];
     loop {
         match reader.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                let room = max.saturating_sub(kept.len());
+                let mut kept = into.lock().unwrap_or_else(|e| e.into_inner());
+                let room = max.saturating_sub(kept.bytes.len());
                 if n > room {
-                    truncated = true;
+                    kept.truncated = true;
                 }
-                kept.extend_from_slice(&buf[..n.min(room)]);
+                kept.bytes.extend_from_slice(&buf[..n.min(room)]);
             }
         }
     }
-    (kept, truncated)
 }
 
 #[cfg(test)]
@@ -339,6 +380,18 @@ mod tests {
         });
         let out = run(&sh("sleep 30"), &RunLimits::default(), &cancel).unwrap();
         assert_eq!(out.exit, Exit::Cancelled);
+    }
+
+    #[test]
+    fn a_process_that_escapes_the_group_does_not_hold_the_run() {
+        let started = Instant::now();
+        let out =
+            run(&sh("setsid sleep 3 & sleep 0.3; echo started; exit 4"), &RunLimits::default(), &CancelToken::new())
+                .unwrap();
+        assert_eq!(out.exit, Exit::Code(4));
+        assert!(started.elapsed() < Duration::from_secs(10), "waited for the escaped process");
+        assert!(out.text.starts_with("started\n"), "{}", out.text);
+        assert!(out.text.contains("kept its output open"), "{}", out.text);
     }
 
     #[test]

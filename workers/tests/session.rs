@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use wheelwright_workers::process::{CancelToken, Cmd, Exit};
-use wheelwright_workers::sandbox::{Limits, Mounts, Session};
+use wheelwright_workers::sandbox::{landlock, Limits, Mounts, Session};
 
 fn sh(script: &str) -> Cmd {
     Cmd::new("/usr/bin/sh").arg("-c").arg(script)
@@ -87,20 +87,35 @@ fn cancelling_a_step_ends_the_whole_session() {
     let out = session.run(&sh("sleep 30"), &cancel).unwrap();
     assert_eq!(out.exit, Exit::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!session.is_alive());
     let err = session.run(&sh("echo later"), &CancelToken::new()).unwrap_err();
     assert!(err.to_string().contains("the sandbox session ended unexpectedly"), "{err}");
 }
 
 #[test]
-fn a_step_that_kills_the_server_fails_its_step_with_a_reason() {
+fn a_tool_cannot_signal_the_server_nor_hold_its_answer() {
+    if landlock::kernel_abi() < 6 {
+        eprintln!("this kernel has no Landlock scoping; a tool can signal the server here");
+        return;
+    }
     let job = tempfile::tempdir().unwrap();
     let session = session(Limits::default(), Mounts::job(job.path()));
-    let err = session.run(&sh("kill -9 $PPID; sleep 5"), &CancelToken::new()).unwrap_err();
-    assert!(err.to_string().contains("the sandbox session ended unexpectedly"), "{err}");
+    let out = session
+        .run(&sh("kill -STOP $PPID 2>&1 || echo refused; kill -9 $PPID 2>&1 || echo refused"), &CancelToken::new())
+        .unwrap();
+    assert_eq!(out.text.matches("refused").count(), 2, "{}", out.text);
+    // A process that escapes the tool's group and keeps the output open.
+    let started = Instant::now();
+    let out = session.run(&sh("setsid -f sleep 30; sleep 0.3; echo hi"), &CancelToken::new()).unwrap();
+    assert_eq!(out.exit, Exit::Code(0));
+    assert!(out.text.starts_with("hi\n") && out.text.contains("kept its output open"), "{}", out.text);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let out = session.run(&sh("echo still serving"), &CancelToken::new()).unwrap();
+    assert_eq!(out.text, "still serving\n");
 }
 
 #[test]
-fn a_session_covers_only_steps_that_see_no_more_than_it_shows() {
+fn a_session_covers_only_steps_it_confines_as_their_own_sandbox_would() {
     let job = tempfile::tempdir().unwrap();
     let source = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
@@ -115,8 +130,11 @@ fn a_session_covers_only_steps_that_see_no_more_than_it_shows() {
     assert!(!session.covers(&tool, &Mounts::job(&inside)));
     assert!(!session.covers(&tool, &Mounts::job(elsewhere.path())));
     assert!(!session.covers(&tool, &Mounts::job(job.path()).read_only(elsewhere.path())));
-    // Project code gets its own sandbox and cgroup.
+    // Read-only inside the writable directory: not in this session.
+    assert!(!session.covers(&tool, &Mounts::job(job.path()).read_only(job.path().join("include"))));
+    // Project code gets its own sandbox and cgroup; the network its own too.
     assert!(!session.covers(&tool, &Mounts::job(job.path()).running_project_code()));
+    assert!(!session.covers(&tool, &Mounts::job(job.path()).with_network()));
     // A program the session cannot see.
     assert!(!session.covers(&Cmd::new(elsewhere.path().join("nasm")), &Mounts::job(job.path())));
     assert!(!session.covers(&Cmd::new("nasm"), &Mounts::job(job.path())));

@@ -62,6 +62,30 @@ pub fn restrict(ro: &[PathBuf], rw: &[PathBuf], network: bool) -> Result<Enforce
     })
 }
 
+/// A Landlock ruleset that adds nothing but scoping (no signals, no abstract
+/// sockets outside the domain it makes), for
+/// [`crate::process::RunLimits::landlock_ruleset`]; `None` before ABI 6.
+/// The descriptor lives as long as the process (and is closed on exec).
+pub fn scope_ruleset() -> Option<std::os::fd::RawFd> {
+    #[repr(C)]
+    struct Attr {
+        handled_access_fs: u64,
+        handled_access_net: u64,
+        scoped: u64,
+    }
+    const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1;
+    const SCOPE_SIGNAL: u64 = 2;
+    if kernel_abi() < 6 {
+        return None;
+    }
+    let attr = Attr { handled_access_fs: 0, handled_access_net: 0, scoped: SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL };
+    // SAFETY: `attr` is a valid ruleset attribute of the size given.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const Attr, std::mem::size_of::<Attr>(), 0u32)
+    };
+    (fd >= 0).then_some(fd as std::os::fd::RawFd)
+}
+
 /// `RESOURCE=VALUE`, both numbers.
 fn parse_rlimit(text: &str) -> Option<(libc::__rlimit_resource_t, u64)> {
     let (resource, value) = text.split_once('=')?;

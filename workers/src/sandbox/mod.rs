@@ -207,6 +207,7 @@ impl Sandbox {
             max_output: self.limits.max_output,
             rlimits: setup.rlimits,
             cgroup_procs: setup.cgroup_procs,
+            landlock_ruleset: None,
         };
         let mut output = process::run(&wrapped, &limits, cancel)?;
         if let (true, process::Exit::Code(code @ 129..=192)) = (self.is_isolated(), &output.exit) {

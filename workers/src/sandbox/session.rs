@@ -138,19 +138,33 @@ impl Session {
         })
     }
 
-    /// Whether a step with `mounts` running `cmd` sees nothing more in this
-    /// session than it would in a sandbox of its own, and needs no cgroup.
+    /// Whether a step with `mounts` running `cmd` may run in this session:
+    /// it can write exactly where it could in a sandbox of its own, finds
+    /// what it reads (read-only where it would be read-only), and needs
+    /// neither a cgroup nor the network. It may see more read-only: the
+    /// session shows the union of what the build's tool runs read.
     pub fn covers(&self, cmd: &Cmd, mounts: &Mounts) -> bool {
         let under = |path: &Path, roots: &[PathBuf]| roots.iter().any(|r| path.starts_with(r));
         let visible: Vec<PathBuf> = self.mounts.writable.iter().chain(&self.mounts.read_only).cloned().collect();
+        let read_only_here = |path: &Path| {
+            under(path, &visible) && (!under(path, &self.mounts.writable) || under(path, &self.mounts.read_only))
+        };
         let program_dir = cmd.program.parent().unwrap_or(Path::new("/"));
         !mounts.runs_project_code
             && !self.mounts.runs_project_code
+            && !mounts.network
+            && !self.mounts.network
             && mounts.writable.iter().all(|p| under(p, &self.mounts.writable))
-            && mounts.read_only.iter().all(|p| under(p, &visible))
             && self.mounts.writable.iter().all(|p| under(p, &mounts.writable))
+            && mounts.read_only.iter().all(|p| read_only_here(p))
             && cmd.program.is_absolute()
             && (program_dir.starts_with("/usr") || under(program_dir, &visible))
+    }
+
+    /// Whether the session still serves (it ends when cancelled, or when
+    /// its server stops).
+    pub fn is_alive(&self) -> bool {
+        !self.ended.load(Ordering::SeqCst)
     }
 
     /// Runs `cmd` in the session under the session's limits.
@@ -224,6 +238,7 @@ impl Session {
 
     /// Kills everything in the session; waiting steps see it end.
     pub fn kill(&self) {
+        self.ended.store(true, Ordering::SeqCst);
         // SAFETY: killpg has no memory-safety preconditions; the group is
         // the session's own (bubblewrap's children die with it).
         unsafe {
@@ -280,6 +295,9 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static) -> i32 {
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
+    // Each tool enters a Landlock domain of its own, nested in the server's:
+    // it can neither signal nor trace the server or another step's tools.
+    let scope = super::landlock::scope_ruleset();
     let output = Arc::new(Mutex::new(output));
     let mut runs = Vec::new();
     for line in input.lines() {
@@ -293,7 +311,7 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static) -> i32 {
         };
         let output = output.clone();
         runs.push(std::thread::spawn(move || {
-            let response = Response { id: request.id, result: run_request(&request) };
+            let response = Response { id: request.id, result: run_request(&request, scope) };
             let mut line = serde_json::to_vec(&response).expect("a response serialises");
             line.push(b'\n');
             let mut output = output.lock().unwrap_or_else(|e| e.into_inner());
@@ -307,7 +325,7 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static) -> i32 {
     0
 }
 
-fn run_request(request: &Request) -> Result<Reply, String> {
+fn run_request(request: &Request, scope: Option<std::os::fd::RawFd>) -> Result<Reply, String> {
     let cmd = Cmd {
         program: request.program.clone(),
         args: request.args.clone(),
@@ -320,6 +338,7 @@ fn run_request(request: &Request) -> Result<Reply, String> {
         max_output: request.max_output,
         rlimits: request.rlimits.clone(),
         cgroup_procs: None,
+        landlock_ruleset: scope,
     };
     let out = process::run(&cmd, &limits, &CancelToken::new()).map_err(|e| e.source.to_string())?;
     Ok(Reply { exit: out.exit, text: out.text, truncated: out.truncated, duration_ms: out.duration.as_millis() as u64 })
