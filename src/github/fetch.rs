@@ -29,12 +29,14 @@ pub fn fetch_commit(
     let tree = root.join("tree");
     std::fs::create_dir_all(&tree).map_err(|e| e.to_string())?;
     let offline = Mounts::job(&root);
-    // The network, and a local repository (tests, mirrors) read-only.
-    let mut online = Mounts::job(&root).with_network();
+    // A local repository (tests, mirrors) read-only; a remote one over the
+    // network, to its port only.
     let local = url.strip_prefix("file://").unwrap_or(url);
-    if local.starts_with('/') {
-        online = online.read_only(local);
-    }
+    let online = if local.starts_with('/') {
+        Mounts::job(&root).read_only(local)
+    } else {
+        Mounts::job(&root).with_network(&[port_of(url).ok_or_else(|| format!("cannot tell the port of `{url}`"))?])
+    };
     let run = |args: &[&str], mounts: &Mounts| run_git(&git, &root, args, sandbox, mounts);
     run(&["init", "--quiet", "--bare", git_dir.to_str().unwrap_or("")], &offline)?;
     let git_dir_arg = format!("--git-dir={}", git_dir.display());
@@ -56,6 +58,23 @@ pub fn fetch_commit(
         return Err(format!("the commit's files add up to {size} bytes, more than {MAX_TREE}"));
     }
     Ok(files)
+}
+
+/// The TCP port a clone URL connects to.
+fn port_of(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit('@').next()?;
+    match host.rsplit_once(':') {
+        Some((_, port)) if !host.ends_with(']') => port.parse().ok(),
+        _ => match scheme {
+            "https" => Some(443),
+            "http" => Some(80),
+            "git" => Some(9418),
+            "ssh" => Some(22),
+            _ => None,
+        },
+    }
 }
 
 /// Runs git in the sandbox with a clean environment and settings that keep
@@ -87,5 +106,21 @@ fn run_git(git: &Path, cwd: &Path, args: &[&str], sandbox: &Sandbox, mounts: &Mo
         Exit::Code(0) => Ok(out.text),
         Exit::TimedOut => Err(format!("git {what} timed out after {} s", sandbox.limits.timeout_secs)),
         _ => Err(format!("git {what}: {}", out.text.trim())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_of;
+
+    #[test]
+    fn the_port_comes_from_the_url_or_its_scheme() {
+        assert_eq!(port_of("https://github.com/acme/pymult.git"), Some(443));
+        assert_eq!(port_of("http://git.example:8080/a/b.git"), Some(8080));
+        assert_eq!(port_of("https://user@github.com/a/b"), Some(443));
+        assert_eq!(port_of("git://example.org/a.git"), Some(9418));
+        assert_eq!(port_of("https://[::1]/a.git"), Some(443));
+        assert_eq!(port_of("ftp://example.org/a.git"), None);
+        assert_eq!(port_of("/srv/git/a.git"), None);
     }
 }

@@ -134,7 +134,7 @@ fn a_session_covers_only_steps_it_confines_as_their_own_sandbox_would() {
     assert!(!session.covers(&tool, &Mounts::job(job.path()).read_only(job.path().join("include"))));
     // Project code gets its own sandbox and cgroup; the network its own too.
     assert!(!session.covers(&tool, &Mounts::job(job.path()).running_project_code()));
-    assert!(!session.covers(&tool, &Mounts::job(job.path()).with_network()));
+    assert!(!session.covers(&tool, &Mounts::job(job.path()).with_network(&[443])));
     // A program the session cannot see.
     assert!(!session.covers(&Cmd::new(elsewhere.path().join("nasm")), &Mounts::job(job.path())));
     assert!(!session.covers(&Cmd::new("nasm"), &Mounts::job(job.path())));

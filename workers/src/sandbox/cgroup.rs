@@ -75,16 +75,70 @@ fn try_parent(base: &Path) -> bool {
     base.join("cgroup.procs").exists()
 }
 
+/// Which process made a step group: its PID namespace, PID and start time,
+/// so that a group is recognised as stale only by the namespace that can
+/// see its owner, and a reused PID is not taken for the owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owner {
+    pid_namespace: u64,
+    pid: u32,
+    started: u64,
+}
+
+impl Owner {
+    fn this() -> Owner {
+        use std::os::unix::fs::MetadataExt;
+        let pid = std::process::id();
+        let pid_namespace = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
+        Owner { pid_namespace, pid, started: start_time(pid).unwrap_or(0) }
+    }
+
+    fn tag(&self) -> String {
+        format!("{}-{}-{}", self.pid_namespace, self.pid, self.started)
+    }
+
+    /// The owner of a group named `step-NS-PID-START-N`.
+    fn of(name: &str) -> Option<Owner> {
+        let mut parts = name.strip_prefix("step-")?.split('-');
+        let owner = Owner {
+            pid_namespace: parts.next()?.parse().ok()?,
+            pid: parts.next()?.parse().ok()?,
+            started: parts.next()?.parse().ok()?,
+        };
+        parts.next()?.parse::<u64>().ok()?;
+        parts.next().is_none().then_some(owner)
+    }
+}
+
+/// A process's start time (clock ticks since boot), from /proc.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    fields.get(19)?.parse().ok()
+}
+
 /// Removes the step groups of processes that no longer run (a daemon killed
 /// mid-step leaves its group behind), killing whatever is still in them.
+/// A group whose owner this process cannot judge (another PID namespace, an
+/// older name) is only removed when empty.
 fn remove_stale(base: &Path, v2: bool) {
     let Ok(entries) = std::fs::read_dir(base) else { return };
+    let this = Owner::this();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let owner = name.to_str().and_then(|n| n.strip_prefix("step-")).and_then(|n| n.split('-').next());
-        let Some(owner) = owner.and_then(|pid| pid.parse::<u32>().ok()) else { continue };
-        if owner != std::process::id() && !Path::new("/proc").join(owner.to_string()).exists() {
-            drop(StepGroup { dir: entry.path(), v2 });
+        let Some(name) = name.to_str().filter(|n| n.starts_with("step-")) else { continue };
+        match Owner::of(name) {
+            Some(owner) if owner == this => {}
+            Some(owner)
+                if owner.pid_namespace == this.pid_namespace && start_time(owner.pid) != Some(owner.started) =>
+            {
+                drop(StepGroup { dir: entry.path(), v2 });
+            }
+            // Fails unless the group is empty.
+            _ => {
+                let _ = std::fs::remove_dir(entry.path());
+            }
         }
     }
 }
@@ -100,7 +154,7 @@ impl StepGroup {
     /// Makes a new group limited to `max_pids` processes.
     pub fn create(hierarchy: &Hierarchy, max_pids: u64) -> std::io::Result<StepGroup> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!("step-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = format!("step-{}-{}", Owner::this().tag(), NEXT.fetch_add(1, Ordering::Relaxed));
         let dir = hierarchy.base().join(name);
         std::fs::create_dir(&dir)?;
         let group = StepGroup { dir, v2: matches!(hierarchy, Hierarchy::V2(_)) };
@@ -131,6 +185,8 @@ impl StepGroup {
                 .unwrap_or_default()
                 .lines()
                 .filter_map(|l| l.trim().parse().ok())
+                // 0 would mean our own process group.
+                .filter(|pid| *pid > 0)
                 .collect();
             if pids.is_empty() {
                 return;
@@ -163,17 +219,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_left_by_a_dead_daemon_are_removed() {
+    fn groups_left_by_a_dead_daemon_are_removed_and_no_others() {
         let Some(hierarchy) = Hierarchy::detect() else {
             eprintln!("no writable pids cgroup here; nothing to clean up");
             return;
         };
+        let this = Owner::this();
+        assert_eq!(Owner::of(&format!("step-{}-7", this.tag())), Some(this.clone()));
         // A pid above the kernel's maximum (4194304) belongs to no process.
-        let stale = hierarchy.base().join("step-99999999-0");
+        let dead = hierarchy.base().join(format!("step-{}-99999999-1-0", this.pid_namespace));
+        // Our own pid, but started at another time: a daemon before this one.
+        let reused = hierarchy.base().join(format!("step-{}-{}-1-0", this.pid_namespace, this.pid));
+        // Another PID namespace's daemon, with a process in its group.
+        let foreign = StepGroup { dir: hierarchy.base().join(format!("step-1-{}-0", this.tag())), v2: false };
         let live = StepGroup::create(&hierarchy, 8).unwrap();
-        std::fs::create_dir(&stale).unwrap();
+        for dir in [&dead, &reused, &foreign.dir] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(foreign.procs_file(), sleeper.id().to_string()).unwrap();
+
         Hierarchy::detect();
-        assert!(!stale.exists());
+        assert!(!dead.exists() && !reused.exists());
         assert!(live.dir.exists(), "this process's own group stays");
+        assert!(foreign.dir.exists(), "a group this namespace cannot judge stays while it has processes");
+        assert!(sleeper.try_wait().unwrap().is_none(), "its process was not killed");
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
     }
 }

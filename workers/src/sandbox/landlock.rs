@@ -4,7 +4,8 @@
 //!
 //! Command line: `[--cgroup PROCS] [--rlimit RES=VALUE]... [--ro PATH]...
 //! [--rw PATH]... -- PROGRAM [ARGS]...`, or `--serve [--ro PATH]... [--rw
-//! PATH]... --` to serve a [`super::Session`]; `--network` leaves TCP allowed. With `--cgroup` it first joins
+//! PATH]... --` to serve a [`super::Session`]; `--connect PORT` allows TCP
+//! connections to that port. With `--cgroup` it first joins
 //! the cgroup whose `cgroup.procs` file is bound at PROCS; it lowers the
 //! rlimits before it restricts itself.
 
@@ -13,8 +14,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    RulesetStatus, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 /// The newest Landlock ABI we ask for; older kernels get what they support.
@@ -36,24 +37,24 @@ pub enum Enforced {
 }
 
 /// Restricts the calling process (and what it executes) to reading `ro`,
-/// writing `rw`, no TCP unless `network`, and no signals or abstract sockets
-/// outside.
-pub fn restrict(ro: &[PathBuf], rw: &[PathBuf], network: bool) -> Result<Enforced, landlock::RulesetError> {
+/// writing `rw`, no TCP but connecting to `connect` ports, and no signals or
+/// abstract sockets outside.
+pub fn restrict(ro: &[PathBuf], rw: &[PathBuf], connect: &[u16]) -> Result<Enforced, landlock::RulesetError> {
     let existing = |paths: Vec<PathBuf>| paths.into_iter().filter(|p| p.exists()).collect::<Vec<_>>();
     let mut readable: Vec<PathBuf> = ro.to_vec();
     readable.extend(ALWAYS_READABLE.iter().map(PathBuf::from));
     let mut writable: Vec<PathBuf> = rw.to_vec();
     writable.extend(ALWAYS_WRITABLE.iter().map(PathBuf::from));
-    let mut ruleset =
-        Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(AccessFs::from_all(ABI_WANTED))?;
-    if !network {
-        ruleset = ruleset.handle_access(AccessNet::from_all(ABI_WANTED))?;
-    }
-    let status = ruleset
+    let ports = connect.iter().map(|&port| Ok::<_, landlock::RulesetError>(NetPort::new(port, AccessNet::ConnectTcp)));
+    let status = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(ABI_WANTED))?
+        .handle_access(AccessNet::from_all(ABI_WANTED))?
         .scope(Scope::from_all(ABI_WANTED))?
         .create()?
         .add_rules(path_beneath_rules(existing(readable), AccessFs::from_read(ABI_WANTED)))?
         .add_rules(path_beneath_rules(existing(writable), AccessFs::from_all(ABI_WANTED)))?
+        .add_rules(ports)?
         .restrict_self()?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => Enforced::Fully,
@@ -105,13 +106,19 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
     let (mut ro, mut rw) = (Vec::new(), Vec::new());
     let mut serve = false;
-    let mut network = false;
+    let mut connect = Vec::new();
     let mut cgroup = None;
     let mut rlimits = Vec::new();
     loop {
         match args.next().as_ref().and_then(|a| a.to_str()) {
             Some("--serve") => serve = true,
-            Some("--network") => network = true,
+            Some("--connect") => match args.next().as_ref().and_then(|a| a.to_str()).and_then(|p| p.parse().ok()) {
+                Some(port) => connect.push(port),
+                None => {
+                    eprintln!("wheelwright-sandbox-exec: --connect takes a TCP port");
+                    return 126;
+                }
+            },
             Some("--cgroup") => cgroup = args.next().map(PathBuf::from),
             Some("--rlimit") => match args.next().as_ref().and_then(|a| a.to_str()).and_then(parse_rlimit) {
                 Some(limit) => rlimits.push(limit),
@@ -149,7 +156,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
             return 126;
         }
     }
-    if let Err(e) = restrict(&ro, &rw, network) {
+    if let Err(e) = restrict(&ro, &rw, &connect) {
         eprintln!("wheelwright-sandbox-exec: landlock: {e}");
         return 126;
     }

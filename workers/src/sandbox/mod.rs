@@ -87,20 +87,26 @@ pub struct Mounts {
     /// process into a cgroup v1 costs milliseconds, so nasm and the linkers,
     /// which run no project code, go without.
     pub runs_project_code: bool,
-    /// The step shares the host's network (fetching a pushed commit); every
-    /// other namespace and layer stays.
-    pub network: bool,
+    /// TCP ports the step may connect to over the host's network (fetching
+    /// a pushed commit); empty: no network at all. Every other namespace and
+    /// layer stays, and Landlock (ABI 4+) refuses other ports and binding.
+    pub network: Vec<u16>,
 }
 
 impl Mounts {
     /// Only `dir` writable.
     pub fn job(dir: &Path) -> Self {
-        Mounts { writable: vec![dir.to_path_buf()], read_only: Vec::new(), runs_project_code: false, network: false }
+        Mounts {
+            writable: vec![dir.to_path_buf()],
+            read_only: Vec::new(),
+            runs_project_code: false,
+            network: Vec::new(),
+        }
     }
 
-    /// Lets the step use the network.
-    pub fn with_network(mut self) -> Self {
-        self.network = true;
+    /// Lets the step connect to these TCP ports over the network.
+    pub fn with_network(mut self, ports: &[u16]) -> Self {
+        self.network = ports.to_vec();
         self
     }
 
@@ -278,12 +284,12 @@ impl Sandbox {
                 setenv(k, v);
             }
         }
-        if !mounts.network {
+        if mounts.network.is_empty() {
             args.push("--unshare-net".into());
         }
         args.extend(system_binds());
         let network_files: Vec<&str> =
-            NETWORK_FILES.iter().copied().filter(|f| mounts.network && Path::new(f).exists()).collect();
+            NETWORK_FILES.iter().copied().filter(|f| !mounts.network.is_empty() && Path::new(f).exists()).collect();
         for file in &network_files {
             args.extend(["--ro-bind".to_string(), file.to_string(), file.to_string()]);
         }
@@ -322,8 +328,8 @@ impl Sandbox {
             if cmd.is_none() {
                 args.push("--serve".into());
             }
-            if mounts.network {
-                args.push("--network".into());
+            for port in &mounts.network {
+                args.extend(["--connect".to_string(), port.to_string()]);
             }
             if setup.cgroup_procs.is_some() {
                 args.extend(["--cgroup".to_string(), CGROUP_PROCS_PATH.to_string()]);

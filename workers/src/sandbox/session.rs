@@ -152,8 +152,8 @@ impl Session {
         let program_dir = cmd.program.parent().unwrap_or(Path::new("/"));
         !mounts.runs_project_code
             && !self.mounts.runs_project_code
-            && !mounts.network
-            && !self.mounts.network
+            && mounts.network.is_empty()
+            && self.mounts.network.is_empty()
             && mounts.writable.iter().all(|p| under(p, &self.mounts.writable))
             && self.mounts.writable.iter().all(|p| under(p, &mounts.writable))
             && mounts.read_only.iter().all(|p| read_only_here(p))
