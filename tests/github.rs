@@ -210,9 +210,27 @@ async fn unsigned_foreign_or_odd_deliveries_are_refused_or_ignored() {
     let response = deliver(&app, "push", "d-4", &outside, Some(sign(SECRET, &outside))).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let message = response.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_string();
-    assert!(
-        message.starts_with("the clone URL `https://elsewhere.example/acme/pymult.git` does not start with"),
-        "{message}"
+    assert!(message.starts_with("the clone URL `https://elsewhere.example/acme/pymult.git` is not below"), "{message}");
+    // Below the base only by its spelling.
+    let base = remote.clone_base();
+    for sneaky in [
+        format!("{base}acme/../../elsewhere/pymult.git"),
+        format!("{}-other/acme/pymult.git", base.trim_end_matches('/')),
+    ] {
+        let body = serde_json::to_vec(&push_payload(&remote, "acme/pymult", &sneaky)).unwrap();
+        let response = deliver(&app, "push", &format!("d-{sneaky}"), &body, Some(sign(SECRET, &body))).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{sneaky}");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "clone_url_refused");
+    }
+    // A ref that git would take for an option.
+    let mut payload = push_payload(&remote, "acme/pymult", &remote.clone_url());
+    payload["ref"] = json!("--upload-pack=touch /tmp/wheelwright-upload-pack");
+    let body = serde_json::to_vec(&payload).unwrap();
+    let response = deliver(&app, "push", "d-ref", &body, Some(sign(SECRET, &body))).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["message"],
+        "`--upload-pack=touch /tmp/wheelwright-upload-pack` is not a ref"
     );
 
     let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
@@ -365,6 +383,6 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
     app.stop().await.unwrap();
 
     let pool = wheelwright::db::connect(&data_dir.join("wheelwright.db"), Duration::from_secs(5)).await.unwrap();
-    assert_eq!(pushes::pending(&pool).await.unwrap(), [], "the push ended with its build");
+    assert!(pushes::pending(&pool).await.unwrap().is_empty(), "the push ended with its build");
     pool.close().await;
 }

@@ -243,8 +243,16 @@ pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<Build
     };
     let cached = if upload.rebuild { None } else { repo::find_cached(&state.db, &build.cache_key).await? };
     let inserted = match cached {
-        Some(earlier) => repo::insert_cached(&state.db, &build, &earlier).await?,
-        None => repo::insert_queued(&state.db, &build, state.config.max_attempts).await?,
+        Some(earlier) => repo::insert_cached(&state.db, &build, &earlier).await,
+        None => repo::insert_queued(&state.db, &build, state.config.max_attempts).await,
+    };
+    let inserted = match inserted {
+        Ok(inserted) => inserted,
+        Err(e) => {
+            // No row refers to the files: do not leave them behind.
+            let _ = std::fs::remove_dir_all(&source);
+            return Err(e.into());
+        }
     };
     match inserted {
         Inserted::Recorded => {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use wheelwright_workers::process::{CancelToken, Cmd, Exit};
-use wheelwright_workers::sandbox::{Mounts, Sandbox};
+use wheelwright_workers::sandbox::{Limits, Mounts, Sandbox};
 use wheelwright_workers::toolchain::{self, Tool};
 
 /// Largest checkout accepted.
@@ -22,6 +22,10 @@ pub fn fetch_commit(
     scratch_in: &Path,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
     let git = toolchain::find(Tool::Git).ok_or("git is not installed (Debian package git)")?;
+    // Limits of its own: a fetch is not a build step.
+    let mut sandbox = sandbox.clone();
+    sandbox.limits = Limits { timeout_secs: 120, file_size: MAX_TREE * 4, ..sandbox.limits.clone() };
+    let sandbox = &sandbox;
     std::fs::create_dir_all(scratch_in).map_err(|e| e.to_string())?;
     let scratch = tempfile::Builder::new().prefix("fetch-").tempdir_in(scratch_in).map_err(|e| e.to_string())?;
     let root = std::fs::canonicalize(scratch.path()).map_err(|e| e.to_string())?;
@@ -42,9 +46,10 @@ pub fn fetch_commit(
     let git_dir_arg = format!("--git-dir={}", git_dir.display());
     // By commit first (GitHub allows it); a server that does not falls back
     // to the ref, which must then still point at the commit.
-    let by_commit = run(&[&git_dir_arg, "fetch", "--quiet", "--depth=1", "--no-tags", url, commit], &online);
+    // `--`: nothing from the payload is read as an option.
+    let by_commit = run(&[&git_dir_arg, "fetch", "--quiet", "--depth=1", "--no-tags", "--", url, commit], &online);
     if by_commit.is_err() {
-        run(&[&git_dir_arg, "fetch", "--quiet", "--depth=1", "--no-tags", url, git_ref], &online)?;
+        run(&[&git_dir_arg, "fetch", "--quiet", "--depth=1", "--no-tags", "--", url, git_ref], &online)?;
     }
     let head = run(&[&git_dir_arg, "rev-parse", "FETCH_HEAD"], &offline)?;
     if head.trim() != commit {

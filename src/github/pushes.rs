@@ -42,24 +42,29 @@ pub async fn forget(pool: &SqlitePool, delivery: &str) -> Result<(), sqlx::Error
     Ok(())
 }
 
-/// Every pending push, oldest first.
-pub async fn pending(pool: &SqlitePool) -> Result<Vec<PendingPush>, sqlx::Error> {
+/// Every pending push with its age, oldest first.
+pub async fn pending(pool: &SqlitePool) -> Result<Vec<(PendingPush, std::time::Duration)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT delivery_id, repository, git_ref, commit_id, clone_url FROM github_pushes \
+        "SELECT delivery_id, repository, git_ref, commit_id, clone_url, created_at FROM github_pushes \
          ORDER BY created_at, delivery_id",
     )
     .fetch_all(pool)
     .await?;
+    let now = now_ms();
     Ok(rows
         .iter()
-        .map(|row| PendingPush {
-            delivery: row.get("delivery_id"),
-            origin: GitOrigin {
-                repository: row.get("repository"),
-                git_ref: row.get("git_ref"),
-                commit: row.get("commit_id"),
-            },
-            clone_url: row.get("clone_url"),
+        .map(|row| {
+            let push = PendingPush {
+                delivery: row.get("delivery_id"),
+                origin: GitOrigin {
+                    repository: row.get("repository"),
+                    git_ref: row.get("git_ref"),
+                    commit: row.get("commit_id"),
+                },
+                clone_url: row.get("clone_url"),
+            };
+            let age = std::time::Duration::from_millis(now.saturating_sub(row.get::<i64, _>("created_at")) as u64);
+            (push, age)
         })
         .collect())
 }

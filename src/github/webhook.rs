@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -69,29 +70,15 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
         return Err(ApiError::bad_request("bad_payload", "the push payload lacks repository.full_name, ref or after"));
     }
     let github = &state.config.github;
-    if !github.repos.iter().any(|r| r.eq_ignore_ascii_case(&repository)) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "repository_not_allowed",
-            format!("`{repository}` is not on this server's list of repositories"),
-        ));
-    }
+    check_repository(state, &repository)?;
     if payload.pointer("/deleted").and_then(Value::as_bool) == Some(true) || commit.chars().all(|c| c == '0') {
         return Ok(ignored(format!("{git_ref} was deleted")));
     }
     if git_ref.starts_with("refs/tags/") && !github.build_tags {
         return Ok(ignored(format!("tag pushes are not built ({git_ref})")));
     }
-    if !clone_url.starts_with(&github.clone_base) {
-        return Err(ApiError::bad_request(
-            "clone_url_refused",
-            format!("the clone URL `{clone_url}` does not start with `{}`", github.clone_base),
-        ));
-    }
-    if !commit.chars().all(|c| c.is_ascii_hexdigit()) || commit.len() < 7 {
-        return Err(ApiError::bad_request("bad_payload", format!("`{commit}` is not a commit id")));
-    }
     let origin = GitOrigin { repository, git_ref, commit };
+    check_source(state, &clone_url, &origin)?;
     if let Some(delivery) = delivery {
         let push = PendingPush { delivery: delivery.to_string(), origin: origin.clone(), clone_url: clone_url.clone() };
         if !pushes::remember(&state.db, &push).await? {
@@ -108,6 +95,7 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
         clone_url,
         origin,
         detached.clone(),
+        true,
     ));
     match tokio::time::timeout(state.config.github.answer_within, &mut job).await {
         Ok(joined) => {
@@ -121,6 +109,40 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
     }
 }
 
+/// Refuses a repository that is not on the list.
+fn check_repository(state: &AppState, repository: &str) -> ApiResult<()> {
+    if state.config.github.repos.iter().any(|r| r.eq_ignore_ascii_case(repository)) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "repository_not_allowed",
+        format!("`{repository}` is not on this server's list of repositories"),
+    ))
+}
+
+/// Refuses a clone URL outside `clone-base` (whole path segments, no `..`),
+/// a ref that is not a ref, and a commit that is not a commit id.
+fn check_source(state: &AppState, clone_url: &str, origin: &GitOrigin) -> ApiResult<()> {
+    let base = &state.config.github.clone_base;
+    let base = if base.ends_with('/') { base.clone() } else { format!("{base}/") };
+    let escapes = clone_url.split(['/', '\\']).any(|segment| segment == "..");
+    if !clone_url.starts_with(&base) || escapes {
+        return Err(ApiError::bad_request(
+            "clone_url_refused",
+            format!("the clone URL `{clone_url}` is not below `{base}`"),
+        ));
+    }
+    if !origin.git_ref.starts_with("refs/") || origin.git_ref.contains("..") {
+        return Err(ApiError::bad_request("bad_payload", format!("`{}` is not a ref", origin.git_ref)));
+    }
+    let commit = &origin.commit;
+    if !commit.chars().all(|c| c.is_ascii_hexdigit()) || commit.len() < 7 {
+        return Err(ApiError::bad_request("bad_payload", format!("`{commit}` is not a commit id")));
+    }
+    Ok(())
+}
+
 fn accepted(delivery: &str) -> Response {
     (StatusCode::ACCEPTED, Json(json!({ "accepted": true, "delivery": delivery, "status": "fetching" })))
         .into_response()
@@ -128,13 +150,15 @@ fn accepted(delivery: &str) -> Response {
 
 /// Fetches the commit, submits it as a build and records the delivery. When
 /// the request has already been answered (`detached`), a fetch failure is
-/// reported as an `error` commit status instead.
+/// reported as an `error` commit status instead. Unless `last_try`, a
+/// failure leaves the push pending for the caller to try again.
 async fn fetch_and_submit(
     state: AppState,
     delivery: Option<String>,
     clone_url: String,
     origin: GitOrigin,
     detached: Arc<AtomicBool>,
+    last_try: bool,
 ) -> ApiResult<(StatusCode, BuildView)> {
     let result = async {
         let files = {
@@ -161,10 +185,15 @@ async fn fetch_and_submit(
         Ok::<_, ApiError>((StatusCode::ACCEPTED, view))
     }
     .await;
-    if let (Err(_), Some(delivery)) = (&result, &delivery) {
-        // Final: a redelivery from GitHub starts it again.
+    if !last_try && result.is_err() {
+        return result;
+    }
+    if let Some(delivery) = &delivery {
+        // Built (the build's transaction usually dropped it already, but not
+        // when another attempt had recorded the delivery first), or failed
+        // for good: a redelivery from GitHub starts it again.
         if let Err(e) = pushes::forget(&state.db, delivery).await {
-            tracing::warn!(delivery = %delivery, "could not drop the failed push: {e}");
+            tracing::warn!(delivery = %delivery, "could not drop the pending push: {e}");
         }
     }
     if let (Err(error), true) = (&result, detached.load(Ordering::SeqCst)) {
@@ -181,23 +210,59 @@ async fn fetch_and_submit(
     result
 }
 
-/// Fetches and builds the pushes a stopped daemon had accepted but not yet
-/// built (when the webhook is enabled). Failures are reported as `error`
-/// commit statuses, as for any push answered before its fetch ended.
+/// How often a push taken up after a restart is tried, and the waits
+/// between tries (the network may still be coming up).
+const RESUME_WAITS: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(10)];
+
+/// Pending pushes older than this are dropped instead of built.
+const RESUME_WITHIN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Fetches and builds, one after another, the pushes a stopped daemon had
+/// accepted but not yet built (when the webhook is enabled), checked again
+/// against the repository list and `clone-base`. Failures are retried, then
+/// reported as `error` commit statuses, as for any push answered before its
+/// fetch ended. Returns how many there are.
 pub async fn resume_pending(state: &AppState) -> Result<usize, sqlx::Error> {
     if state.config.github.secret.is_none() {
         return Ok(0);
     }
     let pending = pushes::pending(&state.db).await?;
-    for push in &pending {
-        tracing::info!(delivery = %push.delivery, commit = %push.origin.commit, "fetching a push accepted before the restart");
-        tokio::spawn(fetch_and_submit(
-            state.clone(),
-            Some(push.delivery.clone()),
-            push.clone_url.clone(),
-            push.origin.clone(),
-            Arc::new(AtomicBool::new(true)),
-        ));
-    }
-    Ok(pending.len())
+    let count = pending.len();
+    let state = state.clone();
+    tokio::spawn(async move {
+        for (push, age) in pending {
+            let refused = match check_repository(&state, &push.origin.repository)
+                .and_then(|_| check_source(&state, &push.clone_url, &push.origin))
+            {
+                Err(e) => Some(e.message),
+                Ok(()) if age > RESUME_WITHIN => Some("it is older than a week".to_string()),
+                Ok(()) => None,
+            };
+            if let Some(reason) = refused {
+                tracing::warn!(delivery = %push.delivery, "a pending push is dropped: {reason}");
+                let _ = pushes::forget(&state.db, &push.delivery).await;
+                continue;
+            }
+            tracing::info!(delivery = %push.delivery, commit = %push.origin.commit, "fetching a push accepted before the restart");
+            let mut waits = RESUME_WAITS.iter();
+            loop {
+                let wait = waits.next();
+                let last_try = wait.is_none();
+                let result = fetch_and_submit(
+                    state.clone(),
+                    Some(push.delivery.clone()),
+                    push.clone_url.clone(),
+                    push.origin.clone(),
+                    Arc::new(AtomicBool::new(true)),
+                    last_try,
+                )
+                .await;
+                match wait {
+                    Some(wait) if result.is_err() && !state.shutdown.is_cancelled() => tokio::time::sleep(*wait).await,
+                    _ => break,
+                }
+            }
+        }
+    });
+    Ok(count)
 }

@@ -42,10 +42,16 @@ const ENV_ALLOWED: [&str; 8] = [
     "LC_ALL",
 ];
 
-/// What a step that may use the network also sees: name resolution and
-/// the CA certificates.
-const NETWORK_FILES: [&str; 5] =
-    ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates"];
+/// What a step that may use the network also sees: name resolution and the
+/// CA certificates (Debian's and Red Hat's places), not private keys.
+const NETWORK_FILES: [&str; 6] = [
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/ssl/certs",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust/extracted",
+];
 
 /// Why the sandbox cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]

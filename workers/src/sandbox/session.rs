@@ -146,8 +146,15 @@ impl Session {
     pub fn covers(&self, cmd: &Cmd, mounts: &Mounts) -> bool {
         let under = |path: &Path, roots: &[PathBuf]| roots.iter().any(|r| path.starts_with(r));
         let visible: Vec<PathBuf> = self.mounts.writable.iter().chain(&self.mounts.read_only).cloned().collect();
+        // The deepest mount holding a path decides (bubblewrap binds parents
+        // before children).
         let read_only_here = |path: &Path| {
-            under(path, &visible) && (!under(path, &self.mounts.writable) || under(path, &self.mounts.read_only))
+            let writable = self.mounts.writable.iter().map(|m| (m, true));
+            let deepest = writable
+                .chain(self.mounts.read_only.iter().map(|m| (m, false)))
+                .filter(|(m, _)| path.starts_with(m))
+                .max_by_key(|(m, _)| m.components().count());
+            matches!(deepest, Some((_, false)))
         };
         let program_dir = cmd.program.parent().unwrap_or(Path::new("/"));
         !mounts.runs_project_code
