@@ -15,6 +15,7 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wheelwright::builds::GitOrigin;
+use wheelwright::config::ServeArgs;
 use wheelwright::github::pushes::{self, PendingPush};
 use wheelwright::github::signature::sign;
 
@@ -123,17 +124,44 @@ async fn deliver(
     request.send().await.unwrap()
 }
 
+/// The webhook turned on for `acme/pymult` at `remote`, statuses to `api`.
+fn enable_github(args: &mut ServeArgs, remote: &Remote, api: &str) {
+    args.github_secret = Some(SECRET.into());
+    args.github_repos = Some(vec!["acme/pymult".into()]);
+    args.github_clone_base = Some(remote.clone_base());
+    args.github_api = Some(api.to_string());
+    args.github_token = Some("gh-test-token".into());
+}
+
 async fn app_for(remote: &Remote, api: &str) -> TestApp {
-    let (clone_base, api) = (remote.clone_base(), api.to_string());
-    TestApp::spawn_with(move |a| {
-        a.github_secret = Some(SECRET.into());
-        a.github_repos = Some(vec!["acme/pymult".into()]);
-        a.github_clone_base = Some(clone_base);
-        a.github_api = Some(api);
-        a.github_token = Some("gh-test-token".into());
+    TestApp::spawn_with(|a| {
+        enable_github(a, remote, api);
         a.public_url = Some("https://wheelwright.example".into());
     })
     .await
+}
+
+/// The id of the first build to appear (the webhook made it in the background).
+async fn first_build(app: &TestApp) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let builds = app.get_json("/api/v1/builds").await;
+        if let Some(build) = builds["builds"].as_array().unwrap().first() {
+            return build["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the build never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The states of the first `count` commit statuses posted.
+async fn statuses_posted(statuses: &Seen, count: usize) -> Vec<(String, Value)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while statuses.lock().unwrap().len() < count {
+        assert!(Instant::now() < deadline, "statuses were not posted: {:?}", statuses.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    statuses.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,12 +195,7 @@ async fn a_signed_push_builds_the_commit_and_reports_statuses_in_order() {
     assert_eq!(app.get_json("/api/v1/builds").await["builds"].as_array().unwrap().len(), 1);
 
     // Statuses: pending, then success, both linking to the build page.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while statuses.lock().unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "statuses were not posted: {:?}", statuses.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let seen = statuses.lock().unwrap().clone();
+    let seen = statuses_posted(&statuses, 2).await;
     let states: Vec<&str> = seen.iter().map(|(_, b)| b["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["pending", "success"]);
     for (target, body) in &seen {
@@ -268,11 +291,8 @@ async fn a_slow_fetch_is_answered_at_once_and_built_in_the_background() {
     let (api, statuses) = recording_server().await;
     let data = tempfile::tempdir().unwrap();
     let mut args = test_args(data.path());
-    args.github_secret = Some(SECRET.into());
+    enable_github(&mut args, &remote, &api);
     args.github_repos = Some(vec!["acme/pymult".into(), "acme/missing".into()]);
-    args.github_clone_base = Some(remote.clone_base());
-    args.github_api = Some(api);
-    args.github_token = Some("gh-test-token".into());
     let mut config = config(args);
     // Answer before any fetch can finish.
     config.github.answer_within = Duration::ZERO;
@@ -285,15 +305,7 @@ async fn a_slow_fetch_is_answered_at_once_and_built_in_the_background() {
         response.json::<Value>().await.unwrap(),
         json!({"accepted": true, "delivery": "slow-1", "status": "fetching"})
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let id = loop {
-        let builds = app.get_json("/api/v1/builds").await;
-        if let Some(build) = builds["builds"].as_array().unwrap().first() {
-            break build["id"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "the build never appeared");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let id = first_build(&app).await;
     let done = app.wait(&id).await;
     assert_eq!(done["status"], "succeeded");
     assert_eq!(done["source"]["commit"], remote.commit.as_str());
@@ -327,11 +339,7 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
     let data = tempfile::tempdir().unwrap();
     let args = || {
         let mut args = test_args(data.path());
-        args.github_secret = Some(SECRET.into());
-        args.github_repos = Some(vec!["acme/pymult".into()]);
-        args.github_clone_base = Some(remote.clone_base());
-        args.github_api = Some(api.clone());
-        args.github_token = Some("gh-test-token".into());
+        enable_github(&mut args, &remote, &api);
         args
     };
     // A daemon that accepted a push and stopped before fetching it leaves
@@ -352,15 +360,7 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
     pool.close().await;
 
     let app = TestApp::start(config(args()), None, None).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let id = loop {
-        let builds = app.get_json("/api/v1/builds").await;
-        if let Some(build) = builds["builds"].as_array().unwrap().first() {
-            break build["id"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "the pending push was not built after the restart");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let id = first_build(&app).await;
     let done = app.wait(&id).await;
     assert_eq!(done["status"], "succeeded");
     assert_eq!(done["source"]["commit"], remote.commit.as_str());
@@ -371,13 +371,8 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
     assert_eq!(app.get_json("/api/v1/builds").await["builds"].as_array().unwrap().len(), 1);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while statuses.lock().unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "statuses were not posted: {:?}", statuses.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let states: Vec<String> =
-        statuses.lock().unwrap().iter().map(|(_, b)| b["state"].as_str().unwrap().to_string()).collect();
+        statuses_posted(&statuses, 2).await.iter().map(|(_, b)| b["state"].as_str().unwrap().to_string()).collect();
     assert_eq!(states, ["pending", "success"]);
     let data_dir = app.data.clone();
     app.stop().await.unwrap();
