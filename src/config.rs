@@ -132,7 +132,7 @@ pub struct GithubConfig {
     pub secret: Option<String>,
     /// `owner/name` allowed to trigger builds.
     pub repos: Vec<String>,
-    /// Prefix every clone URL must have.
+    /// Prefix every clone URL must have (ends with `/`).
     pub clone_base: String,
     /// API base URL.
     pub api: String,
@@ -266,7 +266,15 @@ impl Config {
         config.github = GithubConfig {
             secret: args.github_secret.or(gh.secret).filter(|s| !s.is_empty()),
             repos: args.github_repos.or(gh.repos).unwrap_or_default().into_iter().filter(|r| !r.is_empty()).collect(),
-            clone_base: args.github_clone_base.or(gh.clone_base).unwrap_or_else(|| "https://github.com/".into()),
+            // Ends with '/': clone URLs are compared by whole path segments.
+            clone_base: {
+                let base = args.github_clone_base.or(gh.clone_base).unwrap_or_else(|| "https://github.com/".into());
+                if base.ends_with('/') {
+                    base
+                } else {
+                    format!("{base}/")
+                }
+            },
             api: args
                 .github_api
                 .or(gh.api)

@@ -125,9 +125,8 @@ fn check_repository(state: &AppState, repository: &str) -> ApiResult<()> {
 /// a ref that is not a ref, and a commit that is not a commit id.
 fn check_source(state: &AppState, clone_url: &str, origin: &GitOrigin) -> ApiResult<()> {
     let base = &state.config.github.clone_base;
-    let base = if base.ends_with('/') { base.clone() } else { format!("{base}/") };
     let escapes = clone_url.split(['/', '\\']).any(|segment| segment == "..");
-    if !clone_url.starts_with(&base) || escapes {
+    if !clone_url.starts_with(base.as_str()) || escapes {
         return Err(ApiError::bad_request(
             "clone_url_refused",
             format!("the clone URL `{clone_url}` is not below `{base}`"),

@@ -291,13 +291,7 @@ fn child_setup(
             libc::close(fd);
         }
     }
-    for &(resource, value) in rlimits {
-        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
-        // SAFETY: `limit` is a valid rlimit for the duration of the call.
-        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    set_rlimits(rlimits)?;
     if let Some(fd) = landlock_ruleset {
         // SAFETY: plain system calls on a descriptor opened before the fork.
         unsafe {
@@ -306,6 +300,19 @@ fn child_setup(
             {
                 return Err(std::io::Error::last_os_error());
             }
+        }
+    }
+    Ok(())
+}
+
+/// Lowers the calling process's rlimits (soft and hard). Only system calls:
+/// safe between fork and exec.
+pub fn set_rlimits(rlimits: &[(libc::__rlimit_resource_t, u64)]) -> std::io::Result<()> {
+    for &(resource, value) in rlimits {
+        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+        // SAFETY: `limit` is a valid rlimit for the duration of the call.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
         }
     }
     Ok(())

@@ -86,11 +86,15 @@ struct Owner {
 }
 
 impl Owner {
-    fn this() -> Owner {
-        use std::os::unix::fs::MetadataExt;
-        let pid = std::process::id();
-        let pid_namespace = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
-        Owner { pid_namespace, pid, started: start_time(pid).unwrap_or(0) }
+    /// This process (read from /proc once).
+    fn this() -> &'static Owner {
+        static THIS: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+        THIS.get_or_init(|| {
+            use std::os::unix::fs::MetadataExt;
+            let pid = std::process::id();
+            let pid_namespace = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
+            Owner { pid_namespace, pid, started: start_time(pid).unwrap_or(0) }
+        })
     }
 
     fn tag(&self) -> String {
@@ -129,7 +133,7 @@ fn remove_stale(base: &Path, v2: bool) {
         let name = entry.file_name();
         let Some(name) = name.to_str().filter(|n| n.starts_with("step-")) else { continue };
         match Owner::of(name) {
-            Some(owner) if owner == this => {}
+            Some(owner) if &owner == this => {}
             Some(owner)
                 if owner.pid_namespace == this.pid_namespace && start_time(owner.pid) != Some(owner.started) =>
             {
@@ -225,7 +229,7 @@ mod tests {
             return;
         };
         let this = Owner::this();
-        assert_eq!(Owner::of(&format!("step-{}-7", this.tag())), Some(this.clone()));
+        assert_eq!(Owner::of(&format!("step-{}-7", this.tag())).as_ref(), Some(this));
         // A pid above the kernel's maximum (4194304) belongs to no process.
         let dead = hierarchy.base().join(format!("step-{}-99999999-1-0", this.pid_namespace));
         // Our own pid, but started at another time: a daemon before this one.

@@ -148,13 +148,9 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
             return 126;
         }
     }
-    for (resource, value) in rlimits {
-        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
-        // SAFETY: `limit` is a valid rlimit for the duration of the call.
-        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-            eprintln!("wheelwright-sandbox-exec: setrlimit: {}", std::io::Error::last_os_error());
-            return 126;
-        }
+    if let Err(e) = crate::process::set_rlimits(&rlimits) {
+        eprintln!("wheelwright-sandbox-exec: setrlimit: {e}");
+        return 126;
     }
     if let Err(e) = restrict(&ro, &rw, &connect) {
         eprintln!("wheelwright-sandbox-exec: landlock: {e}");

@@ -263,7 +263,6 @@ impl Sandbox {
         let Isolation::Bubblewrap { bwrap, helper } = &self.isolation else {
             return cmd.cloned().expect("only a bubblewrap sandbox serves sessions");
         };
-        let no_env = Vec::new();
         let mut args: Vec<String> = [
             "--unshare-user",
             "--unshare-ipc",
@@ -285,10 +284,8 @@ impl Sandbox {
         setenv("HOME", "/tmp");
         setenv("TMPDIR", "/tmp");
         setenv("LANG", "C.UTF-8");
-        for (k, v) in cmd.map_or(&no_env, |c| &c.env) {
-            if ENV_ALLOWED.contains(&k.as_str()) {
-                setenv(k, v);
-            }
+        for (k, v) in cmd.map(allowed_env).into_iter().flatten() {
+            setenv(k, v);
         }
         if mounts.network.is_empty() {
             args.push("--unshare-net".into());
@@ -363,6 +360,11 @@ impl Sandbox {
         }
         Cmd { program: bwrap.clone(), args, cwd: None, env: Vec::new(), clear_env: false }
     }
+}
+
+/// The variables of `cmd`'s environment that pass into a sandbox.
+fn allowed_env(cmd: &Cmd) -> impl Iterator<Item = &(String, String)> {
+    cmd.env.iter().filter(|(k, _)| ENV_ALLOWED.contains(&k.as_str()))
 }
 
 /// What a step's first process does to itself before it executes: join the

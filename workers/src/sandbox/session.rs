@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Limits, Mounts, ENV_ALLOWED};
+use super::{allowed_env, Limits, Mounts};
 use crate::process::{self, CancelToken, Cmd, Exit, Output, RunLimits, SpawnError};
 
 /// How often a waiting step looks at its cancel token.
@@ -186,7 +186,7 @@ impl Session {
             program: cmd.program.clone(),
             args: cmd.args.clone(),
             cwd: cmd.cwd.clone(),
-            env: cmd.env.iter().filter(|(k, _)| ENV_ALLOWED.contains(&k.as_str())).cloned().collect(),
+            env: allowed_env(cmd).cloned().collect(),
             timeout_ms: self.limits.timeout().as_millis() as u64,
             max_output: self.limits.max_output,
             rlimits: self.limits.rlimits(),
