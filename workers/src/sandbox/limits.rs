@@ -1,5 +1,6 @@
-//! Resource limits for one step: the wall clock, rlimits set in the child
-//! before it executes, and the output cap.
+//! Resource limits: for one step (the wall clock, rlimits set in the child
+//! before it executes, the output cap) and for one build as a whole (its
+//! wall clock, memory, disk and each sandbox's `/tmp`).
 
 use std::time::Duration;
 
@@ -24,6 +25,16 @@ pub struct Limits {
     pub processes: u64,
     /// Bytes of output kept per step.
     pub max_output: usize,
+    /// Wall-clock seconds for a whole build, every target and step
+    /// together; what has not run by then is reported as not run.
+    pub build_timeout_secs: u64,
+    /// Memory of a whole build, bytes: every process of every step and the
+    /// tmpfs pages they write, together (a memory cgroup per build).
+    pub build_memory: u64,
+    /// Disk a build's job directory may use, bytes, all files together.
+    pub build_disk: u64,
+    /// Size of the private `/tmp` each sandbox gets, bytes.
+    pub tmp_size: u64,
 }
 
 impl Default for Limits {
@@ -36,14 +47,23 @@ impl Default for Limits {
             open_files: 256,
             processes: 64,
             max_output: 1 << 20,
+            build_timeout_secs: 600,
+            build_memory: 2 << 30,
+            build_disk: 1 << 30,
+            tmp_size: 64 << 20,
         }
     }
 }
 
 impl Limits {
-    /// The wall-clock limit.
+    /// The wall-clock limit of one step.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    /// The wall-clock limit of one build.
+    pub fn build_timeout(&self) -> Duration {
+        Duration::from_secs(self.build_timeout_secs)
     }
 
     /// `(resource, value)` pairs for setrlimit. RLIMIT_NPROC is included; it
