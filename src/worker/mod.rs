@@ -2,6 +2,7 @@
 //! that takes back jobs whose lease expired.
 
 mod run;
+pub mod scrub;
 
 pub use run::report_status;
 

@@ -14,6 +14,7 @@ use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, Status};
 
+use super::scrub::HostPaths;
 use crate::builds::repo;
 use crate::builds::{ArtifactRecord, BuildRecord, BuildStatus};
 use crate::db::BEGIN_IMMEDIATE;
@@ -35,7 +36,8 @@ pub async fn execute(state: &AppState, claim: Claim) {
     let span = info_span!("build", build.id = %claim.build_id, attempt = claim.attempt);
     if let Err(e) = run(state, &claim).instrument(span).await {
         warn!(build.id = %claim.build_id, "build could not be run: {e:#}");
-        match queue::fail_attempt(&state.db, &claim, &format!("{e:#}")).await {
+        let reason = host_paths(state, &claim.build_id).scrub(&format!("{e:#}"));
+        match queue::fail_attempt(&state.db, &claim, &reason).await {
             Ok(Retry::Discarded) => state.logs.finish(&claim.build_id, "failed"),
             Ok(_) => {}
             Err(e) => warn!("recording the failure failed too: {e}"),
@@ -128,6 +130,7 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
             Ok(Ok(report)) => match report.infrastructure_failure() {
                 Some(reason) => {
                     let _ = events.send(Event::Log { target: None, text: format!("host failure: {reason}") });
+                    let reason = host_paths(state, &build.id).scrub(&reason);
                     match queue::fail_attempt(&state.db, claim, &reason).await? {
                         Retry::Scheduled => {
                             let _ = events.send(Event::Log { target: None, text: "the build will be retried".into() });
@@ -197,6 +200,9 @@ async fn record(
             artifact.path = artifact.filename.clone().into();
         }
     }
+    let paths = host_paths(state, &build.id);
+    let report = report.map(|r| paths.scrub_report(&r));
+    let error = error.map(|e| paths.scrub(&e));
     let mut tx = state.db.begin_with(BEGIN_IMMEDIATE).await?;
     let job_state = if status == BuildStatus::Cancelled { "cancelled" } else { "completed" };
     if !queue::complete(&mut tx, claim, job_state).await? {
@@ -206,6 +212,18 @@ async fn record(
     repo::finish(&mut tx, &build.id, status, report.as_ref(), error.as_deref(), &artifacts).await?;
     tx.commit().await?;
     Ok(status)
+}
+
+/// The host places a build's public log and report must not show.
+fn host_paths(state: &AppState, build_id: &str) -> HostPaths {
+    let prefixes: Vec<_> = state.engine.interpreters.iter().map(|i| i.prefix.clone()).collect();
+    HostPaths::for_build(
+        &state.jobs_dir.join(build_id),
+        &state.sources_dir.join(build_id),
+        &state.config.data_dir,
+        &state.config.cache_dir,
+        &prefixes,
+    )
 }
 
 fn store_artifacts(
@@ -268,6 +286,7 @@ const LOG_BATCH_LINES: usize = 500;
 /// Turns engine events into numbered log lines: to the database in batches,
 /// and to live followers.
 async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events: mpsc::UnboundedReceiver<Event>) {
+    let host_paths = host_paths(&state, &build_id);
     while let Some(event) = events.recv().await {
         let mut lines = render(&state, &event);
         // A short window gathers a burst of lines into one transaction; the
@@ -280,11 +299,8 @@ async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events:
             }
         }
         // Where the daemon keeps its files is none of the reader's business.
-        let job_dir = state.jobs_dir.join(&build_id).display().to_string();
         for line in &mut lines {
-            if line.contains(&job_dir) {
-                *line = line.replace(&job_dir, "$JOB");
-            }
+            *line = host_paths.scrub(line);
         }
         if let Err(e) = repo::append_logs(&state.db, &build_id, seq, &lines).await {
             warn!("writing log lines failed: {e}");
