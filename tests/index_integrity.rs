@@ -129,6 +129,14 @@ async fn a_published_file_name_keeps_its_first_bytes() {
     assert_eq!(wheel["url"], first_url.as_str());
     assert!(html.contains(&format!("<a href=\"{first_url}#sha256={first_sha}\"")), "{html}");
     assert!(!html.contains(&second_sha) && !html.contains(&second_id), "{html}");
+    // The project page shows the refusal, without the refused wheel.
+    let project = app.get_json("/api/v1/projects/pymult").await;
+    let cell = &project["versions"][0]["targets"][0];
+    assert_eq!(
+        (cell["target"].as_str(), cell["status"].as_str(), cell["build_id"].as_str()),
+        (Some("linux-x86_64"), Some("failed"), Some(second_id.as_str()))
+    );
+    assert_eq!(cell["artifacts"], serde_json::json!([]));
     // ... which pip, pinned to them, installs.
     pip_install_pinned(&app, &first_sha).unwrap();
     let refused = pip_install_pinned(&app, &second_sha).unwrap_err();
