@@ -35,9 +35,14 @@ fn linux_wheel(build: &Value) -> &Value {
 
 /// The index's JSON entry for the linux wheel, and its HTML page.
 async fn index_entry(app: &TestApp) -> (Value, String) {
+    index_entry_files(app, "pymult", 2).await
+}
+
+/// The same for `project`, which has `count` files.
+async fn index_entry_files(app: &TestApp, project: &str, count: usize) -> (Value, String) {
     let json: Value = app
         .client
-        .get(app.url("/simple/pymult/"))
+        .get(app.url(&format!("/simple/{project}/")))
         .header("Accept", "application/vnd.pypi.simple.v1+json")
         .send()
         .await
@@ -46,9 +51,9 @@ async fn index_entry(app: &TestApp) -> (Value, String) {
         .await
         .unwrap();
     let files = json["files"].as_array().unwrap();
-    assert_eq!(files.len(), 2, "one wheel and the sdist: {json}");
+    assert_eq!(files.len(), count, "{json}");
     let wheel = files.iter().find(|f| f["filename"] == LINUX_WHEEL).unwrap().clone();
-    let html = app.client.get(app.url("/simple/pymult/")).send().await.unwrap().text().await.unwrap();
+    let html = app.client.get(app.url(&format!("/simple/{project}/"))).send().await.unwrap().text().await.unwrap();
     (wheel, html)
 }
 
@@ -212,16 +217,18 @@ async fn a_project_belongs_to_the_token_that_first_published_it() {
     assert_eq!(listed["builds"].as_array().unwrap().len(), 1, "{listed}");
 
     // Bob's own project is his; Alice may upload hers again.
-    let bobs = project(&[("bobmod.asm", include_str!("../examples/pymult/src/pymult.asm"))]);
+    let bobs = project(&[("pymult.asm", include_str!("../examples/pymult/src/pymult.asm"))]);
     let response = app
         .client
         .post(app.url("/api/v1/builds"))
         .bearer_auth("bob-token")
-        .multipart(form_of_dir(bobs.path(), &[("targets", "linux-x86_64")]))
+        .multipart(form_of_dir(bobs.path(), &[("name", "bobs-mult"), ("targets", "linux-x86_64")]))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let bobs_build = response.json::<Value>().await.unwrap();
+    assert_eq!(app.wait(bobs_build["id"].as_str().unwrap()).await["status"], "succeeded");
     let again = app.submit(&example("pymult"), &linux).await;
     assert_eq!((again["status"].as_str(), again["cached_from"].as_str()), (Some("succeeded"), first["id"].as_str()));
 
@@ -270,5 +277,90 @@ async fn with_open_ownership_another_token_publishes_but_cannot_change_bytes() {
     assert!(reason.starts_with(&format!("{LINUX_WHEEL} was already published with other bytes")), "{reason}");
     let (wheel, _) = index_entry(&app).await;
     assert_eq!(wheel["hashes"]["sha256"], linux_wheel(&first)["sha256"]);
+    app.stop().await.unwrap();
+}
+
+/// A database as the previous release left it: every migration before this
+/// one applied, and rows written by the old code.
+async fn database_before_the_upgrade(data: &Path) -> sqlx::SqlitePool {
+    let earlier = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo().join("migrations")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "20261201000002" {
+            std::fs::copy(&path, earlier.path().join(name)).unwrap();
+        }
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data.join("wheelwright.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(earlier.path()).await.unwrap().run(&pool).await.unwrap();
+    pool
+}
+
+async fn old_build(pool: &sqlx::SqlitePool, id: &str, name: &str, repository: Option<&str>, files: &[(&str, &str)]) {
+    sqlx::query(
+        "INSERT INTO builds (id, status, project_name, normalized_name, project_version, targets, debug, \
+         source_hash, cache_key, created_at, finished_at, source_repository, source_ref, source_commit) \
+         VALUES (?, 'succeeded', ?, ?, '1.0.0', 'linux-x86_64', FALSE, ?, ?, 1, 2, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(name)
+    .bind(format!("source-{id}"))
+    .bind(format!("key-{id}"))
+    .bind(repository)
+    .bind(repository.map(|_| "refs/heads/main"))
+    .bind(repository.map(|_| "0123456789abcdef0123456789abcdef01234567"))
+    .execute(pool)
+    .await
+    .unwrap();
+    for (filename, sha256) in files {
+        sqlx::query("INSERT INTO artifacts (build_id, filename, target, sha256, size) VALUES (?, ?, NULL, ?, 1)")
+            .bind(id)
+            .bind(filename)
+            .bind(sha256)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upgrade_publishes_the_first_bytes_and_keeps_github_projects_with_their_repository() {
+    let data = tempfile::tempdir().unwrap();
+    let pool = database_before_the_upgrade(data.path()).await;
+    let (first, later) = ("a".repeat(64), "b".repeat(64));
+    // pymult: first built from GitHub, then replaced by another upload, which
+    // the old index served.
+    let first_id = "01000000-0000-7000-8000-000000000001";
+    old_build(&pool, first_id, "pymult", Some("Acme/PyMult"), &[(LINUX_WHEEL, &first)]).await;
+    let later_id = "01000000-0000-7000-8000-000000000002";
+    old_build(&pool, later_id, "pymult", None, &[(LINUX_WHEEL, &later)]).await;
+    // other: first uploaded without a token (nobody known owns it).
+    old_build(&pool, "01000000-0000-7000-8000-000000000003", "other", None, &[("other-1.0.0.tar.gz", &first)]).await;
+    pool.close().await;
+
+    let mut args = common::test_args(data.path());
+    args.smoke = Some(false);
+    args.tokens = Some(vec!["t0ken".into()]);
+    let app = TestApp::start(common::config(args), Some("t0ken".into()), Some(data)).await;
+    let (wheel, _) = index_entry_files(&app, "pymult", 1).await;
+    assert_eq!(wheel["hashes"]["sha256"], first.as_str());
+    assert_eq!(wheel["url"], format!("/api/v1/builds/{first_id}/artifacts/{LINUX_WHEEL}").as_str());
+
+    let response = app.upload_dir(&example("pymult"), &[("targets", "linux-x86_64")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "project `pymult` belongs to the GitHub repository acme/pymult, which published it first; only its owner \
+         can publish it (or choose another name)"
+    );
+    let other = project(&[("pymult.asm", include_str!("../examples/pymult/src/pymult.asm"))]);
+    let claimed = app.submit(other.path(), &[("name", "other"), ("version", "2.0"), ("targets", "linux-x86_64")]).await;
+    assert_eq!(app.wait(claimed["id"].as_str().unwrap()).await["status"], "succeeded");
     app.stop().await.unwrap();
 }
