@@ -364,3 +364,75 @@ async fn the_upgrade_publishes_the_first_bytes_and_keeps_github_projects_with_th
     assert_eq!(app.wait(claimed["id"].as_str().unwrap()).await["status"], "succeeded");
     app.stop().await.unwrap();
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare repository `<base>/acme/pymult.git` holding examples/pymult, and its commit.
+fn github_stand_in() -> (tempfile::TempDir, String) {
+    let base = tempfile::tempdir().unwrap();
+    let bare = base.path().join("acme/pymult.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "--quiet", "--bare"]);
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["init", "--quiet"]);
+    for rel in files_of(&example("pymult")) {
+        let dest = work.path().join(&rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(example("pymult").join(&rel), dest).unwrap();
+    }
+    git(work.path(), &["add", "."]);
+    git(work.path(), &["commit", "--quiet", "-m", "pymult"]);
+    git(work.path(), &["push", "--quiet", bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
+    let commit = git(work.path(), &["rev-parse", "HEAD"]);
+    (base, commit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_of_a_project_published_by_upload_is_refused_by_the_webhook() {
+    let (remote, commit) = github_stand_in();
+    const SECRET: &str = "integrity-secret";
+    let app = TestApp::spawn_with(|a| {
+        a.smoke = Some(false);
+        a.github_secret = Some(SECRET.into());
+        a.github_repos = Some(vec!["acme/pymult".into()]);
+        a.github_clone_base = Some(format!("{}/", remote.path().display()));
+    })
+    .await;
+    // This tokenless daemon's own upload publishes pymult first.
+    let first = app.submit(&example("pymult"), &[("targets", "linux-x86_64")]).await;
+    assert_eq!(app.wait(first["id"].as_str().unwrap()).await["status"], "succeeded");
+
+    let payload = serde_json::json!({
+        "ref": "refs/heads/main",
+        "after": commit,
+        "repository": { "full_name": "acme/pymult", "clone_url": format!("{}/acme/pymult.git", remote.path().display()) },
+    });
+    let body = serde_json::to_vec(&payload).unwrap();
+    let response = app
+        .client
+        .post(app.url("/webhooks/github"))
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", "delivery-owned")
+        .header("X-Hub-Signature-256", wheelwright::github::signature::sign(SECRET, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let error: Value = response.json().await.unwrap();
+    let message = "project `pymult` belongs to this server's local uploads, which published it first; only its \
+                   owner can publish it (or choose another name)";
+    assert_eq!(error, serde_json::json!({ "error": { "code": "project_owned", "message": message } }));
+    let listed = app.get_json("/api/v1/builds").await;
+    assert_eq!(listed["builds"].as_array().unwrap().len(), 1, "the push made no build: {listed}");
+    app.stop().await.unwrap();
+}
