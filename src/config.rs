@@ -18,6 +18,19 @@ pub enum SandboxKind {
     None,
 }
 
+/// Who may publish a project into the package index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ownership {
+    /// A project belongs to whoever first published it (a token, a GitHub
+    /// repository, or the daemon itself when it has no tokens); uploads of
+    /// it by anyone else are refused.
+    FirstPublisher,
+    /// Anyone who may build may publish any project (file names still keep
+    /// their first bytes).
+    Open,
+}
+
 /// `wheelwright serve` flags; each also comes from `WHEELWRIGHT_<NAME>`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
@@ -87,6 +100,12 @@ pub struct ServeArgs {
     /// Token for posting commit statuses.
     #[arg(long, env = "WHEELWRIGHT_GITHUB_TOKEN")]
     pub github_token: Option<String>,
+    /// Who may publish a project: its first publisher, or anyone [default: first-publisher].
+    #[arg(long, value_enum, env = "WHEELWRIGHT_INDEX_OWNERSHIP")]
+    pub index_ownership: Option<Ownership>,
+    /// Builds one token (or, without tokens, one client address) may have queued [default: 100].
+    #[arg(long, env = "WHEELWRIGHT_MAX_QUEUED_PER_CLIENT")]
+    pub max_queued_per_client: Option<u32>,
 }
 
 /// The configuration file's keys (all optional; unknown keys are errors).
@@ -110,6 +129,15 @@ struct FileConfig {
     public_url: Option<String>,
     limits: Option<Limits>,
     github: Option<GithubFile>,
+    max_queued_per_client: Option<u32>,
+    index: Option<IndexFileConfig>,
+}
+
+/// `[index]` in the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct IndexFileConfig {
+    ownership: Option<Ownership>,
 }
 
 /// `[github]` in the configuration file.
@@ -184,6 +212,10 @@ pub struct Config {
     pub public_url: String,
     /// GitHub webhook and statuses.
     pub github: GithubConfig,
+    /// Who may publish a project (`[index] ownership`).
+    pub index_ownership: Ownership,
+    /// Builds one submitter may have queued before uploads answer 429.
+    pub max_queued_per_client: u32,
 }
 
 /// A configuration that cannot be used.
@@ -254,6 +286,11 @@ impl Config {
                 build_tags: true,
                 answer_within: Duration::from_secs(8),
             },
+            index_ownership: args
+                .index_ownership
+                .or(file.index.and_then(|i| i.ownership))
+                .unwrap_or(Ownership::FirstPublisher),
+            max_queued_per_client: args.max_queued_per_client.or(file.max_queued_per_client).unwrap_or(100),
         };
         let mut config = config;
         config.public_url = args
@@ -300,6 +337,11 @@ impl Config {
         if self.max_attempts == 0 {
             return Err(ConfigError::Refused("max-attempts must be at least 1".into()));
         }
+        if self.max_queued_per_client == 0 {
+            return Err(ConfigError::Refused(
+                "max-queued-per-client must be at least 1 (set it high to allow large bursts)".into(),
+            ));
+        }
         if self.max_upload < 1024 {
             return Err(ConfigError::Refused("max-upload must be at least 1024 bytes".into()));
         }
@@ -329,7 +371,8 @@ impl Config {
         };
         format!(
             "bind={} data_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
-             step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} github={}",
+             step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} github={} \
+             index_ownership={:?} max_queued_per_client={}",
             self.bind,
             self.data_dir.display(),
             self.workers,
@@ -348,7 +391,9 @@ impl Config {
                 self.pythons.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")
             },
             self.public_url,
-            github
+            github,
+            self.index_ownership,
+            self.max_queued_per_client
         )
     }
 }
@@ -388,6 +433,27 @@ mod tests {
         assert_eq!(config.max_upload, 2048);
         assert_eq!(config.limits.timeout_secs, 9);
         assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+
+    #[test]
+    fn ownership_and_the_queue_limit_come_from_flags_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wheelwright.toml");
+        std::fs::write(&file, "max-queued-per-client = 7\n[index]\nownership = \"open\"\n").unwrap();
+        let config = Config::load(ServeArgs { config: Some(file.clone()), ..ServeArgs::default() }).unwrap();
+        assert_eq!((config.index_ownership, config.max_queued_per_client), (Ownership::Open, 7));
+        let args = ServeArgs {
+            config: Some(file),
+            index_ownership: Some(Ownership::FirstPublisher),
+            max_queued_per_client: Some(9),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(args).unwrap();
+        assert_eq!((config.index_ownership, config.max_queued_per_client), (Ownership::FirstPublisher, 9));
+        let defaults = Config::load(ServeArgs::default()).unwrap();
+        assert_eq!((defaults.index_ownership, defaults.max_queued_per_client), (Ownership::FirstPublisher, 100));
+        let zero = Config::load(ServeArgs { max_queued_per_client: Some(0), ..ServeArgs::default() }).unwrap_err();
+        assert!(zero.to_string().starts_with("max-queued-per-client must be at least 1"), "{zero}");
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub async fn run(
         info!("shutting down: no new builds are claimed");
         token.cancel();
     });
+    // The client's address: tokenless uploads are counted per address.
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, router).with_graceful_shutdown(state.shutdown.clone().cancelled_owned()).await?;
     workers.await.context("the worker pool failed")?;
     state.db.close().await;

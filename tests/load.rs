@@ -14,7 +14,12 @@ const BUILDS: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_builds_all_finish_once_while_the_api_answers() {
-    let app = TestApp::spawn_with(|a| a.smoke = Some(false)).await;
+    // One client queues all 200 at once: more than the default per-client limit.
+    let app = TestApp::spawn_with(|a| {
+        a.smoke = Some(false);
+        a.max_queued_per_client = Some(BUILDS as u32);
+    })
+    .await;
     let source = project(&[("pymult.asm", PYMULT)]);
     // Distinct versions make distinct builds (no cache hits).
     let uploads = (0..BUILDS).map(|i| {

@@ -1,9 +1,10 @@
 //! `/api/v1/builds`: submit, list, show, follow the log, cancel, download.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -19,7 +20,8 @@ use wheelwright_workers::wheel::tags;
 
 use super::error::{ApiError, ApiResult};
 use crate::builds::repo::{self, CancelOutcome, Inserted, NewBuild};
-use crate::builds::{ArtifactRecord, BuildRecord, BuildStatus, UploadOverrides};
+use crate::builds::{published, ArtifactRecord, BuildRecord, BuildStatus, Submitter, UploadOverrides};
+use crate::config::Ownership;
 use crate::logs::LogEvent;
 use crate::state::AppState;
 use crate::upload;
@@ -182,6 +184,7 @@ pub async fn load_view(state: &AppState, id: &str) -> ApiResult<BuildView> {
 /// (or answer from an identical earlier build).
 pub async fn create(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Response> {
@@ -191,14 +194,43 @@ pub async fn create(
         return Err(ApiError::too_large(format!("uploads are limited to {} bytes", state.config.max_upload)));
     }
     let upload = upload::read(form?, MAX_EXPANDED, upload::Mode::Api).await?;
-    let view = submit(&state, upload).await?;
+    let submitter = api_submitter(&state, &headers, client);
+    accepted(submit(&state, upload, &submitter).await)
+}
+
+/// How long a client refused for having too many builds queued is asked to
+/// wait before trying again.
+const RETRY_AFTER_SECS: u64 = 30;
+
+/// `202 Accepted` with the build and its `Location`; or the error, with
+/// `Retry-After` when it is the queue limit.
+fn accepted(result: ApiResult<BuildView>) -> ApiResult<Response> {
+    let view = match result {
+        Ok(view) => view,
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            return Ok(([(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())], e).into_response())
+        }
+        Err(e) => return Err(e),
+    };
     let location = HeaderValue::from_str(&format!("/api/v1/builds/{}", view.id)).map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
 }
 
-/// Stores an upload, checks the project and queues it (or answers from an
-/// identical earlier build). Shared by the API and the web form.
-pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<BuildView> {
+/// Who sends an API write: the bearer token's holder (the token middleware
+/// has checked it), or the client's address on a tokenless daemon.
+fn api_submitter(state: &AppState, headers: &HeaderMap, client: SocketAddr) -> Submitter {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    Submitter::of_request(!state.config.tokens.is_empty(), token, client.ip())
+}
+
+/// Stores an upload, checks the project and who sends it, and queues it (or
+/// answers from an identical earlier build). Shared by the API, the web form
+/// and the webhook, which say who `submitter` is.
+pub async fn submit(state: &AppState, upload: upload::Upload, submitter: &Submitter) -> ApiResult<BuildView> {
     let id = uuid::Uuid::now_v7().to_string();
     let source = state.sources_dir.join(&id);
     let overrides = Overrides { name: upload.name.clone(), version: upload.version.clone(), debug: upload.debug };
@@ -220,6 +252,18 @@ pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<Build
             return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_project", e.to_string()));
         }
     };
+    let normalized_name = tags::normalize(&project.metadata.name);
+    let enforce_ownership = state.config.index_ownership == Ownership::FirstPublisher;
+    if enforce_ownership {
+        // Refused before it takes a worker; the worker checks again when it
+        // publishes (the first publisher may still be building).
+        let owner = published::owner_of(&mut *state.db.acquire().await?, &normalized_name).await?;
+        if let Some(owner) = owner.filter(|o| *o != submitter.owner) {
+            let _ = std::fs::remove_dir_all(&source);
+            let message = published::project_owned_message(&normalized_name, &owner);
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "project_owned", message));
+        }
+    }
     let targets = upload.targets.unwrap_or_else(|| project.settings.targets.clone());
     let overrides = UploadOverrides { name: upload.name, version: upload.version };
     let cache_key = {
@@ -230,7 +274,7 @@ pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<Build
     let build = NewBuild {
         id: id.clone(),
         project_name: project.metadata.name.clone(),
-        normalized_name: tags::normalize(&project.metadata.name),
+        normalized_name,
         project_version: project.metadata.version.clone(),
         requires_python: project.metadata.requires_python.as_str().to_string(),
         targets,
@@ -240,11 +284,17 @@ pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<Build
         cache_key,
         origin: upload.origin,
         delivery: upload.delivery,
+        submitter: submitter.clone(),
     };
     let cached = if upload.rebuild { None } else { repo::find_cached(&state.db, &build.cache_key).await? };
+    let queue =
+        |build| repo::insert_queued(&state.db, build, state.config.max_attempts, state.config.max_queued_per_client);
     let inserted = match cached {
-        Some(earlier) => repo::insert_cached(&state.db, &build, &earlier).await,
-        None => repo::insert_queued(&state.db, &build, state.config.max_attempts).await,
+        Some(earlier) => match repo::insert_cached(&state.db, &build, &earlier, enforce_ownership).await {
+            Ok(Inserted::NotFromCache) => queue(&build).await,
+            other => other,
+        },
+        None => queue(&build).await,
     };
     let inserted = match inserted {
         Ok(inserted) => inserted,
@@ -263,20 +313,42 @@ pub async fn submit(state: &AppState, upload: upload::Upload) -> ApiResult<Build
             let _ = std::fs::remove_dir_all(&source);
             load_view(state, &first).await
         }
+        Inserted::TooManyQueued(queued) => {
+            let _ = std::fs::remove_dir_all(&source);
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_queued",
+                format!(
+                    "{queued} of your builds are already waiting, the most this server queues for one client; \
+                     try again when some have started"
+                ),
+            ))
+        }
+        // insert_cached's answer, handled above.
+        Inserted::NotFromCache => Err(ApiError::internal("a queued build came back as not from the cache")),
     }
 }
 
 /// `POST /api/v1/builds/{id}/rebuild`: the same source and options again,
 /// built afresh (never from the cache).
-pub async fn rebuild(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let view = rebuild_of(&state, &id).await?;
-    let location = HeaderValue::from_str(&format!("/api/v1/builds/{}", view.id)).map_err(ApiError::internal)?;
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
+pub async fn rebuild(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    accepted(rebuild_of(&state, &id, &api_submitter(&state, &headers, client)).await)
 }
 
-/// Submits build `id`'s stored source again with its options.
-pub async fn rebuild_of(state: &AppState, id: &str) -> ApiResult<BuildView> {
+/// Submits build `id`'s stored source again with its options, asked for by
+/// `requester`: it counts against the requester's queue, and publishes for
+/// the original build's owner (the same source is not a takeover).
+pub async fn rebuild_of(state: &AppState, id: &str, requester: &Submitter) -> ApiResult<BuildView> {
     let build = repo::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no build `{id}`")))?;
+    let submitter = Submitter {
+        owner: build.owner.clone().unwrap_or_else(|| requester.owner.clone()),
+        client: requester.client.clone(),
+    };
     let source = state.sources_dir.join(&build.id);
     let files = tokio::task::spawn_blocking(move || upload::read_tree(&source)).await.map_err(ApiError::internal)??;
     let upload = upload::Upload {
@@ -290,7 +362,7 @@ pub async fn rebuild_of(state: &AppState, id: &str) -> ApiResult<BuildView> {
         origin: build.origin.clone(),
         delivery: None,
     };
-    submit(state, upload).await
+    submit(state, upload, &submitter).await
 }
 
 /// Query of `GET /api/v1/builds`.

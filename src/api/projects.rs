@@ -74,9 +74,11 @@ pub async fn project_view(state: &AppState, name: &str) -> ApiResult<ProjectView
                 .and_then(|t| serde_json::to_value(t.status).ok())
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_else(|| build.status.as_str().to_string());
+            // A failed target's wheels are not the version's: a refused
+            // upload's wheel must not stand beside the published one.
             let artifacts = artifacts
                 .iter()
-                .filter(|a| a.target.as_deref() == Some(target.name()))
+                .filter(|a| a.target.as_deref() == Some(target.name()) && status != "failed")
                 .map(|a| ArtifactView {
                     filename: a.filename.clone(),
                     size: a.size,

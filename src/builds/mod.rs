@@ -1,11 +1,16 @@
 //! Builds as the database holds them: one row per request, with its
-//! report, artifacts and log lines.
+//! report, artifacts and log lines; who asked for each; and what the
+//! package index publishes.
 
+pub mod published;
 pub mod repo;
+
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use wheelwright_workers::report::BuildReport;
 use wheelwright_workers::target::Target;
+use wheelwright_workers::wheel::sha256_hex;
 
 /// Where a build is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +76,61 @@ pub struct GitOrigin {
     pub commit: String,
 }
 
+/// Who asks for a build: the identity a project is owned by, and the one
+/// its queued builds are counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitter {
+    /// Whose project a successful build publishes: `token:<id>`,
+    /// `github:<owner>/<name>` or `local` (the one owner of a tokenless daemon).
+    pub owner: String,
+    /// Whose queue limit the build counts against: the owner, except on a
+    /// tokenless daemon, where it is the client's address (`addr:<ip>`).
+    pub client: String,
+}
+
+impl Submitter {
+    /// The holder of a bearer token, known by a stable id that is not the
+    /// token: the first 16 hex digits of its sha256.
+    pub fn token(token: &str) -> Submitter {
+        let id = format!("token:{}", &sha256_hex(token.as_bytes())[..16]);
+        Submitter { owner: id.clone(), client: id }
+    }
+
+    /// A GitHub repository (`owner/name`, compared without case, as GitHub does).
+    pub fn github(repository: &str) -> Submitter {
+        let id = format!("github:{}", repository.to_ascii_lowercase());
+        Submitter { owner: id.clone(), client: id }
+    }
+
+    /// Anyone reaching a tokenless daemon: one owner, the daemon itself;
+    /// queue limits per client address.
+    pub fn local(client: IpAddr) -> Submitter {
+        Submitter { owner: LOCAL_OWNER.to_string(), client: format!("addr:{client}") }
+    }
+
+    /// The submitter of a request that passed the token check: the token's
+    /// holder when the daemon has tokens, else the client's address.
+    pub fn of_request(tokens_configured: bool, token: Option<&str>, client: IpAddr) -> Submitter {
+        match token {
+            Some(token) if tokens_configured => Submitter::token(token),
+            _ => Submitter::local(client),
+        }
+    }
+
+    /// The owner as a person reads it in an error message: a GitHub
+    /// repository is named, a token is not (its id is half of a hash of it).
+    pub fn describe_owner(owner: &str) -> String {
+        match owner.strip_prefix("github:") {
+            Some(repository) => format!("the GitHub repository {repository}"),
+            None if owner == LOCAL_OWNER => "this server's local uploads".to_string(),
+            None => "another token".to_string(),
+        }
+    }
+}
+
+/// The owner id of everything uploaded to a tokenless daemon.
+pub const LOCAL_OWNER: &str = "local";
+
 /// One build row.
 #[derive(Debug, Clone)]
 pub struct BuildRecord {
@@ -112,6 +172,11 @@ pub struct BuildRecord {
     pub finished_at: Option<i64>,
     /// The git push it came from, if any.
     pub origin: Option<GitOrigin>,
+    /// Who the build publishes for (see [`Submitter::owner`]); `None` for
+    /// builds recorded before owners were.
+    pub owner: Option<String>,
+    /// Whose queue limit it counts against (see [`Submitter::client`]).
+    pub submitter: Option<String>,
 }
 
 /// One stored artifact of a build.

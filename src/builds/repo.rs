@@ -7,7 +7,8 @@ use tracing::instrument;
 use wheelwright_workers::report::BuildReport;
 use wheelwright_workers::target::Target;
 
-use super::{ArtifactRecord, BuildRecord, BuildStatus, GitOrigin, UploadOverrides};
+use super::published::{self, Publication};
+use super::{ArtifactRecord, BuildRecord, BuildStatus, GitOrigin, Submitter, UploadOverrides};
 use crate::db::{now_ms, BEGIN_IMMEDIATE};
 use crate::queue;
 
@@ -39,6 +40,8 @@ pub struct NewBuild {
     /// The GitHub delivery that asked for it: recorded with the build, in
     /// the same transaction, so a delivery makes one build at most.
     pub delivery: Option<String>,
+    /// Who asked for it.
+    pub submitter: Submitter,
 }
 
 /// What recording a new build did.
@@ -48,6 +51,13 @@ pub enum Inserted {
     Recorded,
     /// Nothing was recorded: the build's delivery already made this build.
     DeliveryTaken(String),
+    /// Nothing was recorded: the submitter has this many builds queued,
+    /// the most it may have.
+    TooManyQueued(i64),
+    /// Nothing was recorded: the earlier build's files cannot be published
+    /// for this one (another owner's project, or names taken by other
+    /// bytes), so it has to be built, and fail, on its own.
+    NotFromCache,
 }
 
 /// Claims `build`'s delivery for it (and ends the delivery's pending push);
@@ -99,6 +109,8 @@ fn record(row: &SqliteRow) -> BuildRecord {
             (Some(repository), Some(git_ref), Some(commit)) => Some(GitOrigin { repository, git_ref, commit }),
             _ => None,
         },
+        owner: row.get("owner"),
+        submitter: row.get("submitter"),
     }
 }
 
@@ -114,8 +126,8 @@ async fn insert_row(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO builds (id, status, project_name, normalized_name, project_version, requires_python, targets, \
-         debug, overrides, source_hash, cache_key, created_at, source_repository, source_ref, source_commit) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         debug, overrides, source_hash, cache_key, created_at, source_repository, source_ref, source_commit, owner, \
+         submitter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&build.id)
     .bind(status.as_str())
@@ -132,16 +144,33 @@ async fn insert_row(
     .bind(build.origin.as_ref().map(|o| o.repository.clone()))
     .bind(build.origin.as_ref().map(|o| o.git_ref.clone()))
     .bind(build.origin.as_ref().map(|o| o.commit.clone()))
+    .bind(&build.submitter.owner)
+    .bind(&build.submitter.client)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Records a queued build and its job in one transaction.
+/// Records a queued build and its job in one transaction, unless its
+/// submitter has `max_queued` builds queued already (counted in the same
+/// transaction, so a burst cannot overshoot).
 #[instrument(skip_all, err, fields(build.id = %build.id))]
-pub async fn insert_queued(pool: &SqlitePool, build: &NewBuild, max_attempts: u32) -> Result<Inserted, sqlx::Error> {
+pub async fn insert_queued(
+    pool: &SqlitePool,
+    build: &NewBuild,
+    max_attempts: u32,
+    max_queued: u32,
+) -> Result<Inserted, sqlx::Error> {
     let now = now_ms();
     let mut tx = pool.begin_with(BEGIN_IMMEDIATE).await?;
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM builds WHERE submitter = ? AND status = 'queued'")
+        .bind(&build.submitter.client)
+        .fetch_one(&mut *tx)
+        .await?;
+    if queued >= i64::from(max_queued) {
+        tx.rollback().await?;
+        return Ok(Inserted::TooManyQueued(queued));
+    }
     insert_row(&mut tx, build, BuildStatus::Queued, now).await?;
     let inserted = claim_delivery(&mut tx, build).await?;
     if inserted != Inserted::Recorded {
@@ -164,9 +193,15 @@ pub async fn find_cached(pool: &SqlitePool, cache_key: &str) -> Result<Option<Bu
 }
 
 /// Records a build that reuses `from`'s results: succeeded at once, with
-/// the same report and artifacts.
+/// the same report and artifacts, published like a build of its own
+/// (`enforce_ownership` as in [`Publication`]).
 #[instrument(skip_all, err, fields(build.id = %build.id))]
-pub async fn insert_cached(pool: &SqlitePool, build: &NewBuild, from: &BuildRecord) -> Result<Inserted, sqlx::Error> {
+pub async fn insert_cached(
+    pool: &SqlitePool,
+    build: &NewBuild,
+    from: &BuildRecord,
+    enforce_ownership: bool,
+) -> Result<Inserted, sqlx::Error> {
     let now = now_ms();
     let mut tx = pool.begin_with(BEGIN_IMMEDIATE).await?;
     insert_row(&mut tx, build, BuildStatus::Succeeded, now).await?;
@@ -194,6 +229,20 @@ pub async fn insert_cached(pool: &SqlitePool, build: &NewBuild, from: &BuildReco
     .bind(&from.id)
     .execute(&mut *tx)
     .await?;
+    if !build.debug {
+        let artifacts = artifacts_in(&mut tx, &build.id).await?;
+        let publication = Publication {
+            build_id: &build.id,
+            normalized_name: &build.normalized_name,
+            owner: Some(&build.submitter.owner),
+            enforce_ownership,
+            artifacts: &artifacts,
+        };
+        if !published::publish(&mut tx, &publication).await?.is_empty() {
+            tx.rollback().await?;
+            return Ok(Inserted::NotFromCache);
+        }
+    }
     tx.commit().await?;
     Ok(inserted)
 }
@@ -202,7 +251,8 @@ pub async fn insert_cached(pool: &SqlitePool, build: &NewBuild, from: &BuildReco
 pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<BuildRecord>, sqlx::Error> {
     let sql = "SELECT id, status, project_name, normalized_name, project_version, requires_python, targets, debug, \
                overrides, source_hash, cache_key, cached_from, report, error, cancel_requested, created_at, \
-               started_at, finished_at, source_repository, source_ref, source_commit FROM builds WHERE id = ?";
+               started_at, finished_at, source_repository, source_ref, source_commit, owner, submitter FROM builds \
+               WHERE id = ?";
     Ok(sqlx::query(sql).bind(id).fetch_optional(pool).await?.as_ref().map(record))
 }
 
@@ -217,7 +267,7 @@ pub async fn list(
 ) -> Result<Vec<BuildRecord>, sqlx::Error> {
     let sql = "SELECT id, status, project_name, normalized_name, project_version, requires_python, targets, debug, \
                overrides, source_hash, cache_key, cached_from, report, error, cancel_requested, created_at, \
-               started_at, finished_at, source_repository, source_ref, source_commit FROM builds \
+               started_at, finished_at, source_repository, source_ref, source_commit, owner, submitter FROM builds \
                WHERE (? IS NULL OR id < ?) AND (? IS NULL OR normalized_name = ?) AND (? IS NULL OR status = ?) \
                ORDER BY id DESC LIMIT ?";
     let status = status.map(BuildStatus::as_str);
@@ -236,12 +286,16 @@ pub async fn list(
 
 /// A build's artifacts, wheels by target then the sdist.
 pub async fn artifacts(pool: &SqlitePool, id: &str) -> Result<Vec<ArtifactRecord>, sqlx::Error> {
+    artifacts_in(&mut *pool.acquire().await?, id).await
+}
+
+async fn artifacts_in(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<Vec<ArtifactRecord>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT filename, target, sha256, size FROM artifacts WHERE build_id = ? \
          ORDER BY target IS NULL, target, filename",
     )
     .bind(id)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows
         .iter()
@@ -373,20 +427,17 @@ pub async fn logs(pool: &SqlitePool, id: &str, after: i64) -> Result<Vec<(i64, S
     Ok(rows.iter().map(|r| (r.get("seq"), r.get("line"))).collect())
 }
 
-/// Normalised names of projects with at least one succeeded build.
+/// Normalised names of projects with at least one published file.
 pub async fn index_projects(pool: &SqlitePool) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT b.normalized_name FROM builds b JOIN artifacts a ON a.build_id = b.id \
-         WHERE b.status = 'succeeded' ORDER BY b.normalized_name",
-    )
-    .fetch_all(pool)
-    .await
+    sqlx::query_scalar("SELECT DISTINCT normalized_name FROM published_files ORDER BY normalized_name")
+        .fetch_all(pool)
+        .await
 }
 
 /// A file of the package index.
 #[derive(Debug, Clone)]
 pub struct IndexFile {
-    /// The build that made it (the newest one, when several did).
+    /// The build that published it (the first one with these bytes).
     pub build_id: String,
     /// File name.
     pub filename: String,
@@ -396,29 +447,24 @@ pub struct IndexFile {
     pub requires_python: String,
 }
 
-/// Every file of succeeded builds of a project, each name once (newest build wins).
+/// Every published file of a project, each name once with its first bytes.
 pub async fn index_files(pool: &SqlitePool, normalized_name: &str) -> Result<Vec<IndexFile>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT b.id, a.filename, a.sha256, b.requires_python FROM builds b JOIN artifacts a ON a.build_id = b.id \
-         WHERE b.normalized_name = ? AND b.status = 'succeeded' ORDER BY a.filename, b.id DESC",
+        "SELECT p.build_id, p.filename, p.sha256, b.requires_python FROM published_files p \
+         JOIN builds b ON b.id = p.build_id WHERE p.normalized_name = ? ORDER BY p.filename",
     )
     .bind(normalized_name)
     .fetch_all(pool)
     .await?;
-    let mut files: Vec<IndexFile> = Vec::new();
-    for row in rows {
-        let filename: String = row.get("filename");
-        if files.last().is_some_and(|f| f.filename == filename) {
-            continue;
-        }
-        files.push(IndexFile {
-            build_id: row.get("id"),
-            filename,
+    Ok(rows
+        .iter()
+        .map(|row| IndexFile {
+            build_id: row.get("build_id"),
+            filename: row.get("filename"),
             sha256: row.get("sha256"),
             requires_python: row.get("requires_python"),
-        });
-    }
-    Ok(files)
+        })
+        .collect())
 }
 
 /// Builds per status, for metrics.

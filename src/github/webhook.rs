@@ -19,7 +19,7 @@ use super::signature;
 use super::statuses::StatusUpdate;
 use crate::api::builds::{self, BuildView};
 use crate::api::error::{ApiError, ApiResult};
-use crate::builds::{repo, GitOrigin};
+use crate::builds::{repo, GitOrigin, Submitter};
 use crate::state::AppState;
 use crate::upload::Upload;
 
@@ -176,7 +176,7 @@ async fn fetch_and_submit(
         // The build, its delivery and the end of the pending push are one
         // transaction: a delivery makes one build, whatever fails when.
         let upload = Upload { files, origin: Some(origin.clone()), delivery: delivery.clone(), ..Upload::default() };
-        let view = builds::submit(&state, upload).await?;
+        let view = builds::submit(&state, upload, &Submitter::github(&origin.repository)).await?;
         if view.status.is_final() {
             // Served from the cache: it will not start, so report it now.
             crate::worker::report_status(&state, &view.id).await;

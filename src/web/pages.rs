@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::header::{HeaderMap, HOST};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -17,7 +17,7 @@ use crate::api::builds::{self, BuildView};
 use crate::api::error::ApiError;
 use crate::api::projects;
 use crate::builds::repo;
-use crate::builds::BuildStatus;
+use crate::builds::{BuildStatus, Submitter};
 use crate::state::AppState;
 use crate::upload;
 
@@ -70,6 +70,7 @@ pub async fn upload(State(state): State<AppState>) -> Response {
 /// `POST /builds`: the upload form without JavaScript.
 pub async fn submit(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let result = async {
@@ -77,7 +78,8 @@ pub async fn submit(
         if !token_ok(&state, upload.token.as_deref()) {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"));
         }
-        builds::submit(&state, upload).await
+        let submitter = Submitter::of_request(!state.config.tokens.is_empty(), upload.token.as_deref(), client.ip());
+        builds::submit(&state, upload, &submitter).await
     }
     .await;
     match result {
@@ -218,6 +220,7 @@ pub async fn cancel(
 /// `POST /builds/{id}/rebuild` (form).
 pub async fn rebuild(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -225,7 +228,9 @@ pub async fn rebuild(
     if let Some(page) = refuse_bad_token(&state, &form, &back) {
         return page;
     }
-    match builds::rebuild_of(&state, &id).await {
+    let requester =
+        Submitter::of_request(!state.config.tokens.is_empty(), form.get("token").map(String::as_str), client.ip());
+    match builds::rebuild_of(&state, &id, &requester).await {
         Ok(view) => Redirect::to(&format!("/builds/{}", view.id)).into_response(),
         Err(e) => error_page(e, &back),
     }

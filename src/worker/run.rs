@@ -15,8 +15,10 @@ use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, Status};
 
 use super::scrub::HostPaths;
+use crate::builds::published::{self, Publication, Refusal};
 use crate::builds::repo;
 use crate::builds::{ArtifactRecord, BuildRecord, BuildStatus};
+use crate::config::Ownership;
 use crate::db::BEGIN_IMMEDIATE;
 use crate::github::statuses::StatusUpdate;
 use crate::logs::LogEvent;
@@ -118,14 +120,14 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
     } else if cancel.is_cancelled() {
         let _ = events.send(Event::Log { target: None, text: "cancelled".into() });
         let report = outcome.ok().and_then(|r| r.ok());
-        Some(record(state, claim, &build, BuildStatus::Cancelled, report, Some("cancelled".into())).await?)
+        Some(record(state, claim, &build, &events, BuildStatus::Cancelled, report, Some("cancelled".into())).await?)
     } else {
         match outcome {
             Err(panic) => anyhow::bail!("the engine stopped unexpectedly: {panic}"),
             Ok(Err(project_error)) => {
                 let message = project_error.to_string();
                 let _ = events.send(Event::Log { target: None, text: format!("error: {message}") });
-                Some(record(state, claim, &build, BuildStatus::Failed, None, Some(message)).await?)
+                Some(record(state, claim, &build, &events, BuildStatus::Failed, None, Some(message)).await?)
             }
             Ok(Ok(report)) => match report.infrastructure_failure() {
                 Some(reason) => {
@@ -142,7 +144,7 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
                 }
                 None => {
                     let status = if report.succeeded() { BuildStatus::Succeeded } else { BuildStatus::Failed };
-                    Some(record(state, claim, &build, status, Some(report), None).await?)
+                    Some(record(state, claim, &build, &events, status, Some(report), None).await?)
                 }
             },
         }
@@ -178,16 +180,20 @@ pub async fn report_status(state: &AppState, build_id: &str) {
     });
 }
 
-/// Stores the artifacts, then completes the job and records the build in one
-/// transaction fenced on the claim. Returns the status written.
+/// Stores the artifacts, then completes the job, publishes a successful
+/// build's files and records the build in one transaction fenced on the
+/// claim. Returns the status written: a build whose files cannot be
+/// published (see [`refuse`]) fails.
 async fn record(
     state: &AppState,
     claim: &Claim,
     build: &BuildRecord,
+    events: &mpsc::UnboundedSender<Event>,
     status: BuildStatus,
     report: Option<BuildReport>,
     error: Option<String>,
 ) -> anyhow::Result<BuildStatus> {
+    let mut status = status;
     let mut report = report;
     let mut artifacts = Vec::new();
     if let (Some(report), BuildStatus::Succeeded | BuildStatus::Failed) = (report.as_mut(), status) {
@@ -201,16 +207,39 @@ async fn record(
         }
     }
     let paths = host_paths(state, &build.id);
-    let report = report.map(|r| paths.scrub_report(&r));
-    let error = error.map(|e| paths.scrub(&e));
+    let mut report = report.map(|r| paths.scrub_report(&r));
+    let mut error = error.map(|e| paths.scrub(&e));
     let mut tx = state.db.begin_with(BEGIN_IMMEDIATE).await?;
     let job_state = if status == BuildStatus::Cancelled { "cancelled" } else { "completed" };
     if !queue::complete(&mut tx, claim, job_state).await? {
         tx.rollback().await?;
         anyhow::bail!("the claim went stale before the result was recorded");
     }
+    let mut notes = Vec::new();
+    if status == BuildStatus::Succeeded && build.debug {
+        // A debug wheel has the release wheel's name: it must never stand in for it.
+        notes.push("debug build: its files are not published to the package index".to_string());
+    } else if status == BuildStatus::Succeeded {
+        let publication = Publication {
+            build_id: &build.id,
+            normalized_name: &build.normalized_name,
+            owner: build.owner.as_deref(),
+            enforce_ownership: state.config.index_ownership == Ownership::FirstPublisher,
+            artifacts: &artifacts,
+        };
+        let refusals = published::publish(&mut tx, &publication).await?;
+        if !refusals.is_empty() {
+            status = BuildStatus::Failed;
+            let message = refuse(report.as_mut(), &refusals);
+            notes.extend(message.lines().map(str::to_string));
+            error = Some(message);
+        }
+    }
     repo::finish(&mut tx, &build.id, status, report.as_ref(), error.as_deref(), &artifacts).await?;
     tx.commit().await?;
+    for note in notes {
+        let _ = events.send(Event::Log { target: None, text: note });
+    }
     Ok(status)
 }
 
@@ -224,6 +253,31 @@ fn host_paths(state: &AppState, build_id: &str) -> HostPaths {
         &state.config.cache_dir,
         &prefixes,
     )
+}
+
+/// Marks the targets whose wheels could not be published as failed, with
+/// the reason, and returns the build's error: one line per refusal.
+///
+/// Such a build fails rather than "succeeds without publishing": whoever
+/// changed the bytes of a published version expects `pip install` to give
+/// them the change, and it will not (the index keeps the first bytes, which
+/// every `--require-hashes` lock file pins). A red build that says "bump the
+/// version" tells them; a green one would not, and `submit --wait` or a
+/// commit status would report a release that did not happen.
+fn refuse(report: Option<&mut BuildReport>, refusals: &[Refusal]) -> String {
+    if let Some(report) = report {
+        for refusal in refusals {
+            let Refusal::FileTaken { target: Some(target), .. } = refusal else { continue };
+            if let Some(t) = report.targets.iter_mut().find(|t| t.target.name() == target) {
+                t.status = Status::Failed;
+                t.reason = Some(match t.reason.take() {
+                    Some(earlier) => format!("{earlier}\n{}", refusal.message()),
+                    None => refusal.message(),
+                });
+            }
+        }
+    }
+    refusals.iter().map(Refusal::message).collect::<Vec<_>>().join("\n")
 }
 
 fn store_artifacts(
