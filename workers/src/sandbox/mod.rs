@@ -27,8 +27,31 @@ use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
 /// Where the Landlock helper appears inside the sandbox.
 const HELPER_PATH: &str = "/run/wheelwright/sandbox-exec";
 
-/// Where a step's cgroup membership file appears, for the helper to join.
+/// Where a step's cgroup membership files appear, for the helper to join
+/// (`-0`, `-1`: on cgroup v1 the build's memory group and the step's pids
+/// group are in different hierarchies).
 const CGROUP_PROCS_PATH: &str = "/run/wheelwright/cgroup.procs";
+
+/// What of the sandbox's fresh `/proc` is bound read-only over it. A fresh
+/// procfs lets a process whose uid is the host's root write the host's
+/// kernel settings (`/proc/sys/kernel/core_pattern` runs a program as host
+/// root on the next crash), trigger SysRq, retarget interrupts, touch PCI
+/// config and MTRRs, without any capability: bubblewrap leaves them all
+/// writable. `/proc/sys/net` and `/proc/sys/user` still show the sandbox's
+/// own namespaces (the kernel picks them by the reader's namespace, not by
+/// the mount). Entries missing on this kernel are skipped.
+const PROC_READ_ONLY: [&str; 10] = [
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/mtrr",
+    "/proc/pressure",
+    "/proc/acpi",
+    "/proc/driver",
+    "/proc/scsi",
+];
 
 /// Environment variables passed into the sandbox when a step sets them.
 const ENV_ALLOWED: [&str; 8] = [
@@ -62,6 +85,22 @@ pub enum SandboxError {
     /// bwrap cannot create namespaces here.
     #[error("bubblewrap cannot create its namespaces here ({0}); allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or pass --sandbox=none for trusted local builds")]
     Unusable(String),
+    /// The daemon runs as root and Landlock cannot confine its steps.
+    #[error("wheelwright runs as root, and {0}: a sandboxed step would run as the host's root user (bubblewrap maps uid 0 inside to uid 0 outside), held back by bubblewrap's mounts alone; run wheelwright as a non-root user, or on a kernel with Landlock (Linux 5.13 or newer, `landlock` in the `lsm=` boot parameter) with the sandbox helper installed beside the binary")]
+    RootWithoutLandlock(&'static str),
+}
+
+/// Refuses a sandbox that would run untrusted code as the host's root with
+/// bubblewrap as its only layer: `euid` is the daemon's effective uid,
+/// `landlock_abi` the kernel's Landlock ABI (0: none), `helper` whether the
+/// Landlock helper was found. A non-root daemon's steps run as that user,
+/// which the kernel already keeps from host settings.
+pub fn check_root_confinement(euid: u32, landlock_abi: i64, helper: bool) -> Result<(), SandboxError> {
+    match (euid, landlock_abi, helper) {
+        (0, _, false) => Err(SandboxError::RootWithoutLandlock("the Landlock sandbox helper was not found")),
+        (0, ..=0, true) => Err(SandboxError::RootWithoutLandlock("this kernel has no Landlock")),
+        _ => Ok(()),
+    }
 }
 
 /// The Landlock exec helper: a program plus the arguments that select its
@@ -139,12 +178,20 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// The bubblewrap sandbox, after checking that it works here.
+    /// The bubblewrap sandbox, after checking that it works here, and that
+    /// a root daemon has Landlock too ([`check_root_confinement`]).
     pub fn bubblewrap(limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
-        Self::with_bwrap(crate::toolchain::find(crate::toolchain::Tool::Bwrap), limits, helper)
+        let sandbox = Self::with_bwrap(crate::toolchain::find(crate::toolchain::Tool::Bwrap), limits, helper)?;
+        let helper_found = matches!(&sandbox.isolation, Isolation::Bubblewrap { helper: Some(_), .. });
+        // SAFETY: geteuid has no preconditions.
+        check_root_confinement(unsafe { libc::geteuid() }, landlock::kernel_abi(), helper_found)?;
+        Ok(sandbox)
     }
 
-    /// The bubblewrap sandbox using `bwrap` (`None`: not installed).
+    /// The bubblewrap sandbox using `bwrap` (`None`: not installed), after
+    /// checking that it works here. Unlike [`Sandbox::bubblewrap`], it does
+    /// not refuse a root process without Landlock: for looking at
+    /// bubblewrap's own layer.
     pub fn with_bwrap(bwrap: Option<PathBuf>, limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
         let bwrap = bwrap.ok_or(SandboxError::Missing)?;
         let sandbox = Sandbox {
@@ -269,6 +316,9 @@ impl Sandbox {
             "--unshare-pid",
             "--unshare-uts",
             "--unshare-cgroup",
+            // No user namespace inside: it would give a step capabilities
+            // there, and with them the kernel's namespaced attack surface.
+            "--disable-userns",
             "--cap-drop",
             "ALL",
             "--die-with-parent",
@@ -296,7 +346,16 @@ impl Sandbox {
         for file in &network_files {
             args.extend(["--ro-bind".to_string(), file.to_string(), file.to_string()]);
         }
-        args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
+        args.extend(["--proc", "/proc"].map(String::from));
+        for path in PROC_READ_ONLY {
+            args.extend(["--ro-bind-try", path, path].map(String::from));
+        }
+        // Sized: an unsized tmpfs may take half the host's memory.
+        let tmp_size = self.limits.tmp_size.to_string();
+        args.extend(
+            ["--dev", "/dev", "--size", &tmp_size, "--tmpfs", "/tmp", "--size", &tmp_size, "--tmpfs", "/dev/shm"]
+                .map(String::from),
+        );
 
         // Parents before children, so that a read-only source inside the
         // writable job directory stays read-only.
