@@ -1,6 +1,7 @@
 //! `wheelwright doctor`: every tool with its version and path, what is missing
-//! and which package provides it, the sandbox's layers, and the interpreters
-//! for smoke tests.
+//! and which package provides it, the sandbox's layers and the limits of each
+//! build (the defaults: `[limits]` of the configuration changes them), and
+//! the interpreters for smoke tests.
 
 use std::process::ExitCode;
 
@@ -45,7 +46,10 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     }
     println!("sandbox:");
     match make_sandbox(SandboxKind::Bwrap, Limits::default()) {
-        Ok(sandbox) => println!("  ok       {}", sandbox.describe()),
+        Ok(sandbox) => {
+            println!("  ok       {}", sandbox.describe_layers());
+            println!("  ok       {}", sandbox.describe_build_limits());
+        }
         Err(e) => {
             healthy = false;
             println!("  MISSING  {e}");

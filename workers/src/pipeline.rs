@@ -81,6 +81,10 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
     if let Ok(dir) = std::fs::canonicalize(&options.work_dir) {
         options.work_dir = dir;
     }
+    // The build's memory cgroup and disk budget, for every step below;
+    // released when the build ends.
+    let build_sandbox = options.sandbox.for_build(&options.work_dir);
+    options.sandbox = build_sandbox.sandbox().clone();
     let options = &options;
     if !options.sandbox.is_isolated() {
         on_event(Event::Log {
@@ -324,6 +328,7 @@ impl<'a> TargetBuild<'a> {
                 Err(format!("{tool} timed out after {} s", self.options.sandbox.limits.timeout_secs).into())
             }
             Exit::Cancelled => Err("cancelled".into()),
+            Exit::Limit(why) => Err(why.into()),
         }
     }
 

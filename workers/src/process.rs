@@ -89,11 +89,15 @@ pub struct RunLimits {
     pub max_output: usize,
     /// setrlimit calls made in the child before it executes.
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
-    /// A cgroup's `cgroup.procs` file the child joins before it executes.
-    pub cgroup_procs: Option<PathBuf>,
+    /// Cgroups' `cgroup.procs` files the child joins, in order, before it
+    /// executes (its build's, its step's).
+    pub cgroup_procs: Vec<PathBuf>,
     /// A Landlock ruleset (file descriptor) the child restricts itself with
     /// before it executes.
     pub landlock_ruleset: Option<std::os::fd::RawFd>,
+    /// A second token that ends the run like [`CancelToken::cancel`]: the
+    /// build's, cancelled when the build passes one of its limits.
+    pub stop: Option<CancelToken>,
 }
 
 impl Default for RunLimits {
@@ -102,8 +106,9 @@ impl Default for RunLimits {
             timeout: Duration::from_secs(60),
             max_output: 1 << 20,
             rlimits: Vec::new(),
-            cgroup_procs: None,
+            cgroup_procs: Vec::new(),
             landlock_ruleset: None,
+            stop: None,
         }
     }
 }
@@ -140,6 +145,9 @@ pub enum Exit {
     TimedOut,
     /// The run was cancelled; the group was killed.
     Cancelled,
+    /// The build the run belongs to passed one of its limits (memory, disk);
+    /// the run's processes were killed. The text says which, for people.
+    Limit(String),
 }
 
 /// The outcome of [`run`].
@@ -193,22 +201,21 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
     }
-    let cgroup_procs = match &limits.cgroup_procs {
-        Some(path) => Some(
-            std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                .map_err(|e| spawn_error(std::io::Error::other(e)))?,
-        ),
-        None => None,
-    };
+    let cgroup_procs = limits
+        .cgroup_procs
+        .iter()
+        .map(|path| std::ffi::CString::new(path.as_os_str().as_encoded_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| spawn_error(std::io::Error::other(e)))?;
     let rlimits = limits.rlimits.clone();
     let ruleset = limits.landlock_ruleset;
     // Without a hook std can spawn (posix_spawn) instead of forking: much
     // cheaper from a large, many-threaded process such as the daemon.
-    if !rlimits.is_empty() || cgroup_procs.is_some() || ruleset.is_some() {
+    if !rlimits.is_empty() || !cgroup_procs.is_empty() || ruleset.is_some() {
         // SAFETY: the closure runs between fork and exec and only makes
         // async-signal-safe system calls on memory prepared before the fork.
         unsafe {
-            command.pre_exec(move || child_setup(&rlimits, cgroup_procs.as_deref(), ruleset));
+            command.pre_exec(move || child_setup(&rlimits, &cgroup_procs, ruleset));
         }
     }
     let started = Instant::now();
@@ -242,7 +249,9 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
         }
         match done_rx.recv_timeout((deadline - now).min(CANCEL_POLL)) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) if cancel.is_cancelled() => {
+            Err(mpsc::RecvTimeoutError::Timeout)
+                if cancel.is_cancelled() || limits.stop.as_ref().is_some_and(CancelToken::is_cancelled) =>
+            {
                 killed = Some(Exit::Cancelled);
                 break;
             }
@@ -274,14 +283,14 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     Ok(Output { exit, text, truncated, duration: started.elapsed() })
 }
 
-/// In the child, before exec: join the step's cgroup (so that every
-/// descendant is counted and can be killed), then lower the rlimits.
+/// In the child, before exec: join the build's and the step's cgroups (so
+/// that every descendant is counted and can be killed), then lower the rlimits.
 fn child_setup(
     rlimits: &[(libc::__rlimit_resource_t, u64)],
-    cgroup_procs: Option<&std::ffi::CStr>,
+    cgroup_procs: &[std::ffi::CString],
     landlock_ruleset: Option<std::os::fd::RawFd>,
 ) -> std::io::Result<()> {
-    if let Some(path) = cgroup_procs {
+    for path in cgroup_procs {
         // SAFETY: `path` is a valid C string; the buffer is a static byte string.
         unsafe {
             let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use common::*;
 use wheelwright_workers::process::{CancelToken, Cmd, Exit};
-use wheelwright_workers::sandbox::{landlock, Limits, Mounts, Sandbox, SandboxError};
+use wheelwright_workers::sandbox::{check_root_confinement, landlock, Limits, Mounts, Sandbox, SandboxError};
+use wheelwright_workers::toolchain::{self, Tool};
 
 fn sh(script: &str) -> Cmd {
     Cmd::new("/bin/sh").arg("-c").arg(script)
@@ -161,4 +162,43 @@ fn only_a_step_given_the_network_can_connect_and_only_to_its_ports() {
     if landlock::kernel_abi() >= 4 {
         assert_eq!(run(&connect(other), &online), "refused\n", "Landlock lets only the given ports through");
     }
+}
+
+#[test]
+fn a_step_cannot_write_host_kernel_settings_nor_make_user_namespaces_even_without_landlock() {
+    let job = tempfile::tempdir().unwrap();
+    // Writes back the value it read, so that a regression changes nothing on the host.
+    let script = "v=$(cat /proc/sys/kernel/core_pattern); (printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern) 2>&1 \
+                  && echo WROTE; s=$(cat /proc/sys/vm/swappiness); (echo \"$s\" > /proc/sys/vm/swappiness) 2>&1 && echo WROTE; \
+                  grep -c . /proc/sys/kernel/core_pattern; unshare -U true 2>&1 || echo no-userns";
+    let bwrap = toolchain::find(Tool::Bwrap).expect("bubblewrap is installed");
+    let without_landlock = Sandbox::with_bwrap(Some(bwrap), Limits::default(), None).unwrap();
+    for (name, sandbox) in [("with landlock", sandbox(Limits::default())), ("bubblewrap only", without_landlock)] {
+        let out = sandbox.run(&sh(script), &Mounts::job(job.path()), &CancelToken::new()).unwrap();
+        let lines: Vec<&str> = out.text.lines().collect();
+        assert_eq!(lines.len(), 5, "{name}: {}", out.text);
+        assert!(lines[0].ends_with("/proc/sys/kernel/core_pattern: Read-only file system"), "{name}: {}", out.text);
+        assert!(lines[1].ends_with("/proc/sys/vm/swappiness: Read-only file system"), "{name}: {}", out.text);
+        assert_eq!(lines[2], "1", "{name}: /proc/sys stays readable");
+        assert_eq!(lines[3], "unshare: unshare failed: No space left on device", "{name}");
+        assert_eq!(lines[4], "no-userns", "{name}");
+    }
+}
+
+#[test]
+fn a_root_daemon_is_refused_without_landlock_and_others_are_not() {
+    let advice = "a sandboxed step would run as the host's root user (bubblewrap maps uid 0 inside to uid 0 \
+                  outside), held back by bubblewrap's mounts alone; run wheelwright as a non-root user, or on a kernel \
+                  with Landlock (Linux 5.13 or newer, `landlock` in the `lsm=` boot parameter) with the sandbox helper \
+                  installed beside the binary";
+    let err = check_root_confinement(0, 0, true).unwrap_err();
+    assert!(matches!(err, SandboxError::RootWithoutLandlock(_)));
+    assert_eq!(err.to_string(), format!("wheelwright runs as root, and this kernel has no Landlock: {advice}"));
+    let err = check_root_confinement(0, 6, false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("wheelwright runs as root, and the Landlock sandbox helper was not found: {advice}")
+    );
+    assert!(check_root_confinement(0, 1, true).is_ok());
+    assert!(check_root_confinement(1000, 0, false).is_ok(), "a non-root daemon's steps are not the host's root");
 }

@@ -1,30 +1,52 @@
-//! A cgroup per step, where the host lets us make one: `pids.max` bounds
-//! the number of processes (RLIMIT_NPROC does not bind root), and the group
-//! lets us kill every process of the step, whatever it did to escape.
+//! Cgroups, where the host lets us make them. A group per step that runs
+//! project code: `pids.max` bounds the number of processes (RLIMIT_NPROC does
+//! not bind root), and the group lets us kill every process of the step,
+//! whatever it did to escape. A memory group per build: every sandbox of the
+//! build is born into it, so its processes and the tmpfs pages they write are
+//! bounded together, and killed together when the build passes a limit.
+//!
+//! On cgroup v1 the two are in different hierarchies, and a step's first
+//! process joins both. On v2 a step's group sits inside its build's group,
+//! whose other sandboxes share a `tools` leaf (v2 keeps processes out of a
+//! group whose children use controllers).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Which cgroup hierarchy holds the `pids` controller.
+/// Where the groups of one controller are made: our `wheelwright` group in
+/// the hierarchy that holds the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hierarchy {
-    /// cgroup v2: the unified hierarchy with `pids` enabled for children.
+    /// cgroup v2: the unified hierarchy with the controller enabled for children.
     V2(PathBuf),
-    /// cgroup v1: the `pids` hierarchy.
+    /// cgroup v1: the controller's own hierarchy.
     V1(PathBuf),
 }
 
 impl Hierarchy {
-    /// Finds a writable place to make step cgroups in, below our own cgroup.
+    /// Finds a writable place to make step (`pids`) cgroups in, below our
+    /// own cgroup.
     pub fn detect() -> Option<Hierarchy> {
+        Self::detect_controller("pids")
+    }
+
+    /// Finds a writable place to make build (`memory`) cgroups in, below
+    /// our own cgroup.
+    pub fn detect_memory() -> Option<Hierarchy> {
+        Self::detect_controller("memory")
+    }
+
+    fn detect_controller(controller: &str) -> Option<Hierarchy> {
         let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        // What shows that the controller can be used in a group made there.
+        let v2_file = if controller == "memory" { "memory.max" } else { "pids.max" };
         for line in own.lines() {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
             let path = path.trim_start_matches('/');
-            if controllers.split(',').any(|c| c == "pids") {
-                let base = Path::new("/sys/fs/cgroup/pids").join(path).join("wheelwright");
-                if try_parent(&base) {
+            if controllers.split(',').any(|c| c == controller) {
+                let base = Path::new("/sys/fs/cgroup").join(controller).join(path).join("wheelwright");
+                if try_parent(&base, &[]) {
                     remove_stale(&base, false);
                     return Some(Hierarchy::V1(base));
                 }
@@ -34,12 +56,14 @@ impl Hierarchy {
                 let unified =
                     if mount.join("cgroup.controllers").exists() { mount.to_path_buf() } else { mount.join("unified") };
                 let base = unified.join(path).join("wheelwright");
-                if try_parent(&base) && base.join("pids.max").exists() {
+                // Both, whichever is asked for: a step's pids group sits
+                // inside its build's memory group.
+                if try_parent(&base, &["+pids", "+memory"]) && base.join(v2_file).exists() {
                     remove_stale(&base, true);
                     return Some(Hierarchy::V2(base));
                 }
-                if base.is_dir() && !base.join("pids.max").exists() {
-                    // v2 without the pids controller delegated to us: no use.
+                if base.is_dir() && !base.join("pids.max").exists() && !base.join("memory.max").exists() {
+                    // v2 without the controllers delegated to us: no use.
                     let _ = std::fs::remove_dir(&base);
                 }
             }
@@ -50,7 +74,9 @@ impl Hierarchy {
     /// A human-readable name for `doctor` and logs.
     pub fn describe(&self) -> String {
         match self {
-            Hierarchy::V1(p) => format!("cgroup v1 pids ({})", p.display()),
+            Hierarchy::V1(p) => {
+                format!("cgroup v1 {} ({})", p.parent().and_then(v1_controller).unwrap_or("?"), p.display())
+            }
             Hierarchy::V2(p) => format!("cgroup v2 ({})", p.display()),
         }
     }
@@ -62,15 +88,24 @@ impl Hierarchy {
     }
 }
 
-/// Makes the parent `wheelwright` group (and, on v2, lets children use `pids`).
-fn try_parent(base: &Path) -> bool {
+/// The controller of the v1 hierarchy holding `dir` (`/sys/fs/cgroup/<controller>/...`).
+fn v1_controller(dir: &Path) -> Option<&str> {
+    dir.strip_prefix("/sys/fs/cgroup").ok()?.components().next()?.as_os_str().to_str()
+}
+
+/// Makes the parent `wheelwright` group (and, on v2, lets its children use
+/// `controllers`, each written as `+name`).
+fn try_parent(base: &Path, controllers: &[&str]) -> bool {
     if std::fs::create_dir_all(base).is_err() {
         return false;
     }
-    let controllers = base.parent().map(|p| p.join("cgroup.subtree_control"));
-    if let Some(control) = controllers.filter(|c| c.exists()) {
-        let _ = std::fs::write(control, "+pids");
-        let _ = std::fs::write(base.join("cgroup.subtree_control"), "+pids");
+    let control = base.parent().map(|p| p.join("cgroup.subtree_control"));
+    if let Some(control) = control.filter(|c| c.exists()) {
+        for controller in controllers {
+            // One at a time: a controller not delegated to us fails alone.
+            let _ = std::fs::write(&control, controller);
+            let _ = std::fs::write(base.join("cgroup.subtree_control"), controller);
+        }
     }
     base.join("cgroup.procs").exists()
 }
@@ -101,9 +136,9 @@ impl Owner {
         format!("{}-{}-{}", self.pid_namespace, self.pid, self.started)
     }
 
-    /// The owner of a group named `step-NS-PID-START-N`.
+    /// The owner of a group named `step-NS-PID-START-N` or `build-NS-PID-START-N`.
     fn of(name: &str) -> Option<Owner> {
-        let mut parts = name.strip_prefix("step-")?.split('-');
+        let mut parts = name.strip_prefix("step-").or_else(|| name.strip_prefix("build-"))?.split('-');
         let owner = Owner {
             pid_namespace: parts.next()?.parse().ok()?,
             pid: parts.next()?.parse().ok()?,
@@ -131,7 +166,9 @@ fn remove_stale(base: &Path, v2: bool) {
     let this = Owner::this();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|n| n.starts_with("step-")) else { continue };
+        let Some(name) = name.to_str().filter(|n| n.starts_with("step-") || n.starts_with("build-")) else {
+            continue;
+        };
         match Owner::of(name) {
             Some(owner) if &owner == this => {}
             Some(owner)
@@ -139,8 +176,13 @@ fn remove_stale(base: &Path, v2: bool) {
             {
                 drop(StepGroup { dir: entry.path(), v2 });
             }
-            // Fails unless the group is empty.
+            // Fails unless the group (and each group inside) is empty.
             _ => {
+                for child in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+                    if child.file_type().is_ok_and(|t| t.is_dir()) {
+                        let _ = std::fs::remove_dir(child.path());
+                    }
+                }
                 let _ = std::fs::remove_dir(entry.path());
             }
         }
@@ -154,14 +196,24 @@ pub struct StepGroup {
     v2: bool,
 }
 
+/// A fresh name `PREFIX-NS-PID-START-N`: this process's, never used before.
+fn fresh_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{}-{}", Owner::this().tag(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 impl StepGroup {
-    /// Makes a new group limited to `max_pids` processes.
-    pub fn create(hierarchy: &Hierarchy, max_pids: u64) -> std::io::Result<StepGroup> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!("step-{}-{}", Owner::this().tag(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let dir = hierarchy.base().join(name);
+    /// Makes a new group limited to `max_pids` processes; on v2 inside
+    /// `build`'s group when the step belongs to one.
+    pub fn create(hierarchy: &Hierarchy, max_pids: u64, build: Option<&BuildGroup>) -> std::io::Result<StepGroup> {
+        let v2 = matches!(hierarchy, Hierarchy::V2(_));
+        let parent = match build {
+            Some(build) if v2 && build.v2 => build.dir.as_path(),
+            _ => hierarchy.base(),
+        };
+        let dir = parent.join(fresh_name("step"));
         std::fs::create_dir(&dir)?;
-        let group = StepGroup { dir, v2: matches!(hierarchy, Hierarchy::V2(_)) };
+        let group = StepGroup { dir, v2 };
         std::fs::write(group.dir.join("pids.max"), max_pids.to_string())?;
         Ok(group)
     }
@@ -184,8 +236,13 @@ impl StepGroup {
         if self.v2 && std::fs::write(self.dir.join("cgroup.kill"), "1").is_ok() {
             return;
         }
+        Self::kill_procs(&self.procs_file());
+    }
+
+    /// Kills the processes listed in `procs` until it lists none.
+    fn kill_procs(procs: &Path) {
         for _ in 0..100 {
-            let pids: Vec<i32> = std::fs::read_to_string(self.procs_file())
+            let pids: Vec<i32> = std::fs::read_to_string(procs)
                 .unwrap_or_default()
                 .lines()
                 .filter_map(|l| l.trim().parse().ok())
@@ -209,12 +266,106 @@ impl StepGroup {
 impl Drop for StepGroup {
     fn drop(&mut self) {
         self.kill_all();
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        remove_children(&self.dir);
+        remove_group(&self.dir);
+    }
+}
+
+/// Removes a group whose processes were killed (the kernel may take a few
+/// milliseconds to let go of it).
+fn remove_group(dir: &Path) {
+    for _ in 0..100 {
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
         }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Removes the (v2) child groups of `dir`, killing what is left in them.
+fn remove_children(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            drop(StepGroup { dir: entry.path(), v2: true });
+        }
+    }
+}
+
+/// One build's memory cgroup, which every sandbox of the build joins;
+/// removed (after killing what is left in it) on drop.
+#[derive(Debug)]
+pub struct BuildGroup {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl BuildGroup {
+    /// Makes a new group whose processes may use `memory` bytes together
+    /// (tmpfs pages they write included), with no swap to spill into.
+    pub fn create(hierarchy: &Hierarchy, memory: u64) -> std::io::Result<BuildGroup> {
+        let v2 = matches!(hierarchy, Hierarchy::V2(_));
+        let dir = hierarchy.base().join(fresh_name("build"));
+        std::fs::create_dir(&dir)?;
+        let group = BuildGroup { dir, v2 };
+        if v2 {
+            std::fs::write(group.dir.join("memory.max"), memory.to_string())?;
+            if group.dir.join("memory.swap.max").exists() {
+                std::fs::write(group.dir.join("memory.swap.max"), "0")?;
+            }
+            // Step groups inside use pids; the build's other processes go
+            // to a leaf of their own.
+            let _ = std::fs::write(group.dir.join("cgroup.subtree_control"), "+pids");
+            std::fs::create_dir(group.dir.join("tools"))?;
+        } else {
+            std::fs::write(group.dir.join("memory.limit_in_bytes"), memory.to_string())?;
+            // Memory plus swap: the same bound, so nothing spills to swap.
+            if group.dir.join("memory.memsw.limit_in_bytes").exists() {
+                std::fs::write(group.dir.join("memory.memsw.limit_in_bytes"), memory.to_string())?;
+            }
+        }
+        Ok(group)
+    }
+
+    /// The file a sandbox's first process writes `0` into to join the build
+    /// (on v2, the build's `tools` leaf).
+    pub fn procs_file(&self) -> PathBuf {
+        if self.v2 {
+            self.dir.join("tools/cgroup.procs")
+        } else {
+            self.dir.join("cgroup.procs")
+        }
+    }
+
+    /// Whether a step of the build joins only its own step group, which
+    /// then sits inside the build's (v2); on v1 it joins both.
+    pub fn holds_step_groups(&self) -> bool {
+        self.v2
+    }
+
+    /// How many processes the kernel's OOM killer has killed in the build.
+    pub fn oom_kills(&self) -> u64 {
+        let file = if self.v2 { "memory.events" } else { "memory.oom_control" };
+        std::fs::read_to_string(self.dir.join(file))
+            .ok()
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok())))
+            .unwrap_or(0)
+    }
+
+    /// Kills every process of the build, until none is left.
+    pub fn kill_all(&self) {
+        if self.v2 && std::fs::write(self.dir.join("cgroup.kill"), "1").is_ok() {
+            return;
+        }
+        StepGroup::kill_procs(&self.procs_file());
+    }
+}
+
+impl Drop for BuildGroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        remove_children(&self.dir);
+        remove_group(&self.dir);
     }
 }
 
@@ -236,7 +387,7 @@ mod tests {
         let reused = hierarchy.base().join(format!("step-{}-{}-1-0", this.pid_namespace, this.pid));
         // Another PID namespace's daemon, with a process in its group.
         let foreign = StepGroup { dir: hierarchy.base().join(format!("step-1-{}-0", this.tag())), v2: false };
-        let live = StepGroup::create(&hierarchy, 8).unwrap();
+        let live = StepGroup::create(&hierarchy, 8, None).unwrap();
         for dir in [&dead, &reused, &foreign.dir] {
             std::fs::create_dir(dir).unwrap();
         }

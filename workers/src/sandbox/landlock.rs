@@ -5,8 +5,9 @@
 //! Command line: `[--cgroup PROCS] [--rlimit RES=VALUE]... [--ro PATH]...
 //! [--rw PATH]... -- PROGRAM [ARGS]...`, or `--serve [--ro PATH]... [--rw
 //! PATH]... --` to serve a [`super::Session`]; `--connect PORT` allows TCP
-//! connections to that port. With `--cgroup` it first joins
-//! the cgroup whose `cgroup.procs` file is bound at PROCS; it lowers the
+//! connections to that port. With `--cgroup` (repeated: on cgroup v1 a step
+//! joins its build's memory group and its own pids group) it first joins
+//! each cgroup whose `cgroup.procs` file is bound at PROCS; it lowers the
 //! rlimits before it restricts itself.
 
 use std::ffi::OsString;
@@ -107,7 +108,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let (mut ro, mut rw) = (Vec::new(), Vec::new());
     let mut serve = false;
     let mut connect = Vec::new();
-    let mut cgroup = None;
+    let mut cgroups = Vec::new();
     let mut rlimits = Vec::new();
     loop {
         match args.next().as_ref().and_then(|a| a.to_str()) {
@@ -119,7 +120,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
                     return 126;
                 }
             },
-            Some("--cgroup") => cgroup = args.next().map(PathBuf::from),
+            Some("--cgroup") => cgroups.extend(args.next().map(PathBuf::from)),
             Some("--rlimit") => match args.next().as_ref().and_then(|a| a.to_str()).and_then(parse_rlimit) {
                 Some(limit) => rlimits.push(limit),
                 None => {
@@ -142,7 +143,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         return 126;
     }
     // The cgroup first, so that everything the program starts is counted.
-    if let Some(procs) = &cgroup {
+    for procs in &cgroups {
         if let Err(e) = std::fs::write(procs, "0") {
             eprintln!("wheelwright-sandbox-exec: cannot join the step's cgroup: {e}");
             return 126;

@@ -8,16 +8,23 @@
 //! A [`Session`] runs many steps of one build in a single bubblewrap (the
 //! assembler and linker runs), each still with its own limits and timeout.
 //!
+//! A build as a whole is bounded too ([`Sandbox::for_build`]): one memory
+//! cgroup for all its sandboxes, a disk budget for its job directory, and a
+//! sized `/tmp` in each sandbox.
+//!
 //! `Sandbox::none` runs the same limits without isolation, for trusted
-//! local builds only.
+//! local builds only (the build's cgroup and disk budget still apply).
 
+mod build;
 mod cgroup;
 pub mod landlock;
 mod limits;
 mod session;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+pub use build::BuildSandbox;
 pub use cgroup::Hierarchy;
 pub use limits::Limits;
 pub use session::Session;
@@ -27,8 +34,31 @@ use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
 /// Where the Landlock helper appears inside the sandbox.
 const HELPER_PATH: &str = "/run/wheelwright/sandbox-exec";
 
-/// Where a step's cgroup membership file appears, for the helper to join.
+/// Where a step's cgroup membership files appear, for the helper to join
+/// (`-0`, `-1`: on cgroup v1 the build's memory group and the step's pids
+/// group are in different hierarchies).
 const CGROUP_PROCS_PATH: &str = "/run/wheelwright/cgroup.procs";
+
+/// What of the sandbox's fresh `/proc` is bound read-only over it. A fresh
+/// procfs lets a process whose uid is the host's root write the host's
+/// kernel settings (`/proc/sys/kernel/core_pattern` runs a program as host
+/// root on the next crash), trigger SysRq, retarget interrupts, touch PCI
+/// config and MTRRs, without any capability: bubblewrap leaves them all
+/// writable. `/proc/sys/net` and `/proc/sys/user` still show the sandbox's
+/// own namespaces (the kernel picks them by the reader's namespace, not by
+/// the mount). Entries missing on this kernel are skipped.
+const PROC_READ_ONLY: [&str; 10] = [
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/mtrr",
+    "/proc/pressure",
+    "/proc/acpi",
+    "/proc/driver",
+    "/proc/scsi",
+];
 
 /// Environment variables passed into the sandbox when a step sets them.
 const ENV_ALLOWED: [&str; 8] = [
@@ -62,6 +92,22 @@ pub enum SandboxError {
     /// bwrap cannot create namespaces here.
     #[error("bubblewrap cannot create its namespaces here ({0}); allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or pass --sandbox=none for trusted local builds")]
     Unusable(String),
+    /// The daemon runs as root and Landlock cannot confine its steps.
+    #[error("wheelwright runs as root, and {0}: a sandboxed step would run as the host's root user (bubblewrap maps uid 0 inside to uid 0 outside), held back by bubblewrap's mounts alone; run wheelwright as a non-root user, or on a kernel with Landlock (Linux 5.13 or newer, `landlock` in the `lsm=` boot parameter) with the sandbox helper installed beside the binary")]
+    RootWithoutLandlock(&'static str),
+}
+
+/// Refuses a sandbox that would run untrusted code as the host's root with
+/// bubblewrap as its only layer: `euid` is the daemon's effective uid,
+/// `landlock_abi` the kernel's Landlock ABI (0: none), `helper` whether the
+/// Landlock helper was found. A non-root daemon's steps run as that user,
+/// which the kernel already keeps from host settings.
+pub fn check_root_confinement(euid: u32, landlock_abi: i64, helper: bool) -> Result<(), SandboxError> {
+    match (euid, landlock_abi, helper) {
+        (0, _, false) => Err(SandboxError::RootWithoutLandlock("the Landlock sandbox helper was not found")),
+        (0, ..=0, true) => Err(SandboxError::RootWithoutLandlock("this kernel has no Landlock")),
+        _ => Ok(()),
+    }
 }
 
 /// The Landlock exec helper: a program plus the arguments that select its
@@ -89,9 +135,10 @@ pub struct Mounts {
     /// Read-only: sources, caches, the interpreter's prefix.
     pub read_only: Vec<PathBuf>,
     /// The step runs code from the project (its tests, its modules), which
-    /// can fork: count and kill its processes through a cgroup. Moving a
-    /// process into a cgroup v1 costs milliseconds, so nasm and the linkers,
-    /// which run no project code, go without.
+    /// can fork: count and kill its processes through a cgroup of its own.
+    /// Moving a process into a cgroup v1 costs milliseconds, so nasm and the
+    /// linkers, which run no project code, go without (they only join their
+    /// build's memory group, once per sandbox: a session holds most of them).
     pub runs_project_code: bool,
     /// TCP ports the step may connect to over the host's network (fetching
     /// a pushed commit); empty: no network at all. Every other namespace and
@@ -133,24 +180,38 @@ impl Mounts {
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     isolation: Isolation,
-    /// The limits for every step.
+    /// The limits for every step, and for each build as a whole.
     pub limits: Limits,
     cgroups: Option<Hierarchy>,
+    /// Where builds' memory groups are made.
+    memory: Option<Hierarchy>,
+    /// The build this sandbox runs steps of (see [`Sandbox::for_build`]).
+    build: Option<Arc<build::BuildState>>,
 }
 
 impl Sandbox {
-    /// The bubblewrap sandbox, after checking that it works here.
+    /// The bubblewrap sandbox, after checking that it works here, and that
+    /// a root daemon has Landlock too ([`check_root_confinement`]).
     pub fn bubblewrap(limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
-        Self::with_bwrap(crate::toolchain::find(crate::toolchain::Tool::Bwrap), limits, helper)
+        let sandbox = Self::with_bwrap(crate::toolchain::find(crate::toolchain::Tool::Bwrap), limits, helper)?;
+        let helper_found = matches!(&sandbox.isolation, Isolation::Bubblewrap { helper: Some(_), .. });
+        // SAFETY: geteuid has no preconditions.
+        check_root_confinement(unsafe { libc::geteuid() }, landlock::kernel_abi(), helper_found)?;
+        Ok(sandbox)
     }
 
-    /// The bubblewrap sandbox using `bwrap` (`None`: not installed).
+    /// The bubblewrap sandbox using `bwrap` (`None`: not installed), after
+    /// checking that it works here. Unlike [`Sandbox::bubblewrap`], it does
+    /// not refuse a root process without Landlock: for looking at
+    /// bubblewrap's own layer.
     pub fn with_bwrap(bwrap: Option<PathBuf>, limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
         let bwrap = bwrap.ok_or(SandboxError::Missing)?;
         let sandbox = Sandbox {
             isolation: Isolation::Bubblewrap { bwrap, helper: helper.filter(|h| h.program.is_file()) },
             limits,
             cgroups: Hierarchy::detect(),
+            memory: Hierarchy::detect_memory(),
+            build: None,
         };
         let probe = sandbox.wrap(&Cmd::new("/usr/bin/true"), &Mounts::default());
         let out = std::process::Command::new(&probe.program)
@@ -165,7 +226,20 @@ impl Sandbox {
 
     /// No isolation: limits only. For trusted local builds.
     pub fn none(limits: Limits) -> Sandbox {
-        Sandbox { isolation: Isolation::None, limits, cgroups: Hierarchy::detect() }
+        Sandbox {
+            isolation: Isolation::None,
+            limits,
+            cgroups: Hierarchy::detect(),
+            memory: Hierarchy::detect_memory(),
+            build: None,
+        }
+    }
+
+    /// Starts the limits of one build as a whole (its memory cgroup, the
+    /// disk budget of `work_dir`, its job directory); run the build's steps
+    /// with [`BuildSandbox::sandbox`], and drop it when the build ends.
+    pub fn for_build(&self, work_dir: &Path) -> BuildSandbox {
+        BuildSandbox::start(self, work_dir)
     }
 
     /// Whether steps run isolated.
@@ -173,8 +247,13 @@ impl Sandbox {
         matches!(self.isolation, Isolation::Bubblewrap { .. })
     }
 
-    /// What protects a step, for logs and `doctor`.
+    /// What protects a step, and what bounds a build, for logs.
     pub fn describe(&self) -> String {
+        format!("{}; {}", self.describe_layers(), self.describe_build_limits())
+    }
+
+    /// What protects a step, for `doctor`.
+    pub fn describe_layers(&self) -> String {
         let mut layers = Vec::new();
         match &self.isolation {
             Isolation::Bubblewrap { helper, .. } => {
@@ -194,17 +273,42 @@ impl Sandbox {
         layers.join(" + ")
     }
 
+    /// What bounds each build as a whole, for logs and `doctor`.
+    pub fn describe_build_limits(&self) -> String {
+        let limits = &self.limits;
+        let memory = match &self.memory {
+            Some(h) => format!("memory {} ({})", build::bytes(limits.build_memory), h.describe()),
+            None => "memory per process only (no memory cgroup)".into(),
+        };
+        format!(
+            "per build: {memory}, disk {} (job directory), /tmp {} per sandbox",
+            build::bytes(limits.build_disk),
+            build::bytes(limits.tmp_size)
+        )
+    }
+
     /// Runs `cmd` inside the sandbox under the limits.
     pub fn run(&self, cmd: &Cmd, mounts: &Mounts, cancel: &CancelToken) -> Result<Output, SpawnError> {
+        if let Some(refused) = self.build.as_ref().and_then(|b| b.refused()) {
+            return Ok(refused);
+        }
+        let build_group = self.build.as_ref().and_then(|b| b.memory.as_ref());
         let group = match (&self.cgroups, mounts.runs_project_code) {
-            (Some(h), true) => cgroup::StepGroup::create(h, self.limits.processes).ok(),
+            (Some(h), true) => cgroup::StepGroup::create(h, self.limits.processes, build_group).ok(),
             _ => None,
         };
         let mut rlimits = self.limits.rlimits();
         if group.is_some() {
             rlimits.retain(|(r, _)| *r != libc::RLIMIT_NPROC);
         }
-        let setup = ChildSetup { rlimits, cgroup_procs: group.as_ref().map(|g| g.procs_file()) };
+        // The build's group, unless the step's own group sits inside it (v2).
+        let mut cgroup_procs: Vec<PathBuf> = build_group
+            .filter(|b| group.is_none() || !b.holds_step_groups())
+            .map(|b| b.procs_file())
+            .into_iter()
+            .collect();
+        cgroup_procs.extend(group.as_ref().map(|g| g.procs_file()));
+        let setup = ChildSetup { rlimits, cgroup_procs };
         let (wrapped, setup) = match &self.isolation {
             // The helper joins the cgroup and lowers the rlimits inside the
             // sandbox, so the daemon starts bubblewrap without a pre-exec
@@ -220,11 +324,16 @@ impl Sandbox {
             rlimits: setup.rlimits,
             cgroup_procs: setup.cgroup_procs,
             landlock_ruleset: None,
+            stop: self.build.as_ref().map(|b| b.stop.clone()),
         };
+        let oom_before = self.build.as_ref().map_or(0, |b| b.oom_kills());
         let mut output = process::run(&wrapped, &limits, cancel)?;
         if let (true, process::Exit::Code(code @ 129..=192)) = (self.is_isolated(), &output.exit) {
             // bwrap reports a child killed by signal N as exit status 128 + N.
             output.exit = process::Exit::Signal(code - 128);
+        }
+        if let Some(build) = &self.build {
+            build.explain(&mut output, oom_before);
         }
         if let Some(group) = group {
             if group.hit_pids_limit() {
@@ -248,8 +357,10 @@ impl Sandbox {
         let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
             return None;
         };
-        let wrapped = self.wrap_program(None, &mounts, &ChildSetup::default());
-        Some(Session::start(&wrapped, mounts, self.limits.clone()))
+        // The session's server joins the build's group; the tools it runs are born in it.
+        let cgroup_procs = self.build.iter().filter_map(|b| b.memory.as_ref()).map(|g| g.procs_file()).collect();
+        let wrapped = self.wrap_program(None, &mounts, &ChildSetup { rlimits: Vec::new(), cgroup_procs });
+        Some(Session::start(&wrapped, mounts, self.limits.clone(), self.build.clone()))
     }
 
     /// The command line that runs `cmd` isolated (unchanged without isolation).
@@ -269,6 +380,9 @@ impl Sandbox {
             "--unshare-pid",
             "--unshare-uts",
             "--unshare-cgroup",
+            // No user namespace inside: it would give a step capabilities
+            // there, and with them the kernel's namespaced attack surface.
+            "--disable-userns",
             "--cap-drop",
             "ALL",
             "--die-with-parent",
@@ -296,7 +410,16 @@ impl Sandbox {
         for file in &network_files {
             args.extend(["--ro-bind".to_string(), file.to_string(), file.to_string()]);
         }
-        args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
+        args.extend(["--proc", "/proc"].map(String::from));
+        for path in PROC_READ_ONLY {
+            args.extend(["--ro-bind-try", path, path].map(String::from));
+        }
+        // Sized: an unsized tmpfs may take half the host's memory.
+        let tmp_size = self.limits.tmp_size.to_string();
+        args.extend(
+            ["--dev", "/dev", "--size", &tmp_size, "--tmpfs", "/tmp", "--size", &tmp_size, "--tmpfs", "/dev/shm"]
+                .map(String::from),
+        );
 
         // Parents before children, so that a read-only source inside the
         // writable job directory stays read-only.
@@ -320,8 +443,8 @@ impl Sandbox {
         if let Some(helper) = helper {
             // At a fixed place, so that nothing of the helper's own folder shows.
             args.extend(["--ro-bind".to_string(), helper.program.display().to_string(), HELPER_PATH.to_string()]);
-            if let Some(procs) = &setup.cgroup_procs {
-                args.extend(["--bind".to_string(), procs.display().to_string(), CGROUP_PROCS_PATH.to_string()]);
+            for (n, procs) in setup.cgroup_procs.iter().enumerate() {
+                args.extend(["--bind".to_string(), procs.display().to_string(), format!("{CGROUP_PROCS_PATH}-{n}")]);
             }
         }
         args.push("--".into());
@@ -334,8 +457,8 @@ impl Sandbox {
             for port in &mounts.network {
                 args.extend(["--connect".to_string(), port.to_string()]);
             }
-            if setup.cgroup_procs.is_some() {
-                args.extend(["--cgroup".to_string(), CGROUP_PROCS_PATH.to_string()]);
+            for n in 0..setup.cgroup_procs.len() {
+                args.extend(["--cgroup".to_string(), format!("{CGROUP_PROCS_PATH}-{n}")]);
             }
             for (resource, value) in &setup.rlimits {
                 args.extend(["--rlimit".to_string(), format!("{resource}={value}")]);
@@ -368,11 +491,11 @@ fn allowed_env(cmd: &Cmd) -> impl Iterator<Item = &(String, String)> {
 }
 
 /// What a step's first process does to itself before it executes: join the
-/// step's cgroup, lower its rlimits.
+/// build's and the step's cgroups, lower its rlimits.
 #[derive(Debug, Default)]
 struct ChildSetup {
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
-    cgroup_procs: Option<PathBuf>,
+    cgroup_procs: Vec<PathBuf>,
 }
 
 /// `/usr` read-only, and the merged-usr links (or the real directories on a

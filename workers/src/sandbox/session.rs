@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::build::BuildState;
 use super::{allowed_env, Limits, Mounts};
 use crate::process::{self, CancelToken, Cmd, Exit, Output, RunLimits, SpawnError};
 
@@ -86,6 +87,9 @@ type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Result<Reply, String>>>>>;
 pub struct Session {
     mounts: Mounts,
     limits: Limits,
+    /// The build whose limits bound the session (its server is in the
+    /// build's memory group).
+    build: Option<Arc<BuildState>>,
     pgid: libc::pid_t,
     child: Mutex<Option<Child>>,
     input: Mutex<Option<ChildStdin>>,
@@ -98,8 +102,13 @@ pub struct Session {
 
 impl Session {
     /// Starts `wrapped` (bubblewrap running the helper in serve mode);
-    /// `mounts` is what it was given to see.
-    pub(super) fn start(wrapped: &Cmd, mounts: Mounts, limits: Limits) -> Result<Session, SpawnError> {
+    /// `mounts` is what it was given to see; `build` the build it serves.
+    pub(super) fn start(
+        wrapped: &Cmd,
+        mounts: Mounts,
+        limits: Limits,
+        build: Option<Arc<BuildState>>,
+    ) -> Result<Session, SpawnError> {
         let spawn_error = |source| SpawnError { program: wrapped.program.display().to_string(), source };
         // No pre-exec hook (so std can use posix_spawn rather than fork the
         // whole daemon): the server is ours, and it sets the rlimits on
@@ -127,6 +136,7 @@ impl Session {
         Ok(Session {
             mounts,
             limits,
+            build,
             pgid,
             child: Mutex::new(Some(child)),
             input: Mutex::new(input),
@@ -174,8 +184,19 @@ impl Session {
         !self.ended.load(Ordering::SeqCst)
     }
 
-    /// Runs `cmd` in the session under the session's limits.
+    /// Runs `cmd` in the session under the session's limits (and its build's).
     pub fn run(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
+        let Some(build) = &self.build else { return self.run_request(cmd, cancel) };
+        if let Some(refused) = build.refused() {
+            return Ok(refused);
+        }
+        let oom_before = build.oom_kills();
+        let mut output = self.run_request(cmd, cancel)?;
+        build.explain(&mut output, oom_before);
+        Ok(output)
+    }
+
+    fn run_request(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
         let spawn_error = |message: String| SpawnError {
             program: cmd.program.display().to_string(),
             source: std::io::Error::other(message),
@@ -201,8 +222,10 @@ impl Session {
         let deadline = started + self.limits.timeout() + SERVER_GRACE;
         let ended_by_us =
             |exit: Exit| Output { exit, text: String::new(), truncated: false, duration: started.elapsed() };
+        let stopped = || self.build.as_ref().is_some_and(|b| b.stop.is_cancelled());
         loop {
-            if cancel.is_cancelled() {
+            if cancel.is_cancelled() || stopped() {
+                // A build limit's reason replaces this (see BuildState::explain).
                 self.kill();
                 return Ok(ended_by_us(Exit::Cancelled));
             }
@@ -344,8 +367,9 @@ fn run_request(request: &Request, scope: Option<std::os::fd::RawFd>) -> Result<R
         timeout: Duration::from_millis(request.timeout_ms),
         max_output: request.max_output,
         rlimits: request.rlimits.clone(),
-        cgroup_procs: None,
+        cgroup_procs: Vec::new(),
         landlock_ruleset: scope,
+        stop: None,
     };
     let out = process::run(&cmd, &limits, &CancelToken::new()).map_err(|e| e.source.to_string())?;
     Ok(Reply { exit: out.exit, text: out.text, truncated: out.truncated, duration_ms: out.duration.as_millis() as u64 })

@@ -146,6 +146,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
             run.problem = Some(problem);
         }
         Exit::Cancelled => run.problem = Some("cancelled".into()),
+        Exit::Limit(why) => run.problem = Some(why.clone()),
     }
     match std::fs::read_to_string(&junit) {
         Ok(xml) => {
