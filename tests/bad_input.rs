@@ -245,6 +245,13 @@ async fn unknown_builds_and_artifacts_are_404() {
         let (status, code, _) = error_of(app.client.get(app.url(path)).send().await.unwrap()).await;
         assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"), "{path}");
     }
+    // No project can have a non-ASCII name: a 404, not a redirect whose
+    // `Location` cannot be written (it was a 500).
+    let (status, code, message) = error_of(app.client.get(app.url("/simple/I%C3%82%11/")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str(), message.as_str()),
+        (StatusCode::NOT_FOUND, "not_found", "no project `I\u{c2}\\u{11}`")
+    );
     let (status, _, message) = error_of(app.post("/api/v1/builds/nope/cancel").send().await.unwrap()).await;
     assert_eq!((status, message.as_str()), (StatusCode::NOT_FOUND, "no build `nope`"));
     app.stop().await.unwrap();

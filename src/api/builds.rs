@@ -313,7 +313,9 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request("bad_query", "limit must be between 1 and 100"));
     }
-    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+    // An empty `status=` is refused like any other value outside the
+    // document's enum, rather than read as "any status".
+    let status = match query.status.as_deref() {
         Some(s) => Some(BuildStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(
                 "bad_query",

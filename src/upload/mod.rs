@@ -13,7 +13,7 @@ use wheelwright_workers::target::Target;
 
 use crate::api::error::ApiError;
 
-pub use paths::safe_relative;
+pub use paths::{safe_relative, shown};
 
 /// Most files a project may have.
 pub const MAX_FILES: usize = 2000;
