@@ -245,6 +245,19 @@ async fn unsigned_foreign_or_odd_deliveries_are_refused_or_ignored() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{sneaky}");
         assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "clone_url_refused");
     }
+    // Below the base, but another repository than the allowed `full_name`
+    // (whose signed payload it rides on).
+    for other in [format!("{base}acme/other.git"), format!("{base}evil/pymult"), format!("{base}acme/pymult/x.git")] {
+        let body = serde_json::to_vec(&push_payload(&remote, "acme/pymult", &other)).unwrap();
+        let response = deliver(&app, "push", &format!("d-{other}"), &body, Some(sign(SECRET, &body))).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{other}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "clone_url_refused");
+        assert_eq!(
+            error["error"]["message"],
+            format!("the clone URL `{other}` is not the repository `acme/pymult` (expected `{base}acme/pymult.git`)")
+        );
+    }
     // A ref that git would take for an option.
     let mut payload = push_payload(&remote, "acme/pymult", &remote.clone_url());
     payload["ref"] = json!("--upload-pack=touch /tmp/wheelwright-upload-pack");

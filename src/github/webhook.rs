@@ -121,8 +121,9 @@ fn check_repository(state: &AppState, repository: &str) -> ApiResult<()> {
     ))
 }
 
-/// Refuses a clone URL outside `clone-base` (whole path segments, no `..`),
-/// a ref that is not a ref, and a commit that is not a commit id.
+/// Refuses a clone URL outside `clone-base` (whole path segments, no `..`) or
+/// naming another repository than `repository.full_name`, a ref that is not a
+/// ref, and a commit that is not a commit id.
 fn check_source(state: &AppState, clone_url: &str, origin: &GitOrigin) -> ApiResult<()> {
     let base = &state.config.github.clone_base;
     let escapes = clone_url.split(['/', '\\']).any(|segment| segment == "..");
@@ -130,6 +131,20 @@ fn check_source(state: &AppState, clone_url: &str, origin: &GitOrigin) -> ApiRes
         return Err(ApiError::bad_request(
             "clone_url_refused",
             format!("the clone URL `{clone_url}` is not below `{base}`"),
+        ));
+    }
+    // The URL must name the repository the allow-list let in: a signed
+    // payload for an allowed `full_name` must not fetch another repository.
+    let repository = &origin.repository;
+    if !clone_url_names(base, clone_url, repository) {
+        return Err(ApiError::bad_request(
+            "clone_url_refused",
+            format!(
+                "the clone URL `{}` is not the repository `{}` (expected `{base}{}.git`)",
+                crate::upload::shown(clone_url),
+                crate::upload::shown(repository),
+                crate::upload::shown(repository)
+            ),
         ));
     }
     if !origin.git_ref.starts_with("refs/") || origin.git_ref.contains("..") {
@@ -140,6 +155,20 @@ fn check_source(state: &AppState, clone_url: &str, origin: &GitOrigin) -> ApiRes
         return Err(ApiError::bad_request("bad_payload", format!("`{commit}` is not a commit id")));
     }
     Ok(())
+}
+
+/// Whether `clone_url` is `<base><full_name>.git` or `<base><full_name>`,
+/// ignoring ASCII case as GitHub does for owner and repository names.
+fn clone_url_names(base: &str, clone_url: &str, full_name: &str) -> bool {
+    let Some(path) = clone_url.get(..base.len()).filter(|b| *b == base).map(|_| &clone_url[base.len()..]) else {
+        return false;
+    };
+    let suffix = path.len().checked_sub(4).and_then(|at| Some((at, path.get(at..)?)));
+    let path = match suffix {
+        Some((at, ext)) if at > 0 && ext.eq_ignore_ascii_case(".git") => &path[..at],
+        _ => path,
+    };
+    path.eq_ignore_ascii_case(full_name)
 }
 
 fn accepted(delivery: &str) -> Response {
@@ -264,4 +293,23 @@ pub async fn resume_pending(state: &AppState) -> Result<usize, sqlx::Error> {
         }
     });
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clone_url_names;
+
+    #[test]
+    fn a_clone_url_names_its_repository_in_any_case_with_or_without_git() {
+        let base = "https://github.com/";
+        assert!(clone_url_names(base, "https://github.com/acme/pymult.git", "acme/pymult"));
+        assert!(clone_url_names(base, "https://github.com/acme/pymult", "acme/pymult"));
+        assert!(clone_url_names(base, "https://github.com/ACME/PyMult.GIT", "Acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.com/acme/other.git", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.com/acme/pymult.git.git", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.com/acme/pymult/.git", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://gitlab.com/acme/pymult.git", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.co", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.com/acme/pymul\u{e9}t", "acme/pymult"));
+    }
 }
