@@ -25,7 +25,7 @@ use crate::state::AppState;
 use crate::upload;
 
 /// Largest size an uploaded archive may unpack to.
-const MAX_EXPANDED: u64 = 64 << 20;
+pub const MAX_EXPANDED: u64 = 64 << 20;
 
 /// An artifact as the API shows it.
 #[derive(Debug, Serialize)]
@@ -190,7 +190,8 @@ pub async fn create(
     if declared.is_some_and(|n| n > state.config.max_upload + 64 * 1024) {
         return Err(ApiError::too_large(format!("uploads are limited to {} bytes", state.config.max_upload)));
     }
-    let upload = upload::read(form?, MAX_EXPANDED, upload::Mode::Api).await?;
+    // The bearer token was checked before the body was read (`require_token`).
+    let upload = upload::read(form?, MAX_EXPANDED, upload::Mode::Api, &[]).await?;
     let view = submit(&state, upload).await?;
     let location = HeaderValue::from_str(&format!("/api/v1/builds/{}", view.id)).map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
@@ -286,7 +287,6 @@ pub async fn rebuild_of(state: &AppState, id: &str) -> ApiResult<BuildView> {
         version: build.overrides.version.clone(),
         debug: build.debug,
         rebuild: true,
-        token: None,
         origin: build.origin.clone(),
         delivery: None,
     };

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use tokio_stream::StreamExt;
 
 use super::pushes::{self, PendingPush};
 use super::signature;
@@ -27,21 +27,50 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+fn too_large() -> ApiError {
+    ApiError::too_large(format!("webhook payloads are limited to {MAX_PAYLOAD} bytes"))
+}
+
 fn ignored(reason: String) -> Response {
     (StatusCode::ACCEPTED, Json(json!({ "ignored": reason }))).into_response()
 }
 
-/// The webhook endpoint.
-pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+/// Largest payload read: GitHub caps its deliveries at 25 MB.
+const MAX_PAYLOAD: usize = 25 << 20;
+
+/// The webhook endpoint. Nothing of the body is read before the webhook is
+/// known to be on and a signature header is there, and never more than
+/// [`MAX_PAYLOAD`] (a larger declared length is refused at once).
+pub async fn webhook(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let Some(secret) = state.config.github.secret.as_deref() else {
         return Err(ApiError::not_found("the GitHub webhook is not enabled on this server"));
     };
-    if !signature::verify(secret, &body, header(&headers, "x-hub-signature-256")) {
-        return Err(ApiError::new(
+    let unsigned = || {
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_signature",
             "X-Hub-Signature-256 is missing or does not match the body",
-        ));
+        )
+    };
+    let headers = request.headers().clone();
+    let Some(given) = header(&headers, "x-hub-signature-256") else {
+        return Err(unsigned());
+    };
+    let declared = header(&headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_PAYLOAD as u64) {
+        return Err(too_large());
+    }
+    let mut chunks = request.into_body().into_data_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("bad_payload", "the payload could not be read"))?;
+        if body.len() + chunk.len() > MAX_PAYLOAD {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !signature::verify(secret, &body, Some(given)) {
+        return Err(unsigned());
     }
     let event = header(&headers, "x-github-event").unwrap_or("");
     match event {
