@@ -18,8 +18,10 @@ use axum::Router;
 use crate::state::AppState;
 use error::ApiError;
 
-/// Every route of the daemon.
+/// Every route of the daemon. `state.config.bind` must be the address the
+/// listener really has (the `Host` allow-list derives from it).
 pub fn router(state: AppState) -> Router {
+    let guard = std::sync::Arc::new(crate::web::guard::Guard::new(state.config.bind, &state.config));
     let writes = Router::new()
         .route("/api/v1/builds", post(builds::create))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
@@ -46,6 +48,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("no such page") })
+        // Outermost: Host and cross-site checks before anything else runs,
+        // security headers on every answer, refusals and 404s included.
+        .layer(axum::middleware::from_fn_with_state(guard, crate::web::guard::guard))
         .with_state(state)
 }
 

@@ -40,7 +40,7 @@ const MAX_PAYLOAD: usize = 25 << 20;
 
 /// The webhook endpoint. Nothing of the body is read before the webhook is
 /// known to be on and a signature header is there, and never more than
-/// [`MAX_PAYLOAD`] (a larger declared length is refused at once).
+/// 25 MiB (a larger declared length is refused at once).
 pub async fn webhook(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let Some(secret) = state.config.github.secret.as_deref() else {
         return Err(ApiError::not_found("the GitHub webhook is not enabled on this server"));

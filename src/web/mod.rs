@@ -3,6 +3,7 @@
 //! in-place errors. Templates and assets live in `web/` and are embedded in
 //! the binary. Every page has a JSON twin in the API.
 
+pub mod guard;
 mod pages;
 mod views;
 
