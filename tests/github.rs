@@ -394,3 +394,29 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
     assert!(pushes::pending(&pool).await.unwrap().is_empty(), "the push ended with its build");
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_reads_no_body_unsigned_or_over_25_mib() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let remote = Remote::new();
+    let (api, _) = recording_server().await;
+    let app = app_for(&remote, &api).await;
+    // Announced, never sent: the answer must come without the body.
+    for (signature, length, expected) in
+        [("", 1 << 20, "HTTP/1.1 401"), ("X-Hub-Signature-256: sha256=00\r\n", 26 << 20, "HTTP/1.1 413")]
+    {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST /webhooks/github HTTP/1.1\r\nHost: {}\r\nX-GitHub-Event: push\r\n{signature}\
+             Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{{",
+            app.addr
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "the webhook waited for the body");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(expected), "{answer}");
+    }
+    app.stop().await.unwrap();
+}
