@@ -62,10 +62,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# pytest (and html5lib, which checks the web pages) live in a project-local
-# virtual environment, never the system Python.
-if ! .venv/bin/python -c 'import pytest, html5lib' >/dev/null 2>&1; then
-  echo "setup: preparing .venv with pytest and html5lib"
+# pytest, html5lib (which checks the web pages) and schemathesis (which
+# checks the API against its OpenAPI document) live in a project-local virtual
+# environment, never the system Python. schemathesis is pinned: its checks
+# change between releases, and the test suite asserts zero failures.
+SCHEMATHESIS_VERSION=4.32.5
+if ! .venv/bin/python -c 'import pytest, html5lib' >/dev/null 2>&1 \
+  || [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
+  echo "setup: preparing .venv with pytest, html5lib and schemathesis $SCHEMATHESIS_VERSION"
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check pytest html5lib
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check pytest html5lib \
+    "schemathesis==$SCHEMATHESIS_VERSION"
 fi

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// The address people reach this server at, for links in commit statuses [default: http://BIND].
     #[arg(long, env = "WHEELWRIGHT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// More `Host` values this server answers to (comma-separated `name[:port]`),
+    /// beyond the bind address and the public URL's host.
+    #[arg(long, env = "WHEELWRIGHT_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
     /// GitHub webhook secret; without one the webhook is off.
     #[arg(long, env = "WHEELWRIGHT_GITHUB_SECRET")]
     pub github_secret: Option<String>,
@@ -127,6 +131,7 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     db_busy_timeout_ms: Option<u64>,
     public_url: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
     limits: Option<Limits>,
     github: Option<GithubFile>,
     max_queued_per_client: Option<u32>,
@@ -210,6 +215,9 @@ pub struct Config {
     pub db_busy_timeout: Duration,
     /// Base of links to this server.
     pub public_url: String,
+    /// Extra `Host` values answered (lowercase), beyond those of `bind` and
+    /// `public_url`.
+    pub allowed_hosts: Vec<String>,
     /// GitHub webhook and statuses.
     pub github: GithubConfig,
     /// Who may publish a project (`[index] ownership`).
@@ -277,6 +285,14 @@ impl Config {
                 args.db_busy_timeout_ms.or(file.db_busy_timeout_ms).unwrap_or(10_000),
             ),
             public_url: String::new(),
+            allowed_hosts: args
+                .allowed_hosts
+                .or(file.allowed_hosts)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
             github: GithubConfig {
                 secret: None,
                 repos: Vec::new(),
@@ -371,8 +387,8 @@ impl Config {
         };
         format!(
             "bind={} data_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
-             step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} github={} \
-             index_ownership={:?} max_queued_per_client={}",
+             step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} allowed_hosts={} \
+             github={} index_ownership={:?} max_queued_per_client={}",
             self.bind,
             self.data_dir.display(),
             self.workers,
@@ -391,6 +407,7 @@ impl Config {
                 self.pythons.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")
             },
             self.public_url,
+            if self.allowed_hosts.is_empty() { "-".to_string() } else { self.allowed_hosts.join(",") },
             github,
             self.index_ownership,
             self.max_queued_per_client

@@ -47,6 +47,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let mut config = config;
+    // The address really bound (port 0 picks one): the Host allow-list
+    // derives from it.
+    config.bind = listener.local_addr()?;
     let state = start(config).await?;
     info!("listening on http://{}", listener.local_addr()?);
     let router = api::router(state.clone()).layer(TraceLayer::new_for_http());

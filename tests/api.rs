@@ -231,6 +231,14 @@ async fn builds_are_listed_newest_first_with_a_cursor_and_filters() {
     assert_eq!(by_project["builds"].as_array().unwrap().len(), 3);
     let bad = app.client.get(app.url("/api/v1/builds?status=done")).send().await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    // The document's enum has no empty status: `status=` is refused too.
+    let empty = app.client.get(app.url("/api/v1/builds?status=")).send().await.unwrap();
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    let error: Value = empty.json().await.unwrap();
+    assert_eq!(
+        error["error"]["message"],
+        "unknown status `` (expected queued, running, succeeded, failed or cancelled)"
+    );
     app.stop().await.unwrap();
 }
 

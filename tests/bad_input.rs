@@ -177,8 +177,13 @@ async fn hostile_archives_are_refused_before_anything_is_written() {
 /// Sends the head of a request and at most `send` bytes of its body, then
 /// reads the answer: the server must answer without waiting for the rest.
 async fn raw_upload(app: &TestApp, headers: &str, body: &[u8]) -> String {
+    raw_request(app.addr, headers, body).await
+}
+
+/// [`raw_upload`] to any address.
+async fn raw_request(addr: std::net::SocketAddr, headers: &str, body: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(headers.as_bytes()).await.unwrap();
     // The server may stop reading (and close) once it has seen enough.
     let _ = stream.write_all(body).await;
@@ -245,6 +250,13 @@ async fn unknown_builds_and_artifacts_are_404() {
         let (status, code, _) = error_of(app.client.get(app.url(path)).send().await.unwrap()).await;
         assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"), "{path}");
     }
+    // No project can have a non-ASCII name: a 404, not a redirect whose
+    // `Location` cannot be written (it was a 500).
+    let (status, code, message) = error_of(app.client.get(app.url("/simple/I%C3%82%11/")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str(), message.as_str()),
+        (StatusCode::NOT_FOUND, "not_found", "no project `I\u{c2}\\u{11}`")
+    );
     let (status, _, message) = error_of(app.post("/api/v1/builds/nope/cancel").send().await.unwrap()).await;
     assert_eq!((status, message.as_str()), (StatusCode::NOT_FOUND, "no build `nope`"));
     app.stop().await.unwrap();
@@ -365,4 +377,225 @@ async fn a_full_disk_is_a_clear_503_and_nothing_is_corrupted() {
     assert_still_serving(&app).await;
     app.stop().await.unwrap();
     drop(disk);
+}
+
+/// A 1.5 MB .tar.gz whose GNU long-name record claims a 1.5 GB name of `a`s
+/// (the tar reader reads such records whole). Written once per target
+/// directory, streaming: compressing it takes a while in a debug build.
+fn long_name_bomb() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("long-name-bomb.tar.gz");
+    if path.exists() {
+        return path;
+    }
+    const NAME: u64 = 1500 << 20;
+    let partial = path.with_extension("partial");
+    let file = std::io::BufWriter::new(std::fs::File::create(&partial).unwrap());
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::best());
+    let mut header = tar::Header::new_gnu();
+    header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_size(NAME);
+    header.set_mode(0o644);
+    header.set_cksum();
+    gz.write_all(header.as_bytes()).unwrap();
+    let block = vec![b'a'; 1 << 20];
+    for _ in 0..NAME >> 20 {
+        gz.write_all(&block).unwrap();
+    }
+    // The entry the name belongs to, then the end of the archive.
+    let mut file_header = tar::Header::new_gnu();
+    file_header.set_path("x.asm").unwrap();
+    file_header.set_size(0);
+    file_header.set_mode(0o644);
+    file_header.set_cksum();
+    gz.write_all(file_header.as_bytes()).unwrap();
+    gz.write_all(&[0u8; 1024]).unwrap();
+    gz.finish().unwrap().into_inner().unwrap().sync_all().unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+    path
+}
+
+/// `VmHWM` (peak resident set) of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// The daemon binary as a child process with a token, so that its memory is
+/// its own (the in-process test servers share the test's).
+struct ChildDaemon {
+    child: std::process::Child,
+    base: String,
+    client: reqwest::Client,
+    token: String,
+    data: std::path::PathBuf,
+}
+
+impl ChildDaemon {
+    async fn start(data: &std::path::Path, token: &str) -> ChildDaemon {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wheelwright"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--pythons", "python3", "--smoke", "false"])
+            .arg("--data-dir")
+            .arg(data)
+            .env("WHEELWRIGHT_TOKENS", token)
+            .env("WHEELWRIGHT_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(address.trim().to_string());
+                }
+            }
+        });
+        let base = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the daemon starts listening");
+        wheelwright::install_crypto_provider();
+        let daemon = ChildDaemon {
+            child,
+            base,
+            client: reqwest::Client::new(),
+            token: token.to_string(),
+            data: data.to_path_buf(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !daemon.client.get(daemon.url("/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(std::time::Instant::now() < deadline, "the daemon did not become healthy");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        daemon
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(&self.token)
+    }
+
+    /// pymult still builds.
+    async fn assert_still_serving(&self) {
+        let form = form_of_dir(&example("pymult"), &[("targets", "linux-x86_64")]);
+        let response = self.post("/api/v1/builds").multipart(form).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        loop {
+            let build: Value =
+                self.client.get(self.url(&format!("/api/v1/builds/{id}"))).send().await.unwrap().json().await.unwrap();
+            match build["status"].as_str().unwrap() {
+                "queued" | "running" => {}
+                status => return assert_eq!(status, "succeeded", "{build}"),
+            }
+            assert!(std::time::Instant::now() < deadline, "build {id} did not finish");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for ChildDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_name_tar_bomb_is_refused_in_little_memory_with_or_without_a_token() {
+    let bomb_path = tokio::task::spawn_blocking(long_name_bomb).await.unwrap();
+    let bomb = std::fs::read(&bomb_path).unwrap();
+    assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+    let data = tempfile::tempdir().unwrap();
+    let daemon = ChildDaemon::start(data.path(), "bomb-token").await;
+    let app = &daemon;
+    // Forget the start-up peak: from here VmHWM is what the bombs cost.
+    std::fs::write(format!("/proc/{}/clear_refs", daemon.child.id()), "5").unwrap();
+    let before = peak_rss(daemon.child.id());
+
+    // Refused before the archive is read: the server may answer and close
+    // while the body is still being sent, so these go over a raw connection.
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let refused = |path: &str, token_field: Option<&str>, token_after: bool| {
+        let mut body = Vec::new();
+        let token =
+            token_field.map(|t| format!("--B\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\n{t}\r\n"));
+        if let (Some(token), false) = (&token, token_after) {
+            body.extend(token.as_bytes());
+        }
+        body.extend(b"--B\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"bomb.tar.gz\"\r\n\r\n");
+        body.extend(&bomb);
+        body.extend(b"\r\n");
+        if let (Some(token), true) = (&token, token_after) {
+            body.extend(token.as_bytes());
+        }
+        body.extend(b"--B--\r\n");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary=B\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        async move { raw_request(addr, &head, &body).await }
+    };
+    // The API without a token.
+    let answer = refused("/api/v1/builds", None, false).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("this server needs `Authorization: Bearer <token>` to accept builds"), "{answer}");
+    // The form: the token must come first, and be right.
+    let answer = refused("/builds", None, false).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("this server needs a token: the form&#39;s first field must be `token`"), "{answer}");
+    let answer = refused("/builds", Some("bomb-token"), true).await;
+    assert!(answer.starts_with("HTTP/1.1 401") && answer.contains("first field must be `token`"), "{answer}");
+    let answer = refused("/builds", Some("wrong"), false).await;
+    assert!(answer.starts_with("HTTP/1.1 401") && answer.contains("the token is missing or not valid"), "{answer}");
+
+    // With the token, the archive is unpacked up to the cap and refused with
+    // a short message, by the API and by the form.
+    let archive = || Part::bytes(bomb.clone()).file_name("bomb.tar.gz");
+    let (status, code, message) =
+        error_of(app.post("/api/v1/builds").multipart(Form::new().part("archive", archive())).send().await.unwrap())
+            .await;
+    assert_eq!(
+        (status, code.as_str(), message.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the archive unpacks to more than 67108864 bytes")
+    );
+    let form = Form::new().text("token", "bomb-token").part("archive", archive());
+    let page = app.client.post(app.url("/builds")).multipart(form).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("the archive unpacks to more than 67108864 bytes") && html.len() < 32 << 10, "{html}");
+
+    let grown = peak_rss(daemon.child.id()).saturating_sub(before);
+    assert!(grown < 200 << 20, "the daemon's peak memory grew by {} MiB", grown >> 20);
+    let left: Vec<_> = std::fs::read_dir(app.data.join("sources")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    app.assert_still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokenless_upload_is_refused_before_its_body_is_read() {
+    let app = TestApp::spawn_with(|a| {
+        a.tokens = Some(vec!["right-token".into()]);
+        a.smoke = Some(false);
+    })
+    .await;
+    // 30 MiB announced (under the limit), 1 KiB sent: the answer comes anyway.
+    for (path, first_part) in
+        [("/api/v1/builds", "files\"; filename=\"src/a.asm"), ("/builds", "archive\"; filename=\"a.tgz")]
+    {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary=B\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"{first_part}\"\r\n\r\n",
+            app.addr,
+            30 << 20
+        );
+        let answer = raw_upload(&app, &head, &[b'x'; 1024]).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
+    }
+    app.stop().await.unwrap();
 }

@@ -245,6 +245,19 @@ async fn unsigned_foreign_or_odd_deliveries_are_refused_or_ignored() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{sneaky}");
         assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "clone_url_refused");
     }
+    // Below the base, but another repository than the allowed `full_name`
+    // (whose signed payload it rides on).
+    for other in [format!("{base}acme/other.git"), format!("{base}evil/pymult"), format!("{base}acme/pymult/x.git")] {
+        let body = serde_json::to_vec(&push_payload(&remote, "acme/pymult", &other)).unwrap();
+        let response = deliver(&app, "push", &format!("d-{other}"), &body, Some(sign(SECRET, &body))).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{other}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "clone_url_refused");
+        assert_eq!(
+            error["error"]["message"],
+            format!("the clone URL `{other}` is not the repository `acme/pymult` (expected `{base}acme/pymult.git`)")
+        );
+    }
     // A ref that git would take for an option.
     let mut payload = push_payload(&remote, "acme/pymult", &remote.clone_url());
     payload["ref"] = json!("--upload-pack=touch /tmp/wheelwright-upload-pack");
@@ -380,4 +393,30 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
     let pool = wheelwright::db::connect(&data_dir.join("wheelwright.db"), Duration::from_secs(5)).await.unwrap();
     assert!(pushes::pending(&pool).await.unwrap().is_empty(), "the push ended with its build");
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_reads_no_body_unsigned_or_over_25_mib() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let remote = Remote::new();
+    let (api, _) = recording_server().await;
+    let app = app_for(&remote, &api).await;
+    // Announced, never sent: the answer must come without the body.
+    for (signature, length, expected) in
+        [("", 1 << 20, "HTTP/1.1 401"), ("X-Hub-Signature-256: sha256=00\r\n", 26 << 20, "HTTP/1.1 413")]
+    {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST /webhooks/github HTTP/1.1\r\nHost: {}\r\nX-GitHub-Event: push\r\n{signature}\
+             Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{{",
+            app.addr
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "the webhook waited for the body");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(expected), "{answer}");
+    }
+    app.stop().await.unwrap();
 }

@@ -16,7 +16,7 @@ const PYMULT: &str = include_str!("../examples/pymult/src/pymult.asm");
 /// A build that keeps the only worker busy for 50 s, until cancelled.
 fn sleeper() -> tempfile::TempDir {
     project(&[
-        ("src/sleeper.asm", PYMULT),
+        ("src/pymult.asm", PYMULT),
         ("tests/test_sleep.py", "import time\n\ndef test_sleep():\n    time.sleep(50)\n"),
     ])
 }

@@ -27,7 +27,7 @@ use crate::state::AppState;
 use crate::upload;
 
 /// Largest size an uploaded archive may unpack to.
-const MAX_EXPANDED: u64 = 64 << 20;
+pub const MAX_EXPANDED: u64 = 64 << 20;
 
 /// An artifact as the API shows it.
 #[derive(Debug, Serialize)]
@@ -193,7 +193,8 @@ pub async fn create(
     if declared.is_some_and(|n| n > state.config.max_upload + 64 * 1024) {
         return Err(ApiError::too_large(format!("uploads are limited to {} bytes", state.config.max_upload)));
     }
-    let upload = upload::read(form?, MAX_EXPANDED, upload::Mode::Api).await?;
+    // The bearer token was checked before the body was read (`require_token`).
+    let upload = upload::read(form?, MAX_EXPANDED, upload::Mode::Api, &[]).await?;
     let submitter = api_submitter(&state, &headers, client);
     accepted(submit(&state, upload, &submitter).await)
 }
@@ -385,7 +386,9 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request("bad_query", "limit must be between 1 and 100"));
     }
-    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+    // An empty `status=` is refused like any other value outside the
+    // document's enum, rather than read as "any status".
+    let status = match query.status.as_deref() {
         Some(s) => Some(BuildStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(
                 "bad_query",

@@ -90,6 +90,12 @@ pub async fn project(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    if !is_project_name(&name) {
+        // No build can have such a name (PEP 508 names are ASCII letters,
+        // digits and `._-`), and a redirect to it would not even be a valid
+        // `Location` header.
+        return Err(ApiError::not_found(format!("no project `{}`", crate::upload::shown(&name))));
+    }
     let normalized = tags::normalize(&name);
     if normalized != name {
         return Ok(Redirect::permanent(&format!("/simple/{normalized}/")).into_response());
@@ -138,9 +144,29 @@ pub async fn project(
     Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
 }
 
+/// Whether `name` could name a distribution: ASCII letters, digits and `._-`,
+/// starting and ending with a letter or digit (PEP 508).
+fn is_project_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    edge(bytes.first())
+        && edge(bytes.last())
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_pep_508_names_are_project_names() {
+        for name in ["pymult", "My_Mult", "a", "a.b-c_d", "9lives"] {
+            assert!(is_project_name(name), "{name}");
+        }
+        for name in ["", "-a", "a-", "I\u{c2}\u{11}", "caf\u{e9}", "a b", "a/b", "%41"] {
+            assert!(!is_project_name(name), "{name:?}");
+        }
+    }
 
     fn accept(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -18,8 +18,10 @@ use axum::Router;
 use crate::state::AppState;
 use error::ApiError;
 
-/// Every route of the daemon.
+/// Every route of the daemon. `state.config.bind` must be the address the
+/// listener really has (the `Host` allow-list derives from it).
 pub fn router(state: AppState) -> Router {
+    let guard = std::sync::Arc::new(crate::web::guard::Guard::new(state.config.bind, &state.config));
     let writes = Router::new()
         .route("/api/v1/builds", post(builds::create))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
@@ -41,10 +43,14 @@ pub fn router(state: AppState) -> Router {
         .route("/simple", get(index::projects))
         .route("/simple/{project}/", get(index::project))
         .route("/simple/{project}", get(index::project))
-        .route("/webhooks/github", post(crate::github::webhook).layer(DefaultBodyLimit::max(25 * 1024 * 1024)))
+        // Caps its body itself, after the headers say it may be read.
+        .route("/webhooks/github", post(crate::github::webhook))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("no such page") })
+        // Outermost: Host and cross-site checks before anything else runs,
+        // security headers on every answer, refusals and 404s included.
+        .layer(axum::middleware::from_fn_with_state(guard, crate::web::guard::guard))
         .with_state(state)
 }
 
@@ -64,11 +70,22 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
                 "this server needs `Authorization: Bearer <token>` to accept builds",
             ));
         };
-        if !state.config.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), given.as_bytes())) {
+        if !token_allowed(&state.config.tokens, Some(given)) {
             return Err(ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "the token is not valid"));
         }
     }
     Ok(next.run(request).await)
+}
+
+/// Whether `given` may write: there are no tokens, or it is one of them. The
+/// one check for the API's bearer header and the web forms' token field;
+/// every configured token is compared, each in constant time.
+pub fn token_allowed(tokens: &[String], given: Option<&str>) -> bool {
+    if tokens.is_empty() {
+        return true;
+    }
+    let Some(given) = given else { return false };
+    tokens.iter().fold(false, |found, t| found | constant_time_eq(t.as_bytes(), given.as_bytes()))
 }
 
 /// Compares without stopping at the first difference.

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use tokio_stream::StreamExt;
 
 use super::pushes::{self, PendingPush};
 use super::signature;
@@ -27,21 +27,50 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+fn too_large() -> ApiError {
+    ApiError::too_large(format!("webhook payloads are limited to {MAX_PAYLOAD} bytes"))
+}
+
 fn ignored(reason: String) -> Response {
     (StatusCode::ACCEPTED, Json(json!({ "ignored": reason }))).into_response()
 }
 
-/// The webhook endpoint.
-pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+/// Largest payload read: GitHub caps its deliveries at 25 MB.
+const MAX_PAYLOAD: usize = 25 << 20;
+
+/// The webhook endpoint. Nothing of the body is read before the webhook is
+/// known to be on and a signature header is there, and never more than
+/// 25 MiB (a larger declared length is refused at once).
+pub async fn webhook(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let Some(secret) = state.config.github.secret.as_deref() else {
         return Err(ApiError::not_found("the GitHub webhook is not enabled on this server"));
     };
-    if !signature::verify(secret, &body, header(&headers, "x-hub-signature-256")) {
-        return Err(ApiError::new(
+    let unsigned = || {
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_signature",
             "X-Hub-Signature-256 is missing or does not match the body",
-        ));
+        )
+    };
+    let headers = request.headers().clone();
+    let Some(given) = header(&headers, "x-hub-signature-256") else {
+        return Err(unsigned());
+    };
+    let declared = header(&headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_PAYLOAD as u64) {
+        return Err(too_large());
+    }
+    let mut chunks = request.into_body().into_data_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("bad_payload", "the payload could not be read"))?;
+        if body.len() + chunk.len() > MAX_PAYLOAD {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !signature::verify(secret, &body, Some(given)) {
+        return Err(unsigned());
     }
     let event = header(&headers, "x-github-event").unwrap_or("");
     match event {
@@ -121,8 +150,9 @@ fn check_repository(state: &AppState, repository: &str) -> ApiResult<()> {
     ))
 }
 
-/// Refuses a clone URL outside `clone-base` (whole path segments, no `..`),
-/// a ref that is not a ref, and a commit that is not a commit id.
+/// Refuses a clone URL outside `clone-base` (whole path segments, no `..`) or
+/// naming another repository than `repository.full_name`, a ref that is not a
+/// ref, and a commit that is not a commit id.
 fn check_source(state: &AppState, clone_url: &str, origin: &GitOrigin) -> ApiResult<()> {
     let base = &state.config.github.clone_base;
     let escapes = clone_url.split(['/', '\\']).any(|segment| segment == "..");
@@ -130,6 +160,20 @@ fn check_source(state: &AppState, clone_url: &str, origin: &GitOrigin) -> ApiRes
         return Err(ApiError::bad_request(
             "clone_url_refused",
             format!("the clone URL `{clone_url}` is not below `{base}`"),
+        ));
+    }
+    // The URL must name the repository the allow-list let in: a signed
+    // payload for an allowed `full_name` must not fetch another repository.
+    let repository = &origin.repository;
+    if !clone_url_names(base, clone_url, repository) {
+        return Err(ApiError::bad_request(
+            "clone_url_refused",
+            format!(
+                "the clone URL `{}` is not the repository `{}` (expected `{base}{}.git`)",
+                crate::upload::shown(clone_url),
+                crate::upload::shown(repository),
+                crate::upload::shown(repository)
+            ),
         ));
     }
     if !origin.git_ref.starts_with("refs/") || origin.git_ref.contains("..") {
@@ -140,6 +184,20 @@ fn check_source(state: &AppState, clone_url: &str, origin: &GitOrigin) -> ApiRes
         return Err(ApiError::bad_request("bad_payload", format!("`{commit}` is not a commit id")));
     }
     Ok(())
+}
+
+/// Whether `clone_url` is `<base><full_name>.git` or `<base><full_name>`,
+/// ignoring ASCII case as GitHub does for owner and repository names.
+fn clone_url_names(base: &str, clone_url: &str, full_name: &str) -> bool {
+    let Some(path) = clone_url.get(..base.len()).filter(|b| *b == base).map(|_| &clone_url[base.len()..]) else {
+        return false;
+    };
+    let suffix = path.len().checked_sub(4).and_then(|at| Some((at, path.get(at..)?)));
+    let path = match suffix {
+        Some((at, ext)) if at > 0 && ext.eq_ignore_ascii_case(".git") => &path[..at],
+        _ => path,
+    };
+    path.eq_ignore_ascii_case(full_name)
 }
 
 fn accepted(delivery: &str) -> Response {
@@ -264,4 +322,23 @@ pub async fn resume_pending(state: &AppState) -> Result<usize, sqlx::Error> {
         }
     });
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clone_url_names;
+
+    #[test]
+    fn a_clone_url_names_its_repository_in_any_case_with_or_without_git() {
+        let base = "https://github.com/";
+        assert!(clone_url_names(base, "https://github.com/acme/pymult.git", "acme/pymult"));
+        assert!(clone_url_names(base, "https://github.com/acme/pymult", "acme/pymult"));
+        assert!(clone_url_names(base, "https://github.com/ACME/PyMult.GIT", "Acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.com/acme/other.git", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.com/acme/pymult.git.git", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.com/acme/pymult/.git", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://gitlab.com/acme/pymult.git", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.co", "acme/pymult"));
+        assert!(!clone_url_names(base, "https://github.com/acme/pymul\u{e9}t", "acme/pymult"));
+    }
 }

@@ -8,12 +8,13 @@ mod paths;
 use std::path::{Path, PathBuf};
 
 use axum::extract::Multipart;
+use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
 use wheelwright_workers::target::Target;
 
 use crate::api::error::ApiError;
 
-pub use paths::safe_relative;
+pub use paths::{safe_relative, shown};
 
 /// Most files a project may have.
 pub const MAX_FILES: usize = 2000;
@@ -43,7 +44,8 @@ pub struct Upload {
     pub debug: bool,
     /// Build again even when an identical earlier result exists.
     pub rebuild: bool,
-    /// The form's token field (form mode only).
+    /// The form's token, once checked (form mode on a server with tokens):
+    /// who submits, for the queue limit and the project's owner.
     pub token: Option<String>,
     /// The git push this source came from (webhooks).
     pub origin: Option<crate::builds::GitOrigin>,
@@ -51,11 +53,32 @@ pub struct Upload {
     pub delivery: Option<String>,
 }
 
+/// Largest text field (targets, name, version, ...) read.
+const MAX_TEXT: usize = 64 << 10;
+
+/// Largest token field read.
+const MAX_TOKEN: usize = 4 << 10;
+
 /// Reads the form. `max_expanded` caps what an archive may unpack to.
-pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode) -> Result<Upload, ApiError> {
+///
+/// In [`Mode::Form`] with `tokens` configured, the first part must be a
+/// valid `token`: nothing else is read before the sender is known. (The API
+/// checks its bearer header before the body is read at all.)
+pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode, tokens: &[String]) -> Result<Upload, ApiError> {
     let mut upload = Upload::default();
     let mut archive: Option<(String, Vec<u8>)> = None;
     let mut folder: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    if mode == Mode::Form && !tokens.is_empty() {
+        let mut field = form.next_field().await?.ok_or_else(token_first)?;
+        if field.name() != Some("token") {
+            return Err(token_first());
+        }
+        let given = read_text(&mut field, "token", MAX_TOKEN).await?;
+        if !crate::api::token_allowed(tokens, Some(given.trim())) {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"));
+        }
+        upload.token = Some(given.trim().to_string());
+    }
     while let Some(mut field) = form.next_field().await? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
@@ -68,8 +91,9 @@ pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode) -> Result<
                     folder.push((path, data));
                 }
             }
+            // Checked above when it matters; a tokenless server ignores it.
             "token" if mode == Mode::Form => {
-                upload.token = Some(field.text().await?.trim().to_string()).filter(|t| !t.is_empty());
+                read_text(&mut field, "token", MAX_TOKEN).await?;
             }
             "files" | "files[]" => {
                 let filename = field.file_name().unwrap_or("").to_string();
@@ -82,7 +106,10 @@ pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode) -> Result<
                     path = place_picked_file(path);
                 }
                 if upload.files.iter().any(|(p, _)| *p == path) {
-                    return Err(ApiError::bad_request("duplicate_path", format!("`{filename}` was sent twice")));
+                    return Err(ApiError::bad_request(
+                        "duplicate_path",
+                        format!("`{}` was sent twice", shown(&filename)),
+                    ));
                 }
                 upload.files.push((path, data));
                 if upload.files.len() > MAX_FILES {
@@ -101,7 +128,7 @@ pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode) -> Result<
                 archive = Some((filename, data));
             }
             "targets" | "name" | "version" | "debug" | "rebuild" => {
-                let value = field.text().await?.trim().to_string();
+                let value = read_text(&mut field, &name, MAX_TEXT).await?.trim().to_string();
                 match name.as_str() {
                     "targets" if !value.is_empty() => {
                         // Repeated fields (checkboxes) add up.
@@ -123,7 +150,8 @@ pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode) -> Result<
                 return Err(ApiError::bad_request(
                     "unknown_field",
                     format!(
-                        "unknown form field `{other}` (expected files, archive, targets, name, version, debug, rebuild)"
+                        "unknown form field `{}` (expected files, archive, targets, name, version, debug, rebuild)",
+                        shown(other)
                     ),
                 ))
             }
@@ -139,7 +167,12 @@ pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode) -> Result<
         (Some(_), false) => {
             return Err(ApiError::bad_request("bad_form", "send either `files` or one `archive`, not both"))
         }
-        (Some((filename, bytes)), true) => upload.files = archive::extract(&filename, &bytes, max_expanded)?,
+        (Some((filename, bytes)), true) => {
+            // Decompressing is CPU work: off the async runtime.
+            upload.files = tokio::task::spawn_blocking(move || archive::extract(&filename, &bytes, max_expanded))
+                .await
+                .map_err(ApiError::internal)??
+        }
         (None, true) => {
             return Err(ApiError::bad_request("no_files", "no project: send `files` parts or one `archive` part"))
         }
@@ -154,6 +187,31 @@ async fn read_field(field: &mut axum::extract::multipart::Field<'_>) -> Result<V
         data.extend_from_slice(&chunk);
     }
     Ok(data)
+}
+
+fn token_first() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this server needs a token: the form's first field must be `token`",
+    )
+}
+
+/// A text field of at most `max` bytes, refused past it without reading on.
+async fn read_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+    name: &str,
+    max: usize,
+) -> Result<String, ApiError> {
+    let mut data = Vec::new();
+    while let Some(chunk) = field.chunk().await? {
+        if data.len() + chunk.len() > max {
+            return Err(ApiError::bad_request("bad_field", format!("`{}` is longer than {max} bytes", shown(name))));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    String::from_utf8(data)
+        .map_err(|_| ApiError::bad_request("bad_field", format!("`{}` is not UTF-8 text", shown(name))))
 }
 
 /// Files picked one by one arrive without folders: tests go to `tests/`,

@@ -5,15 +5,37 @@ use std::path::{Component, Path, PathBuf};
 /// Deepest folder nesting accepted.
 const MAX_DEPTH: usize = 32;
 
+/// Longest part of a client's name quoted back in a message.
+const SHOWN_CHARS: usize = 200;
+
+/// A client's name as messages quote it: control characters escaped and at
+/// most 200 characters, then `…`, however long the name was.
+pub fn shown(name: &str) -> String {
+    let mut out = String::new();
+    for (count, c) in name.chars().enumerate() {
+        if count == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Checks a path from a client; the error says what is wrong with it.
 pub fn safe_relative(name: &str) -> Result<PathBuf, String> {
     if name.is_empty() {
         return Err("a file part has no file name (its path in the project)".into());
     }
     if name.contains('\0') || name.contains('\\') {
-        return Err(format!("`{}` is not a plain relative path", name.escape_default()));
+        return Err(format!("`{}` is not a plain relative path", shown(name)));
     }
     let path = Path::new(name);
+    let name = shown(name);
     if path.is_absolute() {
         return Err(format!("`{name}` is an absolute path; paths must be relative to the project"));
     }
@@ -51,5 +73,13 @@ mod tests {
         assert!(safe_relative("src\\x.asm").is_err());
         assert!(safe_relative("").is_err());
         assert!(safe_relative(".").is_err());
+    }
+
+    #[test]
+    fn long_names_are_quoted_short() {
+        let long = format!("../{}", "a".repeat(10_000));
+        let message = safe_relative(&long).unwrap_err();
+        assert_eq!(message, format!("`../{}…` leaves the project (`..`)", "a".repeat(197)));
+        assert_eq!(shown("a\nb"), "a\\nb");
     }
 }

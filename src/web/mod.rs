@@ -3,10 +3,11 @@
 //! in-place errors. Templates and assets live in `web/` and are embedded in
 //! the binary. Every page has a JSON twin in the API.
 
+pub mod guard;
 mod pages;
 mod views;
 
-use axum::extract::Path;
+use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -15,14 +16,18 @@ use axum::Router;
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
+/// Largest body of the cancel and rebuild forms.
+const SMALL_FORM: usize = 16 << 10;
+
 /// The pages and their assets.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::upload))
         .route("/builds", get(pages::builds).post(pages::submit))
         .route("/builds/{id}", get(pages::build))
-        .route("/builds/{id}/cancel", post(pages::cancel))
-        .route("/builds/{id}/rebuild", post(pages::rebuild))
+        // A token and nothing else: no need to read more before checking it.
+        .route("/builds/{id}/cancel", post(pages::cancel).layer(DefaultBodyLimit::max(SMALL_FORM)))
+        .route("/builds/{id}/rebuild", post(pages::rebuild).layer(DefaultBodyLimit::max(SMALL_FORM)))
         .route("/projects/{name}", get(pages::project))
         .route("/static/{file}", get(asset))
 }

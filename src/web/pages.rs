@@ -33,7 +33,7 @@ fn host(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 fn token_ok(state: &AppState, given: Option<&str>) -> bool {
-    state.config.tokens.is_empty() || given.is_some_and(|g| state.config.tokens.iter().any(|t| t == g))
+    crate::api::token_allowed(&state.config.tokens, given.map(str::trim))
 }
 
 /// A small page for an error that has no better home.
@@ -74,10 +74,8 @@ pub async fn submit(
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let result = async {
-        let upload = upload::read(form?, 64 << 20, upload::Mode::Form).await?;
-        if !token_ok(&state, upload.token.as_deref()) {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"));
-        }
+        // The token is the form's first field, checked before any other is read.
+        let upload = upload::read(form?, builds::MAX_EXPANDED, upload::Mode::Form, &state.config.tokens).await?;
         let submitter = Submitter::of_request(!state.config.tokens.is_empty(), upload.token.as_deref(), client.ip());
         builds::submit(&state, upload, &submitter).await
     }

@@ -83,6 +83,8 @@ function uploadForm() {
       const value = form.querySelector(`input[name=${name}]`).value.trim();
       if (value) data.append(name, value);
     }
+    // The token travels in the header, ahead of the body: the API checks it
+    // before it reads a byte of the upload.
     const headers = {};
     const token = document.getElementById("token");
     if (token && token.value) {
