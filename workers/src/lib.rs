@@ -10,6 +10,7 @@
 pub mod capi;
 pub mod pipeline;
 pub mod process;
+pub mod readback;
 pub mod project;
 pub mod pyversion;
 pub mod report;
