@@ -10,9 +10,9 @@
 pub mod capi;
 pub mod pipeline;
 pub mod process;
-pub mod readback;
 pub mod project;
 pub mod pyversion;
+pub mod readback;
 pub mod report;
 pub mod sandbox;
 pub mod smoke;

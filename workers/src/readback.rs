@@ -203,7 +203,8 @@ impl Root {
             let name = c_path(folder).map_err(OpenFailure::Os)?;
             // O_PATH | O_NOFOLLOW opens a link itself, so that fstat can
             // tell a link (refused) from a folder (entered).
-            let fd = openat(at, &name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0).map_err(OpenFailure::Os)?;
+            let fd =
+                openat(at, &name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0).map_err(OpenFailure::Os)?;
             let kind = File::from(fd.try_clone().map_err(OpenFailure::Os)?).metadata().map_err(OpenFailure::Os)?;
             if kind.file_type().is_symlink() {
                 return Err(OpenFailure::LinkOnTheWay);
@@ -255,7 +256,7 @@ fn kind_of(kind: &std::fs::FileType) -> &'static str {
 /// `4 MiB`, `64 KiB`, `1000 bytes`.
 pub fn human_size(bytes: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
@@ -380,7 +381,10 @@ mod tests {
         symlink("/", dir.path().join("up")).unwrap();
         for path in ["smoke/cpython-3.11/junit.xml", "up/etc/hostname"] {
             let err = root.read(Path::new(path), 100, "pytest's JUnit XML").unwrap_err();
-            assert_eq!(err.to_string(), "pytest's JUnit XML is not a regular file: a folder on its path is a symbolic link");
+            assert_eq!(
+                err.to_string(),
+                "pytest's JUnit XML is not a regular file: a folder on its path is a symbolic link"
+            );
         }
     }
 
