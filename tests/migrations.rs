@@ -24,9 +24,8 @@ async fn database_before(first_new: &str, dir: &Path) -> (PathBuf, SqlitePool) {
         }
     }
     let path = dir.join("wheelwright.db");
-    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path).create_if_missing(true))
-        .await
-        .unwrap();
+    let pool =
+        SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path).create_if_missing(true)).await.unwrap();
     sqlx::migrate::Migrator::new(older.as_path()).await.unwrap().run(&pool).await.unwrap();
     (path, pool)
 }
