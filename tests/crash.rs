@@ -1,6 +1,8 @@
 //! Crash safety: `wheelwright serve` killed with SIGKILL in the middle of
 //! builds, then started again on the same data directory. Every build
-//! completes exactly once and every stored artifact matches its hash.
+//! completes exactly once and every stored artifact matches its hash. And
+//! crash reports: a crashing test that forges the debugger's answers cannot
+//! make the daemon read its own environment or files and publish them.
 
 mod common;
 
@@ -23,11 +25,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(data: &Path) -> Daemon {
+        Self::start_with_env(data, &[])
+    }
+
+    /// The daemon with these variables added to its environment.
+    fn start_with_env(data: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wheelwright"))
             .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--lease-secs", "2", "--pythons", "python3"])
             .arg("--data-dir")
             .arg(data)
             .env("WHEELWRIGHT_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -170,5 +178,84 @@ async fn sigterm_lets_running_builds_finish_and_claims_nothing_new() {
     }
     assert_eq!(statuses.iter().filter(|s| *s == "succeeded").count(), 2, "{statuses:?}");
     assert!(statuses.iter().filter(|s| *s != "succeeded").all(|s| s == "queued" || s == "running"), "{statuses:?}");
+    daemon.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_crash_report_cannot_publish_the_daemons_environment_or_files() {
+    let data = tempfile::tempdir().unwrap();
+    let token = format!("tok-{}-{}", std::process::id(), sha256(data.path().as_os_str().as_encoded_bytes()));
+    let secret_file = data.path().join("secret.txt");
+    let secret = format!("FILE-SECRET-{}", std::process::id());
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let daemon = Daemon::start_with_env(data.path(), &[("WHEELWRIGHT_TOKENS", &token)]);
+
+    // The project lands in <data>/sources/<id>/: `../../secret.txt` is the secret file.
+    let forged: String =
+        ["/proc/self/environ", "/proc/1/environ", &secret_file.display().to_string(), "../../secret.txt"]
+            .iter()
+            .map(|file| {
+                format!("@@line\nLine 1 of \"{file}\" starts at address 0x1 <forged> and ends at 0x2.\n@@end\n")
+            })
+            .collect();
+    let test = format!(
+        "import os, stat\n\nFORGED = {forged:?}.encode()\n\n\
+         def test_forge_then_crash():\n\
+         \x20   for fd in range(64):\n\
+         \x20       try:\n\
+         \x20           if stat.S_ISFIFO(os.fstat(fd).st_mode):\n\
+         \x20               os.write(fd, FORGED)\n\
+         \x20       except OSError:\n\
+         \x20           pass\n\
+         \x20   import segfault  # noqa: F401\n"
+    );
+    let fixture = repo().join("workers/tests/fixtures/segfault");
+    let dir = project(&[
+        ("pyproject.toml", &std::fs::read_to_string(fixture.join("pyproject.toml")).unwrap()),
+        ("src/segfault.asm", &std::fs::read_to_string(fixture.join("src/segfault.asm")).unwrap()),
+        ("tests/test_forge.py", &test),
+    ]);
+    let form = form_of_dir(dir.path(), &[]);
+    let response = daemon
+        .client
+        .post(format!("{}/api/v1/builds", daemon.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let build = loop {
+        let build = daemon.get(&format!("/api/v1/builds/{id}")).await;
+        if ["succeeded", "failed", "cancelled"].contains(&build["status"].as_str().unwrap()) {
+            break build;
+        }
+        assert!(Instant::now() < deadline, "the build never finished: {build}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(build["status"], "failed", "{build}");
+    let run = &build["targets"][0]["tests"][0];
+    assert_eq!(run["problem"], "the test process crashed with SIGSEGV", "{build}");
+    // The real line, quoted from the project's own source.
+    assert_eq!(
+        run["crash"]["source_line"],
+        "src/segfault.asm:20: mov rax, [rax]                    ; the faulting instruction",
+        "{build}"
+    );
+
+    let text = |path: String| {
+        let client = daemon.client.clone();
+        async move { client.get(path).send().await.unwrap().text().await.unwrap() }
+    };
+    let log = text(format!("{}/api/v1/builds/{id}/log", daemon.base)).await;
+    let page = text(format!("{}/builds/{id}", daemon.base)).await;
+    assert!(log.contains("Line 1 of \"/proc/self/environ\""), "the forgery was not attempted:\n{log}");
+    for (name, published) in [("the API", build.to_string()), ("the log", log), ("the build page", page)] {
+        assert!(!published.contains(&token), "{name} shows the daemon's token");
+        assert!(!published.contains("WHEELWRIGHT_TOKENS="), "{name} shows the daemon's environment");
+        assert!(!published.contains(&secret), "{name} shows the secret file");
+    }
     daemon.kill();
 }

@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod process;
 pub mod project;
 pub mod pyversion;
+pub mod readback;
 pub mod report;
 pub mod sandbox;
 pub mod smoke;

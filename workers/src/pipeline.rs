@@ -2,8 +2,9 @@
 //! package → smoke test, each step timed and reported; a failing target does
 //! not stop the others.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{info_span, warn};
 
@@ -11,9 +12,10 @@ use crate::capi::CApi;
 use crate::process::{CancelToken, Cmd, Exit};
 use crate::project::{Module, Project};
 use crate::pyversion::PyVersion;
+use crate::readback::Root;
 use crate::report::{Artifact, BuildReport, ProjectInfo, Status, StepReport, TargetReport, TestRun};
 use crate::sandbox::{Mounts, Sandbox, Session};
-use crate::smoke::{self, Interpreter, SmokeEnv};
+use crate::smoke::{self, ImportFailure, Interpreter, SmokeEnv, Sources};
 use crate::target::{LinkJob, Target};
 use crate::toolchain::{self, Toolchain};
 use crate::verify::{self, Expect};
@@ -92,6 +94,9 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
             text: "warning: the sandbox is off (--sandbox=none): untrusted code runs unconfined".into(),
         });
     }
+    // The build's wall-clock budget: every step's timeout is cut to what is
+    // left of it, and what cannot start in time is reported as not run.
+    let budget = Budget::starting_now(options.sandbox.limits.build_timeout());
     let toolchain = Toolchain::discover();
     let epoch = options.source_date_epoch.unwrap_or(0);
     let targets = options.targets.clone().unwrap_or_else(|| project.settings.targets.clone());
@@ -103,7 +108,7 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
     let session = start_session(project, options, &toolchain, &targets, &capi, on_event);
     let build_target = |target: Target| {
         let _span = info_span!("target", target = %target).entered();
-        let mut ctx = TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir);
+        let mut ctx = TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir, budget);
         ctx.session = session.as_ref();
         if options.cancel.is_cancelled() {
             return ctx.finish_skipped("cancelled");
@@ -186,6 +191,44 @@ fn start_session(
     }
 }
 
+/// A build's wall-clock budget ([`crate::sandbox::Limits::build_timeout_secs`]).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    deadline: Instant,
+    secs: u64,
+}
+
+impl Budget {
+    fn starting_now(budget: Duration) -> Budget {
+        Budget { deadline: Instant::now() + budget, secs: budget.as_secs() }
+    }
+
+    /// What is left, `None` once it is used up.
+    fn left(&self) -> Option<Duration> {
+        Some(self.deadline.checked_duration_since(Instant::now())?).filter(|d| !d.is_zero())
+    }
+
+    /// Why a step did not start, or was stopped.
+    fn used_up(&self) -> String {
+        format!("the build used its {} s budget", self.secs)
+    }
+
+    /// `sandbox` with its step timeout cut to what is left of the budget,
+    /// and then the reason a timeout is to be reported with; `None` when
+    /// the budget is used up.
+    fn limit<'s>(&self, sandbox: &'s Sandbox) -> Option<(Cow<'s, Sandbox>, Option<String>)> {
+        let left = self.left()?;
+        if left >= sandbox.limits.timeout() {
+            return Some((Cow::Borrowed(sandbox), None));
+        }
+        // Whole seconds, rounded up: a step may end up to a second after
+        // the budget, never starts after it.
+        let mut limited = sandbox.clone();
+        limited.limits.timeout_secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        Some((Cow::Owned(limited), Some(format!("stopped: {}", self.used_up()))))
+    }
+}
+
 /// A step's failure: its reason, and whether the host (not the project) is
 /// to blame, which makes the build worth retrying.
 #[derive(Debug, Clone)]
@@ -228,6 +271,7 @@ struct TargetBuild<'a> {
     artifacts: Vec<Artifact>,
     abi3: bool,
     note: Option<String>,
+    budget: Budget,
 }
 
 /// A built module waiting to be packaged.
@@ -244,6 +288,7 @@ impl<'a> TargetBuild<'a> {
         toolchain: &'a Toolchain,
         on_event: &'a (dyn Fn(Event) + Sync),
         include_dir: &'a Path,
+        budget: Budget,
     ) -> Self {
         let dir = options.work_dir.join(target.name());
         Self {
@@ -260,6 +305,7 @@ impl<'a> TargetBuild<'a> {
             artifacts: Vec::new(),
             abi3: false,
             note: None,
+            budget,
         }
     }
 
@@ -267,8 +313,14 @@ impl<'a> TargetBuild<'a> {
         (self.on_event)(Event::Log { target: Some(self.target), text: text.into() });
     }
 
-    /// Runs one named step, timing it and reporting its outcome.
+    /// Runs one named step, timing it and reporting its outcome; a step
+    /// that would start after the build's budget is reported as not run.
     fn step<T>(&mut self, name: &str, body: impl FnOnce(&mut Self) -> StepResult<T>) -> StepResult<T> {
+        if self.budget.left().is_none() {
+            let reason = self.budget.used_up();
+            self.skip_step(name, &format!("not run: {reason}"));
+            return Err(reason.into());
+        }
         let _span = info_span!("step", step = name).entered();
         (self.on_event)(Event::StepStarted { target: self.target, step: name.to_string() });
         let started = Instant::now();
@@ -297,22 +349,51 @@ impl<'a> TargetBuild<'a> {
         self.steps.push(report);
     }
 
+    /// The sandbox for the next run, its timeout cut to the build's budget,
+    /// with the reason to give if that cut timeout stops it.
+    fn sandbox(&self) -> StepResult<(Cow<'a, Sandbox>, Option<String>)> {
+        self.budget.limit(&self.options.sandbox).ok_or_else(|| self.budget.used_up().into())
+    }
+
+    /// Reads back a file a sandboxed step wrote beneath the work directory
+    /// (see [`crate::readback`]), at most [`crate::sandbox::Limits::file_size`] bytes.
+    fn read_back(&self, path: &Path, what: &str) -> StepResult<Vec<u8>> {
+        let root =
+            Root::open(&self.options.work_dir).map_err(|e| infra(format!("cannot open the work directory: {e}")))?;
+        root.read(path, self.options.sandbox.limits.file_size, what).map_err(|e| {
+            if e.is_host_failure() {
+                infra(e)
+            } else {
+                e.to_string().into()
+            }
+        })
+    }
+
+    /// `path` relative to the work directory, to name it in messages.
+    fn work_relative<'p>(&self, path: &'p Path) -> &'p Path {
+        path.strip_prefix(&self.options.work_dir).unwrap_or(path)
+    }
+
     /// Runs a tool; a failure's reason is the tool's own output.
     fn run_tool(&self, cmd: &Cmd, mounts: &Mounts) -> StepResult<String> {
         self.log(format!("$ {}", cmd.display()));
         let cancel = &self.options.cancel;
-        let out = match self.session.filter(|s| s.is_alive() && s.covers(cmd, mounts)) {
+        let (sandbox, cut_short) = self.sandbox()?;
+        // The session runs every tool under its own (full) step timeout: a
+        // run cut short by the budget gets a sandbox of its own.
+        let session = self.session.filter(|s| cut_short.is_none() && s.is_alive() && s.covers(cmd, mounts));
+        let out = match session {
             Some(session) => match session.run(cmd, cancel) {
                 // The session could not start, or ended under a hostile
                 // tool: this step (and the next ones) get sandboxes of their own.
                 Err(e) if !cancel.is_cancelled() => {
                     warn!("{e}; the step runs in a sandbox of its own");
                     self.log(format!("note: {e}; this step runs in a sandbox of its own"));
-                    self.options.sandbox.run(cmd, mounts, cancel)
+                    sandbox.run(cmd, mounts, cancel)
                 }
                 result => result,
             },
-            None => self.options.sandbox.run(cmd, mounts, cancel),
+            None => sandbox.run(cmd, mounts, cancel),
         }
         .map_err(infra)?;
         if !out.text.trim().is_empty() {
@@ -324,9 +405,10 @@ impl<'a> TargetBuild<'a> {
             Exit::Code(code) if out.text.trim().is_empty() => Err(format!("{tool} exited with status {code}").into()),
             Exit::Code(_) => Err(out.text.trim_end().to_string().into()),
             Exit::Signal(sig) => Err(format!("{tool} was killed by {}", smoke::signal_name(sig)).into()),
-            Exit::TimedOut => {
-                Err(format!("{tool} timed out after {} s", self.options.sandbox.limits.timeout_secs).into())
-            }
+            Exit::TimedOut => match cut_short {
+                Some(reason) => Err(format!("{tool} was {reason}").into()),
+                None => Err(format!("{tool} timed out after {} s", sandbox.limits.timeout_secs).into()),
+            },
             Exit::Cancelled => Err("cancelled".into()),
             Exit::Limit(why) => Err(why.into()),
         }
@@ -416,7 +498,8 @@ impl<'a> TargetBuild<'a> {
         let mut unstable = Vec::new();
         let mut foreign = Vec::new();
         for (module, object) in objects {
-            let bytes = std::fs::read(object).map_err(infra)?;
+            // nasm ran on hostile input in a directory the sandbox can write.
+            let bytes = self.read_back(object, &format!("the object {}", self.work_relative(object).display()))?;
             let imports =
                 verify::object_imports(self.target, &bytes).map_err(|e| format!("{}: {e}", object.display()))?;
             // Caught here, before linking, so every target says it the same way.
@@ -488,7 +571,7 @@ impl<'a> TargetBuild<'a> {
                 mounts = mounts.read_only(lib);
             }
             self.run_tool(&self.target.link_command(&tools, &job), &mounts)?;
-            let bytes = std::fs::read(&output).map_err(|e| infra(format!("{}: {e}", output.display())))?;
+            let bytes = self.read_back(&output, &format!("the module {}", self.work_relative(&output).display()))?;
             built.push(Built { wheel_path, bytes });
         }
         Ok(built)
@@ -524,10 +607,17 @@ impl<'a> TargetBuild<'a> {
             .map(|p| (p.strip_prefix("tests").unwrap_or(p).to_path_buf(), self.project.root.join(p)))
             .collect();
         let modules: Vec<String> = self.project.modules.iter().map(|m| m.name.clone()).collect();
+        let sources = Sources::load(self.project, self.options.sandbox.limits.file_size);
+        let root =
+            Root::open(&self.options.work_dir).map_err(|e| infra(format!("cannot open the work directory: {e}")))?;
         let requires = &self.project.metadata.requires_python;
         let mut problems = Vec::new();
         let mut ran = 0;
         for (python, wheel_path) in wheels {
+            let wheel_name = wheel_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // Set once importing this wheel hung or crashed on one interpreter:
+            // the same binary would do it again on the others.
+            let mut failed_import: Option<(String, ImportFailure)> = None;
             for interp in &self.options.interpreters {
                 let admitted = match python {
                     None => requires.admits(interp.version) && interp.version >= wheel::abi3_minimum(self.project),
@@ -537,12 +627,29 @@ impl<'a> TargetBuild<'a> {
                     continue;
                 }
                 ran += 1;
+                let not_run = match (&failed_import, self.budget.left()) {
+                    (Some((label, failure)), _) => {
+                        Some(format!("not run: the same wheel {} on {label}", failure.describe()))
+                    }
+                    (None, None) => Some(format!("not run: {}", self.budget.used_up())),
+                    (None, Some(_)) => None,
+                };
+                if let Some(reason) = not_run {
+                    let mut run = TestRun::new(&interp.label(), interp.executable.clone(), &wheel_name);
+                    self.log(format!("pytest on {} ({}): {reason}", run.interpreter, run.wheel));
+                    problems.push(format!("{}: {reason}", run.interpreter));
+                    run.problem = Some(reason);
+                    self.tests.push(run);
+                    continue;
+                }
                 let env = SmokeEnv::ensure(interp, &self.options.cache_dir.join("smoke")).map_err(infra)?;
                 let dir = self.dir.join("smoke").join(format!(
                     "{}-{}",
                     interp.label(),
                     python.map_or("abi3".into(), |v| v.nodot())
                 ));
+                // Measured after the environment is ready: making it is the host's work.
+                let (sandbox, cut_short) = self.sandbox()?;
                 let job = smoke::SmokeJob {
                     wheel: wheel_path,
                     dir: &dir,
@@ -550,10 +657,16 @@ impl<'a> TargetBuild<'a> {
                     modules: &modules,
                     interpreter: interp,
                     env: &env,
-                    project_root: &self.project.root,
+                    sources: &sources,
+                    root: &root,
+                    timeout_reason: cut_short.as_deref(),
                 };
-                let (run, output) = smoke::run(&job, &self.options.sandbox, &self.options.cancel).map_err(infra)?;
-                self.log(format!("pytest on {} ({}):\n{}", run.interpreter, run.wheel, output.trim_end()));
+                let smoked = smoke::run(&job, &sandbox, &self.options.cancel).map_err(infra)?;
+                let run = smoked.run;
+                self.log(format!("pytest on {} ({}):\n{}", run.interpreter, run.wheel, smoked.log.trim_end()));
+                if let Some(failure) = smoked.on_import {
+                    failed_import = Some((run.interpreter.clone(), failure));
+                }
                 if let Some(problem) = &run.problem {
                     problems.push(format!("{}: {problem}", run.interpreter));
                 } else if run.failed + run.errors > 0 {

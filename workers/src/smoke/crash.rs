@@ -2,8 +2,10 @@
 //! with gdb — the faulting instruction, symbol + offset, registers and the
 //! `.asm` line when the module carries DWARF.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::project::Project;
+use crate::readback::Root;
 use crate::report::CrashReport;
 
 /// Registers shown in a crash report, in this order.
@@ -12,32 +14,149 @@ const REGISTERS: [&str; 18] = [
     "r15", "eflags",
 ];
 
-/// gdb's arguments that run `program args...` and describe where it stops.
-pub fn gdb_args(program: &Path, args: &[String]) -> Vec<String> {
-    let mut gdb: Vec<String> = ["-nx", "-batch", "-q"].map(String::from).to_vec();
+/// Extensions of the project files a line table may name: modules and includes.
+const SOURCE_EXTENSIONS: [&str; 4] = ["asm", "nasm", "inc", "mac"];
+
+/// The project's own assembly sources, read into memory by the host from the
+/// project's file list: the only text a crash report quotes. A file name
+/// from gdb (or anything else the sandbox prints) is looked up here by exact
+/// relative path and never opened, so no output can make the host read a
+/// file of its choosing.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    files: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// Reads the `.asm` (and include) files the project lists, each at most
+    /// `max` bytes, without following links; files that cannot be read are
+    /// left out (their lines are then not shown).
+    pub fn load(project: &Project, max: u64) -> Sources {
+        let Ok(root) = Root::open(&project.root) else { return Sources::default() };
+        let files = project
+            .sdist_files
+            .iter()
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| SOURCE_EXTENSIONS.contains(&e)))
+            .filter_map(|rel| {
+                let bytes = root.read(rel, max, "a source").ok()?;
+                let name = rel.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("/");
+                Some((name, String::from_utf8_lossy(&bytes).into_owned()))
+            })
+            .collect();
+        Sources { files }
+    }
+
+    /// Sources given directly: `(path relative to the project, text)`.
+    pub fn from_files(files: Vec<(String, String)>) -> Sources {
+        Sources { files }
+    }
+
+    /// Line `number` (from 1) of the source whose relative path is exactly `file`.
+    pub fn line(&self, file: &str, number: usize) -> Option<&str> {
+        let (_, text) = self.files.iter().find(|(name, _)| name == file)?;
+        text.lines().nth(number.checked_sub(1)?)
+    }
+}
+
+/// A gdb run's secret section marker: 128 random bits, new for every run.
+///
+/// The program under gdb writes to the same output as gdb, so it could print
+/// sections of its own; it cannot print one with this marker, because it
+/// has no way to learn it. The marker is only in the command file (see
+/// [`gdb_script`]), never on gdb's command line (readable through `/proc`
+/// inside the sandbox); gdb makes itself non-dumpable (so neither its memory
+/// nor its open files can be read through `/proc` or ptrace by a process of
+/// the same user) and deletes the file before it starts the program. A
+/// separate channel would not hold: a file in the job directory can be
+/// written by the program, and the output pipe gdb holds is also held by
+/// bubblewrap's init, which is dumpable and reachable through `/proc/1/fd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker(String);
+
+impl Marker {
+    /// A fresh marker from the kernel's random source.
+    pub fn new() -> std::io::Result<Marker> {
+        Ok(Marker(format!("@@{}", random_hex()?)))
+    }
+
+    /// The header line of section `name`.
+    fn header(&self, name: &str) -> String {
+        format!("{} {name}", self.0)
+    }
+
+    /// gdb's output with the marker replaced by `@@`, for the build log.
+    pub fn scrub(&self, text: &str) -> String {
+        text.replace(&self.0, "@@")
+    }
+}
+
+/// The commands gdb reads from `script` (its own path): make gdb
+/// non-dumpable and delete the file, run the program with its output thrown
+/// away (the first run already showed it), then describe where it stopped,
+/// each answer under a section headed by `marker`. An error in a command
+/// file ends it in batch mode, so if gdb cannot protect itself (no Python in
+/// this gdb, prctl refused) it runs nothing and the report has no gdb part.
+pub fn gdb_script(marker: &Marker, script: &Path) -> String {
+    let script = serde_json::to_string(&script.display().to_string()).expect("a string serialises");
+    let mut commands = format!(
+        "python\n\
+         import ctypes, os\n\
+         if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE\n\
+         \x20   raise OSError(ctypes.get_errno(), 'prctl(PR_SET_DUMPABLE, 0)')\n\
+         os.unlink({script})\n\
+         end\n"
+    );
+    let sections = [
+        ("registers", format!("info registers {}", REGISTERS.join(" "))),
+        ("instruction", "x/i $pc".to_string()),
+        ("symbol", "info symbol $pc".to_string()),
+        ("line", "info line *$pc".to_string()),
+    ];
     for command in [
         "set pagination off",
         "set confirm off",
         "set debuginfod enabled off",
         "set disassembly-flavor intel",
         "set startup-with-shell off",
+        "set inferior-tty /dev/null",
         "run",
-        "printf \"@@registers\\n\"",
-        &format!("info registers {}", REGISTERS.join(" ")),
-        "printf \"@@instruction\\n\"",
-        "x/i $pc",
-        "printf \"@@symbol\\n\"",
-        "info symbol $pc",
-        "printf \"@@line\\n\"",
-        "info line *$pc",
-        "printf \"@@end\\n\"",
     ] {
-        gdb.extend(["-ex".to_string(), command.to_string()]);
+        commands.push_str(command);
+        commands.push('\n');
     }
+    for (name, command) in sections {
+        commands.push_str(&format!("printf \"{}\\n\"\n{command}\n", marker.header(name)));
+    }
+    commands.push_str(&format!("printf \"{}\\n\"\n", marker.header("end")));
+    commands
+}
+
+/// 128 random bits from the kernel, in hex.
+fn random_hex() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    // SAFETY: the buffer is valid for its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// gdb's arguments that run `script` (see [`gdb_script`]) on `program args...`.
+pub fn gdb_args(script: &Path, program: &Path, args: &[String]) -> Vec<String> {
+    let mut gdb: Vec<String> = ["-nx", "-batch", "-q", "-x"].map(String::from).to_vec();
+    gdb.push(script.display().to_string());
     gdb.push("--args".into());
     gdb.push(program.display().to_string());
     gdb.extend(args.iter().cloned());
     gdb
+}
+
+/// Where gdb's command file goes in the job directory `dir`: a random name
+/// (not derived from the marker: the name is on gdb's command line), so
+/// that nothing can be waiting there.
+pub fn script_path(dir: &Path) -> std::io::Result<PathBuf> {
+    Ok(dir.join(format!(".wheelwright-gdb-{}", random_hex()?)))
 }
 
 /// The faulthandler block of a run's output (`Fatal Python error: ...` and
@@ -51,9 +170,10 @@ pub fn python_traceback(output: &str) -> Option<String> {
     Some(block.join("\n").trim_end().to_string())
 }
 
-/// Builds the report from the signal, the run's output and gdb's output;
-/// `project_root` resolves the `.asm` file named by the line table.
-pub fn report(signal: &str, output: &str, gdb_output: Option<&str>, project_root: &Path) -> CrashReport {
+/// Builds the report from the signal, the run's output and gdb's output
+/// with its run's marker: only sections headed by the marker are gdb's, and
+/// a source line is quoted only from `sources`.
+pub fn report(signal: &str, output: &str, gdb: Option<(&str, &Marker)>, sources: &Sources) -> CrashReport {
     let mut crash = CrashReport {
         signal: signal.to_string(),
         python_traceback: python_traceback(output),
@@ -62,15 +182,15 @@ pub fn report(signal: &str, output: &str, gdb_output: Option<&str>, project_root
         source_line: None,
         registers: Vec::new(),
     };
-    let Some(gdb) = gdb_output else { return crash };
+    let Some((gdb, marker)) = gdb else { return crash };
     let section = |name: &str| -> Vec<&str> {
-        let marker = format!("@@{name}");
-        gdb.lines().skip_while(|l| l.trim() != marker).skip(1).take_while(|l| !l.starts_with("@@")).collect()
+        let header = marker.header(name);
+        gdb.lines().skip_while(|l| l.trim_end() != header).skip(1).take_while(|l| !l.starts_with(&marker.0)).collect()
     };
     for line in section("registers") {
         let mut words = line.split_whitespace();
         if let (Some(name), Some(value)) = (words.next(), words.next()) {
-            if REGISTERS.contains(&name) {
+            if REGISTERS.contains(&name) && !crash.registers.iter().any(|(r, _)| r == name) {
                 crash.registers.push((name.to_string(), value.to_string()));
             }
         }
@@ -90,16 +210,15 @@ pub fn report(signal: &str, output: &str, gdb_output: Option<&str>, project_root
             format!("{} in {file}", symbol.trim())
         }
     });
-    // "Line 25 of \"src/crash.asm\" starts at address ..."
+    // "Line 25 of \"src/crash.asm\" starts at address ..."; the name comes
+    // from the module's line table, which the project wrote: it only selects
+    // one of the project's own sources.
     crash.source_line = section("line").into_iter().find_map(|l| {
         let rest = l.trim().strip_prefix("Line ")?;
         let (number, rest) = rest.split_once(" of \"")?;
         let (file, _) = rest.split_once('"')?;
         let number: usize = number.parse().ok()?;
-        let text = std::fs::read_to_string(project_root.join(file))
-            .ok()
-            .and_then(|t| t.lines().nth(number.saturating_sub(1)).map(|s| s.trim().to_string()))
-            .unwrap_or_default();
+        let text = sources.line(file, number)?.trim();
         Some(format!("{file}:{number}: {text}").trim_end().trim_end_matches(':').to_string())
     });
     crash
@@ -109,23 +228,67 @@ pub fn report(signal: &str, output: &str, gdb_output: Option<&str>, project_root
 mod tests {
     use super::*;
 
+    fn marker() -> Marker {
+        Marker("@@0123456789abcdef0123456789abcdef".into())
+    }
+
+    fn sources() -> Sources {
+        Sources::from_files(vec![("src/crash.asm".into(), "1\n2\n3\n4\n5\n6\n    mov rax, [rax]   ; boom\n".into())])
+    }
+
     #[test]
     fn reads_gdbs_answers() {
-        let gdb = "Program received signal SIGSEGV, Segmentation fault.\n0x00007ffff7fb6012 in boom ()\n@@registers\n\
+        let gdb = "Program received signal SIGSEGV, Segmentation fault.\n0x00007ffff7fb6012 in boom ()\n@@0123456789abcdef0123456789abcdef registers\n\
                    rip            0x7ffff7fb6012      0x7ffff7fb6012 <boom+18>\nrax            0x0                 0\n\
-                   @@instruction\n=> 0x7ffff7fb6012 <boom+18>:\tmov    rax,QWORD PTR [rax]\n\
-                   @@symbol\nboom + 18 in section .text of /job/linux-x86_64/smoke/site/crash.abi3.so\n\
-                   @@line\nLine 7 of \"src/crash.asm\" starts at address 0x7ffff7fb6012 <boom+18> and ends at 0x7ffff7fb6015.\n@@end\n";
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("src")).unwrap();
-        std::fs::write(dir.path().join("src/crash.asm"), "1\n2\n3\n4\n5\n6\n    mov rax, [rax]   ; boom\n").unwrap();
+                   @@0123456789abcdef0123456789abcdef instruction\n=> 0x7ffff7fb6012 <boom+18>:\tmov    rax,QWORD PTR [rax]\n\
+                   @@0123456789abcdef0123456789abcdef symbol\nboom + 18 in section .text of /job/linux-x86_64/smoke/site/crash.abi3.so\n\
+                   @@0123456789abcdef0123456789abcdef line\nLine 7 of \"src/crash.asm\" starts at address 0x7ffff7fb6012 <boom+18> and ends at 0x7ffff7fb6015.\n\
+                   @@0123456789abcdef0123456789abcdef end\n";
         let output = "stuff\nFatal Python error: Segmentation fault\n\nCurrent thread 0x1 (most recent call first):\n  File \"t.py\", line 3 in test_boom\n\nExtension modules: x\n";
-        let crash = report("SIGSEGV", output, Some(gdb), dir.path());
+        let crash = report("SIGSEGV", output, Some((gdb, &marker())), &sources());
         assert_eq!(crash.registers[0], ("rip".to_string(), "0x7ffff7fb6012".to_string()));
         assert_eq!(crash.registers[1], ("rax".to_string(), "0x0".to_string()));
         assert_eq!(crash.instruction.as_deref(), Some("0x7ffff7fb6012 <boom+18>: mov rax,QWORD PTR [rax]"));
         assert_eq!(crash.location.as_deref(), Some("boom + 18 in crash.abi3.so"));
         assert_eq!(crash.source_line.as_deref(), Some("src/crash.asm:7: mov rax, [rax]   ; boom"));
         assert!(crash.python_traceback.unwrap().ends_with("line 3 in test_boom"));
+    }
+
+    #[test]
+    fn sections_without_the_marker_are_ignored() {
+        // What the program under test can print: sections without the secret marker.
+        let forged = "@@registers\nrip 0x4141414141414141 0\n@@instruction\n=> 0x41 <forged>:\tnop\n@@symbol\n\
+                      forged + 0 in section .text of /x/forged.so\n@@line\nLine 1 of \"/proc/self/environ\" starts at address 0x41\n@@end\n\
+                      @@0123456789abcdef registers\nrip 0x42 0\n";
+        let crash = report("SIGSEGV", "", Some((forged, &marker())), &sources());
+        assert_eq!(crash.registers, Vec::<(String, String)>::new());
+        assert_eq!((crash.instruction, crash.location, crash.source_line), (None, None, None));
+    }
+
+    #[test]
+    fn a_line_table_naming_a_file_outside_the_project_quotes_nothing() {
+        for file in ["/proc/self/environ", "../../../../etc/passwd", "src/../src/crash.asm", "/work/src/crash.asm"] {
+            let gdb = format!(
+                "@@0123456789abcdef0123456789abcdef line\nLine 7 of \"{file}\" starts at address 0x41\n@@0123456789abcdef0123456789abcdef end\n"
+            );
+            let crash = report("SIGSEGV", "", Some((&gdb, &marker())), &sources());
+            assert_eq!(crash.source_line, None, "{file}");
+        }
+    }
+
+    #[test]
+    fn the_marker_is_in_the_command_file_and_not_on_the_command_line() {
+        let marker = Marker::new().unwrap();
+        assert_ne!(marker, Marker::new().unwrap());
+        let script = script_path(Path::new("/job")).unwrap();
+        let args = gdb_args(&script, Path::new("/env/bin/python"), &["-m".into(), "pytest".into()]);
+        assert!(args.iter().all(|a| !a.contains(&marker.0[2..])), "{args:?}");
+        let commands = gdb_script(&marker, &script);
+        assert!(commands.starts_with("python\nimport ctypes, os\n"), "{commands}");
+        assert!(commands.contains(&format!("os.unlink(\"{}\")\nend\n", script.display())), "{commands}");
+        // The program starts only after gdb protected itself.
+        assert!(commands.find("prctl(4, 0, 0, 0, 0)").unwrap() < commands.find("\nrun\n").unwrap());
+        assert!(commands.contains(&format!("printf \"{} line\\n\"\ninfo line *$pc\n", marker.0)), "{commands}");
+        assert_eq!(marker.scrub(&format!("{} line\n", marker.0)), "@@ line\n");
     }
 }

@@ -9,9 +9,11 @@ mod junit;
 
 use std::path::{Path, PathBuf};
 
+pub use crash::Sources;
 pub use interpreter::{Interpreter, SmokeEnv};
 
 use crate::process::{self, CancelToken, Cmd, Exit};
+use crate::readback::{ReadbackError, Root, JUNIT_MAX};
 use crate::report::TestRun;
 use crate::sandbox::{Mounts, Sandbox};
 use crate::toolchain::{self, Tool};
@@ -65,13 +67,57 @@ pub struct SmokeJob<'a> {
     pub interpreter: &'a Interpreter,
     /// Its environment with pytest.
     pub env: &'a SmokeEnv,
-    /// The project, to show `.asm` lines in crash reports.
-    pub project_root: &'a Path,
+    /// The project's sources, to show `.asm` lines in crash reports.
+    pub sources: &'a Sources,
+    /// The build's work directory, opened by the host: `dir` lies beneath
+    /// it, and every file read back from `dir` is resolved from it.
+    pub root: &'a Root,
+    /// What to say when the wall clock stops the run, when that is not the
+    /// step's own timeout (the build's budget ran out first).
+    pub timeout_reason: Option<&'a str>,
+}
+
+/// What a smoke run found.
+#[derive(Debug)]
+pub struct Smoked {
+    /// The results.
+    pub run: TestRun,
+    /// pytest's (and gdb's) output, for the log.
+    pub log: String,
+    /// Set when importing the wheel's modules hung or crashed: the same
+    /// wheel would do it again on another interpreter.
+    pub on_import: Option<ImportFailure>,
+}
+
+/// How importing a wheel's module failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportFailure {
+    /// It never returned (the run was killed at its timeout).
+    Hung,
+    /// It crashed with this signal.
+    Crashed(String),
+}
+
+impl ImportFailure {
+    /// `hung`, `crashed on import with SIGSEGV`.
+    pub fn describe(&self) -> String {
+        match self {
+            ImportFailure::Hung => "hung".into(),
+            ImportFailure::Crashed(signal) => format!("crashed on import with {signal}"),
+        }
+    }
+}
+
+/// Whether a Python stack shows an import in progress: the interpreter's
+/// import machinery is on it (the `import` statement and `importlib` both
+/// go through it), so the module's own `PyInit_` is what hangs or crashes.
+fn in_import(stack: &str) -> bool {
+    stack.contains("importlib._bootstrap")
 }
 
 /// Installs the wheel into `job.dir/site` and runs pytest in the sandbox;
 /// returns the results and pytest's own output for the log.
-pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Result<(TestRun, String), SmokeError> {
+pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Result<Smoked, SmokeError> {
     let wheel_name = job.wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let site = job.dir.join("site");
     let tests_dir = job.dir.join("tests");
@@ -122,6 +168,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     let out = sandbox.run(&cmd(&job.env.python, pytest_args.clone()), &mounts, cancel)?;
     let mut run = TestRun::new(&job.interpreter.label(), job.interpreter.executable.clone(), &wheel_name);
     let mut log = out.text.clone();
+    let mut on_import = None;
     match &out.exit {
         Exit::Code(0) | Exit::Code(1) => {}
         Exit::Code(5) => run.problem = Some("pytest collected no tests".into()),
@@ -130,17 +177,42 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
             let signal = signal_name(*sig);
             run.problem = Some(format!("the test process crashed with {signal}"));
             // The same run again under gdb, to see the faulting instruction.
-            let gdb_output = toolchain::find(Tool::Gdb).and_then(|gdb| {
-                let args = crash::gdb_args(&job.env.python, &pytest_args);
-                let out = sandbox.run(&cmd(&gdb, args), &mounts, cancel).ok()?;
-                log.push_str(&format!("\n--- gdb ---\n{}", out.text));
-                Some(out.text)
-            });
-            run.crash = Some(crash::report(&signal, &out.text, gdb_output.as_deref(), job.project_root));
+            let marker = crash::Marker::new().ok();
+            let gdb_output = match (&marker, toolchain::find(Tool::Gdb)) {
+                (Some(marker), Some(gdb)) => {
+                    let script = gdb_script(job, marker);
+                    match script {
+                        Ok(script) => {
+                            let args = crash::gdb_args(&script, &job.env.python, &pytest_args);
+                            sandbox.run(&cmd(&gdb, args), &mounts, cancel).ok().map(|out| {
+                                log.push_str(&format!("\n--- gdb ---\n{}", marker.scrub(&out.text)));
+                                out.text
+                            })
+                        }
+                        Err(e) => {
+                            log.push_str(&format!("\n[wheelwright: no gdb run: {e}]\n"));
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let gdb = marker.as_ref().zip(gdb_output.as_deref()).map(|(marker, text)| (text, marker));
+            let crash = crash::report(&signal, &out.text, gdb, job.sources);
+            if crash.python_traceback.as_deref().is_some_and(in_import) {
+                on_import = Some(ImportFailure::Crashed(signal.clone()));
+            }
+            run.crash = Some(crash);
         }
         Exit::TimedOut => {
-            let mut problem = format!("timed out after {} s", sandbox.limits.timeout_secs);
+            let mut problem = match job.timeout_reason {
+                Some(reason) => reason.to_string(),
+                None => format!("timed out after {} s", sandbox.limits.timeout_secs),
+            };
             if let Some(stack) = hang_traceback(&out.text) {
+                if in_import(&stack) {
+                    on_import = Some(ImportFailure::Hung);
+                }
                 problem.push_str(&format!(" in:\n{stack}"));
             }
             run.problem = Some(problem);
@@ -148,17 +220,35 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         Exit::Cancelled => run.problem = Some("cancelled".into()),
         Exit::Limit(why) => run.problem = Some(why.clone()),
     }
-    match std::fs::read_to_string(&junit) {
-        Ok(xml) => {
-            if !junit::parse_into(&xml, &mut run) {
+    // pytest ran the project's code in this directory: the XML may have
+    // been replaced by anything (a FIFO, a link to /dev/zero or to a host
+    // file), so it is read only through the reader that refuses those.
+    match job.root.read(&junit, JUNIT_MAX, "pytest's JUnit XML") {
+        Ok(bytes) => {
+            let parsed = std::str::from_utf8(&bytes).is_ok_and(|xml| junit::parse_into(xml, &mut run));
+            if !parsed {
                 run.problem.get_or_insert_with(|| "pytest's JUnit XML is unreadable".into());
             }
         }
-        Err(_) => {
+        Err(ReadbackError::Missing { .. }) => {
             run.problem.get_or_insert_with(|| "pytest wrote no results".into());
         }
+        Err(e) => {
+            run.problem.get_or_insert_with(|| e.to_string());
+        }
     }
-    Ok((run, log))
+    Ok(Smoked { run, log, on_import })
+}
+
+/// Writes gdb's commands (and the marker its answers carry) to a fresh
+/// file in the job directory, which gdb deletes before the program starts;
+/// returns its path.
+fn gdb_script(job: &SmokeJob<'_>, marker: &crash::Marker) -> Result<PathBuf, String> {
+    let script = crash::script_path(job.dir).map_err(|e| e.to_string())?;
+    job.root
+        .create_new(&script, crash::gdb_script(marker, &script).as_bytes(), "gdb's command file")
+        .map_err(|e| e.to_string())?;
+    Ok(script)
 }
 
 /// The stack pytest's faulthandler dumped before the timeout.

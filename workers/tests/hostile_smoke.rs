@@ -1,0 +1,278 @@
+//! Hostile smoke tests: a test that forges gdb's answers to make the host
+//! read its files, a conftest that replaces pytest's JUnit XML with a FIFO or
+//! a link to `/dev/zero`, a module that hangs on import on several
+//! interpreters, and a build that outlives its budget. Each ends promptly
+//! with a precise reason, and the next build runs normally.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use wheelwright_workers::pipeline::{self, BuildOptions};
+use wheelwright_workers::project::{Overrides, Project};
+use wheelwright_workers::report::{BuildReport, Status, TestRun};
+use wheelwright_workers::sandbox::Limits;
+use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::target::Target;
+
+const PYMULT: &str = include_str!("../../examples/pymult/src/pymult.asm");
+const SEGFAULT: &str = include_str!("fixtures/segfault/src/segfault.asm");
+const HANG: &str = include_str!("fixtures/hang/src/hang.asm");
+
+/// Builds `root` under `limits` on `interpreters`, returning the report and every log line.
+fn build_with(
+    root: &Path,
+    targets: &[Target],
+    limits: Limits,
+    interpreters: Vec<Interpreter>,
+) -> (BuildReport, String, Dirs) {
+    let project = Project::load(root, &Overrides::default()).unwrap();
+    let (options, dirs) = options(targets, true);
+    let options = BuildOptions { sandbox: sandbox(limits), interpreters, parallel_targets: false, ..options };
+    let log = std::sync::Mutex::new(String::new());
+    let report = pipeline::build(&project, &options, &|event| {
+        if let pipeline::Event::Log { text, .. } = event {
+            let mut log = log.lock().unwrap();
+            log.push_str(&text);
+            log.push('\n');
+        }
+    });
+    (report, log.into_inner().unwrap(), dirs)
+}
+
+fn limits(timeout_secs: u64) -> Limits {
+    Limits { timeout_secs, ..Limits::default() }
+}
+
+/// The only smoke run of a Linux build.
+fn smoke_run(report: &BuildReport) -> &TestRun {
+    let linux = target(report, Target::Linux);
+    assert_eq!(linux.tests.len(), 1, "{linux:#?}");
+    &linux.tests[0]
+}
+
+/// python3 first, then up to `more` other CPythons of this host.
+fn interpreters(more: usize) -> Vec<Interpreter> {
+    let first = python3();
+    let mut all = vec![first.clone()];
+    all.extend(Interpreter::discover().into_iter().filter(|i| i.version != first.version).rev().take(more));
+    assert!(all.len() > 1, "these tests need a second CPython on the host (pyenv's, /usr/bin/python3.X): {all:?}");
+    all
+}
+
+/// Every byte the build left behind (artifacts, work files), its report and its log.
+fn everything(dirs: &Dirs, report: &BuildReport, log: &str) -> Vec<u8> {
+    let mut all = log.as_bytes().to_vec();
+    all.extend(serde_json::to_vec(report).unwrap());
+    for root in [dirs.out.path(), dirs.work.path()] {
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let kind = entry.file_type().unwrap();
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                } else if kind.is_file() {
+                    all.extend(std::fs::read(entry.path()).unwrap());
+                }
+            }
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn assert_next_build_is_fine() {
+    let (report, _dirs) = build(&example("pymult"), &[Target::Linux], true);
+    assert!(report.succeeded(), "{report:#?}");
+}
+
+/// `path` as a relative path from `from` (both absolute): `../../x/y`.
+fn relative_from(from: &Path, path: &Path) -> PathBuf {
+    let mut rel: PathBuf = from.components().skip(1).map(|_| "..").collect();
+    rel.push(path.strip_prefix("/").unwrap());
+    rel
+}
+
+#[test]
+fn a_test_that_forges_gdbs_answers_cannot_make_the_host_read_a_file() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("secret.txt");
+    let marker = format!("TOP-SECRET-{}", std::process::id());
+    std::fs::write(&secret, format!("{marker}\n")).unwrap();
+    // What the host's own /proc/self/environ holds (cargo sets it for tests).
+    let environ = std::fs::read("/proc/self/environ").unwrap();
+    let host_variable = b"CARGO_MANIFEST_DIR=";
+    assert!(contains(&environ, host_variable), "the precondition: the host has {host_variable:?}");
+
+    let dir = project(&[
+        ("pyproject.toml", include_str!("fixtures/segfault/pyproject.toml")),
+        ("src/segfault.asm", SEGFAULT),
+        ("tests/test_forge.py", ""),
+    ]);
+    let relative = relative_from(dir.path(), &secret);
+    let forged: String = ["/proc/self/environ", &secret.display().to_string(), &relative.display().to_string()]
+        .iter()
+        .map(|file| format!("@@line\nLine 1 of \"{file}\" starts at address 0x1 <forged> and ends at 0x2.\n@@end\n"))
+        .collect();
+    // Every way out: stdout and stderr, every pipe the process holds (pytest
+    // keeps the real stdout on a spare descriptor), and the pipes of other
+    // processes in the sandbox through /proc.
+    let test = format!(
+        "import os, stat\n\nFORGED = {forged:?}.encode()\n\n\
+         def forge():\n\
+         \x20   for fd in range(64):\n\
+         \x20       try:\n\
+         \x20           if stat.S_ISFIFO(os.fstat(fd).st_mode):\n\
+         \x20               os.write(fd, FORGED)\n\
+         \x20       except OSError:\n\
+         \x20           pass\n\
+         \x20   for pid in os.listdir('/proc'):\n\
+         \x20       for fd in ('1', '2'):\n\
+         \x20           try:\n\
+         \x20               with open(f'/proc/{{pid}}/fd/{{fd}}', 'wb') as f:\n\
+         \x20                   f.write(FORGED)\n\
+         \x20           except OSError:\n\
+         \x20               pass\n\n\
+         def test_forge_then_crash():\n\
+         \x20   forge()\n\
+         \x20   import segfault  # noqa: F401\n"
+    );
+    std::fs::write(dir.path().join("tests/test_forge.py"), test).unwrap();
+
+    let (report, log, dirs) = build_with(dir.path(), &[Target::Linux], limits(60), vec![python3()]);
+    let run = smoke_run(&report);
+    assert_eq!(run.problem.as_deref(), Some("the test process crashed with SIGSEGV"), "{log}");
+    let crash = run.crash.as_ref().expect("a crash report");
+    // The real line, from the project's own source, not the forged ones.
+    assert_eq!(
+        crash.source_line.as_deref(),
+        Some("src/segfault.asm:20: mov rax, [rax]                    ; the faulting instruction"),
+        "{crash:#?}\n{log}"
+    );
+    assert!(crash.location.as_deref().unwrap_or("").starts_with("PyInit_segfault + "), "{crash:#?}");
+    // The forgery did reach the output (so the test tests something) ...
+    assert!(log.contains("Line 1 of \"/proc/self/environ\""), "{log}");
+    // ... and nothing of the host's files did.
+    let all = everything(&dirs, &report, &log);
+    assert!(!contains(&all, marker.as_bytes()), "the secret file leaked");
+    assert!(!contains(&all, host_variable), "the host's environment leaked");
+    assert_next_build_is_fine();
+}
+
+/// A project whose one passing test is fine, and whose conftest replaces
+/// the JUnit XML after pytest wrote it, with `replace` (Python taking `path`).
+fn junit_replaced_by(replace: &str) -> tempfile::TempDir {
+    let conftest = format!("import os\n\n\ndef pytest_unconfigure(config):\n    path = config.option.xmlpath\n    os.remove(path)\n    {replace}\n");
+    project(&[
+        ("src/pymult.asm", PYMULT),
+        ("tests/conftest.py", &conftest),
+        ("tests/test_ok.py", "def test_ok():\n    assert True\n"),
+    ])
+}
+
+#[test]
+fn a_junit_xml_replaced_by_a_fifo_is_refused_at_once() {
+    let dir = junit_replaced_by("os.mkfifo(path)");
+    let started = Instant::now();
+    let (report, log, _dirs) = build_with(dir.path(), &[Target::Linux], limits(60), vec![python3()]);
+    assert!(started.elapsed() < Duration::from_secs(60), "the build waited on the FIFO");
+    let run = smoke_run(&report);
+    assert_eq!(run.problem.as_deref(), Some("pytest's JUnit XML is not a regular file but a FIFO"), "{log}");
+    let (step, reason) = failed_step(target(&report, Target::Linux));
+    assert_eq!(
+        (step.as_str(), reason),
+        ("smoke", format!("{}: pytest's JUnit XML is not a regular file but a FIFO", run.interpreter))
+    );
+    assert_next_build_is_fine();
+}
+
+#[test]
+fn a_junit_xml_replaced_by_a_link_to_dev_zero_is_refused_at_once() {
+    let dir = junit_replaced_by("os.symlink('/dev/zero', path)");
+    let started = Instant::now();
+    let (report, log, _dirs) = build_with(dir.path(), &[Target::Linux], limits(60), vec![python3()]);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let run = smoke_run(&report);
+    assert_eq!(run.problem.as_deref(), Some("pytest's JUnit XML is not a regular file but a symbolic link"), "{log}");
+    assert_eq!((run.passed, run.failed), (0, 0), "{run:#?}");
+    assert_eq!(target(&report, Target::Linux).status, Status::Failed);
+    assert_next_build_is_fine();
+}
+
+#[test]
+fn a_module_that_hangs_on_import_is_timed_out_once_not_once_per_interpreter() {
+    let interpreters = interpreters(2);
+    let timeout = 4;
+    let dir = project(&[("src/hang.asm", HANG)]);
+    let started = Instant::now();
+    let (report, log, _dirs) = build_with(dir.path(), &[Target::Linux], limits(timeout), interpreters.clone());
+    let elapsed = started.elapsed();
+    let linux = target(&report, Target::Linux);
+    let labels: Vec<&str> = linux.tests.iter().map(|t| t.interpreter.as_str()).collect();
+    let expected: Vec<String> = interpreters.iter().map(|i| i.label()).collect();
+    assert_eq!(labels, expected, "{linux:#?}");
+    let first = &linux.tests[0];
+    let problem = first.problem.as_deref().unwrap_or("");
+    assert!(problem.starts_with(&format!("timed out after {timeout} s in:")), "{problem}\n{log}");
+    assert!(problem.contains("importlib._bootstrap"), "{problem}");
+    for other in &linux.tests[1..] {
+        assert_eq!(
+            other.problem.as_deref(),
+            Some(format!("not run: the same wheel hung on {}", first.interpreter).as_str()),
+            "{other:#?}"
+        );
+    }
+    // One timeout, not one per interpreter (that would be at least 3 × 4 s).
+    assert!(elapsed < Duration::from_secs(2 * timeout + 3), "{elapsed:?}");
+    let (step, reason) = failed_step(linux);
+    assert_eq!(step, "smoke");
+    let last = expected.last().unwrap();
+    assert!(reason.ends_with(&format!("{last}: not run: the same wheel hung on {}", expected[0])), "{reason}");
+}
+
+#[test]
+fn a_build_that_outlives_its_budget_is_stopped_and_says_so() {
+    let interpreters = interpreters(1);
+    let dir = project(&[
+        ("src/pymult.asm", PYMULT),
+        ("tests/test_sleep.py", "import time\n\ndef test_sleep():\n    time.sleep(3600)\n"),
+    ]);
+    let limits = Limits { timeout_secs: 60, build_timeout_secs: 6, ..Limits::default() };
+    let started = Instant::now();
+    let (report, log, _dirs) = build_with(dir.path(), &[Target::Linux, Target::Windows], limits, interpreters.clone());
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+
+    let linux = target(&report, Target::Linux);
+    let steps: Vec<(&str, Status)> = linux.steps.iter().map(|s| (s.name.as_str(), s.status)).collect();
+    assert_eq!(
+        steps,
+        [
+            ("assemble", Status::Succeeded),
+            ("abi", Status::Succeeded),
+            ("link", Status::Succeeded),
+            ("verify", Status::Succeeded),
+            ("package", Status::Succeeded),
+            ("smoke", Status::Failed)
+        ],
+        "{log}"
+    );
+    let stopped = linux.tests[0].problem.as_deref().unwrap_or("");
+    assert!(stopped.starts_with("stopped: the build used its 6 s budget"), "{stopped}");
+    assert_eq!(linux.tests[1].problem.as_deref(), Some("not run: the build used its 6 s budget"), "{linux:#?}");
+
+    // The next target cannot start: its first step is reported as not run.
+    let windows = target(&report, Target::Windows);
+    assert_eq!(windows.status, Status::Failed);
+    assert_eq!(windows.reason.as_deref(), Some("the build used its 6 s budget"));
+    let first = &windows.steps[0];
+    assert_eq!(
+        (first.name.as_str(), first.status, first.reason.as_deref()),
+        ("assemble", Status::Skipped, Some("not run: the build used its 6 s budget"))
+    );
+    assert_eq!(windows.steps.len(), 1, "{windows:#?}");
+}
