@@ -597,5 +597,16 @@ async fn a_tokenless_upload_is_refused_before_its_body_is_read() {
         let answer = raw_upload(&app, &head, &[b'x'; 1024]).await;
         assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
     }
+    // No boundary at all: the form's parser would buffer (and rescan) the
+    // whole announced body looking for one; it stops at 1 MiB instead.
+    let head = format!(
+        "POST /builds HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary=B\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        app.addr,
+        30 << 20
+    );
+    let answer = raw_upload(&app, &head, &vec![b'x'; 3 << 20]).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("this server needs a token: the form&#39;s first field must be `token`"), "{answer}");
     app.stop().await.unwrap();
 }

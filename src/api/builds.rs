@@ -194,7 +194,7 @@ pub async fn create(
         return Err(ApiError::too_large(format!("uploads are limited to {} bytes", state.config.max_upload)));
     }
     // The bearer token was checked before the body was read (`require_token`).
-    let upload = upload::read(form?, MAX_EXPANDED, upload::Mode::Api, &[]).await?;
+    let upload = upload::read(form?, MAX_EXPANDED, upload::Mode::Api, &[], None).await?;
     let submitter = api_submitter(&state, &headers, client);
     accepted(submit(&state, upload, &submitter).await)
 }

@@ -59,25 +59,73 @@ const MAX_TEXT: usize = 64 << 10;
 /// Largest token field read.
 const MAX_TOKEN: usize = 4 << 10;
 
+/// Bytes of a form's body read before its token has been accepted: the
+/// preamble and the token part fit in it many times over, and so does the
+/// largest chunk one read of the connection hands over (hyper's buffer is
+/// 400 KiB), which may carry the start of the next part too.
+pub const BEFORE_TOKEN: usize = 1 << 20;
+
+/// Holds a form's body to [`BEFORE_TOKEN`] bytes until [`read`] has
+/// accepted its token. The multipart parser buffers a part's headers (and a
+/// preamble) until it finds a boundary: without the gate an unauthenticated
+/// sender could make it buffer, and rescan, a whole `max-upload` body.
+#[derive(Debug, Clone, Default)]
+pub struct TokenGate(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl TokenGate {
+    /// `body`, failing once more than [`BEFORE_TOKEN`] bytes pass while the
+    /// gate is still closed.
+    pub fn guard(&self, body: axum::body::Body) -> axum::body::Body {
+        use futures_util::StreamExt;
+        let open = self.0.clone();
+        let mut seen = 0usize;
+        axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let chunk = chunk?;
+            if !open.load(std::sync::atomic::Ordering::Acquire) {
+                seen += chunk.len();
+                if seen > BEFORE_TOKEN {
+                    return Err(axum::Error::new(std::io::Error::other("more than 1 MiB before the token")));
+                }
+            }
+            Ok(chunk)
+        }))
+    }
+
+    fn open(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// Reads the form. `max_expanded` caps what an archive may unpack to.
 ///
 /// In [`Mode::Form`] with `tokens` configured, the first part must be a
-/// valid `token`: nothing else is read before the sender is known. (The API
-/// checks its bearer header before the body is read at all.)
-pub async fn read(mut form: Multipart, max_expanded: u64, mode: Mode, tokens: &[String]) -> Result<Upload, ApiError> {
+/// valid `token`: nothing else is read before the sender is known, and
+/// `gate` (when the body goes through one) opens only then. (The API checks
+/// its bearer header before the body is read at all.)
+pub async fn read(
+    mut form: Multipart,
+    max_expanded: u64,
+    mode: Mode,
+    tokens: &[String],
+    gate: Option<&TokenGate>,
+) -> Result<Upload, ApiError> {
     let mut upload = Upload::default();
     let mut archive: Option<(String, Vec<u8>)> = None;
     let mut folder: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     if mode == Mode::Form && !tokens.is_empty() {
-        let mut field = form.next_field().await?.ok_or_else(token_first)?;
+        // A body that fails here went past the gate without a token part.
+        let mut field = form.next_field().await.map_err(|_| token_first())?.ok_or_else(token_first)?;
         if field.name() != Some("token") {
             return Err(token_first());
         }
-        let given = read_text(&mut field, "token", MAX_TOKEN).await?;
+        let given = read_text(&mut field, "token", MAX_TOKEN).await.map_err(|_| token_first())?;
         if !crate::api::token_allowed(tokens, Some(given.trim())) {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"));
         }
         upload.token = Some(given.trim().to_string());
+        if let Some(gate) = gate {
+            gate.open();
+        }
     }
     while let Some(mut field) = form.next_field().await? {
         let name = field.name().unwrap_or("").to_string();

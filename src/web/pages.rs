@@ -71,11 +71,18 @@ pub async fn upload(State(state): State<AppState>) -> Response {
 pub async fn submit(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
-    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    request: axum::extract::Request,
 ) -> Response {
     let result = async {
-        // The token is the form's first field, checked before any other is read.
-        let upload = upload::read(form?, builds::MAX_EXPANDED, upload::Mode::Form, &state.config.tokens).await?;
+        // The token is the form's first field, checked before any other is
+        // read; until then the body is held to a few KiB.
+        let tokens = &state.config.tokens;
+        let gate = upload::TokenGate::default();
+        let (parts, body) = request.into_parts();
+        let body = if tokens.is_empty() { body } else { gate.guard(body) };
+        let request = axum::extract::Request::from_parts(parts, body);
+        let form = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &()).await?;
+        let upload = upload::read(form, builds::MAX_EXPANDED, upload::Mode::Form, tokens, Some(&gate)).await?;
         let submitter = Submitter::of_request(!state.config.tokens.is_empty(), upload.token.as_deref(), client.ip());
         builds::submit(&state, upload, &submitter).await
     }
