@@ -367,7 +367,16 @@ mod tests {
         assert!(commands.contains(&format!("os.unlink(\"{}\")\nend\n", script.display())), "{commands}");
         // The program starts only after gdb protected itself.
         assert!(commands.find("prctl(4, 0, 0, 0, 0)").unwrap() < commands.find("\nrun\n").unwrap());
-        assert!(commands.contains(&format!("printf \"{} line\\n\"\ninfo line *$pc\n", marker.0)), "{commands}");
+        assert!(commands.contains("(\"line\", \"info line *$pc\")"), "{commands}");
+        assert!(commands.contains(&format!("gdb.write(\"{} \" + name", marker.0)), "{commands}");
+        // Every answer is collected, then the others killed, then printed.
+        let (collect, kill, print) = (
+            commands.find("to_string=True").unwrap(),
+            commands.find("os.kill(-1").unwrap(),
+            commands.find("gdb.write(").unwrap(),
+        );
+        assert!(collect < kill && kill < print, "{commands}");
+        assert!(args.windows(2).any(|w| w == ["-eiex", "set python ignore-environment on"]), "{args:?}");
         assert_eq!(marker.scrub(&format!("{} line\n", marker.0)), "@@ line\n");
     }
 }
