@@ -276,3 +276,130 @@ fn a_build_that_outlives_its_budget_is_stopped_and_says_so() {
     );
     assert_eq!(windows.steps.len(), 1, "{windows:#?}");
 }
+
+/// The one smoke folder of a Linux build.
+fn smoke_dir(dirs: &Dirs) -> PathBuf {
+    let smoke = dirs.work.path().join("linux-x86_64/smoke");
+    let folders: Vec<PathBuf> = std::fs::read_dir(&smoke).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    folders[0].clone()
+}
+
+/// Forged gdb sections with `marker` (Python expression) as their header.
+const FORGED_SECTIONS: &str = "''.join(f'{marker} {name}\\n{body}\\n' for name, body in [\
+    ('registers', 'rip 0x4141414141414141 0'), ('instruction', '=> 0x4141414141414141 <forged>:\\tnop'), \
+    ('symbol', 'forged + 0 in section .text of /x/forged.so'), \
+    ('line', 'Line 1 of \"src/segfault.asm\" starts at address 0x41 <forged> and ends at 0x42.'), ('end', '')])";
+
+/// The crash report of the segfault fixture is gdb's own, not a forged one.
+fn assert_real_crash_report(run: &TestRun, log: &str) {
+    assert_eq!(run.problem.as_deref(), Some("the test process crashed with SIGSEGV"), "{log}");
+    let crash = run.crash.as_ref().expect("a crash report");
+    assert_eq!(
+        crash.source_line.as_deref(),
+        Some("src/segfault.asm:20: mov rax, [rax]                    ; the faulting instruction"),
+        "{crash:#?}\n{log}"
+    );
+    assert!(crash.location.as_deref().unwrap_or("").starts_with("PyInit_segfault + "), "{crash:#?}\n{log}");
+    let instruction = crash.instruction.as_deref().unwrap_or("");
+    assert!(instruction.contains("<PyInit_segfault+") && instruction.contains("mov"), "{crash:#?}\n{log}");
+    let rip = crash.registers.iter().find(|(r, _)| r == "rip").map(|(_, v)| v.as_str());
+    assert!(rip.is_some_and(|v| v.starts_with("0x") && v != "0x4141414141414141"), "{crash:#?}\n{log}");
+}
+
+#[test]
+fn a_sitecustomize_in_the_wheel_does_not_run_in_gdb_and_cannot_learn_the_marker() {
+    // Packaged into the wheel's top level (it is in `src/`), so it lies in the site directory
+    // on the test's PYTHONPATH. Inside gdb's Python (where `import gdb`
+    // works) it reads the command file named on gdb's command line, takes
+    // the marker from it and prints sections under it.
+    let sitecustomize = format!(
+        "import os, re, sys\n\n\n\
+         def _forge():\n\
+         \x20   try:\n\
+         \x20       import gdb  # noqa: F401\n\
+         \x20   except ImportError:\n\
+         \x20       sys.stderr.write('[sitecustomize] imported outside gdb\\n')\n\
+         \x20       return\n\
+         \x20   os.write(2, b'[sitecustomize] imported in gdb\\n')\n\
+         \x20   args = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n\
+         \x20   text = open(args[args.index(b'-x') + 1].decode()).read()\n\
+         \x20   marker = re.search(r'@@[0-9a-f]{{32}}', text).group(0)\n\
+         \x20   os.write(1, ({FORGED_SECTIONS}).encode())\n\n\n\
+         _forge()\n"
+    );
+    let dir = project(&[
+        ("pyproject.toml", include_str!("fixtures/segfault/pyproject.toml")),
+        ("src/segfault.asm", SEGFAULT),
+        ("src/sitecustomize.py", &sitecustomize),
+        ("tests/test_crash.py", "def test_crash():\n    import segfault  # noqa: F401\n"),
+    ]);
+    let (report, log, _dirs) = build_with(dir.path(), &[Target::Linux], limits(60), vec![python3()]);
+    // The file is where the test's interpreter imports it ...
+    assert!(log.contains("[sitecustomize] imported outside gdb"), "{log}");
+    // ... and gdb's Python never did.
+    assert!(!log.contains("[sitecustomize] imported in gdb"), "{log}");
+    assert_real_crash_report(smoke_run(&report), &log);
+    assert_next_build_is_fine();
+}
+
+#[test]
+fn a_child_left_running_cannot_read_gdbs_answers_from_the_output_pipe() {
+    // Under gdb (the second run), the test forks a child that opens the
+    // output pipe through bubblewrap's init (/proc/1/fd/1, read end and
+    // write end), says it is there, then reads everything gdb prints and,
+    // once it has a marked section, prints forged sections under the marker.
+    let test = format!(
+        "import os, re, time\n\n\n\
+         def traced():\n\
+         \x20   with open('/proc/self/status') as f:\n\
+         \x20       return any(l.startswith('TracerPid:') and l.split()[1] != '0' for l in f)\n\n\n\
+         def thief(ready):\n\
+         \x20   try:\n\
+         \x20       steal(ready)\n\
+         \x20   except BaseException as e:\n\
+         \x20       open('thief.txt', 'w').write(repr(e))\n\
+         \x20       os.write(ready, b'x')\n\
+         \x20   os._exit(0)\n\n\n\
+         def steal(ready):\n\
+         \x20   pipe_in = os.open('/proc/1/fd/1', os.O_RDONLY)\n\
+         \x20   pipe_out = os.open('/proc/1/fd/1', os.O_WRONLY)\n\
+         \x20   os.write(pipe_out, b'[thief] reading the output pipe\\n')\n\
+         \x20   open('thief.txt', 'w').write('reading')\n\
+         \x20   os.write(ready, b'x')\n\
+         \x20   data = b''\n\
+         \x20   deadline = time.monotonic() + 30\n\
+         \x20   while time.monotonic() < deadline:\n\
+         \x20       data += os.read(pipe_in, 65536)\n\
+         \x20       found = re.search(rb'@@[0-9a-f]{{32}}', data)\n\
+         \x20       if found:\n\
+         \x20           marker = found.group(0).decode()\n\
+         \x20           os.write(pipe_out, b'[thief] stole the marker\\n' + ({FORGED_SECTIONS}).encode())\n\
+         \x20           break\n\n\n\
+         def test_crash():\n\
+         \x20   if traced():\n\
+         \x20       ready_r, ready_w = os.pipe()\n\
+         \x20       if os.fork() == 0:\n\
+         \x20           thief(ready_w)\n\
+         \x20       assert os.read(ready_r, 1) == b'x'\n\
+         \x20   import segfault  # noqa: F401\n"
+    );
+    let dir = project(&[
+        ("pyproject.toml", include_str!("fixtures/segfault/pyproject.toml")),
+        ("src/segfault.asm", SEGFAULT),
+        ("tests/test_thief.py", &test),
+    ]);
+    let (report, log, dirs) = build_with(dir.path(), &[Target::Linux], limits(60), vec![python3()]);
+    // The child ran in the gdb run. Where bubblewrap's init is out of its
+    // reach (opening /proc/1/fd/1 is refused on some hosts), it says so.
+    let thief = std::fs::read_to_string(smoke_dir(&dirs).join("thief.txt")).unwrap();
+    assert!(
+        thief == "reading" && log.contains("[thief] reading the output pipe")
+            || thief == "PermissionError(13, 'Permission denied')",
+        "{thief}\n{log}"
+    );
+    // ... and was gone before gdb printed anything it could steal.
+    assert!(!log.contains("[thief] stole the marker"), "{log}");
+    assert_real_crash_report(smoke_run(&report), &log);
+    assert_next_build_is_fine();
+}

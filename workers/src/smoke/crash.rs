@@ -61,15 +61,28 @@ impl Sources {
 /// A gdb run's secret section marker: 128 random bits, new for every run.
 ///
 /// The program under gdb writes to the same output as gdb, so it could print
-/// sections of its own; it cannot print one with this marker, because it
-/// has no way to learn it. The marker is only in the command file (see
-/// [`gdb_script`]), never on gdb's command line (readable through `/proc`
-/// inside the sandbox); gdb makes itself non-dumpable (so neither its memory
-/// nor its open files can be read through `/proc` or ptrace by a process of
-/// the same user) and deletes the file before it starts the program. A
-/// separate channel would not hold: a file in the job directory can be
-/// written by the program, and the output pipe gdb holds is also held by
-/// bubblewrap's init, which is dumpable and reachable through `/proc/1/fd`.
+/// sections of its own; it cannot print one with this marker, because no
+/// sandboxed process can learn it:
+///
+/// - it is only in the command file (see [`gdb_script`]), never on gdb's
+///   command line (readable through `/proc` inside the sandbox);
+/// - gdb starts without the inferior's Python environment (no `PYTHONPATH`
+///   naming the wheel's site directory, which the upload fills; see
+///   [`gdb_args`]) and with auto-loading off, so no code of the project runs
+///   in gdb before the command file: its first command makes gdb
+///   non-dumpable (neither its memory nor its open files can then be read
+///   through `/proc` or ptrace by a process of the same user), its second
+///   deletes the file, and only then does the program start;
+/// - the output pipe gdb writes to is also held by bubblewrap's init, which
+///   is dumpable, so a process of the sandbox could open it through
+///   `/proc/1/fd/1` and race the host to read the marked answers. gdb
+///   therefore collects every answer first, then kills every other process
+///   it may signal (all of the sandbox but its init), waits until they are
+///   gone, and only then prints its answers under the marker.
+///
+/// A separate channel would not hold: a file in the job directory can be
+/// written by the program, and any descriptor gdb holds is one bubblewrap's
+/// init can hold too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker(String);
 
@@ -91,13 +104,17 @@ impl Marker {
 }
 
 /// The commands gdb reads from `script` (its own path): make gdb
-/// non-dumpable and delete the file, run the program with its output thrown
-/// away (the first run already showed it), then describe where it stopped,
-/// each answer under a section headed by `marker`. An error in a command
-/// file ends it in batch mode, so if gdb cannot protect itself (no Python in
-/// this gdb, prctl refused) it runs nothing and the report has no gdb part.
-pub fn gdb_script(marker: &Marker, script: &Path) -> String {
-    let script = serde_json::to_string(&script.display().to_string()).expect("a string serialises");
+/// non-dumpable and delete the file, give the program its `PYTHONPATH`
+/// (`site`; gdb itself runs without it), run the program with its output
+/// thrown away (the first run already showed it), then collect where it
+/// stopped, kill every other process of the sandbox, and print each answer
+/// under a section headed by `marker`. An error in a command file ends it in
+/// batch mode, so if gdb cannot protect itself (no Python in this gdb, prctl
+/// refused) it runs nothing and the report has no gdb part; if the other
+/// processes do not go away, it prints no answers.
+pub fn gdb_script(marker: &Marker, script: &Path, site: &Path) -> String {
+    let quoted = |text: &str| serde_json::to_string(text).expect("a string serialises");
+    let script = quoted(&script.display().to_string());
     let mut commands = format!(
         "python\n\
          import ctypes, os\n\
@@ -106,12 +123,6 @@ pub fn gdb_script(marker: &Marker, script: &Path) -> String {
          os.unlink({script})\n\
          end\n"
     );
-    let sections = [
-        ("registers", format!("info registers {}", REGISTERS.join(" "))),
-        ("instruction", "x/i $pc".to_string()),
-        ("symbol", "info symbol $pc".to_string()),
-        ("line", "info line *$pc".to_string()),
-    ];
     for command in [
         "set pagination off",
         "set confirm off",
@@ -119,15 +130,72 @@ pub fn gdb_script(marker: &Marker, script: &Path) -> String {
         "set disassembly-flavor intel",
         "set startup-with-shell off",
         "set inferior-tty /dev/null",
-        "run",
     ] {
         commands.push_str(command);
         commands.push('\n');
     }
-    for (name, command) in sections {
-        commands.push_str(&format!("printf \"{}\\n\"\n{command}\n", marker.header(name)));
-    }
-    commands.push_str(&format!("printf \"{}\\n\"\n", marker.header("end")));
+    // `set environment` takes the rest of the line as the value, verbatim.
+    commands.push_str(&format!("set environment PYTHONPATH {}\n", site.display()));
+    commands.push_str("run\n");
+    let sections: Vec<String> = [
+        ("registers", format!("info registers {}", REGISTERS.join(" "))),
+        ("instruction", "x/i $pc".to_string()),
+        ("symbol", "info symbol $pc".to_string()),
+        ("line", "info line *$pc".to_string()),
+    ]
+    .iter()
+    .map(|(name, command)| format!("({}, {})", quoted(name), quoted(command)))
+    .collect();
+    // Every answer is read before anything is printed under the marker, and
+    // nothing is printed while another process of the sandbox (which could
+    // read the pipe through /proc/1/fd/1) may still run. A dead process is
+    // a zombie (state Z or X) until its parent or init reaps it.
+    commands.push_str(&format!(
+        "python\n\
+         import signal, time\n\
+         answers = []\n\
+         for name, command in [{sections}]:\n\
+         \x20   try:\n\
+         \x20       answers.append((name, gdb.execute(command, to_string=True)))\n\
+         \x20   except gdb.error as e:\n\
+         \x20       answers.append((name, str(e) + '\\n'))\n\
+         def others_alive():\n\
+         \x20   me = str(os.getpid())\n\
+         \x20   for pid in os.listdir('/proc'):\n\
+         \x20       if not pid.isdigit() or pid in ('1', me):\n\
+         \x20           continue\n\
+         \x20       try:\n\
+         \x20           tasks = os.listdir(f'/proc/{{pid}}/task')\n\
+         \x20       except OSError:\n\
+         \x20           continue\n\
+         \x20       for task in tasks:\n\
+         \x20           try:\n\
+         \x20               with open(f'/proc/{{pid}}/task/{{task}}/stat') as f:\n\
+         \x20                   state = f.read().rsplit(')', 1)[1].split()[0]\n\
+         \x20           except (OSError, IndexError):\n\
+         \x20               continue\n\
+         \x20           if state not in ('Z', 'X'):\n\
+         \x20               return True\n\
+         \x20   return False\n\
+         deadline = time.monotonic() + 5\n\
+         while True:\n\
+         \x20   try:\n\
+         \x20       os.kill(-1, signal.SIGKILL)\n\
+         \x20   except ProcessLookupError:\n\
+         \x20       pass\n\
+         \x20   if not others_alive():\n\
+         \x20       break\n\
+         \x20   if time.monotonic() > deadline:\n\
+         \x20       raise RuntimeError('the sandbox kept running processes')\n\
+         \x20   time.sleep(0.01)\n\
+         for name, text in answers:\n\
+         \x20   gdb.write({header} + name + '\\n' + text + ('' if text.endswith('\\n') else '\\n'))\n\
+         gdb.write({header} + 'end\\n')\n\
+         gdb.flush()\n\
+         end\n",
+        sections = sections.join(", "),
+        header = quoted(&marker.header("")),
+    ));
     commands
 }
 
@@ -143,8 +211,19 @@ fn random_hex() -> std::io::Result<String> {
 }
 
 /// gdb's arguments that run `script` (see [`gdb_script`]) on `program args...`.
+///
+/// gdb's embedded Python reads `PYTHONPATH`, `PYTHONSTARTUP` and the like
+/// when it starts, before any command file, and imports `sitecustomize`
+/// from them: `set python ignore-environment` has to come as an early
+/// initialisation command (`-eiex`, run before Python starts; `-iex` is too
+/// late). Auto-loading would run scripts named after (or embedded in) the
+/// project's shared objects. gdb is also started without `PYTHONPATH`
+/// (see [`gdb_script`] for how the program gets it).
 pub fn gdb_args(script: &Path, program: &Path, args: &[String]) -> Vec<String> {
-    let mut gdb: Vec<String> = ["-nx", "-batch", "-q", "-x"].map(String::from).to_vec();
+    let mut gdb: Vec<String> =
+        ["-nx", "-batch", "-q", "-eiex", "set python ignore-environment on", "-iex", "set auto-load off", "-x"]
+            .map(String::from)
+            .to_vec();
     gdb.push(script.display().to_string());
     gdb.push("--args".into());
     gdb.push(program.display().to_string());
@@ -283,12 +362,21 @@ mod tests {
         let script = script_path(Path::new("/job")).unwrap();
         let args = gdb_args(&script, Path::new("/env/bin/python"), &["-m".into(), "pytest".into()]);
         assert!(args.iter().all(|a| !a.contains(&marker.0[2..])), "{args:?}");
-        let commands = gdb_script(&marker, &script);
+        let commands = gdb_script(&marker, &script, Path::new("/job/site"));
         assert!(commands.starts_with("python\nimport ctypes, os\n"), "{commands}");
         assert!(commands.contains(&format!("os.unlink(\"{}\")\nend\n", script.display())), "{commands}");
         // The program starts only after gdb protected itself.
         assert!(commands.find("prctl(4, 0, 0, 0, 0)").unwrap() < commands.find("\nrun\n").unwrap());
-        assert!(commands.contains(&format!("printf \"{} line\\n\"\ninfo line *$pc\n", marker.0)), "{commands}");
+        assert!(commands.contains("(\"line\", \"info line *$pc\")"), "{commands}");
+        assert!(commands.contains(&format!("gdb.write(\"{} \" + name", marker.0)), "{commands}");
+        // Every answer is collected, then the others killed, then printed.
+        let (collect, kill, print) = (
+            commands.find("to_string=True").unwrap(),
+            commands.find("os.kill(-1").unwrap(),
+            commands.find("gdb.write(").unwrap(),
+        );
+        assert!(collect < kill && kill < print, "{commands}");
+        assert!(args.windows(2).any(|w| w == ["-eiex", "set python ignore-environment on"]), "{args:?}");
         assert_eq!(marker.scrub(&format!("{} line\n", marker.0)), "@@ line\n");
     }
 }

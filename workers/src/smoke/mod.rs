@@ -156,16 +156,14 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         format!("--junitxml={}", junit.display()),
         "tests".into(),
     ];
+    // gdb gets no PYTHONPATH: the site directory holds the upload's files,
+    // and gdb's own Python would import them (see `crash::gdb_args`).
     let cmd = |program: &Path, args: Vec<String>| {
-        Cmd::new(program)
-            .args(args)
-            .cwd(job.dir)
-            .env("PYTHONPATH", site.display().to_string())
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONNOUSERSITE", "1")
+        Cmd::new(program).args(args).cwd(job.dir).env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONNOUSERSITE", "1")
     };
     let mounts = Mounts::job(job.dir).read_only(&job.interpreter.prefix).read_only(&job.env.dir).running_project_code();
-    let out = sandbox.run(&cmd(&job.env.python, pytest_args.clone()), &mounts, cancel)?;
+    let pytest = cmd(&job.env.python, pytest_args.clone()).env("PYTHONPATH", site.display().to_string());
+    let out = sandbox.run(&pytest, &mounts, cancel)?;
     let mut run = TestRun::new(&job.interpreter.label(), job.interpreter.executable.clone(), &wheel_name);
     let mut log = out.text.clone();
     let mut on_import = None;
@@ -180,7 +178,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
             let marker = crash::Marker::new().ok();
             let gdb_output = match (&marker, toolchain::find(Tool::Gdb)) {
                 (Some(marker), Some(gdb)) => {
-                    let script = gdb_script(job, marker);
+                    let script = gdb_script(job, marker, &site);
                     match script {
                         Ok(script) => {
                             let args = crash::gdb_args(&script, &job.env.python, &pytest_args);
@@ -243,10 +241,10 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
 /// Writes gdb's commands (and the marker its answers carry) to a fresh
 /// file in the job directory, which gdb deletes before the program starts;
 /// returns its path.
-fn gdb_script(job: &SmokeJob<'_>, marker: &crash::Marker) -> Result<PathBuf, String> {
+fn gdb_script(job: &SmokeJob<'_>, marker: &crash::Marker, site: &Path) -> Result<PathBuf, String> {
     let script = crash::script_path(job.dir).map_err(|e| e.to_string())?;
     job.root
-        .create_new(&script, crash::gdb_script(marker, &script).as_bytes(), "gdb's command file")
+        .create_new(&script, crash::gdb_script(marker, &script, site).as_bytes(), "gdb's command file")
         .map_err(|e| e.to_string())?;
     Ok(script)
 }
