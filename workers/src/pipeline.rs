@@ -643,8 +643,11 @@ impl<'a> TargetBuild<'a> {
                     continue;
                 }
                 let env = SmokeEnv::ensure(interp, &self.options.cache_dir.join("smoke")).map_err(infra)?;
+                // Numbered: two interpreters of one version must not share a
+                // folder (the second run's host writes would follow the
+                // first run's links).
                 let dir = self.dir.join("smoke").join(format!(
-                    "{}-{}",
+                    "{}-{}-{ran}",
                     interp.label(),
                     python.map_or("abi3".into(), |v| v.nodot())
                 ));

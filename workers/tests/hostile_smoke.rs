@@ -403,3 +403,30 @@ fn a_child_left_running_cannot_read_gdbs_answers_from_the_output_pipe() {
     assert_real_crash_report(smoke_run(&report), &log);
     assert_next_build_is_fine();
 }
+
+#[test]
+fn a_second_interpreter_of_one_version_gets_a_folder_no_test_has_touched() {
+    // The first run's conftest swaps its `site` folder for a link to a host
+    // folder; were the second run (same version) given the same folder, the
+    // host would install the wheel through that link.
+    let host = tempfile::tempdir().unwrap();
+    let conftest = format!(
+        "import os, shutil\n\n\ndef pytest_unconfigure(config):\n    \
+         shutil.rmtree('site')\n    os.symlink({:?}, 'site')\n",
+        host.path().display().to_string()
+    );
+    let dir = project(&[
+        ("src/pymult.asm", PYMULT),
+        ("tests/conftest.py", &conftest),
+        ("tests/test_ok.py", "def test_ok():\n    assert True\n"),
+    ]);
+    let (report, log, _dirs) = build_with(dir.path(), &[Target::Linux], limits(60), vec![python3(), python3()]);
+    let runs = &target(&report, Target::Linux).tests;
+    assert_eq!(runs.len(), 2, "{log}");
+    for run in runs {
+        assert_eq!((run.passed, run.problem.as_deref()), (1, None), "{log}");
+    }
+    let written: Vec<_> = std::fs::read_dir(host.path()).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(written.is_empty(), "the host wrote through a link a test planted: {written:?}");
+    assert_next_build_is_fine();
+}

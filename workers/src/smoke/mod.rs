@@ -122,7 +122,14 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     let site = job.dir.join("site");
     let tests_dir = job.dir.join("tests");
     let install_err = |why: String| SmokeError::Install { wheel: wheel_name.clone(), why };
-    std::fs::create_dir_all(&tests_dir).map_err(|e| install_err(e.to_string()))?;
+    // A folder no sandbox has seen: made here, refused if it exists. The
+    // writes below follow paths inside it, which only the host has touched
+    // until pytest starts; a reused folder could hold links a test planted.
+    if let Some(parent) = job.dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| install_err(e.to_string()))?;
+    }
+    std::fs::create_dir(job.dir).map_err(|e| install_err(format!("{}: {e}", job.dir.display())))?;
+    std::fs::create_dir(&tests_dir).map_err(|e| install_err(e.to_string()))?;
     install_wheel(job.wheel, &site).map_err(install_err)?;
     if job.tests.iter().any(|(rel, _)| is_test_module(rel)) {
         for (rel, source) in job.tests {
