@@ -91,6 +91,71 @@ fn a_build_writing_files_past_its_disk_budget_is_stopped_with_the_reason() {
     assert_next_build_runs_normally(&sandbox);
 }
 
+/// The most descriptors this process had open, sampled every millisecond
+/// while `run` runs, and how many it had before. One such measure at a
+/// time: removing a deep tree afterwards (std's `remove_dir_all`) holds a
+/// descriptor per level, which another measure would count.
+fn most_fds_during<T>(run: impl FnOnce() -> T) -> (T, usize, usize) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let before = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(std::fs::read_dir("/proc/self/fd").unwrap().count());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            most
+        })
+    };
+    let result = run();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    (result, sampler.join().unwrap(), before)
+}
+
+#[test]
+fn five_thousand_folders_are_measured_with_a_few_descriptors_and_stop_the_build_over_budget() {
+    // 5000 empty folders count 4 KiB each: 20 MB, over the budget of 8 MiB.
+    let sandbox = sandbox(Limits { build_disk: 8 << 20, ..Limits::default() });
+    let job = tempfile::tempdir().unwrap();
+    let script = format!(
+        "cd {} && python3 -c \"import os\nfor n in range(5000): os.mkdir(f'd{{n}}')\" && sleep 30",
+        job.path().display()
+    );
+    let (out, most, before) = most_fds_during(|| {
+        let out = run_in_build(&sandbox, job.path(), &sh(&script));
+        drop(job);
+        out
+    });
+    assert_eq!(out.exit, Exit::Limit("the build used more than 8 MiB of disk".into()), "{}", out.text);
+    // A descriptor per folder would be some 2000 before the budget is passed;
+    // the watcher holds two, the step's run a few, the other tests here some.
+    // (The job directory is removed inside, while no other measure runs.)
+    assert!(most < before + 100, "{most} descriptors open at once, {before} before");
+    assert_next_build_runs_normally(&sandbox);
+}
+
+#[test]
+fn five_thousand_nested_folders_stop_the_build_at_the_depth_bound() {
+    let sandbox = sandbox(Limits::default());
+    let job = tempfile::tempdir().unwrap();
+    let script = format!(
+        "cd {} && python3 -c \"import os\nfor n in range(5000): os.mkdir('d'); os.chdir('d')\" && sleep 30",
+        job.path().display()
+    );
+    let (out, most, before) = most_fds_during(|| run_in_build(&sandbox, job.path(), &sh(&script)));
+    let reason = "the build nested directories more than 64 deep in its job directory";
+    assert_eq!(out.exit, Exit::Limit(reason.into()), "{}", out.text);
+    // The watcher holds at most 65 (the job directory and 64 levels).
+    assert!(most < before + 100, "{most} descriptors open at once, {before} before");
+    // Removed here, while no other measure runs (see most_fds_during).
+    let _one = most_fds_during(|| drop(job));
+    assert_next_build_runs_normally(&sandbox);
+}
+
 #[test]
 fn four_children_touching_800_mib_each_are_killed_by_the_build_memory_limit() {
     let sandbox = sandbox(Limits { build_memory: 1 << 30, ..Limits::default() });

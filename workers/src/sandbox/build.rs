@@ -8,7 +8,8 @@
 //! steps, and a step that a build limit ended reports
 //! [`Exit::Limit`](crate::process::Exit::Limit) with the reason.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
@@ -143,61 +144,193 @@ impl Drop for BuildSandbox {
     }
 }
 
+/// How deep the disk watcher descends into the job directory. It holds one
+/// descriptor per level (the chain from the job directory down), so this
+/// bounds the descriptors a scan holds (`MAX_DEPTH + 1`), whatever the
+/// build made; a build nesting directories deeper is stopped for it.
+const MAX_DEPTH: usize = 64;
+
+/// How many entries one scan looks at. Past it the build is stopped: the
+/// entries not looked at cannot be counted, and leaving them out would let
+/// a build hide data behind many small files. (At [`INODE_COST`] each, the
+/// default budget of 1 GiB is passed at 262,144 entries anyway.)
+const MAX_ENTRIES: u64 = 100_000;
+
 /// Measures `dir` every [`DISK_POLL`] until told to stop (the channel
 /// closes); stops the build when it holds more than the budget.
 fn watch_disk(state: &BuildState, dir: &Path, stop: &mpsc::Receiver<()>) {
     let budget = state.limits.build_disk;
+    let bounds = Bounds { bytes: budget, entries: MAX_ENTRIES, depth: MAX_DEPTH };
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(DISK_POLL) {
-        if disk_usage(dir, budget) > budget {
-            state.stop_for(format!("the build used more than {} of disk", bytes(budget)));
+        if let Some(over) = disk_usage(dir, &bounds).over {
+            state.stop_for(over.reason(&bounds));
             return;
         }
     }
 }
 
-/// The space the files under `dir` take (allocated blocks, each entry at
-/// least [`INODE_COST`]), counted until it passes `cap`. Never follows a
-/// link: each directory is opened by name relative to its parent with
-/// `O_NOFOLLOW`, so that a build that swaps a directory for a link while it
-/// is being measured leads the count nowhere else.
-fn disk_usage(dir: &Path, cap: u64) -> u64 {
-    let Ok(root) = open_dir(None, dir.as_os_str()) else { return 0 };
-    let mut total = 0u64;
-    let mut pending = vec![root];
-    while let Some(fd) = pending.pop() {
-        // Reading the directory through its descriptor, not its path.
-        let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { continue };
-        for entry in entries.flatten() {
-            // lstat relative to the directory read (std uses its descriptor).
-            let Ok(meta) = entry.metadata() else { continue };
-            total += (std::os::unix::fs::MetadataExt::blocks(&meta) * 512).max(INODE_COST);
-            if total > cap {
-                return total;
+/// Where a scan of the job directory stops.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    /// The disk budget.
+    bytes: u64,
+    /// At most this many entries are looked at.
+    entries: u64,
+    /// Directories nested at most this deep are looked into: at most
+    /// `depth + 1` are open at once (the job directory and the chain below).
+    depth: usize,
+}
+
+/// Which bound a scan passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Bytes,
+    Entries,
+    Depth,
+}
+
+impl Over {
+    /// Why the build is stopped, for the failed step.
+    fn reason(self, bounds: &Bounds) -> String {
+        match self {
+            Over::Bytes => format!("the build used more than {} of disk", bytes(bounds.bytes)),
+            Over::Entries => {
+                format!("the build made more than {} files and directories in its job directory", bounds.entries)
             }
-            if meta.file_type().is_dir() {
-                if let Ok(child) = open_dir(Some(&fd), &entry.file_name()) {
-                    pending.push(child);
-                }
+            Over::Depth => {
+                format!("the build nested directories more than {} deep in its job directory", bounds.depth)
             }
         }
     }
-    total
 }
 
-/// Opens a directory (relative to `parent` when given) without following a
-/// link in its last component.
-fn open_dir(parent: Option<&OwnedFd>, name: &std::ffi::OsStr) -> std::io::Result<OwnedFd> {
-    let name = std::ffi::CString::new(name.as_encoded_bytes()).map_err(std::io::Error::other)?;
-    let at = parent.map_or(libc::AT_FDCWD, |p| p.as_raw_fd());
-    // SAFETY: `name` is a valid C string; the descriptor returned is ours.
-    let fd = unsafe {
-        libc::openat(at, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+/// What one scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Usage {
+    /// The space counted (up to the point the scan stopped).
+    bytes: u64,
+    /// The bound passed, if one was.
+    over: Option<Over>,
+    /// The most directories the scan held open at once.
+    max_open: usize,
+}
+
+/// The space the files under `dir` take (allocated blocks, each entry at
+/// least [`INODE_COST`]), counted until a bound is passed.
+///
+/// Depth first, holding open only the directories from `dir` down to the
+/// one being read (one descriptor each, at most `bounds.depth + 1`): a build's
+/// thousands of directories never become thousands of descriptors in the
+/// daemon. Never follows a link: each directory is opened relative to its
+/// parent's descriptor with `O_NOFOLLOW`, and entries are `lstat`ed
+/// relative to it, so a build that swaps a directory for a link while it
+/// is being measured leads the count nowhere else.
+fn disk_usage(dir: &Path, bounds: &Bounds) -> Usage {
+    let mut usage = Usage { bytes: 0, over: None, max_open: 0 };
+    let Ok(root) = Dir::open(None, dir.as_os_str()) else { return usage };
+    let mut chain = vec![root];
+    usage.max_open = 1;
+    let mut entries = 0u64;
+    while let Some(top) = chain.last_mut() {
+        let Some(name) = top.next_name() else {
+            chain.pop();
+            continue;
+        };
+        let Some(stat) = top.lstat(&name) else { continue };
+        entries += 1;
+        if entries > bounds.entries {
+            usage.over = Some(Over::Entries);
+            return usage;
+        }
+        usage.bytes += (stat.st_blocks as u64 * 512).max(INODE_COST);
+        if usage.bytes > bounds.bytes {
+            usage.over = Some(Over::Bytes);
+            return usage;
+        }
+        if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            // The chain holds the job directory and `len - 1` levels below it.
+            if chain.len() > bounds.depth {
+                usage.over = Some(Over::Depth);
+                return usage;
+            }
+            let parent = chain.last().expect("the chain holds the directory just read");
+            if let Ok(child) = Dir::open(Some(parent), std::ffi::OsStr::from_bytes(name.to_bytes())) {
+                chain.push(child);
+                usage.max_open = usage.max_open.max(chain.len());
+            }
+        }
     }
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    usage
+}
+
+/// An open directory being read (one descriptor), closed on drop.
+struct Dir(std::ptr::NonNull<libc::DIR>);
+
+impl Dir {
+    /// Opens a directory (relative to `parent` when given) without
+    /// following a link in its last component.
+    fn open(parent: Option<&Dir>, name: &std::ffi::OsStr) -> std::io::Result<Dir> {
+        let name = std::ffi::CString::new(name.as_encoded_bytes()).map_err(std::io::Error::other)?;
+        let at = parent.map_or(libc::AT_FDCWD, Dir::fd);
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: `name` is a valid C string; the descriptor returned is ours.
+        let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is an open directory that nothing else owns; on
+        // success the stream owns it (closedir closes it).
+        match std::ptr::NonNull::new(unsafe { libc::fdopendir(fd) }) {
+            Some(dir) => Ok(Dir(dir)),
+            None => {
+                let err = std::io::Error::last_os_error();
+                // SAFETY: the stream was not made: `fd` is still ours alone.
+                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                Err(err)
+            }
+        }
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        // SAFETY: the stream is open for as long as `self` lives.
+        unsafe { libc::dirfd(self.0.as_ptr()) }
+    }
+
+    /// The next entry's name, `.` and `..` left out; `None` at the end (or
+    /// on an error reading, which ends this directory's count).
+    fn next_name(&mut self) -> Option<std::ffi::CString> {
+        loop {
+            // SAFETY: the stream is open; the entry returned stays valid
+            // until the next readdir on it, and its name is copied first.
+            let entry = unsafe { libc::readdir64(self.0.as_ptr()) };
+            if entry.is_null() {
+                return None;
+            }
+            // SAFETY: readdir returned an entry whose d_name is NUL-terminated.
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            if name.to_bytes() != b"." && name.to_bytes() != b".." {
+                return Some(name.to_owned());
+            }
+        }
+    }
+
+    /// `lstat` of the entry `name` of this directory.
+    fn lstat(&self, name: &std::ffi::CStr) -> Option<libc::stat64> {
+        let mut stat = std::mem::MaybeUninit::<libc::stat64>::uninit();
+        // SAFETY: `name` is a valid C string and `stat` room for the result.
+        let rc = unsafe { libc::fstatat64(self.fd(), name.as_ptr(), stat.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+        // SAFETY: fstatat filled `stat` when it returned 0.
+        (rc == 0).then(|| unsafe { stat.assume_init() })
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: the stream is open and dropped once.
+        unsafe {
+            libc::closedir(self.0.as_ptr());
+        }
+    }
 }
 
 /// `bytes` as people say it: `2 GiB`, `64 MiB`, `1536 KiB`, `1000 bytes`.
@@ -223,6 +356,8 @@ mod tests {
         assert_eq!(bytes(1000), "1000 bytes");
     }
 
+    const UNBOUNDED: Bounds = Bounds { bytes: u64::MAX, entries: u64::MAX, depth: usize::MAX };
+
     #[test]
     fn disk_usage_counts_every_entry_and_follows_no_link() {
         let dir = tempfile::tempdir().unwrap();
@@ -238,9 +373,71 @@ mod tests {
         let data = (std::os::unix::fs::MetadataExt::blocks(&data_blocks) * 512).max(INODE_COST);
         // a, a/b, ten empty files, the link: 13 entries of at least 4 KiB each
         // (directories on some file systems take more).
-        let usage = disk_usage(dir.path(), u64::MAX);
-        assert!(usage >= data + 13 * INODE_COST && usage < data + 13 * INODE_COST + (64 << 10), "{usage}");
-        assert!(disk_usage(dir.path(), 10_000) > 10_000, "the count stops past the cap");
-        assert_eq!(disk_usage(&dir.path().join("usr"), u64::MAX), 0, "a link given as the directory is not followed");
+        let usage = disk_usage(dir.path(), &UNBOUNDED);
+        assert!(
+            usage.bytes >= data + 13 * INODE_COST && usage.bytes < data + 13 * INODE_COST + (64 << 10),
+            "{usage:?}"
+        );
+        assert_eq!((usage.over, usage.max_open), (None, 3), "the job directory, a and a/b");
+        let capped = disk_usage(dir.path(), &Bounds { bytes: 10_000, ..UNBOUNDED });
+        assert!(capped.bytes > 10_000 && capped.over == Some(Over::Bytes), "the count stops past the cap: {capped:?}");
+        let link = disk_usage(&dir.path().join("usr"), &UNBOUNDED);
+        assert_eq!(link, Usage { bytes: 0, over: None, max_open: 0 }, "a link given as the directory is not followed");
+    }
+
+    #[test]
+    fn five_thousand_folders_side_by_side_hold_two_descriptors() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..5000 {
+            std::fs::create_dir(dir.path().join(format!("d{n}"))).unwrap();
+        }
+        let usage = disk_usage(dir.path(), &UNBOUNDED);
+        assert_eq!((usage.over, usage.max_open), (None, 2), "the job directory and one folder at a time");
+        assert!(usage.bytes >= 5000 * INODE_COST, "{usage:?}");
+        // Over a budget of 8 MiB (2048 empty folders' worth) with the same two.
+        let over = disk_usage(dir.path(), &Bounds { bytes: 8 << 20, entries: MAX_ENTRIES, depth: MAX_DEPTH });
+        assert_eq!((over.over, over.max_open), (Some(Over::Bytes), 2));
+        assert_eq!(
+            Over::Bytes.reason(&Bounds { bytes: 8 << 20, ..UNBOUNDED }),
+            "the build used more than 8 MiB of disk"
+        );
+    }
+
+    #[test]
+    fn five_thousand_nested_folders_stop_at_the_depth_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        // Made one level at a time relative to the last: the whole path is
+        // longer than PATH_MAX.
+        let mut at = Dir::open(None, dir.path().as_os_str()).unwrap();
+        for _ in 0..5000 {
+            // SAFETY: a valid directory descriptor and C string.
+            assert_eq!(unsafe { libc::mkdirat(at.fd(), c"d".as_ptr(), 0o755) }, 0);
+            at = Dir::open(Some(&at), std::ffi::OsStr::new("d")).unwrap();
+        }
+        drop(at);
+        let bounds = Bounds { bytes: u64::MAX, entries: MAX_ENTRIES, depth: MAX_DEPTH };
+        let usage = disk_usage(dir.path(), &bounds);
+        assert_eq!((usage.over, usage.max_open), (Some(Over::Depth), MAX_DEPTH + 1));
+        assert_eq!(usage.bytes, (MAX_DEPTH as u64 + 1) * INODE_COST, "levels 1 to 65 counted, each one empty folder");
+        assert_eq!(Over::Depth.reason(&bounds), "the build nested directories more than 64 deep in its job directory");
+        // With a deeper bound, the same tree is counted further down.
+        let deeper = disk_usage(dir.path(), &Bounds { depth: 200, ..bounds });
+        assert_eq!((deeper.over, deeper.max_open, deeper.bytes), (Some(Over::Depth), 201, 201 * INODE_COST));
+    }
+
+    #[test]
+    fn a_scan_stops_after_its_number_of_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..50 {
+            std::fs::write(dir.path().join(format!("f{n}")), "").unwrap();
+        }
+        let bounds = Bounds { entries: 49, ..UNBOUNDED };
+        let usage = disk_usage(dir.path(), &bounds);
+        assert_eq!((usage.over, usage.bytes), (Some(Over::Entries), 49 * INODE_COST));
+        assert_eq!(disk_usage(dir.path(), &Bounds { entries: 50, ..UNBOUNDED }).over, None);
+        assert_eq!(
+            Over::Entries.reason(&Bounds { entries: MAX_ENTRIES, ..UNBOUNDED }),
+            "the build made more than 100000 files and directories in its job directory"
+        );
     }
 }

@@ -149,6 +149,22 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// Whether `judge` knows this owner to have exited: it is in the same
+    /// PID namespace (so its PID means the same process), and no process
+    /// with its PID and start time runs. Anything else may be alive.
+    fn is_gone(&self, judge: &Owner) -> bool {
+        if self == judge || self.pid_namespace != judge.pid_namespace {
+            return false;
+        }
+        match start_time(self.pid) {
+            None => true,
+            // 0: the owner could not read its own start time; its PID runs.
+            Some(started) => self.started != 0 && started != self.started,
+        }
+    }
+}
+
 /// A process's start time (clock ticks since boot), from /proc.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -157,34 +173,28 @@ fn start_time(pid: u32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
-/// Removes the step groups of processes that no longer run (a daemon killed
-/// mid-step leaves its group behind), killing whatever is still in them.
-/// A group whose owner this process cannot judge (another PID namespace, an
-/// older name) is only removed when empty.
+/// Removes the step and build groups of processes that no longer run (a
+/// daemon killed mid-step leaves its groups behind), killing whatever is
+/// still in them.
 fn remove_stale(base: &Path, v2: bool) {
+    remove_stale_as(base, v2, Owner::this());
+}
+
+/// [`remove_stale`] as judged by the process `judge` (a parameter so that
+/// tests can take another live process's view).
+///
+/// A group is removed only when its owner is known to be gone. Never "when
+/// empty": a v1 group is legitimately empty between its creation and its
+/// first process joining it, and removing it then fails the step
+/// (`ENODEV` on the join). So a group whose owner this process cannot judge
+/// (another PID namespace, a name of another form) is left alone.
+fn remove_stale_as(base: &Path, v2: bool, judge: &Owner) {
     let Ok(entries) = std::fs::read_dir(base) else { return };
-    let this = Owner::this();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|n| n.starts_with("step-") || n.starts_with("build-")) else {
-            continue;
-        };
-        match Owner::of(name) {
-            Some(owner) if &owner == this => {}
-            Some(owner)
-                if owner.pid_namespace == this.pid_namespace && start_time(owner.pid) != Some(owner.started) =>
-            {
-                drop(StepGroup { dir: entry.path(), v2 });
-            }
-            // Fails unless the group (and each group inside) is empty.
-            _ => {
-                for child in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
-                    if child.file_type().is_ok_and(|t| t.is_dir()) {
-                        let _ = std::fs::remove_dir(child.path());
-                    }
-                }
-                let _ = std::fs::remove_dir(entry.path());
-            }
+        let Some(owner) = name.to_str().and_then(Owner::of) else { continue };
+        if owner.is_gone(judge) {
+            drop(StepGroup { dir: entry.path(), v2 });
         }
     }
 }
@@ -373,6 +383,17 @@ impl Drop for BuildGroup {
 mod tests {
     use super::*;
 
+    /// A `sleep` child and its owner tag, as another daemon in our PID namespace.
+    fn live_child() -> (std::process::Child, Owner) {
+        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let owner = Owner {
+            pid_namespace: Owner::this().pid_namespace,
+            pid: child.id(),
+            started: start_time(child.id()).unwrap(),
+        };
+        (child, owner)
+    }
+
     #[test]
     fn groups_left_by_a_dead_daemon_are_removed_and_no_others() {
         let Some(hierarchy) = Hierarchy::detect() else {
@@ -384,22 +405,86 @@ mod tests {
         // A pid above the kernel's maximum (4194304) belongs to no process.
         let dead = hierarchy.base().join(format!("step-{}-99999999-1-0", this.pid_namespace));
         // Our own pid, but started at another time: a daemon before this one.
-        let reused = hierarchy.base().join(format!("step-{}-{}-1-0", this.pid_namespace, this.pid));
-        // Another PID namespace's daemon, with a process in its group.
-        let foreign = StepGroup { dir: hierarchy.base().join(format!("step-1-{}-0", this.tag())), v2: false };
+        let reused = hierarchy.base().join(format!("build-{}-{}-1-0", this.pid_namespace, this.pid));
+        // Another daemon in our namespace, alive: its groups are empty until
+        // their first process joins, and must stay so.
+        let (mut other, other_owner) = live_child();
+        let other_step = hierarchy.base().join(format!("step-{}-0", other_owner.tag()));
+        let other_build = hierarchy.base().join(format!("build-{}-1", other_owner.tag()));
+        // Another PID namespace's daemon: this one cannot judge it, empty or not.
+        let foreign_empty = hierarchy.base().join(format!("step-1-{}-0", this.tag()));
+        let foreign = StepGroup { dir: hierarchy.base().join(format!("step-1-{}-1", this.tag())), v2: false };
+        // A name of another form (an older release's): nobody's to judge.
+        let unknown = hierarchy.base().join("step-99999999-0");
         let live = StepGroup::create(&hierarchy, 8, None).unwrap();
-        for dir in [&dead, &reused, &foreign.dir] {
+        for dir in [&dead, &reused, &other_step, &other_build, &foreign_empty, &foreign.dir, &unknown] {
             std::fs::create_dir(dir).unwrap();
         }
         let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         std::fs::write(foreign.procs_file(), sleeper.id().to_string()).unwrap();
 
         Hierarchy::detect();
-        assert!(!dead.exists() && !reused.exists());
+        assert!(!dead.exists() && !reused.exists(), "the groups of exited owners are removed");
         assert!(live.dir.exists(), "this process's own group stays");
-        assert!(foreign.dir.exists(), "a group this namespace cannot judge stays while it has processes");
+        assert!(other_step.exists() && other_build.exists(), "a live owner's empty groups stay");
+        assert!(foreign_empty.exists() && foreign.dir.exists(), "another namespace's groups stay");
         assert!(sleeper.try_wait().unwrap().is_none(), "its process was not killed");
+        assert!(unknown.exists(), "a name of another form stays");
+
+        // Once the other daemon has exited, its groups are stale.
+        other.kill().unwrap();
+        other.wait().unwrap();
+        Hierarchy::detect();
+        assert!(!other_step.exists() && !other_build.exists(), "an exited owner's groups are removed");
+
         let _ = sleeper.kill();
         let _ = sleeper.wait();
+        drop(foreign);
+        for dir in [&foreign_empty, &unknown] {
+            std::fs::remove_dir(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn steps_join_their_groups_while_another_process_looks_for_stale_ones() {
+        let Some(hierarchy) = Hierarchy::detect() else {
+            eprintln!("no writable pids cgroup here");
+            return;
+        };
+        // Another live process in our namespace (`wheelwright doctor`, a
+        // second daemon) cleaning up in a loop while this one runs steps.
+        let (mut other, other_owner) = live_child();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cleaner = {
+            let (base, done) = (hierarchy.base().to_path_buf(), done.clone());
+            std::thread::spawn(move || {
+                let mut scans = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    remove_stale_as(&base, false, &other_owner);
+                    scans += 1;
+                }
+                scans
+            })
+        };
+        let mut failed = Vec::new();
+        for _ in 0..100 {
+            let group = StepGroup::create(&hierarchy, 8, None).unwrap();
+            // The step's sandbox takes a moment to start before it joins.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let join = std::process::Command::new("sh")
+                .args(["-c", "echo 0 > \"$1\"", "sh"])
+                .arg(group.procs_file())
+                .output()
+                .unwrap();
+            if !join.status.success() {
+                failed.push(String::from_utf8_lossy(&join.stderr).trim().to_string());
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        let scans = cleaner.join().unwrap();
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(scans > 100, "the other process looked {scans} times");
+        assert_eq!(failed, Vec::<String>::new(), "every step joined its group");
     }
 }
