@@ -434,26 +434,8 @@ struct ChildDaemon {
 
 impl ChildDaemon {
     async fn start(data: &std::path::Path, token: &str) -> ChildDaemon {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wheelwright"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--pythons", "python3", "--smoke", "false"])
-            .arg("--data-dir")
-            .arg(data)
-            .env("WHEELWRIGHT_TOKENS", token)
-            .env("WHEELWRIGHT_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(address.trim().to_string());
-                }
-            }
-        });
-        let base = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the daemon starts listening");
+        let args = ["--workers", "1", "--pythons", "python3", "--smoke", "false"];
+        let (child, base) = spawn_daemon(&args, data, &[("WHEELWRIGHT_TOKENS", token)]);
         wheelwright::install_crypto_provider();
         let daemon = ChildDaemon {
             child,

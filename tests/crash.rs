@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -30,25 +29,7 @@ impl Daemon {
 
     /// The daemon with these variables added to its environment.
     fn start_with_env(data: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wheelwright"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--lease-secs", "2", "--pythons", "python3"])
-            .arg("--data-dir")
-            .arg(data)
-            .env("WHEELWRIGHT_LOG", "info")
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(address.trim().to_string());
-                }
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(60)).expect("the daemon starts listening");
+        let (child, base) = spawn_daemon(&["--workers", "2", "--lease-secs", "2", "--pythons", "python3"], data, env);
         Daemon {
             child,
             base,

@@ -248,3 +248,31 @@ pub fn venv_python() -> PathBuf {
     assert!(venv.exists(), "run scripts/setup.sh first: {} is missing", venv.display());
     venv
 }
+
+/// The daemon binary as a child process: `serve --bind 127.0.0.1:0 --data-dir
+/// DATA ARGS...` with `env` added; returns it and its `http://` address once
+/// it says it listens. For tests that kill it, or measure its own memory.
+pub fn spawn_daemon(args: &[&str], data: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wheelwright"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("WHEELWRIGHT_LOG", "info")
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(address) = line.split("listening on ").nth(1) {
+                let _ = tx.send(address.trim().to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(60)).expect("the daemon starts listening");
+    (child, base)
+}

@@ -46,35 +46,6 @@ fn project_with_test(test: &str) -> tempfile::TempDir {
     project(&[("src/pymult.asm", PYMULT), ("tests/test_hostile.py", test)])
 }
 
-/// Every byte the build left behind: artifacts, work files and the log.
-fn everything(dirs: &Dirs, log: &str) -> Vec<u8> {
-    let mut all = log.as_bytes().to_vec();
-    for root in [dirs.out.path(), dirs.work.path()] {
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let kind = entry.file_type().unwrap();
-                if kind.is_dir() {
-                    stack.push(entry.path());
-                } else if kind.is_file() {
-                    all.extend(std::fs::read(entry.path()).unwrap());
-                }
-            }
-        }
-    }
-    all
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The next build after a hostile one still works.
-fn assert_next_build_is_fine() {
-    let (report, _dirs) = build(&example("pymult"), &[Target::Linux], true);
-    assert!(report.succeeded(), "{report:#?}");
-}
-
 #[test]
 fn nasm_cannot_read_host_files_outside_the_project() {
     let secret_dir = tempfile::tempdir().unwrap();

@@ -128,3 +128,34 @@ pub fn zip_member(archive: &Path, predicate: impl Fn(&str) -> bool) -> (String, 
     }
     panic!("no matching member in {}", archive.display());
 }
+
+/// Every byte a build left behind: its log, then every file of its output
+/// and work directories (for asserting a secret appears nowhere).
+pub fn everything(dirs: &Dirs, log: &str) -> Vec<u8> {
+    let mut all = log.as_bytes().to_vec();
+    for root in [dirs.out.path(), dirs.work.path()] {
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let kind = entry.file_type().unwrap();
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                } else if kind.is_file() {
+                    all.extend(std::fs::read(entry.path()).unwrap());
+                }
+            }
+        }
+    }
+    all
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The next build after a hostile one still works.
+pub fn assert_next_build_is_fine() {
+    let (report, _dirs) = build(&example("pymult"), &[Target::Linux], true);
+    assert!(report.succeeded(), "{report:#?}");
+}
