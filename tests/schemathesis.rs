@@ -1,5 +1,5 @@
 //! The API against its own OpenAPI document: schemathesis (pinned in
-//! scripts/setup.sh, installed in `.venv`) generates requests from
+//! scripts/setup.sh, installed in `.venv/schemathesis`) generates requests from
 //! `/api/v1/openapi.json` and checks every answer against it — no server
 //! errors, only documented statuses, headers and bodies, invalid input refused
 //! and valid input accepted. Bounded in examples and time; zero failures.
@@ -12,7 +12,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_matches_its_openapi_document() {
-    let st = repo().join(".venv/bin/st");
+    let st = repo().join(".venv/schemathesis/bin/st");
     assert!(st.exists(), "run scripts/setup.sh first: {} is missing", st.display());
     // Tokens and the webhook on: every documented door is open to a caller
     // with the right credentials, and refuses the others.
