@@ -374,8 +374,14 @@ impl BuildGroup {
 impl Drop for BuildGroup {
     fn drop(&mut self) {
         self.kill_all();
-        remove_children(&self.dir);
-        remove_group(&self.dir);
+        // Removing a v1 memory group can take milliseconds after its last
+        // task is gone (its pages are uncharged first): the build's thread
+        // does not wait for it.
+        let dir = std::mem::take(&mut self.dir);
+        std::thread::spawn(move || {
+            remove_children(&dir);
+            remove_group(&dir);
+        });
     }
 }
 
