@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,36 +26,11 @@ struct Remote {
     commit: String,
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 impl Remote {
     fn new() -> Remote {
-        let base = tempfile::tempdir().unwrap();
-        let bare = base.path().join("acme/pymult.git");
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "--quiet", "--bare"]);
-        let work = tempfile::tempdir().unwrap();
-        git(work.path(), &["init", "--quiet"]);
-        for rel in files_of(&example("pymult")) {
-            let dest = work.path().join(&rel);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(example("pymult").join(&rel), dest).unwrap();
-        }
         // A hook in the repository must never run on the server.
-        std::fs::write(work.path().join("post-checkout"), "#!/bin/sh\ntouch /tmp/wheelwright-hook-ran\n").unwrap();
-        git(work.path(), &["add", "."]);
-        git(work.path(), &["commit", "--quiet", "-m", "pymult"]);
-        git(work.path(), &["push", "--quiet", bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
-        let commit = git(work.path(), &["rev-parse", "HEAD"]);
+        let hook = ("post-checkout", "#!/bin/sh\ntouch /tmp/wheelwright-hook-ran\n");
+        let (base, commit) = bare_pymult_repo(&[hook]);
         Remote { base, commit }
     }
 

@@ -365,40 +365,9 @@ async fn the_upgrade_publishes_the_first_bytes_and_keeps_github_projects_with_th
     app.stop().await.unwrap();
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A bare repository `<base>/acme/pymult.git` holding examples/pymult, and its commit.
-fn github_stand_in() -> (tempfile::TempDir, String) {
-    let base = tempfile::tempdir().unwrap();
-    let bare = base.path().join("acme/pymult.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "--quiet", "--bare"]);
-    let work = tempfile::tempdir().unwrap();
-    git(work.path(), &["init", "--quiet"]);
-    for rel in files_of(&example("pymult")) {
-        let dest = work.path().join(&rel);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(example("pymult").join(&rel), dest).unwrap();
-    }
-    git(work.path(), &["add", "."]);
-    git(work.path(), &["commit", "--quiet", "-m", "pymult"]);
-    git(work.path(), &["push", "--quiet", bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
-    let commit = git(work.path(), &["rev-parse", "HEAD"]);
-    (base, commit)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_of_a_project_published_by_upload_is_refused_by_the_webhook() {
-    let (remote, commit) = github_stand_in();
+    let (remote, commit) = bare_pymult_repo(&[]);
     const SECRET: &str = "integrity-secret";
     let app = TestApp::spawn_with(|a| {
         a.smoke = Some(false);

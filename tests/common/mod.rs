@@ -276,3 +276,39 @@ pub fn spawn_daemon(args: &[&str], data: &Path, env: &[(&str, &str)]) -> (std::p
     let base = rx.recv_timeout(Duration::from_secs(60)).expect("the daemon starts listening");
     (child, base)
 }
+
+/// `git ARGS` in `dir` with a test identity; its trimmed standard output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A stand-in for GitHub: a bare repository `<base>/acme/pymult.git` whose
+/// `main` holds examples/pymult plus `extra` files; the base and the commit.
+pub fn bare_pymult_repo(extra: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+    let base = tempfile::tempdir().unwrap();
+    let bare = base.path().join("acme/pymult.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "--quiet", "--bare"]);
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["init", "--quiet"]);
+    for rel in files_of(&example("pymult")) {
+        let dest = work.path().join(&rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(example("pymult").join(&rel), dest).unwrap();
+    }
+    for (rel, contents) in extra {
+        std::fs::write(work.path().join(rel), contents).unwrap();
+    }
+    git(work.path(), &["add", "."]);
+    git(work.path(), &["commit", "--quiet", "-m", "pymult"]);
+    git(work.path(), &["push", "--quiet", bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
+    let commit = git(work.path(), &["rev-parse", "HEAD"]);
+    (base, commit)
+}
