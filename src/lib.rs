@@ -119,6 +119,8 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     if !sandbox.is_isolated() {
         tracing::warn!("the sandbox is off (sandbox = none): uploaded code runs unconfined");
     }
+    let prefixes: Vec<_> = interpreters.iter().map(|i| i.prefix.clone()).collect();
+    let host_paths = worker::scrub::HostPaths::of_daemon(&config.data_dir, &config.cache_dir, &prefixes);
     Ok(AppState(Arc::new(App {
         config,
         db,
@@ -131,6 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         wake: tokio::sync::Notify::new(),
         running: std::sync::Mutex::new(Default::default()),
         shutdown: tokio_util::sync::CancellationToken::new(),
+        host_paths,
         statuses,
     })))
 }

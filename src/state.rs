@@ -51,6 +51,8 @@ pub struct App {
     pub running: Mutex<HashMap<String, CancelToken>>,
     /// Set when the daemon is shutting down.
     pub shutdown: CancellationToken,
+    /// The daemon's host places, named instead of shown in public logs.
+    pub host_paths: crate::worker::scrub::HostPaths,
     /// Posts commit statuses for pushed builds, when a GitHub token is set.
     pub statuses: Option<crate::github::statuses::StatusNotifier>,
 }

@@ -57,13 +57,7 @@ pub fn router(state: AppState) -> Router {
 /// Refuses writes without a configured bearer token (when there are tokens).
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     if !state.config.tokens.is_empty() {
-        let given = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(given) = given else {
+        let Some(given) = bearer_token(request.headers()) else {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -75,6 +69,11 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         }
     }
     Ok(next.run(request).await)
+}
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
 }
 
 /// Whether `given` may write: there are no tokens, or it is one of them. The

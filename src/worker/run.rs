@@ -245,14 +245,7 @@ async fn record(
 
 /// The host places a build's public log and report must not show.
 fn host_paths(state: &AppState, build_id: &str) -> HostPaths {
-    let prefixes: Vec<_> = state.engine.interpreters.iter().map(|i| i.prefix.clone()).collect();
-    HostPaths::for_build(
-        &state.jobs_dir.join(build_id),
-        &state.sources_dir.join(build_id),
-        &state.config.data_dir,
-        &state.config.cache_dir,
-        &prefixes,
-    )
+    state.host_paths.with_build(&state.jobs_dir.join(build_id), &state.sources_dir.join(build_id))
 }
 
 /// Marks the targets whose wheels could not be published as failed, with

@@ -16,23 +16,12 @@ pub struct HostPaths {
 }
 
 impl HostPaths {
-    /// The places of one build: its job directory and its stored source,
-    /// then the daemon's data and cache directories, the interpreters'
-    /// installations and the home directory. Each is also taken in its
-    /// canonical form, the one tools print after resolving links.
-    pub fn for_build(
-        job_dir: &Path,
-        source_dir: &Path,
-        data_dir: &Path,
-        cache_dir: &Path,
-        interpreter_prefixes: &[PathBuf],
-    ) -> HostPaths {
-        let mut places: Vec<(PathBuf, &'static str)> = vec![
-            (job_dir.to_path_buf(), "$JOB"),
-            (source_dir.to_path_buf(), "$SOURCE"),
-            (data_dir.to_path_buf(), "$DATA"),
-            (cache_dir.to_path_buf(), "$CACHE"),
-        ];
+    /// The daemon's places: its data and cache directories, the
+    /// interpreters' installations and the home directory. Made once at
+    /// start; [`HostPaths::with_build`] adds a build's own.
+    pub fn of_daemon(data_dir: &Path, cache_dir: &Path, interpreter_prefixes: &[PathBuf]) -> HostPaths {
+        let mut places: Vec<(PathBuf, &'static str)> =
+            vec![(data_dir.to_path_buf(), "$DATA"), (cache_dir.to_path_buf(), "$CACHE")];
         // An interpreter in the system's /usr tells nothing; one in a home
         // directory (pyenv) or an odd prefix does.
         places.extend(
@@ -41,7 +30,17 @@ impl HostPaths {
         if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
             places.push((home, "~"));
         }
-        let mut replacements = Vec::new();
+        HostPaths { replacements: Vec::new() }.adding(places)
+    }
+
+    /// These places and one build's: its job directory and its stored source.
+    pub fn with_build(&self, job_dir: &Path, source_dir: &Path) -> HostPaths {
+        self.clone().adding(vec![(job_dir.to_path_buf(), "$JOB"), (source_dir.to_path_buf(), "$SOURCE")])
+    }
+
+    /// Adds `places`, each also in its canonical form (the one tools print
+    /// after resolving links), keeping the longest first.
+    fn adding(mut self, places: Vec<(PathBuf, &'static str)>) -> HostPaths {
         for (path, name) in places {
             let canonical = std::fs::canonicalize(&path).ok();
             for form in [Some(path), canonical].into_iter().flatten() {
@@ -50,12 +49,12 @@ impl HostPaths {
                 if text.trim_matches('/').is_empty() {
                     continue;
                 }
-                replacements.push((text.trim_end_matches('/').to_string(), name));
+                self.replacements.push((text.trim_end_matches('/').to_string(), name));
             }
         }
-        replacements.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        replacements.dedup();
-        HostPaths { replacements }
+        self.replacements.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        self.replacements.dedup();
+        self
     }
 
     /// `text` with every host place replaced by its name.
@@ -92,13 +91,12 @@ mod tests {
     use super::*;
 
     fn paths() -> HostPaths {
-        HostPaths::for_build(
-            Path::new("/srv/ww/jobs/0192"),
-            Path::new("/srv/ww/sources/0192"),
+        HostPaths::of_daemon(
             Path::new("/srv/ww"),
             Path::new("/var/cache/ww"),
             &[PathBuf::from("/opt/py/3.11"), PathBuf::from("/usr")],
         )
+        .with_build(Path::new("/srv/ww/jobs/0192"), Path::new("/srv/ww/sources/0192"))
     }
 
     #[test]

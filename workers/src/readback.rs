@@ -117,11 +117,6 @@ impl Root {
         Ok(Root { fd: fd.into(), path: path.to_path_buf() })
     }
 
-    /// The directory's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Reads `path` (relative, or absolute beneath the root) if it is a
     /// regular file of at most `max` bytes; `what` names it in errors
     /// ("pytest's JUnit XML").

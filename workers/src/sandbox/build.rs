@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::cgroup::BuildGroup;
 use super::{Limits, Sandbox};
 use crate::process::{CancelToken, Exit, Output};
+use crate::readback::human_size;
 
 /// How often the job directory's size is measured. A build can write some
 /// hundred megabytes between two looks: the budget is a bound on what it
@@ -73,7 +74,7 @@ impl BuildState {
             output.exit = Exit::Limit(reason.to_string());
         } else if self.oom_kills() > oom_before {
             output.exit =
-                Exit::Limit(format!("the build used more than {} of memory", bytes(self.limits.build_memory)));
+                Exit::Limit(format!("the build used more than {} of memory", human_size(self.limits.build_memory)));
         }
     }
 
@@ -193,7 +194,7 @@ impl Over {
     /// Why the build is stopped, for the failed step.
     fn reason(self, bounds: &Bounds) -> String {
         match self {
-            Over::Bytes => format!("the build used more than {} of disk", bytes(bounds.bytes)),
+            Over::Bytes => format!("the build used more than {} of disk", human_size(bounds.bytes)),
             Over::Entries => {
                 format!("the build made more than {} files and directories in its job directory", bounds.entries)
             }
@@ -333,28 +334,9 @@ impl Drop for Dir {
     }
 }
 
-/// `bytes` as people say it: `2 GiB`, `64 MiB`, `1536 KiB`, `1000 bytes`.
-pub(super) fn bytes(bytes: u64) -> String {
-    match bytes {
-        0 => "0 bytes".into(),
-        b if b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
-        b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} bytes"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_counts_read_in_the_largest_whole_unit() {
-        assert_eq!(bytes(2 << 30), "2 GiB");
-        assert_eq!(bytes(64 << 20), "64 MiB");
-        assert_eq!(bytes(1536 << 10), "1536 KiB");
-        assert_eq!(bytes(1000), "1000 bytes");
-    }
 
     const UNBOUNDED: Bounds = Bounds { bytes: u64::MAX, entries: u64::MAX, depth: usize::MAX };
 

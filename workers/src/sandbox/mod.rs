@@ -277,13 +277,13 @@ impl Sandbox {
     pub fn describe_build_limits(&self) -> String {
         let limits = &self.limits;
         let memory = match &self.memory {
-            Some(h) => format!("memory {} ({})", build::bytes(limits.build_memory), h.describe()),
+            Some(h) => format!("memory {} ({})", crate::readback::human_size(limits.build_memory), h.describe()),
             None => "memory per process only (no memory cgroup)".into(),
         };
         format!(
             "per build: {memory}, disk {} (job directory), /tmp {} per sandbox",
-            build::bytes(limits.build_disk),
-            build::bytes(limits.tmp_size)
+            crate::readback::human_size(limits.build_disk),
+            crate::readback::human_size(limits.tmp_size)
         )
     }
 
