@@ -220,12 +220,7 @@ fn accepted(result: ApiResult<BuildView>) -> ApiResult<Response> {
 /// Who sends an API write: the bearer token's holder (the token middleware
 /// has checked it), or the client's address on a tokenless daemon.
 fn api_submitter(state: &AppState, headers: &HeaderMap, client: SocketAddr) -> Submitter {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    Submitter::of_request(!state.config.tokens.is_empty(), token, client.ip())
+    Submitter::of_request(!state.config.tokens.is_empty(), super::bearer_token(headers), client.ip())
 }
 
 /// Stores an upload, checks the project and who sends it, and queues it (or
@@ -234,6 +229,8 @@ fn api_submitter(state: &AppState, headers: &HeaderMap, client: SocketAddr) -> S
 pub async fn submit(state: &AppState, upload: upload::Upload, submitter: &Submitter) -> ApiResult<BuildView> {
     let id = uuid::Uuid::now_v7().to_string();
     let source = state.sources_dir.join(&id);
+    // Until a row refers to the files, every way out removes them.
+    let mut kept = SourceDir(Some(source.clone()));
     let overrides = Overrides { name: upload.name.clone(), version: upload.version.clone(), debug: upload.debug };
     let files = upload.files;
     let checked = {
@@ -249,7 +246,6 @@ pub async fn submit(state: &AppState, upload: upload::Upload, submitter: &Submit
     let project = match project {
         Ok(p) => p,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&source);
             return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_project", e.to_string()));
         }
     };
@@ -260,7 +256,6 @@ pub async fn submit(state: &AppState, upload: upload::Upload, submitter: &Submit
         // publishes (the first publisher may still be building).
         let owner = published::owner_of(&mut *state.db.acquire().await?, &normalized_name).await?;
         if let Some(owner) = owner.filter(|o| *o != submitter.owner) {
-            let _ = std::fs::remove_dir_all(&source);
             let message = published::project_owned_message(&normalized_name, &owner);
             return Err(ApiError::new(StatusCode::FORBIDDEN, "project_owned", message));
         }
@@ -300,33 +295,43 @@ pub async fn submit(state: &AppState, upload: upload::Upload, submitter: &Submit
     let inserted = match inserted {
         Ok(inserted) => inserted,
         Err(e) => {
-            // No row refers to the files: do not leave them behind.
-            let _ = std::fs::remove_dir_all(&source);
             return Err(e.into());
         }
     };
     match inserted {
         Inserted::Recorded => {
+            kept.keep();
             state.wake.notify_one();
             load_view(state, &id).await
         }
-        Inserted::DeliveryTaken(first) => {
-            let _ = std::fs::remove_dir_all(&source);
-            load_view(state, &first).await
-        }
-        Inserted::TooManyQueued(queued) => {
-            let _ = std::fs::remove_dir_all(&source);
-            Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_queued",
-                format!(
-                    "{queued} of your builds are already waiting, the most this server queues for one client; \
+        Inserted::DeliveryTaken(first) => load_view(state, &first).await,
+        Inserted::TooManyQueued(queued) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_queued",
+            format!(
+                "{queued} of your builds are already waiting, the most this server queues for one client; \
                      try again when some have started"
-                ),
-            ))
-        }
+            ),
+        )),
         // insert_cached's answer, handled above.
         Inserted::NotFromCache => Err(ApiError::internal("a queued build came back as not from the cache")),
+    }
+}
+
+/// A submitted source tree, removed when dropped unless a build row keeps it.
+struct SourceDir(Option<std::path::PathBuf>);
+
+impl SourceDir {
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SourceDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

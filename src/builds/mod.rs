@@ -110,8 +110,9 @@ impl Submitter {
 
     /// The submitter of a request that passed the token check: the token's
     /// holder when the daemon has tokens, else the client's address.
+    /// The token is taken trimmed, as the token checks compare it.
     pub fn of_request(tokens_configured: bool, token: Option<&str>, client: IpAddr) -> Submitter {
-        match token {
+        match token.map(str::trim) {
             Some(token) if tokens_configured => Submitter::token(token),
             _ => Submitter::local(client),
         }
