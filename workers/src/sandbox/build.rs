@@ -48,7 +48,7 @@ impl BuildState {
     }
 
     /// The OOM killer's count so far, to compare after a run.
-    pub(super) fn oom_kills(&self) -> u64 {
+    fn oom_kills(&self) -> u64 {
         self.memory.as_ref().map_or(0, BuildGroup::oom_kills)
     }
 
@@ -63,10 +63,25 @@ impl BuildState {
         }
     }
 
+    /// Runs a step of the build: refused at once when the build was
+    /// stopped, its end explained when a build limit caused it.
+    pub(super) fn bounded(
+        &self,
+        run: impl FnOnce() -> Result<Output, crate::process::SpawnError>,
+    ) -> Result<Output, crate::process::SpawnError> {
+        if let Some(refused) = self.refused() {
+            return Ok(refused);
+        }
+        let oom_before = self.oom_kills();
+        let mut output = run()?;
+        self.explain(&mut output, oom_before);
+        Ok(output)
+    }
+
     /// Turns a run that a build limit ended into [`Exit::Limit`]: the build
     /// was stopped, or the OOM killer killed one of its processes during
     /// the run (`oom_before` is the count from before it) and the run failed.
-    pub(super) fn explain(&self, output: &mut Output, oom_before: u64) {
+    fn explain(&self, output: &mut Output, oom_before: u64) {
         if output.success() {
             return;
         }
@@ -79,7 +94,7 @@ impl BuildState {
     }
 
     /// A run refused because the build was already stopped.
-    pub(super) fn refused(&self) -> Option<Output> {
+    fn refused(&self) -> Option<Output> {
         let reason = self.stopped()?;
         Some(Output {
             exit: Exit::Limit(reason.to_string()),

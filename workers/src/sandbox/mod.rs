@@ -287,11 +287,16 @@ impl Sandbox {
         )
     }
 
-    /// Runs `cmd` inside the sandbox under the limits.
+    /// Runs `cmd` inside the sandbox under the limits (and its build's).
     pub fn run(&self, cmd: &Cmd, mounts: &Mounts, cancel: &CancelToken) -> Result<Output, SpawnError> {
-        if let Some(refused) = self.build.as_ref().and_then(|b| b.refused()) {
-            return Ok(refused);
+        match &self.build {
+            Some(build) => build.bounded(|| self.run_step(cmd, mounts, cancel)),
+            None => self.run_step(cmd, mounts, cancel),
         }
+    }
+
+    /// [`Sandbox::run`] without the build's accounting.
+    fn run_step(&self, cmd: &Cmd, mounts: &Mounts, cancel: &CancelToken) -> Result<Output, SpawnError> {
         let build_group = self.build.as_ref().and_then(|b| b.memory.as_ref());
         let group = match (&self.cgroups, mounts.runs_project_code) {
             (Some(h), true) => cgroup::StepGroup::create(h, self.limits.processes, build_group).ok(),
@@ -326,14 +331,10 @@ impl Sandbox {
             landlock_ruleset: None,
             stop: self.build.as_ref().map(|b| b.stop.clone()),
         };
-        let oom_before = self.build.as_ref().map_or(0, |b| b.oom_kills());
         let mut output = process::run(&wrapped, &limits, cancel)?;
         if let (true, process::Exit::Code(code @ 129..=192)) = (self.is_isolated(), &output.exit) {
             // bwrap reports a child killed by signal N as exit status 128 + N.
             output.exit = process::Exit::Signal(code - 128);
-        }
-        if let Some(build) = &self.build {
-            build.explain(&mut output, oom_before);
         }
         if let Some(group) = group {
             if group.hit_pids_limit() {

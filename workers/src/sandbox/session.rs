@@ -186,14 +186,10 @@ impl Session {
 
     /// Runs `cmd` in the session under the session's limits (and its build's).
     pub fn run(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
-        let Some(build) = &self.build else { return self.run_request(cmd, cancel) };
-        if let Some(refused) = build.refused() {
-            return Ok(refused);
+        match &self.build {
+            Some(build) => build.bounded(|| self.run_request(cmd, cancel)),
+            None => self.run_request(cmd, cancel),
         }
-        let oom_before = build.oom_kills();
-        let mut output = self.run_request(cmd, cancel)?;
-        build.explain(&mut output, oom_before);
-        Ok(output)
     }
 
     fn run_request(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
