@@ -58,14 +58,10 @@ pub fn router(state: AppState) -> Router {
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     if !state.config.tokens.is_empty() {
         let Some(given) = bearer_token(request.headers()) else {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this server needs `Authorization: Bearer <token>` to accept builds",
-            ));
+            return Err(ApiError::unauthorized("this server needs `Authorization: Bearer <token>` to accept builds"));
         };
         if !token_allowed(&state.config.tokens, Some(given)) {
-            return Err(ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "the token is not valid"));
+            return Err(ApiError::unauthorized("the token is not valid"));
         }
     }
     Ok(next.run(request).await)

@@ -8,7 +8,6 @@ mod paths;
 use std::path::{Path, PathBuf};
 
 use axum::extract::Multipart;
-use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
 use wheelwright_workers::target::Target;
 
@@ -120,7 +119,7 @@ pub async fn read(
         }
         let given = read_text(&mut field, "token", MAX_TOKEN).await.map_err(|_| token_first())?;
         if !crate::api::token_allowed(tokens, Some(given.trim())) {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid"));
+            return Err(ApiError::unauthorized(crate::web::INVALID_TOKEN));
         }
         upload.token = Some(given.trim().to_string());
         if let Some(gate) = gate {
@@ -238,11 +237,7 @@ async fn read_field(field: &mut axum::extract::multipart::Field<'_>) -> Result<V
 }
 
 fn token_first() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "this server needs a token: the form's first field must be `token`",
-    )
+    ApiError::unauthorized("this server needs a token: the form's first field must be `token`")
 }
 
 /// A text field of at most `max` bytes, refused past it without reading on.

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::header::{HeaderMap, HOST};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use wheelwright_workers::target::Target;
@@ -201,7 +200,7 @@ fn refuse_bad_token(state: &AppState, form: &HashMap<String, String>, back: &str
     if token_ok(state, form.get("token").map(String::as_str)) {
         None
     } else {
-        let error = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is missing or not valid");
+        let error = ApiError::unauthorized(super::INVALID_TOKEN);
         Some(error_page(error, back))
     }
 }
