@@ -10,6 +10,7 @@ pub mod builds;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod dispatch;
 pub mod github;
 pub mod logs;
 pub mod metrics;
@@ -18,7 +19,6 @@ pub mod state;
 pub mod store;
 pub mod upload;
 pub mod web;
-pub mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub async fn run(
     let state = start(config).await?;
     info!("listening on http://{}", listener.local_addr()?);
     let router = api::router(state.clone()).layer(TraceLayer::new_for_http());
-    let workers = tokio::spawn(worker::run_pool(state.clone()));
+    let workers = tokio::spawn(dispatch::run_pool(state.clone()));
     match github::resume_pending(&state).await {
         Ok(0) => {}
         Ok(n) => info!("fetching {n} push(es) accepted before the restart"),
@@ -120,7 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         tracing::warn!("the sandbox is off (sandbox = none): uploaded code runs unconfined");
     }
     let prefixes: Vec<_> = interpreters.iter().map(|i| i.prefix.clone()).collect();
-    let host_paths = worker::scrub::HostPaths::of_daemon(&config.data_dir, &config.cache_dir, &prefixes);
+    let host_paths = dispatch::scrub::HostPaths::of_daemon(&config.data_dir, &config.cache_dir, &prefixes);
     Ok(AppState(Arc::new(App {
         config,
         db,

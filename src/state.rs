@@ -52,7 +52,7 @@ pub struct App {
     /// Set when the daemon is shutting down.
     pub shutdown: CancellationToken,
     /// The daemon's host places, named instead of shown in public logs.
-    pub host_paths: crate::worker::scrub::HostPaths,
+    pub host_paths: crate::dispatch::scrub::HostPaths,
     /// Posts commit statuses for pushed builds, when a GitHub token is set.
     pub statuses: Option<crate::github::statuses::StatusNotifier>,
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::SqlitePool;
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::report::{BuildReport, CrashReport, ProjectInfo, Status, TargetReport, TestRun};
-use wheelwright_workers::target::Target;
 
 /// The migration that scrubs crash reports.
 const SCRUB: &str = "20261201000001_scrub_crash_reports.sql";

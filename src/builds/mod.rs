@@ -8,8 +8,8 @@ pub mod repo;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::report::BuildReport;
-use wheelwright_workers::target::Target;
 use wheelwright_workers::wheel::sha256_hex;
 
 /// Where a build is in its life.

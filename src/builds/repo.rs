@@ -4,8 +4,8 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use tracing::instrument;
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::report::BuildReport;
-use wheelwright_workers::target::Target;
 
 use super::published::{self, Publication};
 use super::{ArtifactRecord, BuildRecord, BuildStatus, GitOrigin, Submitter, UploadOverrides};

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use wheelwright_workers::pipeline::{self, BuildOptions, Event};
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, Status};
 use wheelwright_workers::sandbox::Limits;
-use wheelwright_workers::target::Target;
 
 use super::{make_sandbox, PythonArgs, SandboxKind};
 

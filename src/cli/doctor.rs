@@ -5,8 +5,8 @@
 
 use std::process::ExitCode;
 
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::sandbox::Limits;
-use wheelwright_workers::target::Target;
 use wheelwright_workers::toolchain::{self, Tool, Toolchain};
 
 use super::{make_sandbox, PythonArgs, SandboxKind};

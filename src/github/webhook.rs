@@ -237,7 +237,7 @@ async fn fetch_and_submit(
         let view = builds::submit(&state, upload, &Submitter::github(&origin.repository)).await?;
         if view.status.is_final() {
             // Served from the cache: it will not start, so report it now.
-            crate::worker::report_status(&state, &view.id).await;
+            crate::dispatch::report_status(&state, &view.id).await;
         }
         Ok::<_, ApiError>((StatusCode::ACCEPTED, view))
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use axum::extract::Multipart;
 use sha2::{Digest, Sha256};
-use wheelwright_workers::target::Target;
+use wheelwright_workers::platform::Target;
 
 use crate::api::error::ApiError;
 

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::header::{HeaderMap, HOST};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
-use wheelwright_workers::target::Target;
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::wheel::tags;
 
 use super::views::{self, BuildPage, BuildRow, BuildsPage, ProjectPage, UploadPage};

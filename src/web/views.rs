@@ -305,7 +305,7 @@ pub struct ProjectPage {
 impl ProjectPage {
     /// The page for `view`.
     pub fn new(view: ProjectView, host: &str) -> ProjectPage {
-        let targets: Vec<&'static str> = wheelwright_workers::target::Target::ALL.iter().map(|t| t.name()).collect();
+        let targets: Vec<&'static str> = wheelwright_workers::platform::Target::ALL.iter().map(|t| t.name()).collect();
         let rows = view
             .versions
             .iter()

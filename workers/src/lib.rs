@@ -9,6 +9,7 @@
 
 pub mod capi;
 pub mod pipeline;
+pub mod platform;
 pub mod process;
 pub mod project;
 pub mod pyversion;
@@ -16,7 +17,6 @@ pub mod readback;
 pub mod report;
 pub mod sandbox;
 pub mod smoke;
-pub mod target;
 pub mod toolchain;
 pub mod verify;
 pub mod wheel;

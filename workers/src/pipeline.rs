@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::{info_span, warn};
 
 use crate::capi::CApi;
+use crate::platform::{LinkJob, Target};
 use crate::process::{CancelToken, Cmd, Exit};
 use crate::project::{Module, Project};
 use crate::pyversion::PyVersion;
@@ -16,7 +17,6 @@ use crate::readback::Root;
 use crate::report::{Artifact, BuildReport, ProjectInfo, Status, StepReport, TargetReport, TestRun};
 use crate::sandbox::{Mounts, Sandbox, Session};
 use crate::smoke::{self, ImportFailure, Interpreter, SmokeEnv, Sources};
-use crate::target::{LinkJob, Target};
 use crate::toolchain::{self, Toolchain};
 use crate::verify::{self, Expect};
 use crate::wheel::{self, WheelInput};

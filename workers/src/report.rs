@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::target::Target;
+use crate::platform::Target;
 
 /// A file the build produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::target::{LinkTools, LinkerFlavor, Target};
+use crate::platform::{LinkTools, LinkerFlavor, Target};
 
 /// One tool wheelwright uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use wheelwright_workers::pipeline;
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::process::{CancelToken, Cmd, Exit, Output};
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::Status;
 use wheelwright_workers::sandbox::{Limits, Mounts, Sandbox};
-use wheelwright_workers::target::Target;
 
 fn sh(script: &str) -> Cmd {
     Cmd::new("/bin/sh").arg("-c").arg(script)

@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::project::{Overrides, Project, ProjectError};
 use wheelwright_workers::report::Status;
-use wheelwright_workers::target::Target;
 
 const PYMULT: &str = include_str!("../../examples/pymult/src/pymult.asm");
 

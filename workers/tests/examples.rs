@@ -7,8 +7,8 @@ use std::path::Path;
 
 use common::*;
 use object::{Object, ObjectSection, ObjectSymbol};
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::report::Status;
-use wheelwright_workers::target::Target;
 
 const LINUX_WHEEL: &str = "pymult-1.0.0-cp38-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl";
 const MACOS_WHEEL: &str = "pymult-1.0.0-cp38-abi3-macosx_10_9_x86_64.whl";

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use wheelwright_workers::pipeline::{self, BuildOptions};
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, Status, TestRun};
 use wheelwright_workers::sandbox::Limits;
-use wheelwright_workers::target::Target;
 
 const PYMULT: &str = include_str!("../../examples/pymult/src/pymult.asm");
 

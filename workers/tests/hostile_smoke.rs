@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use wheelwright_workers::pipeline::{self, BuildOptions};
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, Status, TestRun};
 use wheelwright_workers::sandbox::Limits;
 use wheelwright_workers::smoke::Interpreter;
-use wheelwright_workers::target::Target;
 
 const PYMULT: &str = include_str!("../../examples/pymult/src/pymult.asm");
 const SEGFAULT: &str = include_str!("fixtures/segfault/src/segfault.asm");

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use object::Object;
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::report::Status;
-use wheelwright_workers::target::Target;
 
 const PYMULT: &str = include_str!("../../examples/pymult/src/pymult.asm");
 

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use wheelwright_workers::capi::CApi;
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::pyversion::PyVersion;
-use wheelwright_workers::target::Target;
 use wheelwright_workers::toolchain::{self, Tool};
 use wheelwright_workers::verify::{self, Expect};
 use wheelwright_workers::wheel::tags;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{io_error, Module, Overrides, ProjectError};
+use crate::platform::Target;
 use crate::pyversion::{PyVersion, RequiresPython};
-use crate::target::Target;
 
 /// Core metadata that goes into the wheel's `METADATA` and the sdist's `PKG-INFO`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use object::{Object, ObjectSymbol};
 use serde::Serialize;
 
 use crate::capi::CApi;
+use crate::platform::Target;
 use crate::pyversion::PyVersion;
-use crate::target::Target;
 
 /// What the module is expected to be.
 #[derive(Debug, Clone)]

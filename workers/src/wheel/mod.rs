@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 pub use archive::{record_hash, sha256_hex, Entry};
 
+use crate::platform::Target;
 use crate::project::Project;
 use crate::pyversion::PyVersion;
 use crate::report::Artifact;
-use crate::target::Target;
 
 /// What goes into one wheel.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! Wheel tags (PEP 425) and file names (PEP 427, PEP 625).
 
+use crate::platform::Target;
 use crate::pyversion::PyVersion;
-use crate::target::Target;
 
 /// glibc versions of the manylinux policies for x86-64, oldest first
 /// (PEP 600; 2.5 and 2.12 are manylinux1 and manylinux2010).

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use wheelwright_workers::pipeline::{self, BuildOptions};
+use wheelwright_workers::platform::Target;
 use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, TargetReport};
 use wheelwright_workers::sandbox::{Helper, Limits, Sandbox};
 use wheelwright_workers::smoke::Interpreter;
-use wheelwright_workers::target::Target;
 
 /// The repository root.
 pub fn repo() -> PathBuf {

@@ -16,7 +16,7 @@ pub(super) fn link_command(tools: &LinkTools, job: &LinkJob<'_>) -> Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::LinkerFlavor;
+    use crate::platform::LinkerFlavor;
     use std::path::Path;
 
     #[test]
