@@ -6,6 +6,7 @@
 //! already-bound listener, so tests get a real server on `127.0.0.1:0`.
 
 pub mod api;
+pub mod auth;
 pub mod builds;
 pub mod cli;
 pub mod config;

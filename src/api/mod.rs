@@ -9,12 +9,12 @@ mod index;
 pub mod projects;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use crate::auth::{bearer_token, token_allowed};
 use crate::state::AppState;
 use error::ApiError;
 
@@ -65,25 +65,4 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         }
     }
     Ok(next.run(request).await)
-}
-
-/// The token of an `Authorization: Bearer <token>` header, trimmed.
-pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
-}
-
-/// Whether `given` may write: there are no tokens, or it is one of them. The
-/// one check for the API's bearer header and the web forms' token field;
-/// every configured token is compared, each in constant time.
-pub fn token_allowed(tokens: &[String], given: Option<&str>) -> bool {
-    if tokens.is_empty() {
-        return true;
-    }
-    let Some(given) = given else { return false };
-    tokens.iter().fold(false, |found, t| found | constant_time_eq(t.as_bytes(), given.as_bytes()))
-}
-
-/// Compares without stopping at the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

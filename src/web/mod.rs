@@ -19,8 +19,7 @@ use crate::state::AppState;
 /// Largest body of the cancel and rebuild forms.
 const SMALL_FORM: usize = 16 << 10;
 
-/// What a form hears when its token field is missing or wrong.
-pub const INVALID_TOKEN: &str = "the token is missing or not valid";
+pub use crate::auth::INVALID_TOKEN;
 
 /// The pages and their assets.
 pub fn router() -> Router<AppState> {
