@@ -14,28 +14,24 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::{safe_relative, shown, MAX_FILES};
-use crate::api::error::ApiError;
+use super::{safe_relative, shown, UploadError, MAX_FILES};
 
 /// What tar headers, long names and pax records may add to the file data.
 const TAR_METADATA: u64 = 8 << 20;
 
 /// Unpacks `bytes`; the format comes from the file name or the first bytes.
 /// It decompresses (CPU-bound): call it off the async runtime.
-pub fn extract(filename: &str, bytes: &[u8], max_expanded: u64) -> Result<Vec<(PathBuf, Vec<u8>)>, ApiError> {
+pub fn extract(filename: &str, bytes: &[u8], max_expanded: u64) -> Result<Vec<(PathBuf, Vec<u8>)>, UploadError> {
     let lower = filename.to_ascii_lowercase();
     let files = if lower.ends_with(".zip") || bytes.starts_with(b"PK\x03\x04") {
         unzip(bytes, max_expanded)?
     } else if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") || bytes.starts_with(&[0x1f, 0x8b]) {
         untar(bytes, max_expanded)?
     } else {
-        return Err(ApiError::bad_request(
-            "bad_archive",
-            format!("`{}` is not a .zip or .tar.gz archive", shown(filename)),
-        ));
+        return Err(refuse(format!("`{}` is not a .zip or .tar.gz archive", shown(filename))));
     };
     if files.is_empty() {
-        return Err(ApiError::bad_request("bad_archive", "the archive holds no files"));
+        return Err(refuse("the archive holds no files".into()));
     }
     Ok(strip_common_folder(files))
 }
@@ -66,16 +62,16 @@ impl<R: Read> Read for CappedReader<R> {
     }
 }
 
-fn too_large(max_expanded: u64) -> ApiError {
-    ApiError::too_large(format!("the archive unpacks to more than {max_expanded} bytes"))
+fn too_large(max_expanded: u64) -> UploadError {
+    UploadError::ArchiveTooLarge { max: max_expanded }
 }
 
-fn refuse(message: String) -> ApiError {
-    ApiError::bad_request("bad_archive", message)
+fn refuse(message: String) -> UploadError {
+    UploadError::BadArchive(message)
 }
 
 /// Reads at most `budget` bytes of an entry, failing past it.
-fn read_capped(reader: &mut impl Read, budget: &mut u64, max_expanded: u64) -> Result<Vec<u8>, ApiError> {
+fn read_capped(reader: &mut impl Read, budget: &mut u64, max_expanded: u64) -> Result<Vec<u8>, UploadError> {
     let mut data = Vec::new();
     reader
         .take(*budget + 1)
@@ -88,7 +84,7 @@ fn read_capped(reader: &mut impl Read, budget: &mut u64, max_expanded: u64) -> R
     Ok(data)
 }
 
-fn unzip(bytes: &[u8], max_expanded: u64) -> Result<Vec<(PathBuf, Vec<u8>)>, ApiError> {
+fn unzip(bytes: &[u8], max_expanded: u64) -> Result<Vec<(PathBuf, Vec<u8>)>, UploadError> {
     check_central_directory(bytes)?;
     let unreadable =
         |e: zip::result::ZipError| refuse(format!("the zip archive could not be read: {}", shown(&e.to_string())));
@@ -127,7 +123,7 @@ fn unzip(bytes: &[u8], max_expanded: u64) -> Result<Vec<(PathBuf, Vec<u8>)>, Api
 /// Refuses a zip whose end-of-central-directory record (or its zip64 twin)
 /// claims more entries than a project may have, or a directory larger than
 /// the upload: the zip reader would otherwise allocate for the claim.
-fn check_central_directory(bytes: &[u8]) -> Result<(), ApiError> {
+fn check_central_directory(bytes: &[u8]) -> Result<(), UploadError> {
     let u16_at = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as u64);
     let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as u64);
     let u64_at = |at: usize| bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
@@ -160,7 +156,7 @@ fn check_central_directory(bytes: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn untar(bytes: &[u8], max_expanded: u64) -> Result<Vec<(PathBuf, Vec<u8>)>, ApiError> {
+fn untar(bytes: &[u8], max_expanded: u64) -> Result<Vec<(PathBuf, Vec<u8>)>, UploadError> {
     let tripped = Rc::new(Cell::new(false));
     let capped = CappedReader {
         inner: flate2::read::GzDecoder::new(bytes),
@@ -225,15 +221,7 @@ pub(super) fn strip_common_folder(files: Vec<(PathBuf, Vec<u8>)>) -> Vec<(PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        for (name, data) in entries {
-            zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
-            std::io::Write::write_all(&mut zip, data).unwrap();
-        }
-        zip.finish().unwrap().into_inner()
-    }
+    use crate::upload::tests::zip_of;
 
     #[test]
     fn strips_one_shared_top_folder() {
@@ -246,11 +234,16 @@ mod tests {
     #[test]
     fn refuses_escapes_and_bombs() {
         let bytes = zip_of(&[("../evil.asm", b"x")]);
-        assert_eq!(extract("p.zip", &bytes, 1 << 20).unwrap_err().message, "`../evil.asm` leaves the project (`..`)");
+        assert_eq!(
+            extract("p.zip", &bytes, 1 << 20).unwrap_err().to_string(),
+            "`../evil.asm` leaves the project (`..`)"
+        );
         let bomb = zip_of(&[("big.asm", &vec![b'a'; 10_000])]);
-        let err = extract("p.zip", &bomb, 1000).unwrap_err();
-        assert_eq!(err.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(extract("p.rar", b"Rar!", 1000).unwrap_err().message, "`p.rar` is not a .zip or .tar.gz archive");
+        assert!(matches!(extract("p.zip", &bomb, 1000), Err(UploadError::ArchiveTooLarge { max: 1000 })));
+        assert_eq!(
+            extract("p.rar", b"Rar!", 1000).unwrap_err().to_string(),
+            "`p.rar` is not a .zip or .tar.gz archive"
+        );
     }
 
     #[test]
@@ -265,8 +258,8 @@ mod tests {
         std::io::Write::write_all(&mut gz, header.as_bytes()).unwrap();
         std::io::Write::write_all(&mut gz, &vec![b'a'; name as usize]).unwrap();
         let err = extract("p.tar.gz", &gz.finish().unwrap(), 1000).unwrap_err();
-        assert_eq!(err.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(err.message, "the archive unpacks to more than 1000 bytes");
+        assert!(matches!(err, UploadError::ArchiveTooLarge { max: 1000 }), "{err:?}");
+        assert_eq!(err.to_string(), "the archive unpacks to more than 1000 bytes");
     }
 
     #[test]
@@ -275,11 +268,14 @@ mod tests {
         let end = bytes.len() - 22;
         assert!(bytes[end..].starts_with(b"PK\x05\x06"));
         bytes[end + 8..end + 12].copy_from_slice(&[0xFE, 0xFF, 0xFE, 0xFF]);
-        assert_eq!(extract("p.zip", &bytes, 1 << 20).unwrap_err().message, "the archive has more than 2000 entries");
+        assert_eq!(
+            extract("p.zip", &bytes, 1 << 20).unwrap_err().to_string(),
+            "the archive has more than 2000 entries"
+        );
         let mut bytes = zip_of(&[("src/m.asm", b"x")]);
         bytes[end + 12..end + 16].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
         assert_eq!(
-            extract("p.zip", &bytes, 1 << 20).unwrap_err().message,
+            extract("p.zip", &bytes, 1 << 20).unwrap_err().to_string(),
             "the zip archive's central directory is larger than the archive"
         );
     }
@@ -287,7 +283,6 @@ mod tests {
     #[test]
     fn a_zip_whose_entries_claim_more_than_the_budget_is_refused_early() {
         let bytes = zip_of(&[("src/a.asm", &[b';'; 600]), ("src/b.asm", &[b';'; 600])]);
-        let err = extract("p.zip", &bytes, 1000).unwrap_err();
-        assert_eq!(err.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(matches!(extract("p.zip", &bytes, 1000), Err(UploadError::ArchiveTooLarge { max: 1000 })));
     }
 }

@@ -3,16 +3,17 @@
 //! checked before anything is written, and only inside the new source folder.
 
 mod archive;
+mod error;
 mod paths;
 
 use std::path::{Path, PathBuf};
 
+use axum::extract::multipart::Field;
 use axum::extract::Multipart;
 use sha2::{Digest, Sha256};
 use wheelwright_workers::platform::Target;
 
-use crate::api::error::ApiError;
-
+pub use error::UploadError;
 pub use paths::{safe_relative, shown};
 
 /// Most files a project may have.
@@ -57,6 +58,11 @@ const MAX_TEXT: usize = 64 << 10;
 
 /// Largest token field read.
 const MAX_TOKEN: usize = 4 << 10;
+
+/// File parts have no cap of their own: the request's body limit bounds
+/// them, and a body past it answers 413 `too_large`, which a smaller cap
+/// here would turn into a 400 `bad_field`.
+const FILE_PART: usize = usize::MAX;
 
 /// Bytes of a form's body read before its token has been accepted: the
 /// preamble and the token part fit in it many times over, and so does the
@@ -107,19 +113,20 @@ pub async fn read(
     mode: Mode,
     tokens: &[String],
     gate: Option<&TokenGate>,
-) -> Result<Upload, ApiError> {
+) -> Result<Upload, UploadError> {
     let mut upload = Upload::default();
     let mut archive: Option<(String, Vec<u8>)> = None;
     let mut folder: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     if mode == Mode::Form && !tokens.is_empty() {
         // A body that fails here went past the gate without a token part.
-        let mut field = form.next_field().await.map_err(|_| token_first())?.ok_or_else(token_first)?;
+        let mut field =
+            form.next_field().await.map_err(|_| UploadError::TokenNotFirst)?.ok_or(UploadError::TokenNotFirst)?;
         if field.name() != Some("token") {
-            return Err(token_first());
+            return Err(UploadError::TokenNotFirst);
         }
-        let given = read_text(&mut field, "token", MAX_TOKEN).await.map_err(|_| token_first())?;
-        if !crate::api::token_allowed(tokens, Some(given.trim())) {
-            return Err(ApiError::unauthorized(crate::web::INVALID_TOKEN));
+        let given = read_text(&mut field, "token", MAX_TOKEN).await.map_err(|_| UploadError::TokenNotFirst)?;
+        if !crate::auth::token_allowed(tokens, Some(given.trim())) {
+            return Err(UploadError::TokenInvalid);
         }
         upload.token = Some(given.trim().to_string());
         if let Some(gate) = gate {
@@ -132,9 +139,9 @@ pub async fn read(
             "folder" if mode == Mode::Form => {
                 // A browser sends a picked folder's files as `folder/…`.
                 let filename = field.file_name().unwrap_or("").to_string();
-                let data = read_field(&mut field).await?;
+                let data = read_part(&mut field, &name, FILE_PART).await?;
                 if !filename.is_empty() {
-                    let path = safe_relative(&filename).map_err(|m| ApiError::bad_request("bad_path", m))?;
+                    let path = safe_relative(&filename).map_err(UploadError::BadPath)?;
                     folder.push((path, data));
                 }
             }
@@ -144,31 +151,28 @@ pub async fn read(
             }
             "files" | "files[]" => {
                 let filename = field.file_name().unwrap_or("").to_string();
-                let data = read_field(&mut field).await?;
+                let data = read_part(&mut field, &name, FILE_PART).await?;
                 if mode == Mode::Form && filename.is_empty() && data.is_empty() {
                     continue; // an empty file picker
                 }
-                let mut path = safe_relative(&filename).map_err(|m| ApiError::bad_request("bad_path", m))?;
+                let mut path = safe_relative(&filename).map_err(UploadError::BadPath)?;
                 if mode == Mode::Form {
                     path = place_picked_file(path);
                 }
                 if upload.files.iter().any(|(p, _)| *p == path) {
-                    return Err(ApiError::bad_request(
-                        "duplicate_path",
-                        format!("`{}` was sent twice", shown(&filename)),
-                    ));
+                    return Err(UploadError::DuplicatePath(filename));
                 }
                 upload.files.push((path, data));
                 if upload.files.len() > MAX_FILES {
-                    return Err(ApiError::bad_request("too_many_files", format!("more than {MAX_FILES} files")));
+                    return Err(UploadError::TooManyFiles);
                 }
             }
             "archive" => {
                 if archive.is_some() {
-                    return Err(ApiError::bad_request("bad_form", "send one `archive`, not several"));
+                    return Err(UploadError::SeveralArchives);
                 }
                 let filename = field.file_name().unwrap_or("").to_string();
-                let data = read_field(&mut field).await?;
+                let data = read_part(&mut field, &name, FILE_PART).await?;
                 if mode == Mode::Form && filename.is_empty() && data.is_empty() {
                     continue; // an empty file picker
                 }
@@ -179,8 +183,7 @@ pub async fn read(
                 match name.as_str() {
                     "targets" if !value.is_empty() => {
                         // Repeated fields (checkboxes) add up.
-                        let targets = Target::parse_list(&value)
-                            .map_err(|e| ApiError::bad_request("unknown_target", e.to_string()))?;
+                        let targets = Target::parse_list(&value)?;
                         let all = upload.targets.get_or_insert_with(Vec::new);
                         all.extend(targets);
                         all.sort();
@@ -193,68 +196,45 @@ pub async fn read(
                     _ => {}
                 }
             }
-            other => {
-                return Err(ApiError::bad_request(
-                    "unknown_field",
-                    format!(
-                        "unknown form field `{}` (expected files, archive, targets, name, version, debug, rebuild)",
-                        shown(other)
-                    ),
-                ))
-            }
+            _ => return Err(UploadError::UnknownField(name)),
         }
     }
     if !folder.is_empty() {
         if !upload.files.is_empty() {
-            return Err(ApiError::bad_request("bad_form", "pick files or a folder, not both"));
+            return Err(UploadError::FilesAndFolder);
         }
         upload.files = archive::strip_common_folder(folder);
     }
     match (archive, upload.files.is_empty()) {
-        (Some(_), false) => {
-            return Err(ApiError::bad_request("bad_form", "send either `files` or one `archive`, not both"))
-        }
+        (Some(_), false) => return Err(UploadError::FilesAndArchive),
         (Some((filename, bytes)), true) => {
             // Decompressing is CPU work: off the async runtime.
-            upload.files = tokio::task::spawn_blocking(move || archive::extract(&filename, &bytes, max_expanded))
-                .await
-                .map_err(ApiError::internal)??
+            upload.files =
+                tokio::task::spawn_blocking(move || archive::extract(&filename, &bytes, max_expanded)).await??
         }
-        (None, true) => {
-            return Err(ApiError::bad_request("no_files", "no project: send `files` parts or one `archive` part"))
-        }
+        (None, true) => return Err(UploadError::NoFiles),
         (None, false) => {}
     }
     Ok(upload)
 }
 
-async fn read_field(field: &mut axum::extract::multipart::Field<'_>) -> Result<Vec<u8>, ApiError> {
+/// A part's bytes, refused past `max` without reading on: the one reader
+/// of every part, file or text.
+async fn read_part(field: &mut Field<'_>, name: &str, max: usize) -> Result<Vec<u8>, UploadError> {
     let mut data = Vec::new();
     while let Some(chunk) = field.chunk().await? {
+        if data.len() + chunk.len() > max {
+            return Err(UploadError::FieldTooLong { field: name.to_string(), max });
+        }
         data.extend_from_slice(&chunk);
     }
     Ok(data)
 }
 
-fn token_first() -> ApiError {
-    ApiError::unauthorized("this server needs a token: the form's first field must be `token`")
-}
-
-/// A text field of at most `max` bytes, refused past it without reading on.
-async fn read_text(
-    field: &mut axum::extract::multipart::Field<'_>,
-    name: &str,
-    max: usize,
-) -> Result<String, ApiError> {
-    let mut data = Vec::new();
-    while let Some(chunk) = field.chunk().await? {
-        if data.len() + chunk.len() > max {
-            return Err(ApiError::bad_request("bad_field", format!("`{}` is longer than {max} bytes", shown(name))));
-        }
-        data.extend_from_slice(&chunk);
-    }
-    String::from_utf8(data)
-        .map_err(|_| ApiError::bad_request("bad_field", format!("`{}` is not UTF-8 text", shown(name))))
+/// A text part of at most `max` bytes.
+async fn read_text(field: &mut Field<'_>, name: &str, max: usize) -> Result<String, UploadError> {
+    let data = read_part(field, name, max).await?;
+    String::from_utf8(data).map_err(|_| UploadError::FieldNotText { field: name.to_string() })
 }
 
 /// Files picked one by one arrive without folders: tests go to `tests/`,
@@ -288,11 +268,11 @@ pub fn read_tree(dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
     Ok(files)
 }
 
-fn parse_bool(field: &str, value: &str) -> Result<bool, ApiError> {
+fn parse_bool(field: &'static str, value: &str) -> Result<bool, UploadError> {
     match value.to_ascii_lowercase().as_str() {
         "" | "0" | "false" | "no" | "off" => Ok(false),
         "1" | "true" | "yes" | "on" => Ok(true),
-        _ => Err(ApiError::bad_request("bad_field", format!("`{field}` must be true or false, not `{value}`"))),
+        _ => Err(UploadError::NotABool { field, value: value.to_string() }),
     }
 }
 
@@ -319,4 +299,128 @@ pub fn write_tree(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> std::io::Result<S
     }
     std::fs::rename(&partial, dir)?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A multipart form of `(field, file name, bytes)` parts, as a client sends it.
+    pub(crate) async fn form(parts: &[(&str, Option<&str>, &[u8])]) -> Multipart {
+        const BOUNDARY: &str = "wheelwright-test-boundary";
+        let mut body = Vec::new();
+        for (name, filename, data) in parts {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+            );
+            if let Some(filename) = filename {
+                body.extend_from_slice(format!("; filename=\"{filename}\"").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n\r\n");
+            body.extend_from_slice(data);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let request = axum::http::Request::builder()
+            .header(axum::http::header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        <Multipart as axum::extract::FromRequest<()>>::from_request(request, &()).await.unwrap()
+    }
+
+    /// A zip holding `entries`.
+    pub(crate) fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(&mut zip, data).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    async fn api(parts: &[(&str, Option<&str>, &[u8])]) -> Result<Upload, UploadError> {
+        read(form(parts).await, 1 << 20, Mode::Api, &[], None).await
+    }
+
+    async fn with_tokens(parts: &[(&str, Option<&str>, &[u8])]) -> Result<Upload, UploadError> {
+        read(form(parts).await, 1 << 20, Mode::Form, &["sesame".to_string()], None).await
+    }
+
+    #[tokio::test]
+    async fn a_file_outside_the_project_is_a_bad_path_with_the_reason() {
+        let err = api(&[("files", Some("../escape.asm"), b"x")]).await.unwrap_err();
+        assert!(matches!(&err, UploadError::BadPath(m) if m == "`../escape.asm` leaves the project (`..`)"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_archive_entry_outside_the_project_is_a_bad_archive_with_the_reason() {
+        let zip = zip_of(&[("../evil.asm", b"x")]);
+        let err = api(&[("archive", Some("p.zip"), &zip)]).await.unwrap_err();
+        assert!(
+            matches!(&err, UploadError::BadArchive(m) if m == "`../evil.asm` leaves the project (`..`)"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_path_sent_twice_is_named_in_the_refusal() {
+        let err = api(&[("files", Some("src/m.asm"), b"a"), ("files", Some("./src/m.asm"), b"b")]).await.unwrap_err();
+        assert!(matches!(&err, UploadError::DuplicatePath(p) if p == "./src/m.asm"), "{err:?}");
+        assert_eq!(err.to_string(), "`./src/m.asm` was sent twice");
+    }
+
+    #[tokio::test]
+    async fn text_fields_are_capped_by_the_same_reader_as_files() {
+        let long = vec![b'n'; MAX_TEXT + 1];
+        let err = api(&[("files", Some("src/m.asm"), b"x"), ("name", None, &long)]).await.unwrap_err();
+        assert!(
+            matches!(&err, UploadError::FieldTooLong { field, max } if field == "name" && *max == MAX_TEXT),
+            "{err:?}"
+        );
+        let exact = vec![b'n'; MAX_TEXT];
+        let upload = api(&[("files", Some("src/m.asm"), b"x"), ("name", None, &exact)]).await.unwrap();
+        assert_eq!(upload.name.map(|n| n.len()), Some(MAX_TEXT));
+        let err = api(&[("files", Some("src/m.asm"), b"x"), ("version", None, b"\xff")]).await.unwrap_err();
+        assert!(matches!(&err, UploadError::FieldNotText { field } if field == "version"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_file_part_is_not_capped_at_the_text_limit() {
+        let big = vec![b';'; MAX_TEXT * 2];
+        let upload = api(&[("files", Some("src/m.asm"), &big)]).await.unwrap();
+        assert_eq!(upload.files, vec![(PathBuf::from("src/m.asm"), big)]);
+    }
+
+    #[tokio::test]
+    async fn a_form_needs_its_valid_token_first_when_the_server_has_tokens() {
+        let file = ("files", Some("src/m.asm"), &b"x"[..]);
+        let err = with_tokens(&[file, ("token", None, b"sesame")]).await.unwrap_err();
+        assert!(matches!(err, UploadError::TokenNotFirst), "{err:?}");
+        let err = with_tokens(&[]).await.unwrap_err();
+        assert!(matches!(err, UploadError::TokenNotFirst), "{err:?}");
+        let err = with_tokens(&[("token", None, &[b's'; MAX_TOKEN + 1]), file]).await.unwrap_err();
+        assert!(matches!(err, UploadError::TokenNotFirst), "{err:?}");
+        let err = with_tokens(&[("token", None, b"open"), file]).await.unwrap_err();
+        assert!(matches!(err, UploadError::TokenInvalid), "{err:?}");
+        let upload = with_tokens(&[("token", None, b" sesame "), file]).await.unwrap();
+        assert_eq!(upload.token.as_deref(), Some("sesame"));
+    }
+
+    #[tokio::test]
+    async fn form_mistakes_are_told_apart() {
+        let file = ("files", Some("src/m.asm"), &b"x"[..]);
+        let zip = zip_of(&[("src/m.asm", b"x")]);
+        let archive = ("archive", Some("p.zip"), &zip[..]);
+        assert!(matches!(api(&[]).await, Err(UploadError::NoFiles)));
+        assert!(matches!(api(&[file, archive]).await, Err(UploadError::FilesAndArchive)));
+        assert!(matches!(api(&[archive, archive]).await, Err(UploadError::SeveralArchives)));
+        assert!(matches!(api(&[file, ("debug", None, b"maybe")]).await,
+            Err(UploadError::NotABool { field: "debug", value }) if value == "maybe"));
+        assert!(matches!(api(&[file, ("colour", None, b"red")]).await,
+            Err(UploadError::UnknownField(f)) if f == "colour"));
+        assert!(matches!(api(&[file, ("targets", None, b"sparc")]).await, Err(UploadError::UnknownTarget(_))));
+        // The API takes no folder field: only the form does.
+        assert!(matches!(api(&[("folder", Some("p/src/m.asm"), b"x")]).await,
+            Err(UploadError::UnknownField(f)) if f == "folder"));
+    }
 }
