@@ -140,11 +140,7 @@ fn print_summary(report: &BuildReport) {
     eprintln!();
     eprintln!("{:<15} {:<10} {:<5} artifacts", "target", "status", "abi3");
     for target in &report.targets {
-        let status = match target.status {
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Skipped => "skipped",
-        };
+        let status = target.status.as_str();
         let files: Vec<&str> = target.artifacts.iter().map(|a| a.filename.as_str()).collect();
         let abi3 = if target.abi3 { "yes" } else { "no" };
         eprintln!("{:<15} {:<10} {:<5} {}", target.target.name(), status, abi3, files.join(" "));

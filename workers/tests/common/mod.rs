@@ -91,14 +91,14 @@ pub fn target(report: &BuildReport, target: Target) -> &TargetReport {
     report.targets.iter().find(|t| t.target == target).expect("target in report")
 }
 
-/// The reason of the first failed step, with its name.
+/// The name of the first failed step (as reports write it), with its reason.
 pub fn failed_step(report: &TargetReport) -> (String, String) {
     let step = report
         .steps
         .iter()
         .find(|s| s.status == wheelwright_workers::report::Status::Failed)
         .unwrap_or_else(|| panic!("no failed step in {report:#?}"));
-    (step.name.clone(), step.reason.clone().unwrap_or_default())
+    (step.name.to_string(), step.reason.clone().unwrap_or_default())
 }
 
 /// Runs a Python snippet with `python`; panics with its output on failure.
