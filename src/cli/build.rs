@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use wheelwright_workers::pipeline::{self, BuildOptions, Event};
 use wheelwright_workers::platform::Target;
@@ -11,6 +12,7 @@ use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, Status};
 use wheelwright_workers::sandbox::Limits;
+use wheelwright_workers::toolchain::Toolchain;
 
 use super::{make_sandbox, PythonArgs, SandboxKind};
 
@@ -95,6 +97,8 @@ pub fn run(args: BuildArgs) -> ExitCode {
         sandbox,
         cancel: CancelToken::new(),
         parallel_targets: true,
+        // Once for the run; the build looks for no tools itself.
+        toolchain: Arc::new(Toolchain::discover()),
     };
     eprintln!("building {} {}", project.metadata.name, project.metadata.version);
     let verbose = args.verbose;

@@ -94,6 +94,7 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         // Side by side: when one target waits (a cgroup move, a disk write),
         // another one uses the core.
         parallel_targets: true,
+        toolchain: state.engine.toolchain.clone(),
     };
     let source = state.sources_dir.join(&build.id);
     let overrides =

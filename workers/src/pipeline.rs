@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info_span, warn};
@@ -47,6 +48,10 @@ pub struct BuildOptions {
     pub cancel: CancelToken,
     /// Build the targets on threads of their own, side by side.
     pub parallel_targets: bool,
+    /// The tools to build with, discovered once by the caller (whose cache
+    /// key describes them): the build uses these and looks for no others.
+    /// Shared, so options stay cheap to clone.
+    pub toolchain: Arc<Toolchain>,
 }
 
 /// What the engine tells its caller while it works.
@@ -76,6 +81,8 @@ pub enum Event {
 }
 
 /// Builds `project` and writes its artifacts; the report says what happened.
+/// Tools come from `options.toolchain` only: a target whose tools are not in
+/// it fails its `toolchain` step, whatever else is installed.
 pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event) + Sync)) -> BuildReport {
     let _span = info_span!("build", project = %project.metadata.name, version = %project.metadata.version).entered();
     let mut options = options.clone();
@@ -97,7 +104,7 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
     // The build's wall-clock budget: every step's timeout is cut to what is
     // left of it, and what cannot start in time is reported as not run.
     let budget = Budget::starting_now(options.sandbox.limits.build_timeout());
-    let toolchain = Toolchain::discover();
+    let toolchain: &Toolchain = &options.toolchain;
     let epoch = options.source_date_epoch.unwrap_or(0);
     let targets = options.targets.clone().unwrap_or_else(|| project.settings.targets.clone());
     let include_dir = options.work_dir.join("include");
@@ -105,10 +112,10 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
         .and_then(|_| std::fs::write(include_dir.join("wheelwright.inc"), WHEELWRIGHT_INC));
 
     let capi = if targets.is_empty() { None } else { Some(CApi::load(&options.cache_dir)) };
-    let session = start_session(project, options, &toolchain, &targets, &capi, on_event);
+    let session = start_session(project, options, toolchain, &targets, &capi, on_event);
     let build_target = |target: Target| {
         let _span = info_span!("target", target = %target).entered();
-        let mut ctx = TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir, budget);
+        let mut ctx = TargetBuild::new(target, project, options, toolchain, on_event, &include_dir, budget);
         ctx.session = session.as_ref();
         if options.cancel.is_cancelled() {
             return ctx.finish_skipped("cancelled");
@@ -663,6 +670,7 @@ impl<'a> TargetBuild<'a> {
                     sources: &sources,
                     root: &root,
                     timeout_reason: cut_short.as_deref(),
+                    gdb: self.toolchain.path(toolchain::Tool::Gdb),
                 };
                 let smoked = smoke::run(&job, &sandbox, &self.options.cancel).map_err(infra)?;
                 let run = smoked.run;

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use wheelwright_workers::pipeline::{self, BuildOptions};
 use wheelwright_workers::platform::Target;
@@ -13,6 +13,7 @@ use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, TargetReport};
 use wheelwright_workers::sandbox::{Helper, Limits, Sandbox};
 use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::toolchain::Toolchain;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -28,6 +29,12 @@ pub fn example(name: &str) -> PathBuf {
 pub fn python3() -> Interpreter {
     static PY: OnceLock<Interpreter> = OnceLock::new();
     PY.get_or_init(|| Interpreter::probe(Path::new("python3")).expect("python3 is installed")).clone()
+}
+
+/// The host's tools, discovered once per test binary (as the daemon does at start).
+pub fn toolchain() -> Arc<Toolchain> {
+    static TOOLS: OnceLock<Arc<Toolchain>> = OnceLock::new();
+    TOOLS.get_or_init(|| Arc::new(Toolchain::discover())).clone()
 }
 
 /// The repository's `.venv` python (made by scripts/setup.sh), which has pip and pytest.
@@ -68,6 +75,7 @@ pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
         sandbox: sandbox(Limits { timeout_secs: 120, ..Limits::default() }),
         cancel: CancelToken::new(),
         parallel_targets: true,
+        toolchain: toolchain(),
     };
     (options, dirs)
 }
