@@ -101,7 +101,8 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
             .collect::<Result<Vec<_>, _>>()
             .context("a configured interpreter is not usable")?
     };
-    let tools = tokio::task::spawn_blocking(|| Toolchain::discover().with_versions()).await?;
+    // Once: every build uses these tools, and the cache key names their versions.
+    let tools = Arc::new(tokio::task::spawn_blocking(|| Toolchain::discover().with_versions()).await?);
     let fingerprint = format!(
         "wheelwright {}; {}; smoke={}; pythons={}",
         env!("CARGO_PKG_VERSION"),
@@ -128,7 +129,7 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         store: Arc::new(store),
         sources_dir,
         jobs_dir,
-        engine: Engine { sandbox, interpreters, fingerprint },
+        engine: Engine { sandbox, interpreters, toolchain: tools, fingerprint },
         logs: logs::LogHub::default(),
         metrics: metrics::Metrics::default(),
         wake: tokio::sync::Notify::new(),

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::sandbox::Sandbox;
 use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::toolchain::Toolchain;
 
 use crate::config::Config;
 use crate::logs::LogHub;
@@ -63,7 +64,9 @@ pub struct Engine {
     pub sandbox: Sandbox,
     /// Smoke-test interpreters.
     pub interpreters: Vec<Interpreter>,
-    /// Tool versions, interpreters and settings that change results: part
-    /// of every cache key.
+    /// The tools every build uses, discovered once at start (with versions).
+    pub toolchain: Arc<Toolchain>,
+    /// Tool versions (of `toolchain`), interpreters and settings that
+    /// change results: part of every cache key.
     pub fingerprint: String,
 }

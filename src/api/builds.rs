@@ -120,10 +120,7 @@ impl BuildView {
                 .iter()
                 .map(|t| TargetView {
                     target: t.target.name().to_string(),
-                    status: serde_json::to_value(t.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
+                    status: t.status.as_str().to_string(),
                     reason: t.reason.clone(),
                     abi3: t.abi3,
                     steps: t.steps.clone(),

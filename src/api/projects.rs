@@ -71,8 +71,7 @@ pub async fn project_view(state: &AppState, name: &str) -> ApiResult<ProjectView
                 .report
                 .as_ref()
                 .and_then(|r| r.targets.iter().find(|t| t.target == *target))
-                .and_then(|t| serde_json::to_value(t.status).ok())
-                .and_then(|v| v.as_str().map(str::to_string))
+                .map(|t| t.status.as_str().to_string())
                 .unwrap_or_else(|| build.status.as_str().to_string());
             // A failed target's wheels are not the version's: a refused
             // upload's wheel must not stand beside the published one.

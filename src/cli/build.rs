@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use wheelwright_workers::pipeline::{self, BuildOptions, Event};
 use wheelwright_workers::platform::Target;
@@ -11,6 +12,7 @@ use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, Status};
 use wheelwright_workers::sandbox::Limits;
+use wheelwright_workers::toolchain::Toolchain;
 
 use super::{make_sandbox, PythonArgs, SandboxKind};
 
@@ -95,6 +97,8 @@ pub fn run(args: BuildArgs) -> ExitCode {
         sandbox,
         cancel: CancelToken::new(),
         parallel_targets: true,
+        // Once for the run; the build looks for no tools itself.
+        toolchain: Arc::new(Toolchain::discover()),
     };
     eprintln!("building {} {}", project.metadata.name, project.metadata.version);
     let verbose = args.verbose;
@@ -140,11 +144,7 @@ fn print_summary(report: &BuildReport) {
     eprintln!();
     eprintln!("{:<15} {:<10} {:<5} artifacts", "target", "status", "abi3");
     for target in &report.targets {
-        let status = match target.status {
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Skipped => "skipped",
-        };
+        let status = target.status.as_str();
         let files: Vec<&str> = target.artifacts.iter().map(|a| a.filename.as_str()).collect();
         let abi3 = if target.abi3 { "yes" } else { "no" };
         eprintln!("{:<15} {:<10} {:<5} {}", target.target.name(), status, abi3, files.join(" "));

@@ -94,6 +94,7 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         // Side by side: when one target waits (a cgroup move, a disk write),
         // another one uses the core.
         parallel_targets: true,
+        toolchain: state.engine.toolchain.clone(),
     };
     let source = state.sources_dir.join(&build.id);
     let overrides =
@@ -367,14 +368,9 @@ fn render(state: &AppState, event: &Event) -> Vec<String> {
         }
         Event::StepStarted { target, step } => vec![format!("[{target}] ==> {step}")],
         Event::StepFinished { target, report } => {
-            state.metrics.observe_step(&report.name, report.duration_ms as f64 / 1000.0);
-            let status = serde_json::to_value(report.status).ok().and_then(|v| v.as_str().map(str::to_string));
-            let mut lines = vec![format!(
-                "[{target}] <== {} {} ({} ms)",
-                report.name,
-                status.unwrap_or_default(),
-                report.duration_ms
-            )];
+            state.metrics.observe_step(report.name.as_str(), report.duration_ms as f64 / 1000.0);
+            let mut lines =
+                vec![format!("[{target}] <== {} {} ({} ms)", report.name, report.status, report.duration_ms)];
             if let Some(reason) = &report.reason {
                 lines.extend(reason.lines().map(|l| format!("[{target}]     {l}")));
             }

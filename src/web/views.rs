@@ -1,6 +1,7 @@
 //! What the templates show, prepared from the API's views.
 
 use askama::Template;
+use wheelwright_workers::report::{Status, Step};
 
 use crate::api::builds::BuildView;
 use crate::api::projects::ProjectView;
@@ -57,7 +58,7 @@ pub struct TargetRow {
     pub target: String,
     pub status: String,
     pub reason: Option<String>,
-    pub failed_step: Option<String>,
+    pub failed_step: Option<Step>,
     pub cells: Vec<Cell>,
 }
 
@@ -111,7 +112,7 @@ pub struct BuildPage {
     pub error: Option<String>,
     /// `owner/name refs/heads/main @ 0123abc` for pushed builds.
     pub source: Option<String>,
-    pub steps: Vec<&'static str>,
+    pub steps: Vec<Step>,
     pub rows: Vec<TargetRow>,
     pub tests: Vec<TestBlock>,
     pub artifacts: Vec<ArtifactRow>,
@@ -121,8 +122,12 @@ pub struct BuildPage {
     pub api_url: String,
 }
 
-/// The columns of the build grid, in pipeline order.
-const STEPS: [&str; 7] = ["toolchain", "assemble", "abi", "link", "verify", "package", "smoke"];
+/// The columns of the build grid, in pipeline order: every step but
+/// `setup`, which only ever fails before the others and shows as the
+/// row's reason and failed step.
+fn grid_steps() -> impl Iterator<Item = Step> {
+    Step::ALL.into_iter().filter(|s| *s != Step::Setup)
+}
 
 /// `1.2 KiB`.
 pub fn human_size(bytes: i64) -> String {
@@ -156,13 +161,12 @@ impl BuildPage {
     pub fn new(view: BuildView, normalized: String, log: String, host: &str, needs_token: bool) -> BuildPage {
         let status = view.status.as_str().to_string();
         let is_final = view.status.is_final();
-        let mut used: Vec<&'static str> = STEPS
-            .iter()
-            .copied()
-            .filter(|s| view.targets.iter().any(|t| t.steps.iter().any(|x| x.name == *s)))
-            .collect();
+        let mut used: Vec<Step> =
+            grid_steps().filter(|s| view.targets.iter().any(|t| t.steps.iter().any(|x| x.name == *s))).collect();
         if used.is_empty() {
-            used = STEPS[1..].to_vec();
+            // No step reported yet: the steps every build runs (`toolchain`
+            // is reported only when tools are missing).
+            used = grid_steps().filter(|s| *s != Step::Toolchain).collect();
         }
         let rows = view
             .targets
@@ -172,10 +176,7 @@ impl BuildPage {
                     .iter()
                     .map(|name| match t.steps.iter().find(|s| s.name == *name) {
                         Some(step) => {
-                            let status = serde_json::to_value(step.status)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_string))
-                                .unwrap_or_default();
+                            let status = step.status.as_str().to_string();
                             Cell {
                                 symbol: symbol(&status),
                                 label: if status == "skipped" {
@@ -190,14 +191,7 @@ impl BuildPage {
                         None => Cell { status: "none".into(), symbol: symbol(""), label: String::new(), reason: None },
                     })
                     .collect();
-                let failed_step = t
-                    .steps
-                    .iter()
-                    .find(|s| {
-                        serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(|x| x == "failed"))
-                            == Some(true)
-                    })
-                    .map(|s| s.name.clone());
+                let failed_step = t.steps.iter().find(|s| s.status == Status::Failed).map(|s| s.name);
                 TargetRow {
                     target: t.target.clone(),
                     status: t.status.clone(),

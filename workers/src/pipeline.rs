@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info_span, warn};
@@ -14,7 +15,7 @@ use crate::process::{CancelToken, Cmd, Exit};
 use crate::project::{Module, Project};
 use crate::pyversion::PyVersion;
 use crate::readback::Root;
-use crate::report::{Artifact, BuildReport, ProjectInfo, Status, StepReport, TargetReport, TestRun};
+use crate::report::{Artifact, BuildReport, ProjectInfo, Status, Step, StepReport, TargetReport, TestRun};
 use crate::sandbox::{Mounts, Sandbox, Session};
 use crate::smoke::{self, ImportFailure, Interpreter, SmokeEnv, Sources};
 use crate::toolchain::{self, Toolchain};
@@ -47,6 +48,10 @@ pub struct BuildOptions {
     pub cancel: CancelToken,
     /// Build the targets on threads of their own, side by side.
     pub parallel_targets: bool,
+    /// The tools to build with, discovered once by the caller (whose cache
+    /// key describes them): the build uses these and looks for no others.
+    /// Shared, so options stay cheap to clone.
+    pub toolchain: Arc<Toolchain>,
 }
 
 /// What the engine tells its caller while it works.
@@ -57,7 +62,7 @@ pub enum Event {
         /// The target.
         target: Target,
         /// The step.
-        step: String,
+        step: Step,
     },
     /// A step ended.
     StepFinished {
@@ -76,6 +81,8 @@ pub enum Event {
 }
 
 /// Builds `project` and writes its artifacts; the report says what happened.
+/// Tools come from `options.toolchain` only: a target whose tools are not in
+/// it fails its `toolchain` step, whatever else is installed.
 pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event) + Sync)) -> BuildReport {
     let _span = info_span!("build", project = %project.metadata.name, version = %project.metadata.version).entered();
     let mut options = options.clone();
@@ -97,7 +104,7 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
     // The build's wall-clock budget: every step's timeout is cut to what is
     // left of it, and what cannot start in time is reported as not run.
     let budget = Budget::starting_now(options.sandbox.limits.build_timeout());
-    let toolchain = Toolchain::discover();
+    let toolchain: &Toolchain = &options.toolchain;
     let epoch = options.source_date_epoch.unwrap_or(0);
     let targets = options.targets.clone().unwrap_or_else(|| project.settings.targets.clone());
     let include_dir = options.work_dir.join("include");
@@ -105,17 +112,17 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
         .and_then(|_| std::fs::write(include_dir.join("wheelwright.inc"), WHEELWRIGHT_INC));
 
     let capi = if targets.is_empty() { None } else { Some(CApi::load(&options.cache_dir)) };
-    let session = start_session(project, options, &toolchain, &targets, &capi, on_event);
+    let session = start_session(project, options, toolchain, &targets, &capi, on_event);
     let build_target = |target: Target| {
         let _span = info_span!("target", target = %target).entered();
-        let mut ctx = TargetBuild::new(target, project, options, &toolchain, on_event, &include_dir, budget);
+        let mut ctx = TargetBuild::new(target, project, options, toolchain, on_event, &include_dir, budget);
         ctx.session = session.as_ref();
         if options.cancel.is_cancelled() {
             return ctx.finish_skipped("cancelled");
         }
         let result = match (&include_ready, &capi) {
-            (Err(e), _) => ctx.step("setup", |_| Err(infra(format!("cannot write to the work directory: {e}")))),
-            (_, Some(Err(e))) => ctx.step("setup", |_| Err(infra(e))),
+            (Err(e), _) => ctx.step(Step::Setup, |_| Err(infra(format!("cannot write to the work directory: {e}")))),
+            (_, Some(Err(e))) => ctx.step(Step::Setup, |_| Err(infra(e))),
             (Ok(()), Some(Ok(capi))) => ctx.run(capi, epoch),
             (_, None) => unreachable!("targets were requested"),
         };
@@ -315,18 +322,18 @@ impl<'a> TargetBuild<'a> {
 
     /// Runs one named step, timing it and reporting its outcome; a step
     /// that would start after the build's budget is reported as not run.
-    fn step<T>(&mut self, name: &str, body: impl FnOnce(&mut Self) -> StepResult<T>) -> StepResult<T> {
+    fn step<T>(&mut self, name: Step, body: impl FnOnce(&mut Self) -> StepResult<T>) -> StepResult<T> {
         if self.budget.left().is_none() {
             let reason = self.budget.used_up();
             self.skip_step(name, &format!("not run: {reason}"));
             return Err(reason.into());
         }
-        let _span = info_span!("step", step = name).entered();
-        (self.on_event)(Event::StepStarted { target: self.target, step: name.to_string() });
+        let _span = info_span!("step", step = name.as_str()).entered();
+        (self.on_event)(Event::StepStarted { target: self.target, step: name });
         let started = Instant::now();
         let result = body(self);
         let report = StepReport {
-            name: name.to_string(),
+            name,
             status: if result.is_ok() { Status::Succeeded } else { Status::Failed },
             duration_ms: started.elapsed().as_millis() as u64,
             reason: result.as_ref().err().map(|e| e.reason.clone()),
@@ -337,9 +344,9 @@ impl<'a> TargetBuild<'a> {
         result
     }
 
-    fn skip_step(&mut self, name: &str, reason: &str) {
+    fn skip_step(&mut self, name: Step, reason: &str) {
         let report = StepReport {
-            name: name.into(),
+            name,
             status: Status::Skipped,
             duration_ms: 0,
             reason: Some(reason.into()),
@@ -421,16 +428,16 @@ impl<'a> TargetBuild<'a> {
             .map(|t| format!("{} (Debian package {})", t.name(), t.package()))
             .collect();
         if !missing.is_empty() {
-            return self.step("toolchain", |_| Err(infra(format!("missing tools: {}", missing.join(", ")))));
+            return self.step(Step::Toolchain, |_| Err(infra(format!("missing tools: {}", missing.join(", ")))));
         }
         std::fs::create_dir_all(&self.dir).map_err(infra)?;
-        let objects = self.step("assemble", |b| b.assemble())?;
-        let variants = self.step("abi", |b| b.choose_variants(capi, &objects))?;
+        let objects = self.step(Step::Assemble, |b| b.assemble())?;
+        let variants = self.step(Step::Abi, |b| b.choose_variants(capi, &objects))?;
         let mut wheels = Vec::new();
         for python in variants {
-            let built = self.step("link", |b| b.link(capi, &objects, python))?;
-            let glibc = self.step("verify", |b| b.verify(capi, &built, python))?;
-            let artifact = self.step("package", |b| {
+            let built = self.step(Step::Link, |b| b.link(capi, &objects, python))?;
+            let glibc = self.step(Step::Verify, |b| b.verify(capi, &built, python))?;
+            let artifact = self.step(Step::Package, |b| {
                 let input = WheelInput {
                     project: b.project,
                     target: b.target,
@@ -448,12 +455,12 @@ impl<'a> TargetBuild<'a> {
         }
         if self.target != Target::Linux {
             let why = format!("verified, not imported: no {} runner", self.target);
-            self.skip_step("smoke", &why);
+            self.skip_step(Step::Smoke, &why);
             self.note = Some(why);
         } else if !self.options.smoke {
-            self.skip_step("smoke", "smoke test disabled");
+            self.skip_step(Step::Smoke, "smoke test disabled");
         } else {
-            self.step("smoke", |b| b.smoke(&wheels))?;
+            self.step(Step::Smoke, |b| b.smoke(&wheels))?;
         }
         Ok(())
     }
@@ -663,6 +670,7 @@ impl<'a> TargetBuild<'a> {
                     sources: &sources,
                     root: &root,
                     timeout_reason: cut_short.as_deref(),
+                    gdb: self.toolchain.path(toolchain::Tool::Gdb),
                 };
                 let smoked = smoke::run(&job, &sandbox, &self.options.cancel).map_err(infra)?;
                 let run = smoked.run;

@@ -32,11 +32,82 @@ pub enum Status {
     Skipped,
 }
 
+impl Status {
+    /// Every status.
+    pub const ALL: [Status; 3] = [Status::Succeeded, Status::Failed, Status::Skipped];
+
+    /// The name reports, logs and pages use: the serde name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, not `write_str`: tables align it with `{:<9}`.
+        f.pad(self.as_str())
+    }
+}
+
+/// A step of a target's build, named as reports, logs and pages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// The work directory and the C API tables could not be made ready:
+    /// reported (as failed) only then, before any other step.
+    Setup,
+    /// The target's tools are missing: reported (as failed) only then.
+    Toolchain,
+    /// nasm turns each module into an object file.
+    Assemble,
+    /// The objects' imports decide abi3 or one wheel per Python version.
+    Abi,
+    /// The linker makes the extension module.
+    Link,
+    /// The module's format, exports and imports are checked.
+    Verify,
+    /// The wheel is written.
+    Package,
+    /// The Linux wheel is installed and the project's tests run.
+    Smoke,
+}
+
+impl Step {
+    /// Every step, in pipeline order.
+    pub const ALL: [Step; 8] =
+        [Step::Setup, Step::Toolchain, Step::Assemble, Step::Abi, Step::Link, Step::Verify, Step::Package, Step::Smoke];
+
+    /// The name reports, logs and pages use: the serde name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Setup => "setup",
+            Step::Toolchain => "toolchain",
+            Step::Assemble => "assemble",
+            Step::Abi => "abi",
+            Step::Link => "link",
+            Step::Verify => "verify",
+            Step::Package => "package",
+            Step::Smoke => "smoke",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, not `write_str`: tables align it with `{:<8}`.
+        f.pad(self.as_str())
+    }
+}
+
 /// One step of one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepReport {
-    /// `assemble`, `link`, `verify`, `package`, `smoke`.
-    pub name: String,
+    /// Which step.
+    pub name: Step,
     /// Outcome.
     pub status: Status,
     /// Wall-clock time.
@@ -175,5 +246,54 @@ impl BuildReport {
     /// Whether every requested target succeeded or was skipped with reason.
     pub fn succeeded(&self) -> bool {
         self.targets.iter().all(|t| t.status != Status::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON string serde writes for `value`.
+    fn serde_name(value: impl Serialize) -> String {
+        match serde_json::to_value(value).unwrap() {
+            serde_json::Value::String(name) => name,
+            other => panic!("not a string: {other}"),
+        }
+    }
+
+    #[test]
+    fn status_as_str_is_its_serde_name() {
+        for status in Status::ALL {
+            assert_eq!(status.as_str(), serde_name(status));
+            assert_eq!(status.to_string(), status.as_str());
+        }
+    }
+
+    #[test]
+    fn step_as_str_is_its_serde_name_and_reads_back() {
+        for step in Step::ALL {
+            assert_eq!(step.as_str(), serde_name(step));
+            assert_eq!(step.to_string(), step.as_str());
+            let back: Step = serde_json::from_value(serde_json::Value::String(step.as_str().into())).unwrap();
+            assert_eq!(back, step);
+        }
+    }
+
+    #[test]
+    fn steps_are_listed_once_in_pipeline_order() {
+        let names: Vec<&str> = Step::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, ["setup", "toolchain", "assemble", "abi", "link", "verify", "package", "smoke"]);
+    }
+
+    #[test]
+    fn an_unknown_step_name_does_not_decode() {
+        let err = serde_json::from_str::<Step>("\"compile\"").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `compile`"), "{err}");
+    }
+
+    #[test]
+    fn display_pads_like_a_str() {
+        assert_eq!(format!("[{:<9}]", Status::Failed), "[failed   ]");
+        assert_eq!(format!("[{:<8}]", Step::Abi), "[abi     ]");
     }
 }

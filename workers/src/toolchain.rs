@@ -172,8 +172,10 @@ pub fn version_of(tool: Tool, path: &Path) -> String {
 }
 
 impl Toolchain {
-    /// Looks for every tool. Versions are left empty: asking seven tools
-    /// costs about 100 ms, too much for every build; see [`Toolchain::with_versions`].
+    /// Looks for every tool. Done once by whoever runs builds (the daemon at
+    /// start, the CLI per run) and passed to each in
+    /// [`crate::pipeline::BuildOptions::toolchain`]. Versions are left empty:
+    /// asking every tool costs about 100 ms; see [`Toolchain::with_versions`].
     pub fn discover() -> Self {
         let mut chain = Toolchain::default();
         for tool in Tool::ALL {

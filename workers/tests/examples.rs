@@ -8,7 +8,7 @@ use std::path::Path;
 use common::*;
 use object::{Object, ObjectSection, ObjectSymbol};
 use wheelwright_workers::platform::Target;
-use wheelwright_workers::report::Status;
+use wheelwright_workers::report::{Status, Step};
 
 const LINUX_WHEEL: &str = "pymult-1.0.0-cp38-abi3-manylinux_2_5_x86_64.manylinux1_x86_64.whl";
 const MACOS_WHEEL: &str = "pymult-1.0.0-cp38-abi3-macosx_10_9_x86_64.whl";
@@ -30,7 +30,7 @@ fn pymult_builds_three_verified_wheels_and_the_linux_one_installs_with_pip() {
     assert_eq!(linux.tests.len(), 1);
     assert_eq!((linux.tests[0].passed, linux.tests[0].failed, linux.tests[0].errors), (7, 0, 0));
     for t in [Target::Macos, Target::Windows] {
-        let smoke = target(&report, t).steps.iter().find(|s| s.name == "smoke").unwrap();
+        let smoke = target(&report, t).steps.iter().find(|s| s.name == Step::Smoke).unwrap();
         assert_eq!(smoke.status, Status::Skipped);
         assert_eq!(smoke.reason.as_deref(), Some(format!("verified, not imported: no {t} runner").as_str()));
     }

@@ -16,7 +16,6 @@ use crate::process::{self, CancelToken, Cmd, Exit};
 use crate::readback::{ReadbackError, Root, JUNIT_MAX};
 use crate::report::TestRun;
 use crate::sandbox::{Mounts, Sandbox};
-use crate::toolchain::{self, Tool};
 
 /// Why a smoke test could not be run at all.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +74,9 @@ pub struct SmokeJob<'a> {
     /// What to say when the wall clock stops the run, when that is not the
     /// step's own timeout (the build's budget ran out first).
     pub timeout_reason: Option<&'a str>,
+    /// The debugger that explains a crash, from the build's toolchain;
+    /// `None` when it has none (the crash is reported without gdb's view).
+    pub gdb: Option<&'a Path>,
 }
 
 /// What a smoke run found.
@@ -183,13 +185,13 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
             run.problem = Some(format!("the test process crashed with {signal}"));
             // The same run again under gdb, to see the faulting instruction.
             let marker = crash::Marker::new().ok();
-            let gdb_output = match (&marker, toolchain::find(Tool::Gdb)) {
+            let gdb_output = match (&marker, job.gdb) {
                 (Some(marker), Some(gdb)) => {
                     let script = gdb_script(job, marker, &site);
                     match script {
                         Ok(script) => {
                             let args = crash::gdb_args(&script, &job.env.python, &pytest_args);
-                            sandbox.run(&cmd(&gdb, args), &mounts, cancel).ok().map(|out| {
+                            sandbox.run(&cmd(gdb, args), &mounts, cancel).ok().map(|out| {
                                 log.push_str(&format!("\n--- gdb ---\n{}", marker.scrub(&out.text)));
                                 out.text
                             })

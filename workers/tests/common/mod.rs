@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use wheelwright_workers::pipeline::{self, BuildOptions};
 use wheelwright_workers::platform::Target;
@@ -13,6 +13,7 @@ use wheelwright_workers::project::{Overrides, Project};
 use wheelwright_workers::report::{BuildReport, TargetReport};
 use wheelwright_workers::sandbox::{Helper, Limits, Sandbox};
 use wheelwright_workers::smoke::Interpreter;
+use wheelwright_workers::toolchain::Toolchain;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -28,6 +29,12 @@ pub fn example(name: &str) -> PathBuf {
 pub fn python3() -> Interpreter {
     static PY: OnceLock<Interpreter> = OnceLock::new();
     PY.get_or_init(|| Interpreter::probe(Path::new("python3")).expect("python3 is installed")).clone()
+}
+
+/// The host's tools, discovered once per test binary (as the daemon does at start).
+pub fn toolchain() -> Arc<Toolchain> {
+    static TOOLS: OnceLock<Arc<Toolchain>> = OnceLock::new();
+    TOOLS.get_or_init(|| Arc::new(Toolchain::discover())).clone()
 }
 
 /// The repository's `.venv` python (made by scripts/setup.sh), which has pip and pytest.
@@ -68,6 +75,7 @@ pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
         sandbox: sandbox(Limits { timeout_secs: 120, ..Limits::default() }),
         cancel: CancelToken::new(),
         parallel_targets: true,
+        toolchain: toolchain(),
     };
     (options, dirs)
 }
@@ -91,14 +99,14 @@ pub fn target(report: &BuildReport, target: Target) -> &TargetReport {
     report.targets.iter().find(|t| t.target == target).expect("target in report")
 }
 
-/// The reason of the first failed step, with its name.
+/// The name of the first failed step (as reports write it), with its reason.
 pub fn failed_step(report: &TargetReport) -> (String, String) {
     let step = report
         .steps
         .iter()
         .find(|s| s.status == wheelwright_workers::report::Status::Failed)
         .unwrap_or_else(|| panic!("no failed step in {report:#?}"));
-    (step.name.clone(), step.reason.clone().unwrap_or_default())
+    (step.name.to_string(), step.reason.clone().unwrap_or_default())
 }
 
 /// Runs a Python snippet with `python`; panics with its output on failure.
