@@ -12,10 +12,12 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod dispatch;
+pub mod dto;
+pub mod error;
 pub mod github;
 pub mod logs;
 pub mod metrics;
-pub mod queue;
+pub mod model;
 pub mod state;
 pub mod store;
 pub mod upload;
@@ -32,8 +34,10 @@ use wheelwright_workers::sandbox::Sandbox;
 use wheelwright_workers::smoke::Interpreter;
 use wheelwright_workers::toolchain::Toolchain;
 
+use builds::{BuildEvents, BuildService, RunningBuilds, ServiceSettings};
 use config::{Config, SandboxKind};
-use state::{App, AppState, Engine};
+use dispatch::executor::{BuildExecutor, EngineExecutor};
+use state::{App, AppState};
 
 /// Installs the TLS crypto provider (ring) for this process; safe to call
 /// more than once. Every HTTPS client of the process needs it.
@@ -48,11 +52,22 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(config, listener, shutdown, None).await
+}
+
+/// [`run`], with `executor` running the claimed builds instead of the
+/// engine (tests whose subject is not the engine).
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    executor: Option<Arc<dyn BuildExecutor>>,
+) -> anyhow::Result<()> {
     let mut config = config;
     // The address really bound (port 0 picks one): the Host allow-list
     // derives from it.
     config.bind = listener.local_addr()?;
-    let state = start(config).await?;
+    let state = start(config, executor).await?;
     info!("listening on http://{}", listener.local_addr()?);
     let router = api::router(state.clone()).layer(TraceLayer::new_for_http());
     let workers = tokio::spawn(dispatch::run_pool(state.clone()));
@@ -76,17 +91,20 @@ pub async fn run(
 }
 
 /// Opens the data directory and the database, checks the sandbox and finds
-/// the interpreters: everything the API and the workers share.
-pub async fn start(config: Config) -> anyhow::Result<AppState> {
+/// the interpreters and tools: everything the API and the workers share.
+/// `executor` runs claimed builds; `None` is the engine.
+pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> anyhow::Result<AppState> {
     let data = &config.data_dir;
     let sources_dir = data.join("sources");
     let jobs_dir = data.join("jobs");
     for dir in [data, &sources_dir, &jobs_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let db =
-        db::connect(&data.join("wheelwright.db"), config.db_busy_timeout).await.context("cannot open the database")?;
+    let db = db::Database::open_sqlite(&data.join("wheelwright.db"), config.db_busy_timeout)
+        .await
+        .context("cannot open the database")?;
     let store = store::LocalStore::open(&data.join("artifacts")).context("cannot open the artifact store")?;
+    let sources = store::SourceTrees::open(&sources_dir).context("cannot open the source store")?;
     let sandbox = match config.sandbox {
         SandboxKind::Bwrap => Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?,
         SandboxKind::None => Sandbox::none(config.limits.clone()),
@@ -123,19 +141,57 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     }
     let prefixes: Vec<_> = interpreters.iter().map(|i| i.prefix.clone()).collect();
     let host_paths = dispatch::scrub::HostPaths::of_daemon(&config.data_dir, &config.cache_dir, &prefixes);
-    Ok(AppState(Arc::new(App {
+    let executor = executor.unwrap_or_else(|| {
+        Arc::new(EngineExecutor {
+            sandbox: sandbox.clone(),
+            interpreters,
+            toolchain: tools,
+            smoke: config.smoke,
+            cache_dir: config.cache_dir.clone(),
+        })
+    });
+    let (wake, logs, running, events) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(logs::LogHub::default()),
+        Arc::new(RunningBuilds::default()),
+        Arc::new(BuildEvents::default()),
+    );
+    let settings = ServiceSettings {
+        fingerprint,
+        max_attempts: config.max_attempts,
+        max_queued_per_client: config.max_queued_per_client,
+        ownership: config.index_ownership,
+    };
+    let builds = BuildService::new(
+        db.clone(),
+        sources.clone(),
+        settings,
+        wake.clone(),
+        logs.clone(),
+        running.clone(),
+        events.clone(),
+    );
+    let state = AppState(Arc::new(App {
         config,
+        builds,
         db,
         store: Arc::new(store),
-        sources_dir,
+        sources,
         jobs_dir,
-        engine: Engine { sandbox, interpreters, toolchain: tools, fingerprint },
-        logs: logs::LogHub::default(),
+        executor,
+        sandbox,
+        logs,
+        events,
         metrics: metrics::Metrics::default(),
-        wake: tokio::sync::Notify::new(),
-        running: std::sync::Mutex::new(Default::default()),
+        wake,
+        running,
         shutdown: tokio_util::sync::CancellationToken::new(),
         host_paths,
         statuses,
-    })))
+    }));
+    if let Some(statuses) = &state.statuses {
+        // Commit statuses follow the build events.
+        github::statuses::follow_builds(&state, statuses.clone());
+    }
+    Ok(state)
 }

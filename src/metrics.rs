@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::model::BuildStatus;
+
 /// Upper bounds (seconds) of the step-duration histogram buckets.
 const BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0];
 
@@ -47,15 +49,15 @@ impl Metrics {
     }
 
     /// Prometheus text exposition.
-    pub fn render(&self, workers: usize, queue_depth: i64, builds: &[(String, i64)]) -> String {
+    pub fn render(&self, workers: usize, queue_depth: i64, builds: &[(BuildStatus, i64)]) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP wheelwright_queue_depth Jobs waiting for a worker.\n# TYPE wheelwright_queue_depth gauge\n",
         );
         out.push_str(&format!("wheelwright_queue_depth {queue_depth}\n"));
         out.push_str("# HELP wheelwright_builds Builds by status.\n# TYPE wheelwright_builds gauge\n");
-        for status in ["queued", "running", "succeeded", "failed", "cancelled"] {
-            let n = builds.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        for status in BuildStatus::ALL {
+            let n = builds.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
             out.push_str(&format!("wheelwright_builds{{status=\"{status}\"}} {n}\n"));
         }
         let busy = self.busy_workers.load(Ordering::Relaxed);

@@ -13,10 +13,10 @@ use axum::{Json, Router};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use wheelwright::builds::GitOrigin;
 use wheelwright::config::ServeArgs;
-use wheelwright::github::pushes::{self, PendingPush};
+use wheelwright::db::Database;
 use wheelwright::github::signature::sign;
+use wheelwright::model::{GitOrigin, PendingPush};
 
 const SECRET: &str = "test-webhook-secret";
 
@@ -332,7 +332,7 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
     // A daemon that accepted a push and stopped before fetching it leaves
     // exactly this behind: the pending push.
     TestApp::start(config(args()), None, None).await.stop().await.unwrap();
-    let pool = wheelwright::db::connect(&data.path().join("wheelwright.db"), Duration::from_secs(5)).await.unwrap();
+    let db = Database::open_sqlite(&data.path().join("wheelwright.db"), Duration::from_secs(5)).await.unwrap();
     let push = PendingPush {
         delivery: "restart-1".into(),
         origin: GitOrigin {
@@ -342,9 +342,9 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
         },
         clone_url: remote.clone_url(),
     };
-    assert!(pushes::remember(&pool, &push).await.unwrap());
-    assert!(!pushes::remember(&pool, &push).await.unwrap(), "one pending push per delivery");
-    pool.close().await;
+    assert!(db.github.remember(&push).await.unwrap());
+    assert!(!db.github.remember(&push).await.unwrap(), "one pending push per delivery");
+    db.close().await;
 
     let app = TestApp::start(config(args()), None, None).await;
     let id = first_build(&app).await;
@@ -364,9 +364,9 @@ async fn a_push_accepted_before_a_restart_is_fetched_and_built_after_it() {
     let data_dir = app.data.clone();
     app.stop().await.unwrap();
 
-    let pool = wheelwright::db::connect(&data_dir.join("wheelwright.db"), Duration::from_secs(5)).await.unwrap();
-    assert!(pushes::pending(&pool).await.unwrap().is_empty(), "the push ended with its build");
-    pool.close().await;
+    let db = Database::open_sqlite(&data_dir.join("wheelwright.db"), Duration::from_secs(5)).await.unwrap();
+    assert!(db.github.pending().await.unwrap().is_empty(), "the push ended with its build");
+    db.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

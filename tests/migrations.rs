@@ -90,7 +90,8 @@ async fn the_scrub_migration_removes_every_stored_source_line_and_keeps_the_rest
     pool.close().await;
 
     // The daemon's own start: every migration, the new ones included.
-    let pool = wheelwright::db::connect(&path, Duration::from_secs(5)).await.unwrap();
+    let db = wheelwright::db::sqlite::Sqlite::open(&path, Duration::from_secs(5)).await.unwrap();
+    let pool = db.pool().clone();
     let stored = |id: &'static str| {
         let pool = pool.clone();
         async move {

@@ -6,21 +6,18 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::error::ApiResult;
-use crate::builds::repo;
-use crate::queue;
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// Alive and able to read the database.
 pub async fn healthz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
-    let depth = queue::depth(&state.db).await?;
+    let depth = state.builds.queue_depth().await?;
     Ok(Json(json!({ "status": "ok", "queue_depth": depth, "workers": state.config.workers })))
 }
 
 /// Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
-    let depth = queue::depth(&state.db).await?;
-    let builds = repo::counts_by_status(&state.db).await?;
+    let (builds, depth) = state.builds.counts().await?;
     let body = state.metrics.render(state.config.workers, depth, &builds);
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body))
 }

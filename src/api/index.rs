@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 use wheelwright_workers::wheel::tags;
 
-use super::error::{ApiError, ApiResult};
-use crate::builds::repo;
+use crate::error::{ApiError, ApiResult};
+use crate::model::index::IndexFile;
 use crate::state::AppState;
 
 const JSON_V1: &str = "application/vnd.pypi.simple.v1+json";
@@ -68,7 +68,7 @@ fn escape(s: &str) -> String {
 /// `GET /simple/`: every project with a successful build.
 pub async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let format = negotiate(&headers)?;
-    let names = repo::index_projects(&state.db).await?;
+    let names = state.builds.index_projects().await?;
     let body = if format == Format::Json {
         let projects: Vec<_> = names.iter().map(|n| json!({ "name": n })).collect();
         json!({ "meta": { "api-version": "1.0" }, "projects": projects }).to_string()
@@ -101,11 +101,11 @@ pub async fn project(
         return Ok(Redirect::permanent(&format!("/simple/{normalized}/")).into_response());
     }
     let format = negotiate(&headers)?;
-    let files = repo::index_files(&state.db, &normalized).await?;
+    let files = state.builds.index_files(&normalized).await?;
     if files.is_empty() {
         return Err(ApiError::not_found(format!("no successful build of `{normalized}`")));
     }
-    let url = |f: &repo::IndexFile| format!("/api/v1/builds/{}/artifacts/{}", f.build_id, f.filename);
+    let url = |f: &IndexFile| crate::model::artifact_url(&f.build_id, &f.filename);
     let body = if format == Format::Json {
         let files: Vec<_> = files
             .iter()

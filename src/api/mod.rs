@@ -3,7 +3,6 @@
 //! configured.
 
 pub mod builds;
-pub mod error;
 mod health;
 mod index;
 pub mod projects;
@@ -15,8 +14,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use crate::auth::{bearer_token, token_allowed};
+use crate::error::ApiError;
 use crate::state::AppState;
-use error::ApiError;
 
 /// Every route of the daemon. `state.config.bind` must be the address the
 /// listener really has (the `Host` allow-list derives from it).

@@ -1,16 +1,15 @@
-//! The worker pool: N tokio tasks that claim jobs and run builds, and a task
-//! that takes back jobs whose lease expired.
+//! The worker pool: N tokio tasks that claim jobs and run them through the
+//! [`executor::BuildExecutor`] (the engine), and a task that takes back jobs
+//! whose lease expired.
 
+pub mod executor;
 mod run;
 pub mod scrub;
-
-pub use run::report_status;
 
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use crate::queue;
 use crate::state::AppState;
 
 /// How often idle workers look for due jobs without being woken (retries
@@ -36,7 +35,7 @@ pub async fn run_pool(state: AppState) {
 
 async fn worker_loop(state: AppState, name: String) {
     while !state.shutdown.is_cancelled() {
-        match queue::claim(&state.db, &name, state.config.lease).await {
+        match state.db.jobs.claim(&name, state.config.lease).await {
             Ok(Some(claim)) => {
                 // Another job may be waiting: let an idle worker look too.
                 state.wake.notify_one();
@@ -61,7 +60,7 @@ async fn worker_loop(state: AppState, name: String) {
 async fn rescue_loop(state: AppState) {
     let every = (state.config.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(10));
     loop {
-        match queue::rescue_expired(&state.db).await {
+        match state.db.jobs.rescue_expired().await {
             Ok(0) => {}
             Ok(n) => {
                 info!("took back {n} job(s) whose lease expired");

@@ -9,20 +9,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::{info, info_span, warn, Instrument};
-use wheelwright_workers::pipeline::{self, BuildOptions, Event};
+use wheelwright_workers::pipeline::Event;
 use wheelwright_workers::process::CancelToken;
-use wheelwright_workers::project::{Overrides, Project};
+use wheelwright_workers::project::Overrides;
 use wheelwright_workers::report::{BuildReport, Status};
 
+use super::executor::BuildJob;
 use super::scrub::HostPaths;
-use crate::builds::published::{self, Publication, Refusal};
-use crate::builds::repo;
-use crate::builds::{ArtifactRecord, BuildRecord, BuildStatus};
+use crate::builds::BuildEvent;
 use crate::config::Ownership;
-use crate::db::BEGIN_IMMEDIATE;
-use crate::github::statuses::StatusUpdate;
 use crate::logs::LogEvent;
-use crate::queue::{self, Claim, Retry};
+use crate::model::index::{Publish, Refusal};
+use crate::model::queue::{Claim, Completed, Completion, Retry};
+use crate::model::{ArtifactRecord, BuildRecord, BuildStatus, StoredReport};
 use crate::state::AppState;
 
 /// What the watcher saw while the build ran.
@@ -39,24 +38,30 @@ pub async fn execute(state: &AppState, claim: Claim) {
     if let Err(e) = run(state, &claim).instrument(span).await {
         warn!(build.id = %claim.build_id, "build could not be run: {e:#}");
         let reason = host_paths(state, &claim.build_id).scrub(&format!("{e:#}"));
-        match queue::fail_attempt(&state.db, &claim, &reason).await {
-            Ok(Retry::Discarded) => state.logs.finish(&claim.build_id, "failed"),
+        match state.db.jobs.fail_attempt(&claim, &reason).await {
+            Ok(Retry::Discarded) => finished(state, &claim.build_id, BuildStatus::Failed),
             Ok(_) => {}
             Err(e) => warn!("recording the failure failed too: {e}"),
         }
     }
-    state.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&claim.build_id);
+    state.running.remove(&claim.build_id);
     let _ = std::fs::remove_dir_all(state.jobs_dir.join(&claim.build_id));
     state.metrics.worker_idle();
 }
 
+/// Tells live followers and event subscribers that a build ended.
+fn finished(state: &AppState, build_id: &str, status: BuildStatus) {
+    state.logs.finish(build_id, status.as_str());
+    state.events.publish(BuildEvent::Finished { build_id: build_id.to_string(), status });
+}
+
 async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
-    let build = repo::get(&state.db, &claim.build_id).await?.ok_or_else(|| anyhow::anyhow!("the build row is gone"))?;
+    let build = state.db.builds.get(&claim.build_id).await?.ok_or_else(|| anyhow::anyhow!("the build row is gone"))?;
     let cancel = CancelToken::new();
-    state.running.lock().unwrap_or_else(|e| e.into_inner()).insert(build.id.clone(), cancel.clone());
+    state.running.insert(&build.id, cancel.clone());
 
     let (events, receiver) = mpsc::unbounded_channel::<Event>();
-    let first_seq = repo::next_log_seq(&state.db, &build.id).await?;
+    let first_seq = state.db.logs.next_seq(&build.id).await?;
     let writer = tokio::spawn(write_logs(state.clone(), build.id.clone(), first_seq, receiver));
     let _ = events.send(Event::Log {
         target: None,
@@ -65,46 +70,32 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
             claim.attempt, build.id, build.project_name, build.project_version
         ),
     });
-
-    if let (Some(statuses), Some(origin)) = (&state.statuses, &build.origin) {
-        statuses.send(StatusUpdate {
-            origin: origin.clone(),
-            state: "pending",
-            description: "building".into(),
-            target_url: format!("{}/builds/{}", state.config.public_url, build.id),
-        });
-    }
+    state.events.publish(BuildEvent::Started { build_id: build.id.clone() });
     let watch = Arc::new(Watch::default());
     let watcher = tokio::spawn(watch_build(state.clone(), claim.clone(), cancel.clone(), watch.clone()));
 
     let job_dir = state.jobs_dir.join(&build.id);
     let _ = std::fs::remove_dir_all(&job_dir);
     std::fs::create_dir_all(job_dir.join("work"))?;
-    let options = BuildOptions {
-        targets: Some(build.targets.clone()),
+    let job = BuildJob {
+        build_id: build.id.clone(),
+        source: state.sources.path(&build.id),
+        overrides: Overrides {
+            name: build.overrides.name.clone(),
+            version: build.overrides.version.clone(),
+            debug: build.debug,
+        },
+        targets: build.targets.clone(),
         out_dir: job_dir.join("out"),
         work_dir: job_dir.join("work"),
-        smoke: state.config.smoke,
-        interpreters: state.engine.interpreters.clone(),
-        cache_dir: state.config.cache_dir.clone(),
-        // Fixed timestamps: the same source gives the same bytes, whenever built.
-        source_date_epoch: None,
-        sandbox: state.engine.sandbox.clone(),
         cancel: cancel.clone(),
-        // Side by side: when one target waits (a cgroup move, a disk write),
-        // another one uses the core.
-        parallel_targets: true,
-        toolchain: state.engine.toolchain.clone(),
     };
-    let source = state.sources_dir.join(&build.id);
-    let overrides =
-        Overrides { name: build.overrides.name.clone(), version: build.overrides.version.clone(), debug: build.debug };
+    let executor = state.executor.clone();
     let engine_events = events.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let project = Project::load(&source, &overrides)?;
-        Ok::<_, wheelwright_workers::project::ProjectError>(pipeline::build(&project, &options, &|event| {
+        executor.execute(&job, &|event| {
             let _ = engine_events.send(event);
-        }))
+        })
     })
     .await;
     watcher.abort();
@@ -116,7 +107,7 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         None
     } else if watch.handed_back.load(Ordering::SeqCst) {
         let _ = events.send(Event::Log { target: None, text: "shutting down: the build is handed back".into() });
-        queue::release(&state.db, claim).await?;
+        state.db.jobs.release(claim).await?;
         None
     } else if cancel.is_cancelled() {
         let _ = events.send(Event::Log { target: None, text: "cancelled".into() });
@@ -134,7 +125,7 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
                 Some(reason) => {
                     let _ = events.send(Event::Log { target: None, text: format!("host failure: {reason}") });
                     let reason = host_paths(state, &build.id).scrub(&reason);
-                    match queue::fail_attempt(&state.db, claim, &reason).await? {
+                    match state.db.jobs.fail_attempt(claim, &reason).await? {
                         Retry::Scheduled => {
                             let _ = events.send(Event::Log { target: None, text: "the build will be retried".into() });
                             None
@@ -154,31 +145,9 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
     let _ = writer.await;
     if let Some(status) = ending {
         info!(status = status.as_str(), "build finished");
-        state.logs.finish(&build.id, status.as_str());
-        report_status(state, &build.id).await;
+        finished(state, &build.id, status);
     }
     Ok(())
-}
-
-/// Posts the final commit status of a pushed build (when statuses are on).
-pub async fn report_status(state: &AppState, build_id: &str) {
-    let Some(statuses) = &state.statuses else { return };
-    let Ok(Some(build)) = repo::get(&state.db, build_id).await else { return };
-    let Some(origin) = build.origin else { return };
-    let (github_state, description) = match build.status {
-        BuildStatus::Succeeded => ("success", "all targets built and verified".to_string()),
-        BuildStatus::Failed => ("failure", build.error.unwrap_or_else(|| "a target failed".into())),
-        BuildStatus::Cancelled => ("error", "cancelled".to_string()),
-        _ => return,
-    };
-    // GitHub keeps 140 characters of a description.
-    let description: String = description.lines().next().unwrap_or("").chars().take(140).collect();
-    statuses.send(StatusUpdate {
-        origin,
-        state: github_state,
-        description,
-        target_url: format!("{}/builds/{}", state.config.public_url, build.id),
-    });
 }
 
 /// Stores the artifacts, then completes the job, publishes a successful
@@ -194,59 +163,56 @@ async fn record(
     report: Option<BuildReport>,
     error: Option<String>,
 ) -> anyhow::Result<BuildStatus> {
-    let mut status = status;
-    let mut report = report;
     let mut artifacts = Vec::new();
-    if let (Some(report), BuildStatus::Succeeded | BuildStatus::Failed) = (report.as_mut(), status) {
+    if let (Some(report), BuildStatus::Succeeded | BuildStatus::Failed) = (report.as_ref(), status) {
         // Content-addressed: a crash after this leaves only unreferenced blobs.
         let store = state.store.clone();
-        let scrubbed = report.clone();
-        artifacts = tokio::task::spawn_blocking(move || store_artifacts(&*store, &scrubbed)).await??;
-        for artifact in report.targets.iter_mut().flat_map(|t| t.artifacts.iter_mut()).chain(report.sdist.as_mut()) {
-            // Paths inside the job directory mean nothing once it is gone.
-            artifact.path = artifact.filename.clone().into();
-        }
+        let report = report.clone();
+        artifacts = tokio::task::spawn_blocking(move || store_artifacts(&*store, &report)).await??;
     }
     let paths = host_paths(state, &build.id);
     let mut report = report.map(|r| paths.scrub_report(&r));
-    let mut error = error.map(|e| paths.scrub(&e));
-    let mut tx = state.db.begin_with(BEGIN_IMMEDIATE).await?;
-    let job_state = if status == BuildStatus::Cancelled { "cancelled" } else { "completed" };
-    if !queue::complete(&mut tx, claim, job_state).await? {
-        tx.rollback().await?;
-        anyhow::bail!("the claim went stale before the result was recorded");
-    }
+    let error = error.map(|e| paths.scrub(&e));
     let mut notes = Vec::new();
-    if status == BuildStatus::Succeeded && build.debug {
+    let publish = if status == BuildStatus::Succeeded && build.debug {
         // A debug wheel has the release wheel's name: it must never stand in for it.
         notes.push("debug build: its files are not published to the package index".to_string());
+        None
     } else if status == BuildStatus::Succeeded {
-        let publication = Publication {
-            build_id: &build.id,
-            normalized_name: &build.normalized_name,
-            owner: build.owner.as_deref(),
+        Some(Publish {
+            owner: build.owner.clone(),
             enforce_ownership: state.config.index_ownership == Ownership::FirstPublisher,
-            artifacts: &artifacts,
-        };
-        let refusals = published::publish(&mut tx, &publication).await?;
-        if !refusals.is_empty() {
-            status = BuildStatus::Failed;
-            let message = refuse(report.as_mut(), &refusals);
-            notes.extend(message.lines().map(str::to_string));
-            error = Some(message);
-        }
+        })
+    } else {
+        None
+    };
+    let mut completion =
+        Completion { status, report: report.as_ref().map(StoredReport::from), error, artifacts, publish };
+    let mut outcome = state.db.jobs.complete(claim, &completion).await?;
+    if let Completed::Refused(refusals) = &outcome {
+        // Recorded again, failed and unpublished, with the reasons.
+        let message = refuse(report.as_mut(), refusals);
+        notes.extend(message.lines().map(str::to_string));
+        completion.status = BuildStatus::Failed;
+        completion.report = report.as_ref().map(StoredReport::from);
+        completion.error = Some(message);
+        completion.publish = None;
+        outcome = state.db.jobs.complete(claim, &completion).await?;
     }
-    repo::finish(&mut tx, &build.id, status, report.as_ref(), error.as_deref(), &artifacts).await?;
-    tx.commit().await?;
+    match outcome {
+        Completed::Recorded => {}
+        Completed::Stale => anyhow::bail!("the claim went stale before the result was recorded"),
+        Completed::Refused(_) => anyhow::bail!("an unpublished build was refused publication"),
+    }
     for note in notes {
         let _ = events.send(Event::Log { target: None, text: note });
     }
-    Ok(status)
+    Ok(completion.status)
 }
 
 /// The host places a build's public log and report must not show.
 fn host_paths(state: &AppState, build_id: &str) -> HostPaths {
-    state.host_paths.with_build(&state.jobs_dir.join(build_id), &state.sources_dir.join(build_id))
+    state.host_paths.with_build(&state.jobs_dir.join(build_id), &state.sources.path(build_id))
 }
 
 /// Marks the targets whose wheels could not be published as failed, with
@@ -301,7 +267,7 @@ async fn watch_build(state: AppState, claim: Claim, cancel: CancelToken, watch: 
     loop {
         tokio::time::sleep(tick).await;
         if last_beat.elapsed() >= state.config.lease / 3 {
-            match queue::heartbeat(&state.db, &claim, state.config.lease).await {
+            match state.db.jobs.heartbeat(&claim, state.config.lease).await {
                 Ok(true) => last_beat = Instant::now(),
                 Ok(false) => {
                     watch.lost_lease.store(true, Ordering::SeqCst);
@@ -311,7 +277,7 @@ async fn watch_build(state: AppState, claim: Claim, cancel: CancelToken, watch: 
                 Err(e) => warn!("heartbeat failed: {e}"),
             }
         }
-        if repo::cancel_requested(&state.db, &claim.build_id).await.unwrap_or(false) {
+        if state.db.builds.cancel_requested(&claim.build_id).await.unwrap_or(false) {
             cancel.cancel();
         }
         if state.shutdown.is_cancelled() {
@@ -350,7 +316,7 @@ async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events:
         for line in &mut lines {
             *line = host_paths.scrub(line);
         }
-        if let Err(e) = repo::append_logs(&state.db, &build_id, seq, &lines).await {
+        if let Err(e) = state.db.logs.append(&build_id, seq, &lines).await {
             warn!("writing log lines failed: {e}");
         }
         for line in lines {

@@ -57,7 +57,7 @@ pub fn fetch_commit(
     }
     let work_tree = format!("--work-tree={}", tree.display());
     run(&[&git_dir_arg, &work_tree, "checkout", "--quiet", "--force", "FETCH_HEAD", "--", "."], &offline)?;
-    let files = crate::upload::read_tree(&tree).map_err(|e| e.to_string())?;
+    let files = crate::store::read_tree(&tree).map_err(|e| e.to_string())?;
     let size: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
     if size > MAX_TREE {
         return Err(format!("the commit's files add up to {size} bytes, more than {MAX_TREE}"));

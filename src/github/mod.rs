@@ -2,7 +2,6 @@
 //! commit statuses that report their outcome.
 
 mod fetch;
-pub mod pushes;
 pub mod signature;
 pub mod statuses;
 mod webhook;

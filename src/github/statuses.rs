@@ -1,6 +1,7 @@
 //! Commit statuses: `pending` when a pushed build starts, `success` or
-//! `failure` when it ends, with a link to its page. Posted by one background
-//! task in order, retried with backoff, never holding up a build.
+//! `failure` when it ends, with a link to its page. Driven by the build
+//! events ([`follow_builds`]): the workers never call GitHub. Posted by one
+//! background task in order, retried with backoff, never holding up a build.
 
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::builds::GitOrigin;
+use crate::builds::{BuildEvent, BuildService};
+use crate::model::{BuildRecord, BuildStatus, GitOrigin};
+use crate::state::AppState;
 
 /// One status to post.
 #[derive(Debug, Clone)]
@@ -53,6 +56,51 @@ impl StatusNotifier {
     pub fn send(&self, update: StatusUpdate) {
         let _ = self.queue.send(update);
     }
+}
+
+/// Subscribes to the build events and turns those of pushed builds into
+/// commit statuses: `pending` at a start, the outcome at the end.
+pub fn follow_builds(state: &AppState, statuses: StatusNotifier) {
+    let mut events = state.builds.events().subscribe();
+    let service = state.builds.clone();
+    let public_url = state.config.public_url.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Some(update) = update_for(&service, &public_url, &event).await {
+                statuses.send(update);
+            }
+        }
+    });
+}
+
+/// The status `event` asks for, when its build came from a push.
+async fn update_for(service: &BuildService, public_url: &str, event: &BuildEvent) -> Option<StatusUpdate> {
+    let (build_id, started) = match event {
+        BuildEvent::Started { build_id } => (build_id, true),
+        BuildEvent::Finished { build_id, .. } => (build_id, false),
+    };
+    let build = match service.record(build_id).await {
+        Ok(build) => build,
+        Err(e) => {
+            warn!(build.id = %build_id, "no commit status: the build cannot be read: {e}");
+            return None;
+        }
+    };
+    let origin = build.origin.clone()?;
+    let (state, description) = if started { ("pending", "building".to_string()) } else { outcome(&build)? };
+    Some(StatusUpdate { origin, state, description, target_url: format!("{public_url}/builds/{}", build.id) })
+}
+
+/// A finished build's commit state and description (GitHub keeps 140
+/// characters of one line).
+fn outcome(build: &BuildRecord) -> Option<(&'static str, String)> {
+    let (state, description) = match build.status {
+        BuildStatus::Succeeded => ("success", "all targets built and verified".to_string()),
+        BuildStatus::Failed => ("failure", build.error.clone().unwrap_or_else(|| "a target failed".into())),
+        BuildStatus::Cancelled => ("error", "cancelled".to_string()),
+        BuildStatus::Queued | BuildStatus::Running => return None,
+    };
+    Some((state, description.lines().next().unwrap_or("").chars().take(140).collect()))
 }
 
 async fn post(client: &reqwest::Client, api: &str, token: &str, update: &StatusUpdate) {

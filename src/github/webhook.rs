@@ -14,14 +14,13 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio_stream::StreamExt;
 
-use super::pushes::{self, PendingPush};
 use super::signature;
 use super::statuses::StatusUpdate;
-use crate::api::builds::{self, BuildView};
-use crate::api::error::{ApiError, ApiResult};
-use crate::builds::{repo, GitOrigin, Submitter};
+use crate::builds::{ServiceError, Submission};
+use crate::dto::BuildView;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{GitOrigin, PendingPush, Submitter};
 use crate::state::AppState;
-use crate::upload::Upload;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -85,9 +84,10 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
     let payload: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("bad_payload", format!("the push payload is not JSON: {e}")))?;
     if let Some(delivery) = delivery {
-        if let Some(build_id) = repo::delivery(&state.db, delivery).await? {
+        if let Some(build_id) = state.builds.build_of_delivery(delivery).await? {
             // A redelivery: the same build again, never a second one.
-            return Ok((StatusCode::OK, Json(builds::load_view(state, &build_id).await?)).into_response());
+            let view = BuildView::from(&state.builds.get(&build_id).await?);
+            return Ok((StatusCode::OK, Json(view)).into_response());
         }
     }
     let text = |pointer: &str| payload.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string();
@@ -110,7 +110,7 @@ async fn push(state: &AppState, delivery: Option<&str>, body: &[u8]) -> ApiResul
     check_source(state, &clone_url, &origin)?;
     if let Some(delivery) = delivery {
         let push = PendingPush { delivery: delivery.to_string(), origin: origin.clone(), clone_url: clone_url.clone() };
-        if !pushes::remember(&state.db, &push).await? {
+        if !state.builds.remember_push(&push).await? {
             // The first delivery is still being fetched: one build only.
             return Ok(accepted(delivery));
         }
@@ -220,7 +220,7 @@ async fn fetch_and_submit(
     let result = async {
         let files = {
             let (url, wanted, reference) = (clone_url.clone(), origin.commit.clone(), origin.git_ref.clone());
-            let (sandbox, scratch) = (state.engine.sandbox.clone(), state.jobs_dir.clone());
+            let (sandbox, scratch) = (state.sandbox.clone(), state.jobs_dir.clone());
             tokio::task::spawn_blocking(move || {
                 super::fetch::fetch_commit(&url, &wanted, &reference, &sandbox, &scratch)
             })
@@ -233,13 +233,10 @@ async fn fetch_and_submit(
         };
         // The build, its delivery and the end of the pending push are one
         // transaction: a delivery makes one build, whatever fails when.
-        let upload = Upload { files, origin: Some(origin.clone()), delivery: delivery.clone(), ..Upload::default() };
-        let view = builds::submit(&state, upload, &Submitter::github(&origin.repository)).await?;
-        if view.status.is_final() {
-            // Served from the cache: it will not start, so report it now.
-            crate::dispatch::report_status(&state, &view.id).await;
-        }
-        Ok::<_, ApiError>((StatusCode::ACCEPTED, view))
+        let submission =
+            Submission { files, origin: Some(origin.clone()), delivery: delivery.clone(), ..Submission::default() };
+        let details = state.builds.submit(submission, &Submitter::github(&origin.repository)).await?;
+        Ok::<_, ApiError>((StatusCode::ACCEPTED, BuildView::from(&details)))
     }
     .await;
     if !last_try && result.is_err() {
@@ -249,7 +246,7 @@ async fn fetch_and_submit(
         // Built (the build's transaction usually dropped it already, but not
         // when another attempt had recorded the delivery first), or failed
         // for good: a redelivery from GitHub starts it again.
-        if let Err(e) = pushes::forget(&state.db, delivery).await {
+        if let Err(e) = state.builds.forget_push(delivery).await {
             tracing::warn!(delivery = %delivery, "could not drop the pending push: {e}");
         }
     }
@@ -279,11 +276,11 @@ const RESUME_WITHIN: Duration = Duration::from_secs(7 * 24 * 3600);
 /// against the repository list and `clone-base`. Failures are retried, then
 /// reported as `error` commit statuses, as for any push answered before its
 /// fetch ended. Returns how many there are.
-pub async fn resume_pending(state: &AppState) -> Result<usize, sqlx::Error> {
+pub async fn resume_pending(state: &AppState) -> Result<usize, ServiceError> {
     if state.config.github.secret.is_none() {
         return Ok(0);
     }
-    let pending = pushes::pending(&state.db).await?;
+    let pending = state.builds.pending_pushes().await?;
     let count = pending.len();
     let state = state.clone();
     tokio::spawn(async move {
@@ -297,7 +294,7 @@ pub async fn resume_pending(state: &AppState) -> Result<usize, sqlx::Error> {
             };
             if let Some(reason) = refused {
                 tracing::warn!(delivery = %push.delivery, "a pending push is dropped: {reason}");
-                let _ = pushes::forget(&state.db, &push.delivery).await;
+                let _ = state.builds.forget_push(&push.delivery).await;
                 continue;
             }
             tracing::info!(delivery = %push.delivery, commit = %push.origin.commit, "fetching a push accepted before the restart");

@@ -1,9 +1,12 @@
 //! The artifact store: files addressed by the sha256 of their bytes, behind
-//! a small trait so that an object store can take the local one's place.
+//! a small trait so that an object store can take the local one's place;
+//! and the builds' source trees.
 
 mod local;
+mod sources;
 
 pub use local::LocalStore;
+pub use sources::{read_tree, SourceTrees};
 
 /// Where built artifacts are kept.
 pub trait ArtifactStore: Send + Sync + 'static {

@@ -6,15 +6,17 @@ mod archive;
 mod error;
 mod paths;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use axum::extract::multipart::Field;
 use axum::extract::Multipart;
-use sha2::{Digest, Sha256};
 use wheelwright_workers::platform::Target;
 
 pub use error::UploadError;
 pub use paths::{safe_relative, shown};
+
+/// Largest size an uploaded archive may unpack to.
+pub const MAX_EXPANDED: u64 = 64 << 20;
 
 /// Most files a project may have.
 pub const MAX_FILES: usize = 2000;
@@ -47,10 +49,23 @@ pub struct Upload {
     /// The form's token, once checked (form mode on a server with tokens):
     /// who submits, for the queue limit and the project's owner.
     pub token: Option<String>,
-    /// The git push this source came from (webhooks).
-    pub origin: Option<crate::builds::GitOrigin>,
-    /// The GitHub delivery that asked for this build (webhooks).
-    pub delivery: Option<String>,
+}
+
+impl Upload {
+    /// What the build service is asked to build (the token has been checked
+    /// and named the submitter by then).
+    pub fn into_submission(self) -> crate::builds::Submission {
+        crate::builds::Submission {
+            files: self.files,
+            targets: self.targets,
+            name: self.name,
+            version: self.version,
+            debug: self.debug,
+            rebuild: self.rebuild,
+            origin: None,
+            delivery: None,
+        }
+    }
 }
 
 /// Largest text field (targets, name, version, ...) read.
@@ -248,57 +263,12 @@ fn place_picked_file(path: PathBuf) -> PathBuf {
     }
 }
 
-/// Reads a stored source tree back (for rebuilds).
-pub fn read_tree(dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                let rel = entry.path().strip_prefix(dir).expect("below dir").to_path_buf();
-                files.push((rel, std::fs::read(entry.path())?));
-            }
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(files)
-}
-
 fn parse_bool(field: &'static str, value: &str) -> Result<bool, UploadError> {
     match value.to_ascii_lowercase().as_str() {
         "" | "0" | "false" | "no" | "off" => Ok(false),
         "1" | "true" | "yes" | "on" => Ok(true),
         _ => Err(UploadError::NotABool { field, value: value.to_string() }),
     }
-}
-
-/// Writes the files under `dir` (which must not exist yet) through a
-/// temporary sibling renamed into place; returns the tree's sha256.
-pub fn write_tree(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> std::io::Result<String> {
-    let partial = dir.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial)?;
-    let mut sorted: Vec<&(PathBuf, Vec<u8>)> = files.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut hasher = Sha256::new();
-    for (path, data) in sorted {
-        let full = partial.join(path);
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&full, data)?;
-        let name = path.to_string_lossy();
-        hasher.update((name.len() as u64).to_le_bytes());
-        hasher.update(name.as_bytes());
-        hasher.update((data.len() as u64).to_le_bytes());
-        hasher.update(data);
-    }
-    std::fs::rename(&partial, dir)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]

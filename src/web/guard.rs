@@ -22,8 +22,8 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::error::ApiError;
 use crate::config::Config;
+use crate::error::ApiError;
 
 /// The policy: the pages load their CSS, script and images from this server
 /// only, post forms only to it, and may not be framed.

@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Largest body of the cancel and rebuild forms.

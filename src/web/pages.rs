@@ -12,11 +12,8 @@ use wheelwright_workers::platform::Target;
 use wheelwright_workers::wheel::tags;
 
 use super::views::{self, BuildPage, BuildRow, BuildsPage, ProjectPage, UploadPage};
-use crate::api::builds::{self, BuildView};
-use crate::api::error::ApiError;
-use crate::api::projects;
-use crate::builds::repo;
-use crate::builds::{BuildStatus, Submitter};
+use crate::error::ApiError;
+use crate::model::{rfc3339, BuildStatus, ListFilter, Submitter};
 use crate::state::AppState;
 use crate::upload;
 
@@ -32,7 +29,7 @@ fn host(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 fn token_ok(state: &AppState, given: Option<&str>) -> bool {
-    crate::api::token_allowed(&state.config.tokens, given.map(str::trim))
+    crate::auth::token_allowed(&state.config.tokens, given.map(str::trim))
 }
 
 /// A small page for an error that has no better home.
@@ -81,13 +78,13 @@ pub async fn submit(
         let body = if tokens.is_empty() { body } else { gate.guard(body) };
         let request = axum::extract::Request::from_parts(parts, body);
         let form = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &()).await?;
-        let upload = upload::read(form, builds::MAX_EXPANDED, upload::Mode::Form, tokens, Some(&gate)).await?;
+        let upload = upload::read(form, upload::MAX_EXPANDED, upload::Mode::Form, tokens, Some(&gate)).await?;
         let submitter = Submitter::of_request(!state.config.tokens.is_empty(), upload.token.as_deref(), client.ip());
-        builds::submit(&state, upload, &submitter).await
+        Ok::<_, ApiError>(state.builds.submit(upload.into_submission(), &submitter).await?)
     }
     .await;
     match result {
-        Ok(view) => Redirect::to(&format!("/builds/{}", view.id)).into_response(),
+        Ok(details) => Redirect::to(&format!("/builds/{}", details.build.id)).into_response(),
         Err(error) => {
             let status = error.status;
             let mut response = render(upload_page(&state, Some(error.message)));
@@ -96,6 +93,9 @@ pub async fn submit(
         }
     }
 }
+
+/// Builds per page of `/builds`.
+const PAGE_SIZE: u32 = 25;
 
 /// `GET /builds?project=&status=&cursor=`.
 pub async fn builds(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
@@ -111,20 +111,19 @@ pub async fn builds(State(state): State<AppState>, Query(query): Query<HashMap<S
             ),
         };
         let normalized = (!project.is_empty()).then(|| tags::normalize(&project));
-        let limit = 25;
-        let mut records =
-            repo::list(&state.db, limit + 1, cursor.as_deref(), normalized.as_deref(), status_filter).await?;
-        let more = records.len() as i64 > limit;
-        records.truncate(limit as usize);
-        Ok::<_, ApiError>((records, more))
+        let filter =
+            ListFilter { limit: PAGE_SIZE, before: cursor.clone(), project: normalized, status: status_filter };
+        Ok::<_, ApiError>(state.builds.list(&filter).await?)
     }
     .await;
-    let (records, more) = match result {
+    let listing = match result {
         Ok(r) => r,
         Err(e) => return error_page(e, "/builds"),
     };
-    let rows: Vec<BuildRow> = records
+    let rows: Vec<BuildRow> = listing
+        .builds
         .iter()
+        .map(|d| &d.build)
         .map(|b| BuildRow {
             id: b.id.clone(),
             short_id: views::short(&b.id),
@@ -133,7 +132,7 @@ pub async fn builds(State(state): State<AppState>, Query(query): Query<HashMap<S
             version: b.project_version.clone(),
             status: b.status.as_str().to_string(),
             targets: b.targets.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
-            created: BuildView::new(b, &[]).created_at,
+            created: rfc3339(b.created_at),
         })
         .collect();
     let query_string = |cursor: Option<&str>| {
@@ -153,7 +152,7 @@ pub async fn builds(State(state): State<AppState>, Query(query): Query<HashMap<S
             format!("?{}", parts.join("&"))
         }
     };
-    let next = if more { rows.last().map(|r| format!("/builds{}", query_string(Some(&r.id)))) } else { None };
+    let next = listing.next_cursor.as_deref().map(|c| format!("/builds{}", query_string(Some(c))));
     render(BuildsPage {
         version: views::VERSION,
         api_url: format!("/api/v1/builds{}", query_string(cursor.as_deref())),
@@ -177,16 +176,9 @@ fn urlencode(s: &str) -> String {
 /// `GET /builds/{id}`.
 pub async fn build(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let result = async {
-        let record = repo::get(&state.db, &id).await?.ok_or_else(|| ApiError::not_found(format!("no build `{id}`")))?;
-        let view = BuildView::new(&record, &repo::artifacts(&state.db, &id).await?);
-        let log: String = repo::logs(&state.db, &id, -1).await?.into_iter().map(|(_, l)| l + "\n").collect();
-        Ok::<_, ApiError>(BuildPage::new(
-            view,
-            record.normalized_name,
-            log,
-            &host(&state, &headers),
-            !state.config.tokens.is_empty(),
-        ))
+        let details = state.builds.get(&id).await?;
+        let log: String = state.builds.log(&id, -1).await?.into_iter().map(|(_, l)| l + "\n").collect();
+        Ok::<_, ApiError>(BuildPage::new(&details, log, &host(&state, &headers), !state.config.tokens.is_empty()))
     }
     .await;
     match result {
@@ -215,9 +207,9 @@ pub async fn cancel(
     if let Some(page) = refuse_bad_token(&state, &form, &back) {
         return page;
     }
-    match builds::cancel_build(&state, &id).await {
+    match state.builds.cancel(&id).await {
         Ok(()) => Redirect::to(&back).into_response(),
-        Err(e) => error_page(e, &back),
+        Err(e) => error_page(e.into(), &back),
     }
 }
 
@@ -234,16 +226,16 @@ pub async fn rebuild(
     }
     let requester =
         Submitter::of_request(!state.config.tokens.is_empty(), form.get("token").map(String::as_str), client.ip());
-    match builds::rebuild_of(&state, &id, &requester).await {
-        Ok(view) => Redirect::to(&format!("/builds/{}", view.id)).into_response(),
-        Err(e) => error_page(e, &back),
+    match state.builds.rebuild(&id, &requester).await {
+        Ok(details) => Redirect::to(&format!("/builds/{}", details.build.id)).into_response(),
+        Err(e) => error_page(e.into(), &back),
     }
 }
 
 /// `GET /projects/{name}`.
 pub async fn project(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    match projects::project_view(&state, &name).await {
-        Ok(view) => render(ProjectPage::new(view, &host(&state, &headers))),
-        Err(e) => error_page(e, "/builds"),
+    match state.builds.project(&name).await {
+        Ok(project) => render(ProjectPage::new(&project, &host(&state, &headers))),
+        Err(e) => error_page(e.into(), "/builds"),
     }
 }

@@ -1,10 +1,11 @@
-//! What the templates show, prepared from the API's views.
+//! What the templates show, prepared from the service's records.
 
 use askama::Template;
-use wheelwright_workers::report::{Status, Step};
+use wheelwright_workers::platform::Target;
 
-use crate::api::builds::BuildView;
-use crate::api::projects::ProjectView;
+use crate::builds::ProjectSummary;
+use crate::model::report::{Status, Step, StoredTarget};
+use crate::model::{rfc3339, BuildDetails};
 
 /// The version shown in every footer.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -156,53 +157,67 @@ pub fn short(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
+/// One row of the grid for a target with a report.
+fn target_row(t: &StoredTarget, used: &[Step]) -> TargetRow {
+    let cells = used
+        .iter()
+        .map(|name| match t.steps.iter().find(|s| s.name == *name) {
+            Some(step) => {
+                let status = step.status.as_str().to_string();
+                Cell {
+                    symbol: symbol(&status),
+                    label: if step.status == Status::Skipped {
+                        "skipped".into()
+                    } else {
+                        format!("{} ms", step.duration_ms)
+                    },
+                    status,
+                    reason: step.reason.clone(),
+                }
+            }
+            None => Cell { status: "none".into(), symbol: symbol(""), label: String::new(), reason: None },
+        })
+        .collect();
+    TargetRow {
+        target: t.target.name().to_string(),
+        status: t.status.as_str().to_string(),
+        reason: t.reason.clone(),
+        failed_step: t.steps.iter().find(|s| s.status == Status::Failed).map(|s| s.name),
+        cells,
+    }
+}
+
 impl BuildPage {
-    /// The page for `view`, with its log and the host for the pip line.
-    pub fn new(view: BuildView, normalized: String, log: String, host: &str, needs_token: bool) -> BuildPage {
-        let status = view.status.as_str().to_string();
-        let is_final = view.status.is_final();
+    /// The page for `details`, with its log and the host for the pip line.
+    pub fn new(details: &BuildDetails, log: String, host: &str, needs_token: bool) -> BuildPage {
+        let BuildDetails { build, artifacts } = details;
+        let reported: &[StoredTarget] = build.report.as_ref().map_or(&[], |r| &r.targets);
         let mut used: Vec<Step> =
-            grid_steps().filter(|s| view.targets.iter().any(|t| t.steps.iter().any(|x| x.name == *s))).collect();
+            grid_steps().filter(|s| reported.iter().any(|t| t.steps.iter().any(|x| x.name == *s))).collect();
         if used.is_empty() {
             // No step reported yet: the steps every build runs (`toolchain`
             // is reported only when tools are missing).
             used = grid_steps().filter(|s| *s != Step::Toolchain).collect();
         }
-        let rows = view
-            .targets
-            .iter()
-            .map(|t| {
-                let cells = used
-                    .iter()
-                    .map(|name| match t.steps.iter().find(|s| s.name == *name) {
-                        Some(step) => {
-                            let status = step.status.as_str().to_string();
-                            Cell {
-                                symbol: symbol(&status),
-                                label: if status == "skipped" {
-                                    "skipped".into()
-                                } else {
-                                    format!("{} ms", step.duration_ms)
-                                },
-                                status,
-                                reason: step.reason.clone(),
-                            }
-                        }
-                        None => Cell { status: "none".into(), symbol: symbol(""), label: String::new(), reason: None },
-                    })
-                    .collect();
-                let failed_step = t.steps.iter().find(|s| s.status == Status::Failed).map(|s| s.name);
-                TargetRow {
-                    target: t.target.clone(),
-                    status: t.status.clone(),
-                    reason: t.reason.clone(),
-                    failed_step,
-                    cells,
-                }
-            })
-            .collect();
-        let tests = view
-            .targets
+        let rows = match &build.report {
+            Some(report) => report.targets.iter().map(|t| target_row(t, &used)).collect(),
+            // Not built yet: every requested target has the build's status.
+            None => build
+                .targets
+                .iter()
+                .map(|t| TargetRow {
+                    target: t.name().to_string(),
+                    status: build.status.as_str().to_string(),
+                    reason: None,
+                    failed_step: None,
+                    cells: used
+                        .iter()
+                        .map(|_| Cell { status: "none".into(), symbol: symbol(""), label: String::new(), reason: None })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let tests = reported
             .iter()
             .flat_map(|t| t.tests.iter())
             .map(|run| TestBlock {
@@ -224,38 +239,35 @@ impl BuildPage {
                 }),
             })
             .collect();
-        let artifacts = view
-            .artifacts
+        let artifacts = artifacts
             .iter()
             .map(|a| ArtifactRow {
                 filename: a.filename.clone(),
-                url: a.url.clone(),
+                url: crate::model::artifact_url(&build.id, &a.filename),
                 size: human_size(a.size),
                 sha256: a.sha256.clone(),
             })
             .collect();
-        let pip_line = format!(
-            "pip install --index-url http://{host}/simple/ {}=={}",
-            view.project["name"].as_str().unwrap_or(""),
-            view.project["version"].as_str().unwrap_or("")
-        );
+        let pip_line =
+            format!("pip install --index-url http://{host}/simple/ {}=={}", build.project_name, build.project_version);
         BuildPage {
             version: VERSION,
-            short_id: short(&view.id),
-            api_url: format!("/api/v1/builds/{}", view.id),
-            id: view.id,
-            status,
-            is_final,
-            project_name: view.project["name"].as_str().unwrap_or("").to_string(),
-            project_version: view.project["version"].as_str().unwrap_or("").to_string(),
-            normalized,
-            created: view.created_at,
-            finished: view.finished_at,
-            debug: view.debug,
-            cached_from: view.cached_from,
-            error: view.error,
-            source: view
-                .source
+            short_id: short(&build.id),
+            api_url: format!("/api/v1/builds/{}", build.id),
+            id: build.id.clone(),
+            status: build.status.as_str().to_string(),
+            is_final: build.status.is_final(),
+            project_name: build.project_name.clone(),
+            project_version: build.project_version.clone(),
+            normalized: build.normalized_name.clone(),
+            created: rfc3339(build.created_at),
+            finished: build.finished_at.map(rfc3339),
+            debug: build.debug,
+            cached_from: build.cached_from.clone(),
+            error: build.error.clone(),
+            source: build
+                .origin
+                .as_ref()
                 .map(|s| format!("{} {} @ {}", s.repository, s.git_ref, s.commit.chars().take(12).collect::<String>())),
             steps: used,
             rows,
@@ -297,22 +309,26 @@ pub struct ProjectPage {
 }
 
 impl ProjectPage {
-    /// The page for `view`.
-    pub fn new(view: ProjectView, host: &str) -> ProjectPage {
-        let targets: Vec<&'static str> = wheelwright_workers::platform::Target::ALL.iter().map(|t| t.name()).collect();
-        let rows = view
+    /// The page for `project`.
+    pub fn new(project: &ProjectSummary, host: &str) -> ProjectPage {
+        let targets: Vec<&'static str> = Target::ALL.iter().map(|t| t.name()).collect();
+        let rows = project
             .versions
             .iter()
             .map(|row| MatrixRow {
                 version: row.version.clone(),
-                cells: targets
+                cells: Target::ALL
                     .iter()
-                    .map(|t| match row.targets.iter().find(|c| c.target == *t) {
+                    .map(|t| match row.cells.iter().find(|c| c.target == *t) {
                         Some(cell) => MatrixCell {
                             symbol: symbol(&cell.status),
                             status: cell.status.clone(),
                             build_id: Some(cell.build_id.clone()),
-                            wheels: cell.artifacts.iter().map(|a| (a.filename.clone(), a.url.clone())).collect(),
+                            wheels: cell
+                                .artifacts
+                                .iter()
+                                .map(|a| (a.filename.clone(), crate::model::artifact_url(&cell.build_id, &a.filename)))
+                                .collect(),
                         },
                         None => {
                             MatrixCell { status: "none".into(), symbol: symbol(""), build_id: None, wheels: vec![] }
@@ -323,11 +339,11 @@ impl ProjectPage {
             .collect();
         ProjectPage {
             version: VERSION,
-            pip_line: format!("pip install --index-url http://{host}/simple/ {}", view.name),
-            api_url: format!("/api/v1/projects/{}", view.name),
-            name: view.display_name,
-            normalized: view.name,
-            builds: view.builds,
+            pip_line: format!("pip install --index-url http://{host}/simple/ {}", project.name),
+            api_url: format!("/api/v1/projects/{}", project.name),
+            name: project.display_name.clone(),
+            normalized: project.name.clone(),
+            builds: project.builds,
             targets,
             rows,
         }

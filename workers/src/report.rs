@@ -1,5 +1,6 @@
 //! What a build reports: per target its steps, tests and artifacts. These
-//! types are the engine's output and the daemon's API payload alike.
+//! types are the engine's output; the daemon maps them to its own stored
+//! and API types (so they can change without changing old rows or the API).
 
 use std::path::PathBuf;
 

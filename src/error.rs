@@ -59,21 +59,41 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_busy(&e) {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the database is busy; try again shortly")
-        } else if crate::db::is_disk_full(&e) {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "disk_full", "the server's disk is full")
-        } else {
-            ApiError::internal(e)
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match e {
+            DbError::Busy => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the database is busy; try again shortly")
+            }
+            DbError::DiskFull => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "disk_full", "the server's disk is full")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::builds::ServiceError> for ApiError {
+    /// The one place a service refusal gets its status and code.
+    fn from(e: crate::builds::ServiceError) -> Self {
+        use crate::builds::ServiceError as E;
+        match e {
+            E::NotFound(message) => ApiError::not_found(message),
+            E::InvalidProject(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_project", message),
+            E::ProjectOwned(message) => ApiError::new(StatusCode::FORBIDDEN, "project_owned", message),
+            E::TooManyQueued(message) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_queued", message),
+            E::AlreadyFinished(message) => ApiError::new(StatusCode::CONFLICT, "already_finished", message),
+            E::Db(e) => e.into(),
+            E::Io(e) => e.into(),
+            E::Internal(message) => ApiError::internal(message),
         }
     }
 }
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
-        if e.raw_os_error() == Some(crate::db::libc_enospc()) || e.kind() == std::io::ErrorKind::StorageFull {
+        if e.kind() == std::io::ErrorKind::StorageFull {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "disk_full", "the server's disk is full")
         } else {
             ApiError::internal(e)

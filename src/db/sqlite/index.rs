@@ -1,68 +1,12 @@
-//! What the package index publishes: every file name once, with the bytes
-//! first published under it (pip pins wheels by sha256, so a name must never
-//! change its bytes), and every project with the owner who first published
-//! it. A build publishes all of its files or none of them, in the
-//! transaction that records it.
+//! The `published_files` and `project_owners` tables: what the package
+//! index publishes and who owns each project. The only module that writes
+//! them.
 
 use sqlx::{Row, SqliteConnection};
 
-use super::{ArtifactRecord, Submitter};
-use crate::db::now_ms;
-
-/// Why a build's files were not published.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// A file of the same name was published earlier with other bytes.
-    FileTaken {
-        /// The file name.
-        filename: String,
-        /// The wheel's target; `None` for the sdist.
-        target: Option<String>,
-        /// The bytes this build made.
-        sha256: String,
-        /// The bytes published under the name.
-        published_sha256: String,
-        /// The build that published them.
-        published_by: String,
-    },
-    /// The project belongs to another owner.
-    ProjectOwned {
-        /// Normalised project name.
-        project: String,
-        /// Its owner id.
-        owner: String,
-    },
-}
-
-impl Refusal {
-    /// A sentence for the build's page, log and commit status.
-    pub fn message(&self) -> String {
-        match self {
-            Refusal::FileTaken { filename, sha256, published_sha256, published_by, .. } => format!(
-                "{filename} was already published with other bytes (sha256 {published_sha256}, build \
-                 {published_by}); this build made sha256 {sha256}, which is not published: bump the version"
-            ),
-            Refusal::ProjectOwned { project, owner } => project_owned_message(project, owner),
-        }
-    }
-}
-
-/// Why `project` cannot be published by anyone but `owner`.
-pub fn project_owned_message(project: &str, owner: &str) -> String {
-    format!(
-        "project `{project}` belongs to {}, which published it first; only its owner can publish it (or choose \
-         another name)",
-        Submitter::describe_owner(owner)
-    )
-}
-
-/// The owner of a project, if it has been published.
-pub async fn owner_of(conn: &mut SqliteConnection, normalized_name: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT owner FROM project_owners WHERE normalized_name = ?")
-        .bind(normalized_name)
-        .fetch_optional(conn)
-        .await
-}
+use crate::db::{now_ms, DbResult};
+use crate::model::index::{IndexFile, Refusal};
+use crate::model::ArtifactRecord;
 
 /// A build's files, about to be published.
 #[derive(Debug, Clone, Copy)]
@@ -81,12 +25,20 @@ pub struct Publication<'a> {
     pub artifacts: &'a [ArtifactRecord],
 }
 
+/// The owner of a project, if it has been published.
+pub async fn owner_of(conn: &mut SqliteConnection, normalized_name: &str) -> DbResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT owner FROM project_owners WHERE normalized_name = ?")
+        .bind(normalized_name)
+        .fetch_optional(conn)
+        .await?)
+}
+
 /// Publishes every file of the build, and makes its owner the project's
 /// when nobody owns it yet; or, when any file name already has other bytes
 /// or the project is someone else's, publishes nothing and says why. Run it
 /// in the transaction that records the build (`BEGIN IMMEDIATE`, so that two
 /// builds of one version cannot both be first).
-pub async fn publish(conn: &mut SqliteConnection, publication: &Publication<'_>) -> Result<Vec<Refusal>, sqlx::Error> {
+pub async fn publish(conn: &mut SqliteConnection, publication: &Publication<'_>) -> DbResult<Vec<Refusal>> {
     let project = publication.normalized_name;
     if publication.enforce_ownership {
         if let Some(owner) = owner_of(conn, project).await? {
@@ -146,4 +98,31 @@ pub async fn publish(conn: &mut SqliteConnection, publication: &Publication<'_>)
         .await?;
     }
     Ok(refusals)
+}
+
+/// Normalised names of projects with at least one published file.
+pub async fn projects(conn: &mut SqliteConnection) -> DbResult<Vec<String>> {
+    Ok(sqlx::query_scalar("SELECT DISTINCT normalized_name FROM published_files ORDER BY normalized_name")
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Every published file of a project, each name once with its first bytes.
+pub async fn files(conn: &mut SqliteConnection, normalized_name: &str) -> DbResult<Vec<IndexFile>> {
+    let rows = sqlx::query(
+        "SELECT p.build_id, p.filename, p.sha256, b.requires_python FROM published_files p \
+         JOIN builds b ON b.id = p.build_id WHERE p.normalized_name = ? ORDER BY p.filename",
+    )
+    .bind(normalized_name)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| IndexFile {
+            build_id: row.get("build_id"),
+            filename: row.get("filename"),
+            sha256: row.get("sha256"),
+            requires_python: row.get("requires_python"),
+        })
+        .collect())
 }

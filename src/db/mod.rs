@@ -1,0 +1,235 @@
+//! The stores of the daemon's records, behind one small trait per owner of
+//! tables: [`BuildRecords`] (`builds`, `artifacts`), [`JobQueue`] (`jobs`),
+//! [`LogLines`] (`build_logs`), [`GithubDeliveries`] (`github_deliveries`,
+//! `github_pushes`) and [`PackageIndex`] (`published_files`,
+//! `project_owners`). A backend implements them; SQLite ([`sqlite`]) is the
+//! one there is, so a second database is a second module beside it.
+//!
+//! Some operations span owners, because they must be one transaction: a
+//! build is recorded with its job (and its delivery), a job completes with
+//! its build's outcome and the files it publishes. Each is one method of the
+//! trait it belongs to; inside the backend every table is still written by
+//! its own module.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use crate::model::index::IndexFile;
+use crate::model::queue::{Claim, Completed, Completion, Retry};
+use crate::model::{
+    ArtifactRecord, BuildDetails, BuildRecord, BuildStatus, CancelOutcome, Inserted, ListFilter, NewBuild, PendingPush,
+};
+
+/// What went wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database is busy (locked by another writer, or no connection
+    /// free in time): worth trying again shortly.
+    #[error("the database is busy")]
+    Busy,
+    /// The database's disk is full.
+    #[error("the database's disk is full")]
+    DiskFull,
+    /// A stored value does not decode: a bug or a damaged row, never read
+    /// as a default.
+    #[error("a stored {what} cannot be read: {detail}")]
+    Decode {
+        /// Which value (`builds.status of <id>`, ...).
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// Anything else the database said.
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    /// Each backend recognises its own busy and disk-full errors, by code.
+    fn from(e: sqlx::Error) -> DbError {
+        match &e {
+            sqlx::Error::PoolTimedOut => DbError::Busy,
+            sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => DbError::DiskFull,
+            sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                Some(sqlite) => sqlite::classify(sqlite).unwrap_or(DbError::Other(e)),
+                None => DbError::Other(e),
+            },
+            _ => DbError::Other(e),
+        }
+    }
+}
+
+/// Store result.
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Builds and their artifacts.
+#[async_trait]
+pub trait BuildRecords: Send + Sync {
+    /// Records a queued build and its job (and its delivery) in one
+    /// transaction, unless its submitter has `max_queued` builds queued
+    /// already (counted in the same transaction, so a burst cannot overshoot).
+    async fn insert_queued(&self, build: &NewBuild, max_attempts: u32, max_queued: u32) -> DbResult<Inserted>;
+
+    /// Records a build that reuses build `from`'s results: succeeded at
+    /// once, with the same report and artifacts, published like a build of
+    /// its own (unless debug).
+    async fn insert_cached(&self, build: &NewBuild, from: &str, enforce_ownership: bool) -> DbResult<Inserted>;
+
+    /// The newest succeeded build with this cache key.
+    async fn find_cached(&self, cache_key: &str) -> DbResult<Option<BuildRecord>>;
+
+    /// One build.
+    async fn get(&self, id: &str) -> DbResult<Option<BuildRecord>>;
+
+    /// One build with its artifacts.
+    async fn details(&self, id: &str) -> DbResult<Option<BuildDetails>>;
+
+    /// A build's artifacts, wheels by target then the sdist.
+    async fn artifacts(&self, id: &str) -> DbResult<Vec<ArtifactRecord>>;
+
+    /// Builds newest first with their artifacts: one query for the builds,
+    /// one for all of their artifacts.
+    async fn list(&self, filter: &ListFilter) -> DbResult<Vec<BuildDetails>>;
+
+    /// Cancels a queued build (and its job) at once, or flags a running one
+    /// for its worker.
+    async fn cancel(&self, id: &str) -> DbResult<CancelOutcome>;
+
+    /// Whether a cancel was asked for.
+    async fn cancel_requested(&self, id: &str) -> DbResult<bool>;
+
+    /// Builds per status.
+    async fn counts_by_status(&self) -> DbResult<Vec<(BuildStatus, i64)>>;
+}
+
+/// The job queue: claims with leases, fenced on the attempt.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Claims the oldest due job and marks its build running, in one short
+    /// transaction.
+    async fn claim(&self, worker: &str, lease: Duration) -> DbResult<Option<Claim>>;
+
+    /// Extends the lease; false when the claim is stale.
+    async fn heartbeat(&self, claim: &Claim, lease: Duration) -> DbResult<bool>;
+
+    /// Completes the job and records its build's outcome (artifacts,
+    /// report, published files) in one transaction fenced on the claim.
+    async fn complete(&self, claim: &Claim, completion: &Completion) -> DbResult<Completed>;
+
+    /// Records `error` for this attempt, then queues the job again after a
+    /// backoff, or discards it (failing its build) when attempts are used up.
+    async fn fail_attempt(&self, claim: &Claim, error: &str) -> DbResult<Retry>;
+
+    /// Hands a job back without counting the attempt (graceful shutdown).
+    async fn release(&self, claim: &Claim) -> DbResult<bool>;
+
+    /// Takes back jobs whose lease ran out (their daemon died): each counts
+    /// as a failed attempt. Returns how many there were.
+    async fn rescue_expired(&self) -> DbResult<usize>;
+
+    /// Jobs waiting.
+    async fn depth(&self) -> DbResult<i64>;
+}
+
+/// Build log lines, numbered per build.
+#[async_trait]
+pub trait LogLines: Send + Sync {
+    /// Appends lines numbered from `first_seq`.
+    async fn append(&self, build_id: &str, first_seq: i64, lines: &[String]) -> DbResult<()>;
+
+    /// The next free sequence number of a build's log.
+    async fn next_seq(&self, build_id: &str) -> DbResult<i64>;
+
+    /// Lines after `after` (exclusive; -1 for all), in order.
+    async fn after(&self, build_id: &str, after: i64) -> DbResult<Vec<(i64, String)>>;
+}
+
+/// GitHub deliveries: which build a delivery made, and pushes accepted but
+/// not built yet.
+#[async_trait]
+pub trait GithubDeliveries: Send + Sync {
+    /// The build a delivery made, if any.
+    async fn build_of(&self, delivery: &str) -> DbResult<Option<String>>;
+
+    /// Records a pending push; false when its delivery is already pending.
+    async fn remember(&self, push: &PendingPush) -> DbResult<bool>;
+
+    /// Drops a pending push (its fetch failed for good).
+    async fn forget(&self, delivery: &str) -> DbResult<()>;
+
+    /// Every pending push with its age, oldest first.
+    async fn pending(&self) -> DbResult<Vec<(PendingPush, Duration)>>;
+}
+
+/// What the package index publishes.
+#[async_trait]
+pub trait PackageIndex: Send + Sync {
+    /// The owner of a project, once published.
+    async fn owner_of(&self, normalized_name: &str) -> DbResult<Option<String>>;
+
+    /// Normalised names of projects with a published file.
+    async fn projects(&self) -> DbResult<Vec<String>>;
+
+    /// Every published file of a project.
+    async fn files(&self, normalized_name: &str) -> DbResult<Vec<IndexFile>>;
+}
+
+/// Closes a backend's connections.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Waits for open connections to close.
+    async fn close(&self);
+}
+
+/// Every store, as the daemon holds them. Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    /// Builds and artifacts.
+    pub builds: Arc<dyn BuildRecords>,
+    /// The job queue.
+    pub jobs: Arc<dyn JobQueue>,
+    /// Log lines.
+    pub logs: Arc<dyn LogLines>,
+    /// GitHub deliveries and pending pushes.
+    pub github: Arc<dyn GithubDeliveries>,
+    /// The package index.
+    pub index: Arc<dyn PackageIndex>,
+    backend: Arc<dyn Backend>,
+}
+
+impl Database {
+    /// Every store served by one backend.
+    pub fn new<B>(backend: Arc<B>) -> Database
+    where
+        B: BuildRecords + JobQueue + LogLines + GithubDeliveries + PackageIndex + Backend + 'static,
+    {
+        Database {
+            builds: backend.clone(),
+            jobs: backend.clone(),
+            logs: backend.clone(),
+            github: backend.clone(),
+            index: backend.clone(),
+            backend,
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path`, runs the
+    /// migrations and serves every store from it.
+    pub async fn open_sqlite(path: &std::path::Path, busy_timeout: Duration) -> DbResult<Database> {
+        Ok(Database::new(Arc::new(sqlite::Sqlite::open(path, busy_timeout).await?)))
+    }
+
+    /// Closes the backend's connections.
+    pub async fn close(&self) {
+        self.backend.close().await;
+    }
+}
+
+/// Milliseconds since 1970, the unit of every timestamp column.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
