@@ -3,12 +3,15 @@
 
 #![allow(dead_code)]
 
+pub mod scripted;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wheelwright::config::{Config, ServeArgs};
+use wheelwright::dispatch::executor::BuildExecutor;
 use wheelwright_workers::sandbox::Helper;
 
 /// The repository root.
@@ -81,13 +84,42 @@ impl TestApp {
 
     /// Starts a daemon on `config`.
     pub async fn start(config: Config, token: Option<String>, guard: Option<tempfile::TempDir>) -> TestApp {
+        Self::start_with(config, token, guard, None).await
+    }
+
+    /// A daemon with the test defaults whose builds `executor` runs instead
+    /// of the engine (for tests whose subject is the daemon).
+    pub async fn spawn_with_executor(
+        adjust: impl FnOnce(&mut ServeArgs),
+        executor: std::sync::Arc<dyn BuildExecutor>,
+    ) -> TestApp {
+        let data = tempfile::tempdir().unwrap();
+        let mut args = test_args(data.path());
+        adjust(&mut args);
+        let token = args.tokens.as_ref().and_then(|t| t.first().cloned());
+        Self::start_with(config(args), token, Some(data), Some(executor)).await
+    }
+
+    /// Starts a daemon on `config`, its builds run by `executor` (the engine
+    /// when `None`).
+    pub async fn start_with(
+        config: Config,
+        token: Option<String>,
+        guard: Option<tempfile::TempDir>,
+        executor: Option<std::sync::Arc<dyn BuildExecutor>>,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let data = config.data_dir.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(wheelwright::run(config, listener, async {
-            let _ = rx.await;
-        }));
+        let handle = tokio::spawn(wheelwright::run_with(
+            config,
+            listener,
+            async {
+                let _ = rx.await;
+            },
+            executor,
+        ));
         let app = TestApp {
             addr,
             base: format!("http://{addr}"),
