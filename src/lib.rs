@@ -18,6 +18,7 @@ pub mod github;
 pub mod logs;
 pub mod metrics;
 pub mod model;
+pub mod routes;
 pub mod state;
 pub mod store;
 pub mod upload;
@@ -69,7 +70,7 @@ pub async fn run_with(
     config.bind = listener.local_addr()?;
     let state = start(config, executor).await?;
     info!("listening on http://{}", listener.local_addr()?);
-    let router = api::router(state.clone()).layer(TraceLayer::new_for_http());
+    let router = routes::router(state.clone()).layer(TraceLayer::new_for_http());
     let workers = tokio::spawn(dispatch::run_pool(state.clone()));
     match github::resume_pending(&state).await {
         Ok(0) => {}

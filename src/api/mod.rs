@@ -17,10 +17,9 @@ pub use crate::auth::{bearer_token, token_allowed};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Every route of the daemon. `state.config.bind` must be the address the
-/// listener really has (the `Host` allow-list derives from it).
-pub fn router(state: AppState) -> Router {
-    let guard = std::sync::Arc::new(crate::web::guard::Guard::new(state.config.bind, &state.config));
+/// The API's routes (builds, projects, the package index, health, metrics,
+/// the OpenAPI document); [`crate::routes`] puts every door together.
+pub fn routes(state: &AppState) -> Router<AppState> {
     let writes = Router::new()
         .route("/api/v1/builds", post(builds::create))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
@@ -28,10 +27,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
         // Room for the multipart framing around the largest accepted upload.
         .layer(DefaultBodyLimit::max(state.config.max_upload as usize + 64 * 1024));
-    let pages = crate::web::router().layer(DefaultBodyLimit::max(state.config.max_upload as usize + 64 * 1024));
     Router::new()
         .merge(writes)
-        .merge(pages)
         .route("/api/v1/builds", get(builds::list))
         .route("/api/v1/builds/{id}", get(builds::show))
         .route("/api/v1/builds/{id}/log", get(builds::log))
@@ -42,15 +39,8 @@ pub fn router(state: AppState) -> Router {
         .route("/simple", get(index::projects))
         .route("/simple/{project}/", get(index::project))
         .route("/simple/{project}", get(index::project))
-        // Caps its body itself, after the headers say it may be read.
-        .route("/webhooks/github", post(crate::github::webhook))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
-        .fallback(|| async { ApiError::not_found("no such page") })
-        // Outermost: Host and cross-site checks before anything else runs,
-        // security headers on every answer, refusals and 404s included.
-        .layer(axum::middleware::from_fn_with_state(guard, crate::web::guard::guard))
-        .with_state(state)
 }
 
 /// Refuses writes without a configured bearer token (when there are tokens).
