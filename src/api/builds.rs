@@ -45,7 +45,7 @@ pub async fn create(
     // The bearer token was checked before the body was read (`require_token`).
     let upload = upload::read(form?, upload::MAX_EXPANDED, upload::Mode::Api, &[], None).await?;
     let submitter = api_submitter(&state, &headers, client);
-    accepted(state.builds.submit(upload.into_submission(), &submitter).await)
+    accepted(state.builds.submit(upload.build, &submitter).await)
 }
 
 /// How long a client refused for having too many builds queued is asked to

@@ -31,41 +31,14 @@ pub enum Mode {
     Form,
 }
 
-/// What a client sent.
+/// What a client sent: what to build, and the form's token.
 #[derive(Debug, Default, Clone)]
 pub struct Upload {
-    /// Project files: relative path and contents.
-    pub files: Vec<(PathBuf, Vec<u8>)>,
-    /// Requested targets, if given.
-    pub targets: Option<Vec<Target>>,
-    /// Name, when there is no pyproject.toml.
-    pub name: Option<String>,
-    /// Version, when there is no pyproject.toml.
-    pub version: Option<String>,
-    /// Debug build.
-    pub debug: bool,
-    /// Build again even when an identical earlier result exists.
-    pub rebuild: bool,
+    /// The project files and options, as the build service takes them.
+    pub build: crate::builds::Submission,
     /// The form's token, once checked (form mode on a server with tokens):
     /// who submits, for the queue limit and the project's owner.
     pub token: Option<String>,
-}
-
-impl Upload {
-    /// What the build service is asked to build (the token has been checked
-    /// and named the submitter by then).
-    pub fn into_submission(self) -> crate::builds::Submission {
-        crate::builds::Submission {
-            files: self.files,
-            targets: self.targets,
-            name: self.name,
-            version: self.version,
-            debug: self.debug,
-            rebuild: self.rebuild,
-            origin: None,
-            delivery: None,
-        }
-    }
 }
 
 /// Largest text field (targets, name, version, ...) read.
@@ -174,11 +147,11 @@ pub async fn read(
                 if mode == Mode::Form {
                     path = place_picked_file(path);
                 }
-                if upload.files.iter().any(|(p, _)| *p == path) {
+                if upload.build.files.iter().any(|(p, _)| *p == path) {
                     return Err(UploadError::DuplicatePath(filename));
                 }
-                upload.files.push((path, data));
-                if upload.files.len() > MAX_FILES {
+                upload.build.files.push((path, data));
+                if upload.build.files.len() > MAX_FILES {
                     return Err(UploadError::TooManyFiles);
                 }
             }
@@ -199,15 +172,15 @@ pub async fn read(
                     "targets" if !value.is_empty() => {
                         // Repeated fields (checkboxes) add up.
                         let targets = Target::parse_list(&value)?;
-                        let all = upload.targets.get_or_insert_with(Vec::new);
+                        let all = upload.build.targets.get_or_insert_with(Vec::new);
                         all.extend(targets);
                         all.sort();
                         all.dedup();
                     }
-                    "name" if !value.is_empty() => upload.name = Some(value),
-                    "version" if !value.is_empty() => upload.version = Some(value),
-                    "debug" => upload.debug = parse_bool("debug", &value)?,
-                    "rebuild" => upload.rebuild = parse_bool("rebuild", &value)?,
+                    "name" if !value.is_empty() => upload.build.name = Some(value),
+                    "version" if !value.is_empty() => upload.build.version = Some(value),
+                    "debug" => upload.build.debug = parse_bool("debug", &value)?,
+                    "rebuild" => upload.build.rebuild = parse_bool("rebuild", &value)?,
                     _ => {}
                 }
             }
@@ -215,16 +188,16 @@ pub async fn read(
         }
     }
     if !folder.is_empty() {
-        if !upload.files.is_empty() {
+        if !upload.build.files.is_empty() {
             return Err(UploadError::FilesAndFolder);
         }
-        upload.files = archive::strip_common_folder(folder);
+        upload.build.files = archive::strip_common_folder(folder);
     }
-    match (archive, upload.files.is_empty()) {
+    match (archive, upload.build.files.is_empty()) {
         (Some(_), false) => return Err(UploadError::FilesAndArchive),
         (Some((filename, bytes)), true) => {
             // Decompressing is CPU work: off the async runtime.
-            upload.files =
+            upload.build.files =
                 tokio::task::spawn_blocking(move || archive::extract(&filename, &bytes, max_expanded)).await??
         }
         (None, true) => return Err(UploadError::NoFiles),
@@ -349,7 +322,7 @@ pub(crate) mod tests {
         );
         let exact = vec![b'n'; MAX_TEXT];
         let upload = api(&[("files", Some("src/m.asm"), b"x"), ("name", None, &exact)]).await.unwrap();
-        assert_eq!(upload.name.map(|n| n.len()), Some(MAX_TEXT));
+        assert_eq!(upload.build.name.map(|n| n.len()), Some(MAX_TEXT));
         let err = api(&[("files", Some("src/m.asm"), b"x"), ("version", None, b"\xff")]).await.unwrap_err();
         assert!(matches!(&err, UploadError::FieldNotText { field } if field == "version"), "{err:?}");
     }
@@ -358,7 +331,7 @@ pub(crate) mod tests {
     async fn a_file_part_is_not_capped_at_the_text_limit() {
         let big = vec![b';'; MAX_TEXT * 2];
         let upload = api(&[("files", Some("src/m.asm"), &big)]).await.unwrap();
-        assert_eq!(upload.files, vec![(PathBuf::from("src/m.asm"), big)]);
+        assert_eq!(upload.build.files, vec![(PathBuf::from("src/m.asm"), big)]);
     }
 
     #[tokio::test]

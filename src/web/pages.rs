@@ -80,7 +80,7 @@ pub async fn submit(
         let form = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &()).await?;
         let upload = upload::read(form, upload::MAX_EXPANDED, upload::Mode::Form, tokens, Some(&gate)).await?;
         let submitter = Submitter::of_request(!state.config.tokens.is_empty(), upload.token.as_deref(), client.ip());
-        Ok::<_, ApiError>(state.builds.submit(upload.into_submission(), &submitter).await?)
+        Ok::<_, ApiError>(state.builds.submit(upload.build, &submitter).await?)
     }
     .await;
     match result {
