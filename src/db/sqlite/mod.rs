@@ -1,7 +1,7 @@
 //! The SQLite backend: one file under the data directory, WAL journal, a
 //! busy timeout and foreign keys on every pooled connection, migrations run
-//! at start. Each table has one module that writes it ([`builds`],
-//! [`jobs`], [`logs`], [`github`], [`index`]); this module implements the
+//! at start. Each table has one module that writes it (`builds`,
+//! `jobs`, `logs`, `github`, `index`); this module implements the
 //! store traits on top of them, opening a transaction where an operation
 //! spans tables. Read-then-write transactions start with `BEGIN IMMEDIATE`:
 //! SQLite upgrades a deferred transaction's lock only at its first write,
