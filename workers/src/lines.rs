@@ -517,7 +517,10 @@ fn macho_symbols(map: &str, object_name: &str) -> Vec<(String, u64)> {
     let mut part = "";
     for line in map.lines() {
         if let Some(header) = line.strip_prefix("# ") {
-            part = header;
+            // Column headings (`# Address Size ...`) keep the part they head.
+            if header.ends_with(':') {
+                part = header;
+            }
             continue;
         }
         let index = |s: &str| {
