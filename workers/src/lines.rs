@@ -353,32 +353,63 @@ impl ObjectLines {
     fn place(&mut self, listed: Vec<Listed>, sections: &[(String, Vec<u8>)]) {
         let mut current: Option<usize> = None;
         let mut next: Vec<u64> = vec![0; sections.len()];
+        // Lines with only relocated bytes that continue no section yet (a
+        // table of pointers opening `.data`): they go where the next line
+        // with known bytes goes, if it follows them without a gap.
+        let mut pending: Vec<Listed> = Vec::new();
         for entry in listed {
             let (start, end) = (entry.start(), entry.end());
             if end == start {
                 continue;
             }
-            let continues = |i: usize| next[i] == start;
-            let chosen = if entry.has_known_bytes() {
-                let candidates: Vec<usize> = (0..sections.len()).filter(|&i| entry.matches(&sections[i].1)).collect();
-                current
-                    .filter(|c| candidates.contains(c) && continues(*c))
-                    .or_else(|| candidates.iter().copied().find(|&i| continues(i)))
-                    .or_else(|| current.filter(|c| candidates.contains(c)))
-                    .or_else(|| candidates.first().copied())
-            } else {
-                // Only relocated or reserved bytes: trust the order.
-                current.filter(|&c| continues(c))
+            if !entry.has_known_bytes() {
+                match current.filter(|&c| next[c] == start && pending.is_empty()) {
+                    Some(c) => {
+                        self.sections.entry(sections[c].0.clone()).or_default().push((start, end, entry.site));
+                        next[c] = end;
+                    }
+                    None => {
+                        if pending.last().is_some_and(|p| p.end() != start) {
+                            self.unplaced += pending.len();
+                            pending.clear();
+                        }
+                        pending.push(entry);
+                    }
+                }
+                continue;
+            }
+            let run_start = match pending.last() {
+                Some(p) if p.end() == start => pending[0].start(),
+                _ => {
+                    self.unplaced += pending.len();
+                    pending.clear();
+                    start
+                }
             };
+            let continues = |i: usize| next[i] == run_start;
+            let candidates: Vec<usize> = (0..sections.len()).filter(|&i| entry.matches(&sections[i].1)).collect();
+            let chosen = current
+                .filter(|c| candidates.contains(c) && continues(*c))
+                .or_else(|| candidates.iter().copied().find(|&i| continues(i)))
+                .or_else(|| current.filter(|c| candidates.contains(c)))
+                .or_else(|| candidates.first().copied());
             match chosen {
                 Some(i) => {
-                    self.sections.entry(sections[i].0.clone()).or_default().push((start, end, entry.site));
+                    let ranges = self.sections.entry(sections[i].0.clone()).or_default();
+                    for p in pending.drain(..) {
+                        ranges.push((p.start(), p.end(), p.site));
+                    }
+                    ranges.push((start, end, entry.site));
                     next[i] = end;
                     current = Some(i);
                 }
-                None => self.unplaced += 1,
+                None => {
+                    self.unplaced += 1 + pending.len();
+                    pending.clear();
+                }
             }
         }
+        self.unplaced += pending.len();
         for ranges in self.sections.values_mut() {
             ranges.sort_by_key(|r| (r.0, r.1));
         }

@@ -258,3 +258,68 @@ fn the_listing_and_the_map_change_no_byte_and_cost_little() {
         );
     }
 }
+
+#[test]
+fn the_build_keeps_the_listing_and_the_map_out_of_the_wheel_and_they_map_pymult() {
+    let root = common::example("pymult");
+    let (report, dirs) = common::build(&root, &Target::ALL, false);
+    let source = std::fs::read_to_string(root.join("src/pymult.asm")).unwrap();
+    let pyinit_line = source.lines().position(|l| l.trim() == "PYINIT pymult").unwrap() as u32 + 1;
+    for target in Target::ALL {
+        let t = common::target(&report, target);
+        assert_eq!(t.status, wheelwright_workers::report::Status::Succeeded, "{target}: {:?}", t.reason);
+        let wheel = &t.artifacts[0].path;
+        let archive = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
+        let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.ends_with(".lst") || n.ends_with(".map")), "{target}: {names:?}");
+
+        let target_dir = dirs.work.path().join(target.name());
+        let object = target_dir.join("obj").join(format!("pymult.{}", target.object_extension()));
+        let listing = std::fs::read_to_string(wheelwright_workers::lines::listing_path(&object)).unwrap();
+        let map = std::fs::read_to_string(wheelwright_workers::lines::map_path(&target_dir, "abi3", "pymult")).unwrap();
+        let object_bytes = std::fs::read(&object).unwrap();
+        let include = dirs.work.path().join("include");
+        let source_dirs = SourceDirs {
+            project_root: root.clone(),
+            main: PathBuf::from("src/pymult.asm"),
+            include_dirs: vec![PathBuf::from("src/"), include.clone()],
+            engine_include: Some(include),
+        };
+        let object_name = object.file_name().unwrap().to_str().unwrap();
+        let lines = ModuleLines {
+            object: ObjectLines::from_listing(&listing, &object_bytes, &source_dirs).unwrap(),
+            map: LinkMap::parse(target, &map, object_name, &object_bytes).unwrap(),
+        };
+        assert_eq!(lines.object.unplaced(), 0, "{target}");
+        // The init function's first instruction comes from FUNCTION_BEGIN,
+        // the line after PYINIT (which only defines the label), a macro of
+        // wheelwright.inc: answered at its call site in pymult.asm.
+        let (_, module_bytes) = common::zip_member(wheel, |n| n.starts_with("pymult"));
+        let file = object::File::parse(&*module_bytes).unwrap();
+        let init = file
+            .exports()
+            .unwrap()
+            .filter_map(Result::ok)
+            .find_map(|e| match (e.name(), e.target()) {
+                (object::NameOrOrdinal::Name(n), object::ExportTarget::Address { address })
+                    if n.ends_with(b"PyInit_pymult") =>
+                {
+                    Some(address)
+                }
+                _ => None,
+            })
+            .unwrap();
+        let at = lines.at_address(init).unwrap_or_else(|| panic!("{target}: no line for PyInit_pymult"));
+        assert_eq!(
+            (at.file.as_str(), at.line, at.text.as_str()),
+            ("src/pymult.asm", pyinit_line + 1, "FUNCTION_BEGIN 0"),
+            "{target}"
+        );
+        let expansion = at.expansion.as_ref().unwrap();
+        assert_eq!(
+            (expansion.name.as_str(), expansion.file.as_deref()),
+            ("FUNCTION_BEGIN", Some("wheelwright.inc")),
+            "{target}"
+        );
+    }
+}
