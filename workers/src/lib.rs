@@ -8,6 +8,7 @@
 //! this crate.
 
 pub mod capi;
+pub mod lines;
 pub mod pipeline;
 pub mod platform;
 pub mod process;

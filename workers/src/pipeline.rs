@@ -489,6 +489,9 @@ impl<'a> TargetBuild<'a> {
             for define in &self.project.settings.defines {
                 cmd = cmd.arg(format!("-D{define}"));
             }
+            // The listing, for diagnostics (crate::lines): same run, same
+            // object bytes; it stays in the work directory.
+            cmd = cmd.arg("-l").arg(crate::lines::listing_path(&object).display().to_string());
             cmd = cmd.arg("-o").arg(object.display().to_string()).arg(module.source.display().to_string());
             // nasm reads the project (and, through %include and incbin, any
             // path it is given): it sees the project read-only and nothing else.
@@ -565,6 +568,12 @@ impl<'a> TargetBuild<'a> {
                 std::fs::create_dir_all(parent).map_err(infra)?;
             }
             let init_symbol = module.init_symbol();
+            // The map, for diagnostics (crate::lines), beside the objects,
+            // never in the wheel.
+            let map = crate::lines::map_path(&self.dir, &variant, &module.name);
+            if let Some(parent) = map.parent() {
+                std::fs::create_dir_all(parent).map_err(infra)?;
+            }
             let job = LinkJob {
                 object,
                 output: &output,
@@ -572,6 +581,7 @@ impl<'a> TargetBuild<'a> {
                 import_library: import_library.as_deref(),
                 macos_min: &self.project.settings.macos_deployment_target,
                 debug: self.project.settings.debug,
+                map: Some(&map),
             };
             let mut mounts = Mounts::job(&self.options.work_dir);
             if let Some(lib) = &import_library {

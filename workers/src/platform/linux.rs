@@ -6,11 +6,11 @@ use crate::process::Cmd;
 /// `ld.lld -shared -z noexecstack`; never against libpython (manylinux forbids it).
 pub(super) fn link_command(tools: &LinkTools, job: &LinkJob<'_>) -> Cmd {
     // `-z text` refuses text relocations at link time already.
-    Cmd::new(&tools.linker)
-        .args(["-shared", "-z", "noexecstack", "-z", "text", "--hash-style=both"])
-        .arg("-o")
-        .arg(job.output.display().to_string())
-        .arg(job.object.display().to_string())
+    let mut cmd = Cmd::new(&tools.linker).args(["-shared", "-z", "noexecstack", "-z", "text", "--hash-style=both"]);
+    if let Some(map) = job.map {
+        cmd = cmd.arg(format!("-Map={}", map.display()));
+    }
+    cmd.arg("-o").arg(job.output.display().to_string()).arg(job.object.display().to_string())
 }
 
 #[cfg(test)]
@@ -29,6 +29,7 @@ mod tests {
             import_library: None,
             macos_min: "10.9",
             debug: false,
+            map: None,
         };
         assert_eq!(
             link_command(&tools, &job).display(),

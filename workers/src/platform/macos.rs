@@ -15,6 +15,9 @@ pub(super) fn link_command(tools: &LinkTools, job: &LinkJob<'_>) -> Cmd {
         // Apple's ld wants to know the module exports only its init function.
         cmd = cmd.arg("-exported_symbol").arg(format!("_{}", job.init_symbol));
     }
+    if let Some(map) = job.map {
+        cmd = cmd.arg("-map").arg(map.display().to_string());
+    }
     cmd.arg("-o").arg(job.output.display().to_string()).arg(job.object.display().to_string())
 }
 
@@ -31,6 +34,7 @@ mod tests {
             import_library: None,
             macos_min: "10.9",
             debug: false,
+            map: None,
         }
     }
 

@@ -163,6 +163,9 @@ pub struct LinkJob<'a> {
     pub macos_min: &'a str,
     /// Keep debug information.
     pub debug: bool,
+    /// Where the linker writes its map, for [`crate::lines`] (it does not
+    /// change the module's bytes).
+    pub map: Option<&'a Path>,
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@ pub(super) fn link_command(tools: &LinkTools, job: &LinkJob<'_>) -> Cmd {
     // No timestamp in the header: identical input gives identical bytes.
     cmd = cmd.arg("/Brepro");
     cmd = cmd.arg(if job.debug { "/DEBUG" } else { "/DEBUG:NONE" });
+    if let Some(map) = job.map {
+        cmd = cmd.arg(format!("/MAP:{}", map.display()));
+    }
     cmd = cmd.arg(format!("/OUT:{}", job.output.display())).arg(job.object.display().to_string());
     if let Some(lib) = job.import_library {
         cmd = cmd.arg(lib.display().to_string());
@@ -33,6 +36,7 @@ mod tests {
             import_library: Some(Path::new("python3.lib")),
             macos_min: "10.9",
             debug: false,
+            map: None,
         };
         assert_eq!(
             link_command(&tools, &job).display(),
