@@ -1,0 +1,101 @@
+//! The ABI models: the macOS and Windows wheels the engine builds, mapped
+//! into the host's CPython by the embedded harness and driven by the
+//! project's own pytest tests (here without the sandbox; the smoke step's
+//! runs are in the tests at the end).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wheelwright_workers::abimodel::{self, Model};
+use wheelwright_workers::platform::Target;
+
+/// A built wheel of one target, unpacked, with the harness beside it.
+struct Unpacked {
+    _dirs: common::Dirs,
+    scratch: tempfile::TempDir,
+}
+
+impl Unpacked {
+    fn site(&self) -> PathBuf {
+        self.scratch.path().join("site")
+    }
+    fn harness(&self) -> PathBuf {
+        self.scratch.path().join("harness")
+    }
+}
+
+/// Builds `project` for `target` (no smoke test), unpacks its wheel and
+/// writes the harness.
+fn unpack(project: &Path, target: Target) -> Unpacked {
+    let (report, dirs) = common::build(project, &[target], false);
+    assert!(report.succeeded(), "{report:#?}");
+    let wheel = &common::target(&report, target).artifacts[0].path;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
+    zip.extract(scratch.path().join("site")).unwrap();
+    abimodel::install_harness(&scratch.path().join("harness")).unwrap();
+    Unpacked { _dirs: dirs, scratch }
+}
+
+/// Runs pytest on `tests` with the model's plugin; returns (success, output).
+fn pytest(unpacked: &Unpacked, model: Model, tests: &Path) -> (bool, String) {
+    let path = format!("{}:{}", unpacked.harness().display(), unpacked.site().display());
+    let out = Command::new(common::venv_python())
+        .args(["-X", "faulthandler", "-m", "pytest", "-p", "no:cacheprovider", "-p", abimodel::PLUGIN])
+        .arg(tests)
+        .current_dir(unpacked.scratch.path())
+        .env("PYTHONPATH", path)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env(abimodel::MODEL_ENV, model.name())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Runs a Python snippet under the model (finder installed first).
+fn python(unpacked: &Unpacked, model: Model, code: &str) -> String {
+    let path = format!("{}:{}", unpacked.harness().display(), unpacked.site().display());
+    let prelude = format!("from _wheelwright_abimodel import finder\nfinder.install({:?})\n", model.name());
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{prelude}{code}"))
+        .current_dir(unpacked.scratch.path())
+        .env("PYTHONPATH", path)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "python failed:\n{text}");
+    text
+}
+
+#[test]
+fn macos_pymult_imports_from_its_mach_o_bundle_and_multiplies() {
+    let unpacked = unpack(&common::example("pymult"), Target::Macos);
+    let out = python(
+        &unpacked,
+        Model::Macos,
+        "import pymult\n\
+         print(type(pymult.__loader__).__module__, pymult.__file__.rsplit('/', 1)[1])\n\
+         print(pymult.multiply(2**40, 3))\n\
+         try:\n    pymult.multiply(2**62, 4)\nexcept OverflowError as e:\n    print('OverflowError', e)\n",
+    );
+    assert_eq!(
+        out,
+        "_wheelwright_abimodel.finder pymult.abi3.so\n3298534883328\n\
+         OverflowError multiply: result does not fit in a signed 64-bit integer\n"
+    );
+}
+
+#[test]
+fn macos_wheels_of_every_example_pass_their_tests_under_the_model() {
+    for (name, passed) in [("pymult", 7), ("vecstats", 8)] {
+        let unpacked = unpack(&common::example(name), Target::Macos);
+        let (ok, out) = pytest(&unpacked, Model::Macos, &common::example(name).join("tests"));
+        assert!(ok, "{name}:\n{out}");
+        assert!(out.contains(&format!("{passed} passed")), "{name}:\n{out}");
+        assert!(out.contains("wheelwright ABI model: macos-x86_64"), "{name}:\n{out}");
+    }
+}
