@@ -90,12 +90,40 @@ fn macos_pymult_imports_from_its_mach_o_bundle_and_multiplies() {
 }
 
 #[test]
-fn macos_wheels_of_every_example_pass_their_tests_under_the_model() {
+fn windows_pymult_imports_from_its_pe_dll_through_win64_thunks() {
+    let unpacked = unpack(&common::example("pymult"), Target::Windows);
+    let out = python(
+        &unpacked,
+        Model::Windows,
+        "import pymult\n\
+         print(pymult.__file__.rsplit('/', 1)[1], pymult.__doc__)\n\
+         print(pymult.multiply(2**40, 3), pymult.multiply(-6, 7))\n\
+         for bad in ((2**62, 4), ('2', 3)):\n    try:\n        pymult.multiply(*bad)\n    except (OverflowError, TypeError) as e:\n        print(type(e).__name__, e)\n",
+    );
+    assert_eq!(
+        out,
+        "pymult.pyd Integer multiplication written in x86-64 assembly.\n3298534883328 -42\n\
+         OverflowError multiply: result does not fit in a signed 64-bit integer\n\
+         TypeError 'str' object cannot be interpreted as an integer\n"
+    );
+}
+
+fn every_example_passes_under(target: Target, model: Model) {
     for (name, passed) in [("pymult", 7), ("vecstats", 8)] {
-        let unpacked = unpack(&common::example(name), Target::Macos);
-        let (ok, out) = pytest(&unpacked, Model::Macos, &common::example(name).join("tests"));
+        let unpacked = unpack(&common::example(name), target);
+        let (ok, out) = pytest(&unpacked, model, &common::example(name).join("tests"));
         assert!(ok, "{name}:\n{out}");
         assert!(out.contains(&format!("{passed} passed")), "{name}:\n{out}");
-        assert!(out.contains("wheelwright ABI model: macos-x86_64"), "{name}:\n{out}");
+        assert!(out.contains(&format!("wheelwright ABI model: {}", model.name())), "{name}:\n{out}");
     }
+}
+
+#[test]
+fn macos_wheels_of_every_example_pass_their_tests_under_the_model() {
+    every_example_passes_under(Target::Macos, Model::Macos);
+}
+
+#[test]
+fn windows_wheels_of_every_example_pass_their_tests_under_the_model() {
+    every_example_passes_under(Target::Windows, Model::Windows);
 }

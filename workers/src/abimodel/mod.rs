@@ -23,6 +23,9 @@ pub const HARNESS: &[(&str, &str)] = &[
     ("_wheelwright_abimodel/macho.py", include_str!("harness/_wheelwright_abimodel/macho.py")),
     ("_wheelwright_abimodel/finder.py", include_str!("harness/_wheelwright_abimodel/finder.py")),
     ("_wheelwright_abimodel/plugin.py", include_str!("harness/_wheelwright_abimodel/plugin.py")),
+    ("_wheelwright_abimodel/pe.py", include_str!("harness/_wheelwright_abimodel/pe.py")),
+    ("_wheelwright_abimodel/x64.py", include_str!("harness/_wheelwright_abimodel/x64.py")),
+    ("_wheelwright_abimodel/win64.py", include_str!("harness/_wheelwright_abimodel/win64.py")),
 ];
 
 /// The pytest plugin that installs the finder (`-p` argument).

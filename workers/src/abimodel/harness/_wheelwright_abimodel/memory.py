@@ -143,3 +143,36 @@ def is_code(address: int) -> bool:
     PE import table does not say whether a name is a function or data, the
     interpreter's own mappings do."""
     return any(lo <= address < hi for lo, hi in _executable_ranges())
+
+
+def _protection_of(address: int) -> int:
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if lo <= address < hi:
+                perms = fields[1]
+                return (
+                    (PROT_READ if "r" in perms else 0)
+                    | (PROT_WRITE if "w" in perms else 0)
+                    | (PROT_EXEC if "x" in perms else 0)
+                )
+    raise ValueError("%#x is not mapped" % address)
+
+
+def patch_u64(address: int, value: int) -> None:
+    """Stores a 64-bit word into a mapped image even where its section is
+    read-only (a ``const`` method table): the page is made writable for the
+    store and given its protection back."""
+    prot = _protection_of(address)
+    if prot & PROT_WRITE:
+        write_u64(address, value)
+        return
+    page = address & ~(PAGE - 1)
+    span = page_align(address + 8) - page
+    if _mprotect(page, span, prot | PROT_WRITE) != 0:
+        raise MemoryError_(ctypes.get_errno(), "cannot make %#x writable" % page)
+    try:
+        write_u64(address, value)
+    finally:
+        _mprotect(page, span, prot)
