@@ -127,3 +127,67 @@ fn macos_wheels_of_every_example_pass_their_tests_under_the_model() {
 fn windows_wheels_of_every_example_pass_their_tests_under_the_model() {
     every_example_passes_under(Target::Windows, Model::Windows);
 }
+
+/// The smoke step's run of one target's wheel.
+fn smoked(project: &Path, target: Target) -> wheelwright_workers::report::TargetReport {
+    let (report, _dirs) = common::build(project, &[target], true);
+    common::target(&report, target).clone()
+}
+
+#[test]
+fn the_smoke_step_runs_every_example_on_macos_and_windows_under_their_model() {
+    for name in ["pymult", "vecstats"] {
+        let passed = if name == "pymult" { 7 } else { 8 };
+        for target in [Target::Macos, Target::Windows] {
+            let report = smoked(&common::example(name), target);
+            let label = Model::for_target(target).unwrap().label();
+            assert_eq!(report.status, wheelwright_workers::report::Status::Succeeded, "{name} {target}: {report:#?}");
+            assert_eq!(report.reason.as_deref(), Some(label));
+            assert_eq!(report.tests.len(), 1, "{report:#?}");
+            let run = &report.tests[0];
+            assert_eq!((run.passed, run.failed, run.errors, run.model.as_deref()), (passed, 0, 0, Some(label)));
+        }
+    }
+}
+
+/// The tutorial's mistake: System V argument registers before
+/// `PyModule_Create2` in a Windows module (rcx, the Win64 first argument,
+/// holds whatever the caller left there; rdi is what Linux reads).
+const SYSV_REGISTERS_ON_WIN64: &str = r#"%include "wheelwright.inc"
+PYIMPORT PyModule_Create2
+section .data
+align 8
+methods:
+    PYMETHOD_END
+moduledef:
+    PYMODULEDEF s_module, 0, methods
+s_module: db "sysvwin", 0
+section .text
+PYINIT sysvwin
+    sub rsp, 40
+    lea rdi, [rel moduledef]          ; System V's first argument register
+    mov esi, 3
+    PYCALL PyModule_Create2
+    add rsp, 40
+    ret
+"#;
+
+#[test]
+fn a_windows_module_passing_system_v_registers_fails_and_never_passes() {
+    let project = common::project(&[
+        ("pyproject.toml", "[project]\nname = \"sysvwin\"\nversion = \"0.1.0\"\n"),
+        ("src/sysvwin.asm", SYSV_REGISTERS_ON_WIN64),
+        (
+            "tests/test_sysvwin.py",
+            "import sysvwin\n\n\ndef test_imports():\n    assert sysvwin.__name__ == \"sysvwin\"\n",
+        ),
+    ]);
+    let linux = smoked(project.path(), Target::Linux);
+    assert_eq!(linux.status, wheelwright_workers::report::Status::Succeeded, "{linux:#?}");
+    let windows = smoked(project.path(), Target::Windows);
+    assert_eq!(windows.status, wheelwright_workers::report::Status::Failed, "{windows:#?}");
+    let run = &windows.tests[0];
+    assert_eq!(run.passed, 0, "{run:#?}");
+    let problem = run.problem.clone().unwrap_or_default();
+    assert!(problem.starts_with("the test process crashed with SIG"), "{run:#?}");
+}
