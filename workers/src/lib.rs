@@ -7,6 +7,7 @@
 //! through [`process::run`]. No HTTP and no database here: the daemon drives
 //! this crate.
 
+pub mod abimodel;
 pub mod capi;
 pub mod lines;
 pub mod pipeline;

@@ -156,6 +156,11 @@ pub struct TestRun {
     /// What is known about a crash of native code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crash: Option<CrashReport>,
+    /// Set when the module ran under an ABI model rather than natively:
+    /// what the run was, e.g. "tests run on the Linux host under the
+    /// Windows x64 ABI model". `None` for a native (Linux) run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 impl TestRun {
@@ -172,6 +177,7 @@ impl TestRun {
             failures: Vec::new(),
             problem: None,
             crash: None,
+            model: None,
         }
     }
 }

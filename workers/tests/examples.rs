@@ -15,7 +15,7 @@ const MACOS_WHEEL: &str = "pymult-1.0.0-cp38-abi3-macosx_10_9_x86_64.whl";
 const WINDOWS_WHEEL: &str = "pymult-1.0.0-cp38-abi3-win_amd64.whl";
 
 #[test]
-fn pymult_builds_three_verified_wheels_and_the_linux_one_installs_with_pip() {
+fn pymult_builds_three_wheels_whose_tests_pass_on_every_target_and_the_linux_one_installs_with_pip() {
     let (report, dirs) = build(&example("pymult"), &Target::ALL, true);
     for t in &report.targets {
         assert_eq!(t.status, Status::Succeeded, "{t:#?}");
@@ -29,10 +29,18 @@ fn pymult_builds_three_verified_wheels_and_the_linux_one_installs_with_pip() {
     let linux = target(&report, Target::Linux);
     assert_eq!(linux.tests.len(), 1);
     assert_eq!((linux.tests[0].passed, linux.tests[0].failed, linux.tests[0].errors), (7, 0, 0));
-    for t in [Target::Macos, Target::Windows] {
-        let smoke = target(&report, t).steps.iter().find(|s| s.name == Step::Smoke).unwrap();
-        assert_eq!(smoke.status, Status::Skipped);
-        assert_eq!(smoke.reason.as_deref(), Some(format!("verified, not imported: no {t} runner").as_str()));
+    assert_eq!(linux.tests[0].model, None);
+    for (t, label) in [
+        (Target::Macos, "tests run on the Linux host under the macOS x86-64 ABI model"),
+        (Target::Windows, "tests run on the Linux host under the Windows x64 ABI model"),
+    ] {
+        let report = target(&report, t);
+        let smoke = report.steps.iter().find(|s| s.name == Step::Smoke).unwrap();
+        assert_eq!(smoke.status, Status::Succeeded, "{report:#?}");
+        assert_eq!(report.reason.as_deref(), Some(label));
+        assert_eq!(report.tests.len(), 1);
+        let run = &report.tests[0];
+        assert_eq!((run.passed, run.failed, run.errors, run.model.as_deref()), (7, 0, 0, Some(label)));
     }
 
     // pip's own installer into a fresh virtual environment, then a call.

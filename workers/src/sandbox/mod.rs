@@ -61,8 +61,10 @@ const PROC_READ_ONLY: [&str; 10] = [
 ];
 
 /// Environment variables passed into the sandbox when a step sets them.
-const ENV_ALLOWED: [&str; 8] = [
+const ENV_ALLOWED: [&str; 9] = [
     "PYTHONPATH",
+    // Which ABI model runs a macOS or Windows wheel's tests (crate::abimodel).
+    "WHEELWRIGHT_ABIMODEL",
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONNOUSERSITE",
     "PYTHONFAULTHANDLER",

@@ -105,14 +105,15 @@ impl Marker {
 
 /// The commands gdb reads from `script` (its own path): make gdb
 /// non-dumpable and delete the file, give the program its `PYTHONPATH`
-/// (`site`; gdb itself runs without it), run the program with its output
+/// (`python_path`: the site directory, after the ABI model's harness for a
+/// foreign target; gdb itself runs without it), run the program with its output
 /// thrown away (the first run already showed it), then collect where it
 /// stopped, kill every other process of the sandbox, and print each answer
 /// under a section headed by `marker`. An error in a command file ends it in
 /// batch mode, so if gdb cannot protect itself (no Python in this gdb, prctl
 /// refused) it runs nothing and the report has no gdb part; if the other
 /// processes do not go away, it prints no answers.
-pub fn gdb_script(marker: &Marker, script: &Path, site: &Path) -> String {
+pub fn gdb_script(marker: &Marker, script: &Path, python_path: &str) -> String {
     let quoted = |text: &str| serde_json::to_string(text).expect("a string serialises");
     let script = quoted(&script.display().to_string());
     let mut commands = format!(
@@ -135,7 +136,7 @@ pub fn gdb_script(marker: &Marker, script: &Path, site: &Path) -> String {
         commands.push('\n');
     }
     // `set environment` takes the rest of the line as the value, verbatim.
-    commands.push_str(&format!("set environment PYTHONPATH {}\n", site.display()));
+    commands.push_str(&format!("set environment PYTHONPATH {python_path}\n"));
     commands.push_str("run\n");
     let sections: Vec<String> = [
         ("registers", format!("info registers {}", REGISTERS.join(" "))),
@@ -362,7 +363,7 @@ mod tests {
         let script = script_path(Path::new("/job")).unwrap();
         let args = gdb_args(&script, Path::new("/env/bin/python"), &["-m".into(), "pytest".into()]);
         assert!(args.iter().all(|a| !a.contains(&marker.0[2..])), "{args:?}");
-        let commands = gdb_script(&marker, &script, Path::new("/job/site"));
+        let commands = gdb_script(&marker, &script, "/job/site");
         assert!(commands.starts_with("python\nimport ctypes, os\n"), "{commands}");
         assert!(commands.contains(&format!("os.unlink(\"{}\")\nend\n", script.display())), "{commands}");
         // The program starts only after gdb protected itself.

@@ -1,7 +1,10 @@
-//! The smoke test: install a Linux wheel into a fresh directory and run the
+//! The smoke test: install a wheel into a fresh directory and run the
 //! project's pytest tests (or a generated import test) against it in the
 //! sandbox, on each interpreter the wheel admits; results read from pytest's
-//! JUnit XML, crashes explained with faulthandler and gdb.
+//! JUnit XML, crashes explained with faulthandler and gdb. A macOS or
+//! Windows wheel runs the same way under its ABI model ([`crate::abimodel`]):
+//! the harness goes on `PYTHONPATH` ahead of the wheel and its pytest plugin
+//! maps the foreign modules when the tests import them.
 
 mod crash;
 mod interpreter;
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub use crash::Sources;
 pub use interpreter::{Interpreter, SmokeEnv};
 
+use crate::abimodel::{self, Model};
 use crate::process::{self, CancelToken, Cmd, Exit};
 use crate::readback::{ReadbackError, Root, JUNIT_MAX};
 use crate::report::TestRun;
@@ -77,6 +81,9 @@ pub struct SmokeJob<'a> {
     /// The debugger that explains a crash, from the build's toolchain;
     /// `None` when it has none (the crash is reported without gdb's view).
     pub gdb: Option<&'a Path>,
+    /// The ABI model the wheel's modules run under (a macOS or Windows
+    /// wheel); `None` for a Linux wheel, which CPython imports natively.
+    pub model: Option<Model>,
 }
 
 /// What a smoke run found.
@@ -133,6 +140,13 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     std::fs::create_dir(job.dir).map_err(|e| install_err(format!("{}: {e}", job.dir.display())))?;
     std::fs::create_dir(&tests_dir).map_err(|e| install_err(e.to_string()))?;
     install_wheel(job.wheel, &site).map_err(install_err)?;
+    // The harness lives beside the job folder, not in it: the sandbox sees
+    // it read-only, so the tests cannot change the loader that runs them.
+    let harness = job.model.map(|_| harness_dir(job.dir));
+    if let Some(harness) = &harness {
+        std::fs::create_dir(harness).map_err(|e| install_err(format!("{}: {e}", harness.display())))?;
+        abimodel::install_harness(harness).map_err(|e| install_err(e.to_string()))?;
+    }
     if job.tests.iter().any(|(rel, _)| is_test_module(rel)) {
         for (rel, source) in job.tests {
             let dest = tests_dir.join(rel);
@@ -149,7 +163,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     // pytest's faulthandler dumps every thread's stack shortly before the
     // wall-clock limit, so that a hang shows where it hangs.
     let dump_after = (sandbox.limits.timeout_secs * 4 / 5).max(1);
-    let pytest_args: Vec<String> = vec![
+    let mut pytest_args: Vec<String> = vec![
         "-X".into(),
         "faulthandler".into(),
         "-X".into(),
@@ -165,15 +179,33 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         format!("--junitxml={}", junit.display()),
         "tests".into(),
     ];
+    if job.model.is_some() {
+        // Loaded before collection, so before the tests import the module.
+        pytest_args.splice(6..6, ["-p".to_string(), abimodel::PLUGIN.to_string()]);
+    }
+    let python_path = match &harness {
+        Some(harness) => format!("{}:{}", harness.display(), site.display()),
+        None => site.display().to_string(),
+    };
     // gdb gets no PYTHONPATH: the site directory holds the upload's files,
     // and gdb's own Python would import them (see `crash::gdb_args`).
     let cmd = |program: &Path, args: Vec<String>| {
-        Cmd::new(program).args(args).cwd(job.dir).env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONNOUSERSITE", "1")
+        let cmd =
+            Cmd::new(program).args(args).cwd(job.dir).env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONNOUSERSITE", "1");
+        match job.model {
+            Some(model) => cmd.env(abimodel::MODEL_ENV, model.name()),
+            None => cmd,
+        }
     };
-    let mounts = Mounts::job(job.dir).read_only(&job.interpreter.prefix).read_only(&job.env.dir).running_project_code();
-    let pytest = cmd(&job.env.python, pytest_args.clone()).env("PYTHONPATH", site.display().to_string());
+    let mut mounts =
+        Mounts::job(job.dir).read_only(&job.interpreter.prefix).read_only(&job.env.dir).running_project_code();
+    if let Some(harness) = &harness {
+        mounts = mounts.read_only(harness);
+    }
+    let pytest = cmd(&job.env.python, pytest_args.clone()).env("PYTHONPATH", python_path.clone());
     let out = sandbox.run(&pytest, &mounts, cancel)?;
     let mut run = TestRun::new(&job.interpreter.label(), job.interpreter.executable.clone(), &wheel_name);
+    run.model = job.model.map(|m| m.label().to_string());
     let mut log = out.text.clone();
     let mut on_import = None;
     match &out.exit {
@@ -187,7 +219,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
             let marker = crash::Marker::new().ok();
             let gdb_output = match (&marker, job.gdb) {
                 (Some(marker), Some(gdb)) => {
-                    let script = gdb_script(job, marker, &site);
+                    let script = gdb_script(job, marker, &python_path);
                     match script {
                         Ok(script) => {
                             let args = crash::gdb_args(&script, &job.env.python, &pytest_args);
@@ -250,12 +282,20 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
 /// Writes gdb's commands (and the marker its answers carry) to a fresh
 /// file in the job directory, which gdb deletes before the program starts;
 /// returns its path.
-fn gdb_script(job: &SmokeJob<'_>, marker: &crash::Marker, site: &Path) -> Result<PathBuf, String> {
+fn gdb_script(job: &SmokeJob<'_>, marker: &crash::Marker, python_path: &str) -> Result<PathBuf, String> {
     let script = crash::script_path(job.dir).map_err(|e| e.to_string())?;
     job.root
-        .create_new(&script, crash::gdb_script(marker, &script, site).as_bytes(), "gdb's command file")
+        .create_new(&script, crash::gdb_script(marker, &script, python_path).as_bytes(), "gdb's command file")
         .map_err(|e| e.to_string())?;
     Ok(script)
+}
+
+/// Where the ABI model's harness is written for the job in `dir`: its
+/// sibling `<dir>.abimodel`, outside the folder the tests may write.
+fn harness_dir(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".abimodel");
+    dir.with_file_name(name)
 }
 
 /// The stack pytest's faulthandler dumped before the timeout.

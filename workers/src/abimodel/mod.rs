@@ -1,0 +1,112 @@
+//! Running foreign binaries under ABI models: the macOS (Mach-O) and Windows
+//! (PE) modules a build produces are mapped into a Linux CPython on this host
+//! and driven by the project's own tests.
+//!
+//! The loader is a pure-Python package, `_wheelwright_abimodel`, embedded
+//! here and written by the smoke step into a read-only folder that goes on
+//! `PYTHONPATH` ahead of the wheel's files; the pytest plugin it carries
+//! installs a meta-path finder for the model named by
+//! `WHEELWRIGHT_ABIMODEL`. Its machine code (the Win64 ↔ System V bridges) is
+//! emitted as bytes by the harness itself: a handful of instruction encodings
+//! in one generator, which keeps the sandboxed run free of any tool (nasm is
+//! on the host, not in the test's sandbox) and lets one function see every
+//! bridge, the seam for the ABI guards.
+
+use std::path::Path;
+
+use crate::platform::Target;
+
+/// The package's files: (path below the harness folder, contents).
+pub const HARNESS: &[(&str, &str)] = &[
+    ("_wheelwright_abimodel/__init__.py", include_str!("harness/_wheelwright_abimodel/__init__.py")),
+    ("_wheelwright_abimodel/memory.py", include_str!("harness/_wheelwright_abimodel/memory.py")),
+    ("_wheelwright_abimodel/macho.py", include_str!("harness/_wheelwright_abimodel/macho.py")),
+    ("_wheelwright_abimodel/finder.py", include_str!("harness/_wheelwright_abimodel/finder.py")),
+    ("_wheelwright_abimodel/plugin.py", include_str!("harness/_wheelwright_abimodel/plugin.py")),
+    ("_wheelwright_abimodel/pe.py", include_str!("harness/_wheelwright_abimodel/pe.py")),
+    ("_wheelwright_abimodel/x64.py", include_str!("harness/_wheelwright_abimodel/x64.py")),
+    ("_wheelwright_abimodel/win64.py", include_str!("harness/_wheelwright_abimodel/win64.py")),
+];
+
+/// The pytest plugin that installs the finder (`-p` argument).
+pub const PLUGIN: &str = "_wheelwright_abimodel.plugin";
+
+/// The environment variable that selects the model.
+pub const MODEL_ENV: &str = "WHEELWRIGHT_ABIMODEL";
+
+/// An ABI model: how a target's binaries are run on the Linux host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// Mach-O mapped and bound; System V and LP64 as on Linux.
+    Macos,
+    /// PE mapped, every crossing bridged between Win64 and System V.
+    Windows,
+}
+
+impl Model {
+    /// The model a target's modules run under; `None` for Linux, whose
+    /// modules CPython loads natively.
+    pub fn for_target(target: Target) -> Option<Model> {
+        match target {
+            Target::Linux => None,
+            Target::Macos => Some(Model::Macos),
+            Target::Windows => Some(Model::Windows),
+        }
+    }
+
+    /// The value of [`MODEL_ENV`]: the target's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Macos => Target::Macos.name(),
+            Model::Windows => Target::Windows.name(),
+        }
+    }
+
+    /// What a run under this model is, for reports: never a native run.
+    pub fn label(self) -> &'static str {
+        match self {
+            Model::Macos => "tests run on the Linux host under the macOS x86-64 ABI model",
+            Model::Windows => "tests run on the Linux host under the Windows x64 ABI model",
+        }
+    }
+}
+
+/// Writes the harness package below `dir` (which must exist and be empty
+/// or absent of these files); `dir` is what goes on `PYTHONPATH`.
+pub fn install_harness(dir: &Path) -> std::io::Result<()> {
+    for (rel, contents) in HARNESS {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, contents)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_foreign_targets_run_under_a_model() {
+        assert_eq!(Model::for_target(Target::Linux), None);
+        assert_eq!(Model::for_target(Target::Macos), Some(Model::Macos));
+        assert_eq!(Model::for_target(Target::Windows).map(Model::name), Some("windows-x86_64"));
+    }
+
+    #[test]
+    fn labels_say_the_run_is_on_the_linux_host() {
+        assert_eq!(Model::Windows.label(), "tests run on the Linux host under the Windows x64 ABI model");
+        assert!(Model::Macos.label().starts_with("tests run on the Linux host"));
+    }
+
+    #[test]
+    fn installs_every_harness_file() {
+        let dir = tempfile::tempdir().unwrap();
+        install_harness(dir.path()).unwrap();
+        for (rel, contents) in HARNESS {
+            assert_eq!(std::fs::read_to_string(dir.path().join(rel)).unwrap(), *contents);
+        }
+    }
+}
