@@ -700,7 +700,7 @@ def _printf_like(family: str, fmt: bytes) -> list[VarArg]:
             if length not in ("", "l"):
                 raise FormatError(family, fmt, start, unit, "a length on %c")
             c_type = "int"  # char (or wint_t for %lc) promoted to int
-        elif conv in "eEfFgGaA":
+        elif conv in "eEfFgGaA" and family == "printf":
             if length not in ("", "l"):
                 raise FormatError(family, fmt, start, unit, "a length on a float conversion")
             c_type = "double"
