@@ -104,6 +104,9 @@ pub struct TestRunView {
     /// Why the run did not complete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The ABI model it ran under, when not a native run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// A crash of native code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crash: Option<CrashView>,
@@ -196,6 +199,7 @@ fn test_run(run: &StoredTestRun) -> TestRunView {
             .map(|f| FailureView { test: f.test.clone(), message: f.message.clone() })
             .collect(),
         problem: run.problem.clone(),
+        model: run.model.clone(),
         crash: run.crash.as_ref().map(crash),
     }
 }

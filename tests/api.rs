@@ -35,6 +35,17 @@ async fn files_upload_builds_downloads_and_installs_from_the_index() {
     assert_eq!(steps, ["assemble", "abi", "link", "verify", "package", "smoke"]);
     assert_eq!(linux["tests"][0]["passed"], 7);
     assert_eq!(build["targets"][1]["steps"][5]["status"], "succeeded", "the macOS smoke step runs under its ABI model");
+    // Labelled as what they are: a native Linux run, and the other two under a model on this host.
+    assert_eq!(linux["tests"][0].get("model"), None, "a Linux run is native");
+    let windows = &build["targets"][2];
+    assert_eq!(windows["tests"][0]["passed"], 7);
+    assert_eq!(windows["tests"][0]["model"], "tests run on the Linux host under the Windows x64 ABI model");
+    assert_eq!(
+        build["targets"][1]["tests"][0]["model"],
+        "tests run on the Linux host under the macOS x86-64 ABI model"
+    );
+    let page = app.client.get(app.url(&format!("/builds/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("tests run on the Linux host under the Windows x64 ABI model"), "the build page says so too");
 
     // Every artifact downloads with its sha256, as body and as ETag.
     let artifacts = build["artifacts"].as_array().unwrap();

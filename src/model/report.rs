@@ -102,6 +102,10 @@ pub struct StoredTestRun {
     /// Why the run did not complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The ABI model the tests ran under (a macOS or Windows module on the
+    /// Linux host); `None` for a native run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// A crash of native code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash: Option<StoredCrash>,
@@ -194,6 +198,7 @@ impl From<&engine::TestRun> for StoredTestRun {
                 .map(|f| StoredFailure { test: f.test.clone(), message: f.message.clone() })
                 .collect(),
             problem: run.problem.clone(),
+            model: run.model.clone(),
             crash: run.crash.as_ref().map(|c| StoredCrash {
                 signal: c.signal.clone(),
                 python_traceback: c.python_traceback.clone(),

@@ -82,6 +82,8 @@ pub struct TestBlock {
     pub errors: u32,
     pub skipped: u32,
     pub problem: Option<String>,
+    /// The ABI model label, when not a native run.
+    pub model: Option<String>,
     pub failures: Vec<(String, String)>,
     pub crash: Option<CrashView>,
 }
@@ -228,6 +230,7 @@ impl BuildPage {
                 errors: run.errors,
                 skipped: run.skipped,
                 problem: run.problem.clone(),
+                model: run.model.clone(),
                 failures: run.failures.iter().map(|f| (f.test.clone(), f.message.clone())).collect(),
                 crash: run.crash.as_ref().map(|c| CrashView {
                     signal: c.signal.clone(),
