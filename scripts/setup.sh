@@ -78,6 +78,11 @@ if ! .venv/bin/python -c 'import pytest, html5lib' >/dev/null 2>&1; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check pytest html5lib
 fi
+# uv, the other installer people use, for the index tests (pip is in every venv).
+if ! .venv/bin/uv --version >/dev/null 2>&1; then
+  echo "setup: adding uv to .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
+fi
 st_python=.venv/schemathesis/bin/python
 if [ "$("$st_python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
   echo "setup: preparing .venv/schemathesis with schemathesis $SCHEMATHESIS_VERSION"

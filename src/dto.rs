@@ -3,10 +3,15 @@
 //! daemon's records (and the stored report) here and nowhere else. The JSON
 //! is the one the OpenAPI document describes.
 
+use axum::http::header::{self, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::builds::ProjectSummary;
+use crate::error::ApiError;
 use crate::model::report::{StoredCrash, StoredStep, StoredTestRun};
 use crate::model::{artifact_url, ArtifactRecord, BuildDetails, BuildStatus, GitOrigin};
 
@@ -324,4 +329,26 @@ impl From<&ProjectSummary> for ProjectView {
             builds: summary.builds,
         }
     }
+}
+
+/// How long a client refused for having too many builds queued is asked to
+/// wait before trying again.
+pub const RETRY_AFTER_SECS: u64 = 30;
+
+/// `202 Accepted` with the build and its `Location`: the answer to a
+/// submission, from the API and from the form's route asked for JSON.
+pub fn accepted(details: &BuildDetails) -> Result<Response, ApiError> {
+    let view = BuildView::from(details);
+    let location = HeaderValue::from_str(&format!("/api/v1/builds/{}", view.id)).map_err(ApiError::internal)?;
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
+}
+
+/// A refused submission as JSON, with `Retry-After` when it is the queue limit.
+pub fn refusal(error: ApiError) -> Response {
+    let retry = error.status == StatusCode::TOO_MANY_REQUESTS;
+    let mut response = error.into_response();
+    if retry {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    }
+    response
 }

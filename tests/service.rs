@@ -47,7 +47,7 @@ async fn a_build_is_run_by_the_executor_the_daemon_is_given_and_its_wheel_served
     let artifact = &done["artifacts"][0];
     assert_eq!(artifact["filename"], "pymult-1.0.0-linux_x86_64.whl");
     let bytes = app.client.get(app.url(artifact["url"].as_str().unwrap())).send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(&bytes[..], b"wheel of pymult 1.0.0 for linux-x86_64");
+    assert_eq!(common::scripted::note_of(&bytes), "wheel of pymult 1.0.0 for linux-x86_64");
     let log = app.client.get(app.url(&format!("/api/v1/builds/{}/log", done["id"].as_str().unwrap())));
     let log = log.send().await.unwrap().text().await.unwrap();
     assert!(log.contains("scripted: Succeed") && log.contains("[linux-x86_64] <== assemble succeeded"), "{log}");

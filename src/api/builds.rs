@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use wheelwright_workers::wheel::tags;
 
+use super::range;
 use crate::builds::ServiceError;
 use crate::dto::BuildView;
 use crate::error::{ApiError, ApiResult};
@@ -48,22 +49,13 @@ pub async fn create(
     accepted(state.builds.submit(upload.build, &submitter).await)
 }
 
-/// How long a client refused for having too many builds queued is asked to
-/// wait before trying again.
-const RETRY_AFTER_SECS: u64 = 30;
-
 /// `202 Accepted` with the build and its `Location`; or the error, with
 /// `Retry-After` when it is the queue limit.
 fn accepted(result: Result<crate::model::BuildDetails, ServiceError>) -> ApiResult<Response> {
-    let view = match result {
-        Ok(details) => BuildView::from(&details),
-        Err(e @ ServiceError::TooManyQueued(_)) => {
-            return Ok(([(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())], ApiError::from(e)).into_response())
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let location = HeaderValue::from_str(&format!("/api/v1/builds/{}", view.id)).map_err(ApiError::internal)?;
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
+    match result {
+        Ok(details) => crate::dto::accepted(&details),
+        Err(e) => Ok(crate::dto::refusal(e.into())),
+    }
 }
 
 /// Who sends an API write: the bearer token's holder (the token middleware
@@ -206,33 +198,56 @@ async fn follow(state: AppState, id: String, out: tokio::sync::mpsc::Sender<Resu
     }
 }
 
-/// `GET /api/v1/builds/{id}/artifacts/{filename}`, with the sha256 as ETag.
+/// `GET /api/v1/builds/{id}/artifacts/{filename}`, with the sha256 as ETag
+/// and one byte range when asked; `{filename}.metadata` is a wheel's
+/// `METADATA` (PEP 658).
 pub async fn artifact(
     State(state): State<AppState>,
     Path((id, filename)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let artifacts = state.builds.artifacts(&id).await?;
-    let Some(artifact) = artifacts.into_iter().find(|a| a.filename == filename) else {
-        return Err(ApiError::not_found(format!("build `{id}` has no artifact `{filename}`")));
+    let missing = || ApiError::not_found(format!("build `{id}` has no artifact `{}`", upload::shown(&filename)));
+    let (sha256, content_type, attachment) = match artifacts.iter().find(|a| a.filename == filename) {
+        Some(a) => {
+            let content_type = if filename.ends_with(".whl") { "application/zip" } else { "application/gzip" };
+            (a.sha256.clone(), content_type, true)
+        }
+        None => {
+            let wheel = filename.strip_suffix(".metadata").ok_or_else(missing)?;
+            let a = artifacts.iter().find(|a| a.filename == wheel).ok_or_else(missing)?;
+            (a.metadata_sha256.clone().ok_or_else(missing)?, "text/plain; charset=utf-8", false)
+        }
     };
-    let etag = format!("\"{}\"", artifact.sha256);
+    let etag = format!("\"{sha256}\"");
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let store = state.store.clone();
-    let sha256 = artifact.sha256.clone();
     let bytes = tokio::task::spawn_blocking(move || store.get(&sha256)).await.map_err(ApiError::internal)??;
-    let content_type = if filename.ends_with(".whl") { "application/zip" } else { "application/gzip" };
-    let disposition = format!("attachment; filename=\"{filename}\"");
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::ETAG, etag),
-            (header::CONTENT_DISPOSITION, disposition),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable".to_string()),
-        ],
-        bytes,
-    )
-        .into_response())
+    let len = bytes.len() as u64;
+    let mut response_headers = HeaderMap::new();
+    let value = |s: String| HeaderValue::from_str(&s).map_err(ApiError::internal);
+    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response_headers.insert(header::ETAG, value(etag.clone())?);
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    if attachment {
+        response_headers.insert(header::CONTENT_DISPOSITION, value(format!("attachment; filename=\"{filename}\""))?);
+    }
+    // A range is honoured only for these very bytes (`If-Range` names them).
+    let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| if_range.is_none_or(|t| t == etag));
+    match range::answer(asked, len) {
+        range::Answer::Full => Ok((response_headers, bytes).into_response()),
+        range::Answer::Partial { start, end } => {
+            response_headers.insert(header::CONTENT_RANGE, value(format!("bytes {start}-{end}/{len}"))?);
+            let part = bytes[start as usize..=end as usize].to_vec();
+            Ok((StatusCode::PARTIAL_CONTENT, response_headers, part).into_response())
+        }
+        range::Answer::Unsatisfiable => {
+            response_headers.insert(header::CONTENT_RANGE, value(format!("bytes */{len}"))?);
+            Ok((StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response())
+        }
+    }
 }

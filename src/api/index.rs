@@ -13,6 +13,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::index::IndexFile;
 use crate::state::AppState;
 
+/// The simple API version served: 1.1 adds PEP 700's `versions`, `size`
+/// and `upload-time`.
+const API_VERSION: &str = "1.1";
+
 const JSON_V1: &str = "application/vnd.pypi.simple.v1+json";
 const HTML_V1: &str = "application/vnd.pypi.simple.v1+html";
 
@@ -71,12 +75,12 @@ pub async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiR
     let names = state.builds.index_projects().await?;
     let body = if format == Format::Json {
         let projects: Vec<_> = names.iter().map(|n| json!({ "name": n })).collect();
-        json!({ "meta": { "api-version": "1.0" }, "projects": projects }).to_string()
+        json!({ "meta": { "api-version": API_VERSION }, "projects": projects }).to_string()
     } else {
         let links: String =
             names.iter().map(|n| format!("    <a href=\"/simple/{n}/\">{n}</a>\n", n = escape(n))).collect();
         format!(
-            "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    \
+            "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    \
              <title>Simple index</title>\n  </head>\n  <body>\n{links}  </body>\n</html>\n"
         )
     };
@@ -107,17 +111,34 @@ pub async fn project(
     }
     let url = |f: &IndexFile| crate::model::artifact_url(&f.build_id, &f.filename);
     let body = if format == Format::Json {
-        let files: Vec<_> = files
+        let entries: Vec<_> = files
             .iter()
             .map(|f| {
-                let mut file = json!({ "filename": f.filename, "url": url(f), "hashes": { "sha256": f.sha256 } });
+                let mut file = json!({
+                    "filename": f.filename,
+                    "url": url(f),
+                    "hashes": { "sha256": f.sha256 },
+                    "size": f.size,
+                    "upload-time": crate::model::rfc3339(f.published_at),
+                });
                 if !f.requires_python.is_empty() {
                     file["requires-python"] = json!(f.requires_python);
+                }
+                if let Some(metadata) = &f.metadata_sha256 {
+                    // PEP 714's name, and PEP 658's for the clients that still read it.
+                    file["core-metadata"] = json!({ "sha256": metadata });
+                    file["dist-info-metadata"] = json!({ "sha256": metadata });
                 }
                 file
             })
             .collect();
-        json!({ "meta": { "api-version": "1.0" }, "name": normalized, "files": files }).to_string()
+        json!({
+            "meta": { "api-version": API_VERSION },
+            "name": normalized,
+            "versions": versions(&files),
+            "files": entries,
+        })
+        .to_string()
     } else {
         let links: String = files
             .iter()
@@ -127,8 +148,13 @@ pub async fn project(
                 } else {
                     format!(" data-requires-python=\"{}\"", escape(&f.requires_python))
                 };
+                let metadata = f
+                    .metadata_sha256
+                    .as_ref()
+                    .map(|m| format!(" data-core-metadata=\"sha256={m}\" data-dist-info-metadata=\"sha256={m}\""))
+                    .unwrap_or_default();
                 format!(
-                    "    <a href=\"{}#sha256={}\"{requires}>{}</a><br>\n",
+                    "    <a href=\"{}#sha256={}\"{requires}{metadata}>{}</a><br>\n",
                     escape(&url(f)),
                     f.sha256,
                     escape(&f.filename)
@@ -136,12 +162,25 @@ pub async fn project(
             })
             .collect();
         format!(
-            "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    \
+            "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    \
              <title>Links for {n}</title>\n  </head>\n  <body>\n    <h1>Links for {n}</h1>\n{links}  </body>\n</html>\n",
             n = escape(&normalized)
         )
     };
     Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+}
+
+/// Every version with a published file, in the order they were first published.
+fn versions(files: &[IndexFile]) -> Vec<&str> {
+    let mut by_time: Vec<&IndexFile> = files.iter().collect();
+    by_time.sort_by_key(|f| f.published_at);
+    let mut versions: Vec<&str> = Vec::new();
+    for f in by_time {
+        if !versions.contains(&f.version.as_str()) {
+            versions.push(&f.version);
+        }
+    }
+    versions
 }
 
 /// Whether `name` could name a distribution: ASCII letters, digits and `._-`,

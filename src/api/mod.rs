@@ -6,6 +6,7 @@ pub mod builds;
 mod health;
 mod index;
 pub mod projects;
+mod range;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;

@@ -251,11 +251,41 @@ fn store_artifacts(
         .filter(|t| t.status != Status::Failed)
         .flat_map(|t| t.artifacts.iter().map(move |a| (Some(t.target.name().to_string()), a)));
     for (target, artifact) in wheels.chain(report.sdist.iter().map(|a| (None, a))) {
+        // Read before the file is given to the store (which may move it).
+        let metadata_sha256 = match target {
+            Some(_) => Some(store.put(&wheel_metadata(&artifact.path)?)?),
+            None => None,
+        };
         let (sha256, size) = store.put_file(&artifact.path)?;
         anyhow::ensure!(sha256 == artifact.sha256, "{} changed on disk after it was built", artifact.filename);
-        records.push(ArtifactRecord { filename: artifact.filename.clone(), target, sha256, size: size as i64 });
+        records.push(ArtifactRecord {
+            filename: artifact.filename.clone(),
+            target,
+            sha256,
+            size: size as i64,
+            metadata_sha256,
+        });
     }
     Ok(records)
+}
+
+/// Largest `METADATA` file read from a wheel.
+const METADATA_MAX: u64 = 1 << 20;
+
+/// The `*.dist-info/METADATA` of the wheel at `path`, which the index serves
+/// beside the wheel (PEP 658) so that installers resolve without downloading it.
+fn wheel_metadata(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path)?)?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| n.split_once('/').is_some_and(|(dir, file)| dir.ends_with(".dist-info") && file == "METADATA"))
+        .ok_or_else(|| anyhow::anyhow!("{} has no .dist-info/METADATA", path.display()))?;
+    let mut bytes = Vec::new();
+    zip.by_name(&name)?.take(METADATA_MAX + 1).read_to_end(&mut bytes)?;
+    anyhow::ensure!(bytes.len() as u64 <= METADATA_MAX, "{name} is larger than {METADATA_MAX} bytes");
+    Ok(bytes)
 }
 
 /// Keeps the lease alive, turns a cancel request into the cancel token, and

@@ -75,4 +75,12 @@ pub struct IndexFile {
     pub sha256: String,
     /// `requires-python`.
     pub requires_python: String,
+    /// The version of the build that published it.
+    pub version: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When it was published (ms since 1970): PEP 700's `upload-time`.
+    pub published_at: i64,
+    /// sha256 of its `METADATA` file served beside it (PEP 658), when kept.
+    pub metadata_sha256: Option<String>,
 }

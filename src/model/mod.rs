@@ -216,6 +216,9 @@ pub struct ArtifactRecord {
     pub sha256: String,
     /// Size in bytes.
     pub size: i64,
+    /// sha256 of a wheel's `METADATA`, stored beside it (PEP 658); `None`
+    /// for the sdist and for artifacts recorded before it was kept.
+    pub metadata_sha256: Option<String>,
 }
 
 impl BuildRecord {

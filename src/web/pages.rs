@@ -69,6 +69,9 @@ pub async fn submit(
     ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
     request: axum::extract::Request,
 ) -> Response {
+    // A REST client posting here asks for JSON: it gets the API's answer,
+    // not a redirect to a page.
+    let wants_json = wants_json(request.headers());
     let result = async {
         // The token is the form's first field, checked before any other is
         // read; until then the body is held to a few KiB.
@@ -84,14 +87,27 @@ pub async fn submit(
     }
     .await;
     match result {
+        Ok(details) if wants_json => crate::dto::accepted(&details).unwrap_or_else(IntoResponse::into_response),
         Ok(details) => Redirect::to(&format!("/builds/{}", details.build.id)).into_response(),
+        Err(error) if wants_json => crate::dto::refusal(error),
         Err(error) => {
             let status = error.status;
             let mut response = render(upload_page(&state, Some(error.message)));
             *response.status_mut() = status;
+            if status == axum::http::StatusCode::TOO_MANY_REQUESTS {
+                let wait = axum::http::HeaderValue::from(crate::dto::RETRY_AFTER_SECS);
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, wait);
+            }
             response
         }
     }
+}
+
+/// Whether a request asks for JSON rather than a page (a browser's
+/// `Accept` names `text/html`).
+fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    accept.contains("application/json") && !accept.contains("text/html")
 }
 
 /// Builds per page of `/builds`.

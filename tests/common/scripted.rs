@@ -51,6 +51,27 @@ fn step(name: Step, status: Status, reason: Option<&str>, infrastructure: bool) 
     StepReport { name, status, duration_ms: 1, reason: reason.map(str::to_string), infrastructure }
 }
 
+/// A wheel that holds its METADATA and `built.txt` with `note`, the same
+/// bytes for the same arguments.
+pub fn wheel(name: &str, version: &str, note: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().last_modified_time(zip::DateTime::default());
+    zip.start_file(format!("{name}-{version}.dist-info/METADATA"), options).unwrap();
+    write!(zip, "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").unwrap();
+    zip.start_file("built.txt", options).unwrap();
+    zip.write_all(note.as_bytes()).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// The `built.txt` of a wheel made by [`wheel`].
+pub fn note_of(wheel: &[u8]) -> String {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel)).unwrap();
+    let mut note = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("built.txt").unwrap(), &mut note).unwrap();
+    note
+}
+
 impl BuildExecutor for Scripted {
     fn execute(&self, job: &BuildJob, events: &(dyn Fn(Event) + Sync)) -> Result<BuildReport, ProjectError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
@@ -76,7 +97,7 @@ impl BuildExecutor for Scripted {
                     Script::Succeed | Script::UntilCancelled => {
                         let filename = format!("{name}-{version}-{}.whl", target.name().replace('-', "_"));
                         // The same source gives the same bytes, as the engine's do.
-                        let bytes = format!("wheel of {name} {version} for {target}").into_bytes();
+                        let bytes = wheel(&name, &version, &format!("wheel of {name} {version} for {target}"));
                         let path = job.out_dir.join(&filename);
                         std::fs::write(&path, &bytes).unwrap();
                         let artifact =

@@ -73,6 +73,7 @@ fn artifact(row: &SqliteRow) -> ArtifactRecord {
         target: row.get("target"),
         sha256: row.get("sha256"),
         size: row.get("size"),
+        metadata_sha256: row.get("metadata_sha256"),
     }
 }
 
@@ -131,8 +132,8 @@ pub async fn copy_results(conn: &mut SqliteConnection, id: &str, from: &str, now
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO artifacts (build_id, filename, target, sha256, size) \
-         SELECT ?, filename, target, sha256, size FROM artifacts WHERE build_id = ?",
+        "INSERT INTO artifacts (build_id, filename, target, sha256, size, metadata_sha256) \
+         SELECT ?, filename, target, sha256, size, metadata_sha256 FROM artifacts WHERE build_id = ?",
     )
     .bind(id)
     .bind(from)
@@ -201,8 +202,9 @@ async fn artifacts_of(
     if ids.is_empty() {
         return Ok(by_build);
     }
-    let mut query =
-        sqlx::QueryBuilder::new("SELECT build_id, filename, target, sha256, size FROM artifacts WHERE build_id IN (");
+    let mut query = sqlx::QueryBuilder::new(
+        "SELECT build_id, filename, target, sha256, size, metadata_sha256 FROM artifacts WHERE build_id IN (",
+    );
     let mut list = query.separated(", ");
     for id in ids {
         list.push_bind(*id);
@@ -217,7 +219,7 @@ async fn artifacts_of(
 /// A build's artifacts, wheels by target then the sdist.
 pub async fn artifacts(conn: &mut SqliteConnection, id: &str) -> DbResult<Vec<ArtifactRecord>> {
     let rows = sqlx::query(
-        "SELECT filename, target, sha256, size FROM artifacts WHERE build_id = ? \
+        "SELECT filename, target, sha256, size, metadata_sha256 FROM artifacts WHERE build_id = ? \
          ORDER BY target IS NULL, target, filename",
     )
     .bind(id)
@@ -237,14 +239,18 @@ pub async fn finish(
     now: i64,
 ) -> DbResult<()> {
     for a in artifacts {
-        sqlx::query("INSERT INTO artifacts (build_id, filename, target, sha256, size) VALUES (?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(&a.filename)
-            .bind(&a.target)
-            .bind(&a.sha256)
-            .bind(a.size)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO artifacts (build_id, filename, target, sha256, size, metadata_sha256) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(&a.filename)
+        .bind(&a.target)
+        .bind(&a.sha256)
+        .bind(a.size)
+        .bind(&a.metadata_sha256)
+        .execute(&mut *conn)
+        .await?;
     }
     sqlx::query("UPDATE builds SET status = ?, report = ?, error = ?, finished_at = ? WHERE id = ?")
         .bind(status.as_str())

@@ -110,8 +110,10 @@ pub async fn projects(conn: &mut SqliteConnection) -> DbResult<Vec<String>> {
 /// Every published file of a project, each name once with its first bytes.
 pub async fn files(conn: &mut SqliteConnection, normalized_name: &str) -> DbResult<Vec<IndexFile>> {
     let rows = sqlx::query(
-        "SELECT p.build_id, p.filename, p.sha256, b.requires_python FROM published_files p \
-         JOIN builds b ON b.id = p.build_id WHERE p.normalized_name = ? ORDER BY p.filename",
+        "SELECT p.build_id, p.filename, p.sha256, p.published_at, b.requires_python, b.project_version, a.size, \
+         a.metadata_sha256 FROM published_files p JOIN builds b ON b.id = p.build_id \
+         JOIN artifacts a ON a.build_id = p.build_id AND a.filename = p.filename \
+         WHERE p.normalized_name = ? ORDER BY p.filename",
     )
     .bind(normalized_name)
     .fetch_all(conn)
@@ -123,6 +125,10 @@ pub async fn files(conn: &mut SqliteConnection, normalized_name: &str) -> DbResu
             filename: row.get("filename"),
             sha256: row.get("sha256"),
             requires_python: row.get("requires_python"),
+            version: row.get("project_version"),
+            size: row.get("size"),
+            published_at: row.get("published_at"),
+            metadata_sha256: row.get("metadata_sha256"),
         })
         .collect())
 }
