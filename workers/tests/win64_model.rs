@@ -100,3 +100,23 @@ fn c_long_results_and_l_units_overflow_on_windows_as_windows_cpython_raises() {
          (0.5, -7)\n(1e+300, 2147483647)\n(0.5, 1099511627776)\n"
     );
 }
+
+#[test]
+fn generated_bridges_place_every_argument_where_an_independent_win64_caller_put_it() {
+    let tools = common::toolchain();
+    let nasm = tools.path(wheelwright_workers::toolchain::Tool::Nasm).expect("nasm");
+    let ld = tools.path(wheelwright_workers::toolchain::Tool::LdLld).expect("ld.lld");
+    let harness = common::repo().join("workers/src/abimodel/harness");
+    let out = Command::new(common::venv_python())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"])
+        .arg(harness.join("tests/test_win64_bridges.py"))
+        .env("WHEELWRIGHT_NASM", nasm)
+        .env("WHEELWRIGHT_LD_LLD", ld)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&harness)
+        .output()
+        .expect("the venv's python runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "pytest failed:\n{text}");
+    assert!(text.contains("12 passed") && !text.contains("skipped"), "{text}");
+}
