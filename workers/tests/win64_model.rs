@@ -36,7 +36,11 @@ fn from_long_of_2_pow_40_passes_on_linux_and_macos_and_arrives_as_0_on_windows()
     assert_eq!(run.failures.len(), 1, "{run:#?}");
     let failure = &run.failures[0];
     assert!(failure.test.ends_with("test_from_long_keeps_a_64_bit_value"), "{failure:#?}");
-    assert!(failure.message.contains("assert 0 == (2 ** 40)") && failure.message.contains("where 0 = <built-in function big>()"), "{failure:#?}");
+    assert!(
+        failure.message.contains("assert 0 == (2 ** 40)")
+            && failure.message.contains("where 0 = <built-in function big>()"),
+        "{failure:#?}"
+    );
 }
 
 /// Builds the fixture for `target`, unpacks its wheel beside the harness and
