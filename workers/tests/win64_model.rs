@@ -1,0 +1,126 @@
+//! The Windows model made faithful where Windows differs: a C `long` is 32
+//! bits (LLP64), variadic calls are placed by their format string, and the
+//! fixture `win64_long` shows it through the smoke step and the harness.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wheelwright_workers::abimodel::{self, Model};
+use wheelwright_workers::platform::Target;
+use wheelwright_workers::report::{Status, TargetReport};
+
+fn fixture() -> PathBuf {
+    common::repo().join("workers/tests/fixtures/win64_long")
+}
+
+fn smoked(project: &Path, target: Target) -> TargetReport {
+    let (report, _dirs) = common::build(project, &[target], true);
+    common::target(&report, target).clone()
+}
+
+#[test]
+fn from_long_of_2_pow_40_passes_on_linux_and_macos_and_arrives_as_0_on_windows() {
+    for target in [Target::Linux, Target::Macos] {
+        let report = smoked(&fixture(), target);
+        assert_eq!(report.status, Status::Succeeded, "{target}: {report:#?}");
+        let run = &report.tests[0];
+        assert_eq!((run.passed, run.failed, run.errors), (3, 0, 0), "{target}: {run:#?}");
+    }
+    let windows = smoked(&fixture(), Target::Windows);
+    assert_eq!(windows.status, Status::Failed, "{windows:#?}");
+    let run = &windows.tests[0];
+    assert_eq!((run.passed, run.failed, run.errors), (2, 1, 0), "{run:#?}");
+    assert_eq!(run.model.as_deref(), Some(Model::Windows.label()));
+    assert_eq!(run.failures.len(), 1, "{run:#?}");
+    let failure = &run.failures[0];
+    assert!(failure.test.ends_with("test_from_long_keeps_a_64_bit_value"), "{failure:#?}");
+    assert!(
+        failure.message.contains("assert 0 == (2 ** 40)")
+            && failure.message.contains("where 0 = <built-in function big>()"),
+        "{failure:#?}"
+    );
+}
+
+/// Builds the fixture for `target`, unpacks its wheel beside the harness and
+/// runs `code` in the host's python3 with the model's finder installed
+/// (none for Linux); returns its output.
+fn run_under(target: Target, code: &str) -> String {
+    let (report, _dirs) = common::build(&fixture(), &[target], false);
+    assert!(report.succeeded(), "{report:#?}");
+    let wheel = &common::target(&report, target).artifacts[0].path;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
+    zip.extract(scratch.path().join("site")).unwrap();
+    abimodel::install_harness(&scratch.path().join("harness")).unwrap();
+    let prelude = match Model::for_target(target) {
+        Some(model) => format!("from _wheelwright_abimodel import finder\nfinder.install({:?})\n", model.name()),
+        None => String::new(),
+    };
+    let path = format!("{}:{}", scratch.path().join("harness").display(), scratch.path().join("site").display());
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{prelude}{code}"))
+        .current_dir(scratch.path())
+        .env("PYTHONPATH", path)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "python failed:\n{text}");
+    text
+}
+
+/// Calls that differ with the size of a C long, one line each.
+const LONG_CALLS: &str = "import win64long as m\n\
+    def show(f, *a):\n    try:\n        print(repr(f(*a)))\n    except Exception as e:\n        print(type(e).__name__, e)\n\
+    show(m.big)\n\
+    show(m.as_long, -2**31)\n\
+    show(m.as_long, 2**31)\n\
+    show(m.as_long, 2**40)\n\
+    show(m.as_long, 'x')\n\
+    show(m.roundtrip, 0.5, -7)\n\
+    show(m.roundtrip, 1e300, 2**31 - 1)\n\
+    show(m.roundtrip, 0.5, 2**40)\n";
+
+#[test]
+fn c_long_results_and_l_units_overflow_on_windows_as_windows_cpython_raises() {
+    let windows = run_under(Target::Windows, LONG_CALLS);
+    assert_eq!(
+        windows,
+        "0\n-2147483648\n\
+         OverflowError Python int too large to convert to C long\n\
+         OverflowError Python int too large to convert to C long\n\
+         TypeError 'str' object cannot be interpreted as an integer\n\
+         (0.5, -7)\n(1e+300, 2147483647)\n\
+         OverflowError Python int too large to convert to C long\n"
+    );
+    let linux = run_under(Target::Linux, LONG_CALLS);
+    assert_eq!(
+        linux,
+        "1099511627776\n-2147483648\n2147483648\n1099511627776\n\
+         TypeError 'str' object cannot be interpreted as an integer\n\
+         (0.5, -7)\n(1e+300, 2147483647)\n(0.5, 1099511627776)\n"
+    );
+}
+
+#[test]
+fn generated_bridges_place_every_argument_where_an_independent_win64_caller_put_it() {
+    let tools = common::toolchain();
+    let nasm = tools.path(wheelwright_workers::toolchain::Tool::Nasm).expect("nasm");
+    let ld = tools.path(wheelwright_workers::toolchain::Tool::LdLld).expect("ld.lld");
+    let harness = common::repo().join("workers/src/abimodel/harness");
+    let out = Command::new(common::venv_python())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"])
+        .arg(harness.join("tests/test_win64_bridges.py"))
+        .env("WHEELWRIGHT_NASM", nasm)
+        .env("WHEELWRIGHT_LD_LLD", ld)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&harness)
+        .output()
+        .expect("the venv's python runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "pytest failed:\n{text}");
+    assert!(text.contains("12 passed") && !text.contains("skipped"), "{text}");
+}
