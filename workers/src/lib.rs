@@ -8,6 +8,7 @@
 //! this crate.
 
 pub mod abimodel;
+pub mod backend;
 pub mod capi;
 pub mod lines;
 pub mod pipeline;

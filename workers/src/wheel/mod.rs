@@ -1,6 +1,6 @@
 //! Packaging: one wheel per target and Python tag (PEP 427), and the sdist.
 
-mod archive;
+pub mod archive;
 mod metadata;
 pub mod tags;
 
@@ -75,13 +75,55 @@ pub fn write_wheel(input: &WheelInput<'_>, out_dir: &Path) -> std::io::Result<Ar
     save(out_dir, &filename, &bytes)
 }
 
-/// Writes `{name}-{version}.tar.gz` (PEP 625) with `PKG-INFO` and the project's files.
+/// The build backend every sdist names: this project's own, at least the
+/// version that made the sdist.
+pub const BACKEND_REQUIREMENT: &str = concat!("wheelwright-backend >= ", env!("CARGO_PKG_VERSION"));
+
+/// The backend's import name (`build-backend`).
+pub const BACKEND_MODULE: &str = "wheelwright_backend";
+
+/// The `pyproject.toml` an sdist carries, so that pip and `python -m build`
+/// build it from source through our backend: the project's own with a
+/// `[build-system]` added when it has none (one it has is kept: the
+/// author chose it), or, for an upload without one, a file with the name,
+/// version and `requires-python` the build used.
+pub fn sdist_pyproject(project: &Project) -> std::io::Result<String> {
+    let build_system =
+        format!("[build-system]\nrequires = [\"{BACKEND_REQUIREMENT}\"]\nbuild-backend = \"{BACKEND_MODULE}\"\n");
+    let path = project.root.join("pyproject.toml");
+    if project.sdist_files.iter().any(|f| f == Path::new("pyproject.toml")) {
+        let text = std::fs::read_to_string(&path)?;
+        let has_build_system = text
+            .parse::<toml::Table>()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+            .contains_key("build-system");
+        if has_build_system {
+            return Ok(text);
+        }
+        let separator = if text.ends_with('\n') || text.is_empty() { "\n" } else { "\n\n" };
+        return Ok(format!("{text}{separator}{build_system}"));
+    }
+    let meta = &project.metadata;
+    let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let mut out =
+        format!("{build_system}\n[project]\nname = {}\nversion = {}\n", quoted(&meta.name), quoted(&meta.version));
+    if !meta.requires_python.as_str().is_empty() {
+        out.push_str(&format!("requires-python = {}\n", quoted(meta.requires_python.as_str())));
+    }
+    Ok(out)
+}
+
+/// Writes `{name}-{version}.tar.gz` (PEP 625) with `PKG-INFO`, a
+/// `pyproject.toml` that names our build backend (see [`sdist_pyproject`])
+/// and the project's files.
 pub fn write_sdist(project: &Project, out_dir: &Path, epoch: u64) -> std::io::Result<Artifact> {
     let meta = &project.metadata;
     let base = format!("{}-{}", tags::filename_name(&meta.name), tags::filename_version(&meta.version));
-    let mut entries =
-        vec![Entry { path: "PKG-INFO".into(), data: metadata::render(meta).into_bytes(), executable: false }];
-    for file in &project.sdist_files {
+    let mut entries = vec![
+        Entry { path: "PKG-INFO".into(), data: metadata::render(meta).into_bytes(), executable: false },
+        Entry { path: "pyproject.toml".into(), data: sdist_pyproject(project)?.into_bytes(), executable: false },
+    ];
+    for file in project.sdist_files.iter().filter(|f| *f != Path::new("pyproject.toml")) {
         let data = std::fs::read(project.root.join(file))?;
         entries.push(Entry { path: slash_path(file), data, executable: false });
     }
