@@ -633,8 +633,14 @@ impl<'a> TargetBuild<'a> {
                 engine_include: Some(self.include_dir.to_path_buf()),
             };
             let object = self.object_path(&module);
-            match crate::lines::ModuleLines::from_work_dir(self.target, &self.dir, &object, &variant, &module.name, &dirs)
-            {
+            match crate::lines::ModuleLines::from_work_dir(
+                self.target,
+                &self.dir,
+                &object,
+                &variant,
+                &module.name,
+                &dirs,
+            ) {
                 Ok(lines) => out.push((self.target.module_filename(module.leaf(), python), lines.table())),
                 Err(e) => self.log(format!("{}: no line table for the ABI guards: {e}", module.name)),
             }

@@ -66,3 +66,16 @@ fn rbx_not_restored_and_a_misaligned_call_fail_on_linux_and_macos_naming_registe
         assert!(failure(&report, "test_good").is_none(), "{target}: {run:#?}");
     }
 }
+
+#[test]
+fn the_bridge_guard_names_each_win64_callee_saved_register_a_function_changes() {
+    let harness = common::repo().join("workers/src/abimodel/harness");
+    let out = std::process::Command::new(common::venv_python())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", "tests/test_guards.py"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&harness)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("4 passed"), "{text}");
+}
