@@ -626,6 +626,13 @@ fn anchor(file: &object::File<'_>, placed: &[(String, u64)]) -> Vec<Placement> {
     out
 }
 
+/// A module's line table: `(start, end, "src/x.asm:LINE: text")` ranges
+/// of linked addresses (see [`ModuleLines::table`]).
+pub type LineTable = Vec<(u64, u64, String)>;
+
+/// One module file's line table, by its file name in the wheel.
+pub type ModuleTable = (String, LineTable);
+
 /// Line information for one linked module: the object's line tables and
 /// where the linker put its sections.
 #[derive(Debug)]
@@ -671,7 +678,7 @@ impl ModuleLines {
     /// Every placed range as `(start, end, "src/x.asm:LINE: text")` in
     /// linked addresses, sorted: the table the run-time ABI guards read to
     /// name lines (written for the harness, never read back by the host).
-    pub fn table(&self) -> Vec<(u64, u64, String)> {
+    pub fn table(&self) -> LineTable {
         let mut out = Vec::new();
         for placement in &self.map.placements {
             for &(start, end, site) in self.object.sections.get(&placement.section).into_iter().flatten() {

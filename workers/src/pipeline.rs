@@ -621,7 +621,7 @@ impl<'a> TargetBuild<'a> {
     /// The line tables of this variant's modules (by file name in the
     /// wheel), for the ABI guards' messages; a module whose listing or map
     /// cannot be read is left out, and its messages name no line.
-    fn line_table(&mut self, python: Option<PyVersion>) -> Vec<(String, Vec<(u64, u64, String)>)> {
+    fn line_table(&mut self, python: Option<PyVersion>) -> Vec<crate::lines::ModuleTable> {
         let variant = python.map_or("abi3".to_string(), |v| format!("cp{}", v.nodot()));
         let mut out = Vec::new();
         for module in self.project.modules.clone() {

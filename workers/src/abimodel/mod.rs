@@ -49,7 +49,7 @@ pub const LINUX_GUARDS_NOTE: &str = "tests run natively, with wheelwright's ABI 
 
 /// Writes the line table of the modules (file name in the wheel, table
 /// from [`crate::lines::ModuleLines::table`]) into an installed harness.
-pub fn write_line_table(dir: &Path, modules: &[(String, Vec<(u64, u64, String)>)]) -> std::io::Result<()> {
+pub fn write_line_table(dir: &Path, modules: &[crate::lines::ModuleTable]) -> std::io::Result<()> {
     let table: serde_json::Map<String, serde_json::Value> =
         modules.iter().map(|(name, ranges)| (name.clone(), serde_json::json!(ranges))).collect();
     std::fs::write(dir.join(LINE_TABLE), serde_json::Value::Object(table).to_string())

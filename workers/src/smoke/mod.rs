@@ -90,7 +90,7 @@ pub struct SmokeJob<'a> {
     pub guards: bool,
     /// Per module file of the wheel, its line table
     /// ([`crate::lines::ModuleLines::table`]), for the guards' messages.
-    pub line_table: &'a [(String, Vec<(u64, u64, String)>)],
+    pub line_table: &'a [crate::lines::ModuleTable],
 }
 
 /// What a smoke run found.
