@@ -42,6 +42,9 @@ pub enum LinesError {
     /// The linker map does not place the object anywhere.
     #[error("the linker map does not mention the object `{0}`")]
     NotInMap(String),
+    /// A listing, map or object the build kept could not be read.
+    #[error("cannot read {0}: {1}")]
+    Read(String, #[source] std::io::Error),
 }
 
 /// Where an instruction came from in the sources.
@@ -623,6 +626,13 @@ fn anchor(file: &object::File<'_>, placed: &[(String, u64)]) -> Vec<Placement> {
     out
 }
 
+/// A module's line table: `(start, end, "src/x.asm:LINE: text")` ranges
+/// of linked addresses (see [`ModuleLines::table`]).
+pub type LineTable = Vec<(u64, u64, String)>;
+
+/// One module file's line table, by its file name in the wheel.
+pub type ModuleTable = (String, LineTable);
+
 /// Line information for one linked module: the object's line tables and
 /// where the linker put its sections.
 #[derive(Debug)]
@@ -639,6 +649,44 @@ impl ModuleLines {
     pub fn at_address(&self, address: u64) -> Option<&SourceLine> {
         let (section, offset) = self.map.locate(address)?;
         self.object.at(section, offset)
+    }
+}
+
+impl ModuleLines {
+    /// Builds a linked module's lines from what the build keeps in its
+    /// target directory: the object's listing beside it (`listing_path`) and
+    /// the map of `variant` (`map_path`).
+    pub fn from_work_dir(
+        target: Target,
+        target_dir: &Path,
+        object: &Path,
+        variant: &str,
+        module: &str,
+        dirs: &SourceDirs,
+    ) -> Result<ModuleLines, LinesError> {
+        let read = |path: &Path| std::fs::read(path).map_err(|e| LinesError::Read(path.display().to_string(), e));
+        let listing = String::from_utf8_lossy(&read(&listing_path(object))?).into_owned();
+        let map = String::from_utf8_lossy(&read(&map_path(target_dir, variant, module))?).into_owned();
+        let bytes = read(object)?;
+        let name = object.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        Ok(ModuleLines {
+            object: ObjectLines::from_listing(&listing, &bytes, dirs)?,
+            map: LinkMap::parse(target, &map, name, &bytes)?,
+        })
+    }
+
+    /// Every placed range as `(start, end, "src/x.asm:LINE: text")` in
+    /// linked addresses, sorted: the table the run-time ABI guards read to
+    /// name lines (written for the harness, never read back by the host).
+    pub fn table(&self) -> LineTable {
+        let mut out = Vec::new();
+        for placement in &self.map.placements {
+            for &(start, end, site) in self.object.sections.get(&placement.section).into_iter().flatten() {
+                out.push((placement.address + start, placement.address + end, self.object.sites[site].to_string()));
+            }
+        }
+        out.sort();
+        out
     }
 }
 

@@ -618,6 +618,36 @@ impl<'a> TargetBuild<'a> {
         }
     }
 
+    /// The line tables of this variant's modules (by file name in the
+    /// wheel), for the ABI guards' messages; a module whose listing or map
+    /// cannot be read is left out, and its messages name no line.
+    fn line_table(&mut self, python: Option<PyVersion>) -> Vec<crate::lines::ModuleTable> {
+        let variant = python.map_or("abi3".to_string(), |v| format!("cp{}", v.nodot()));
+        let mut out = Vec::new();
+        for module in self.project.modules.clone() {
+            let source_dir = module.source.parent().unwrap_or(Path::new("")).to_path_buf();
+            let dirs = crate::lines::SourceDirs {
+                project_root: self.project.root.clone(),
+                main: module.source.clone(),
+                include_dirs: vec![source_dir, self.project.source_dir.clone(), self.include_dir.to_path_buf()],
+                engine_include: Some(self.include_dir.to_path_buf()),
+            };
+            let object = self.object_path(&module);
+            match crate::lines::ModuleLines::from_work_dir(
+                self.target,
+                &self.dir,
+                &object,
+                &variant,
+                &module.name,
+                &dirs,
+            ) {
+                Ok(lines) => out.push((self.target.module_filename(module.leaf(), python), lines.table())),
+                Err(e) => self.log(format!("{}: no line table for the ABI guards: {e}", module.name)),
+            }
+        }
+        out
+    }
+
     fn smoke(&mut self, wheels: &[(Option<PyVersion>, PathBuf)]) -> StepResult<()> {
         let tests: Vec<(PathBuf, PathBuf)> = self
             .project
@@ -634,6 +664,7 @@ impl<'a> TargetBuild<'a> {
         let mut ran = 0;
         for (python, wheel_path) in wheels {
             let wheel_name = wheel_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let line_table = self.line_table(*python);
             // Set once importing this wheel hung or crashed on one interpreter:
             // the same binary would do it again on the others.
             let mut failed_import: Option<(String, ImportFailure)> = None;
@@ -684,6 +715,8 @@ impl<'a> TargetBuild<'a> {
                     timeout_reason: cut_short.as_deref(),
                     gdb: self.toolchain.path(toolchain::Tool::Gdb),
                     model: abimodel::Model::for_target(self.target),
+                    guards: true,
+                    line_table: &line_table,
                 };
                 let smoked = smoke::run(&job, &sandbox, &self.options.cancel).map_err(infra)?;
                 let run = smoked.run;

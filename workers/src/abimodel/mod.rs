@@ -28,7 +28,34 @@ pub const HARNESS: &[(&str, &str)] = &[
     ("_wheelwright_abimodel/win64.py", include_str!("harness/_wheelwright_abimodel/win64.py")),
     ("_wheelwright_abimodel/win64_capi.py", include_str!("harness/_wheelwright_abimodel/win64_capi.py")),
     ("_wheelwright_abimodel/x64_extra.py", include_str!("harness/_wheelwright_abimodel/x64_extra.py")),
+    ("_wheelwright_abimodel/guards.py", include_str!("harness/_wheelwright_abimodel/guards.py")),
+    ("_wheelwright_abimodel/elf.py", include_str!("harness/_wheelwright_abimodel/elf.py")),
 ];
+
+/// Where the line table goes below the harness folder: per module file
+/// name, `[start, end, "src/x.asm:LINE: text"]` ranges of linked addresses,
+/// read by the guards (`guards.py`) for their messages, never by the host.
+pub const LINE_TABLE: &str = "_wheelwright_abimodel/lines.json";
+
+/// The value of [`MODEL_ENV`] for a target's run: the model's name for
+/// macOS and Windows, and for Linux `linux-x86_64`, which is no model (the
+/// ELF module runs natively) but maps it through the harness so that the
+/// ABI guards see every crossing.
+pub fn harness_mode(target: Target) -> &'static str {
+    target.name()
+}
+
+/// What a Linux run says of itself: native, with the guards on.
+pub const LINUX_GUARDS_NOTE: &str = "tests run natively, with wheelwright's ABI guards on every call \
+     between CPython and the module (callee-saved registers, stack alignment)";
+
+/// Writes the line table of the modules (file name in the wheel, table
+/// from [`crate::lines::ModuleLines::table`]) into an installed harness.
+pub fn write_line_table(dir: &Path, modules: &[crate::lines::ModuleTable]) -> std::io::Result<()> {
+    let table: serde_json::Map<String, serde_json::Value> =
+        modules.iter().map(|(name, ranges)| (name.clone(), serde_json::json!(ranges))).collect();
+    std::fs::write(dir.join(LINE_TABLE), serde_json::Value::Object(table).to_string())
+}
 
 /// The pytest plugin that installs the finder (`-p` argument).
 pub const PLUGIN: &str = "_wheelwright_abimodel.plugin";

@@ -84,6 +84,13 @@ pub struct SmokeJob<'a> {
     /// The ABI model the wheel's modules run under (a macOS or Windows
     /// wheel); `None` for a Linux wheel, which CPython imports natively.
     pub model: Option<Model>,
+    /// For a Linux wheel (no model): map its modules through the harness
+    /// all the same, so that the ABI guards see every call between CPython
+    /// and the module. A crash is then explained by a native run under gdb.
+    pub guards: bool,
+    /// Per module file of the wheel, its line table
+    /// ([`crate::lines::ModuleLines::table`]), for the guards' messages.
+    pub line_table: &'a [crate::lines::ModuleTable],
 }
 
 /// What a smoke run found.
@@ -142,10 +149,16 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     install_wheel(job.wheel, &site).map_err(install_err)?;
     // The harness lives beside the job folder, not in it: the sandbox sees
     // it read-only, so the tests cannot change the loader that runs them.
-    let harness = job.model.map(|_| harness_dir(job.dir));
+    let mode = match job.model {
+        Some(model) => Some(model.name()),
+        None if job.guards => Some(abimodel::harness_mode(crate::platform::Target::Linux)),
+        None => None,
+    };
+    let harness = mode.map(|_| harness_dir(job.dir));
     if let Some(harness) = &harness {
         std::fs::create_dir(harness).map_err(|e| install_err(format!("{}: {e}", harness.display())))?;
         abimodel::install_harness(harness).map_err(|e| install_err(e.to_string()))?;
+        abimodel::write_line_table(harness, job.line_table).map_err(|e| install_err(e.to_string()))?;
     }
     if job.tests.iter().any(|(rel, _)| is_test_module(rel)) {
         for (rel, source) in job.tests {
@@ -179,7 +192,10 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         format!("--junitxml={}", junit.display()),
         "tests".into(),
     ];
-    if job.model.is_some() {
+    // The native arguments, for gdb's run of a guarded Linux module: gdb
+    // names symbols and lines of a module dlopen mapped, not of one ours did.
+    let native_args = pytest_args.clone();
+    if mode.is_some() {
         // Loaded before collection, so before the tests import the module.
         pytest_args.splice(6..6, ["-p".to_string(), abimodel::PLUGIN.to_string()]);
     }
@@ -187,13 +203,14 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         Some(harness) => format!("{}:{}", harness.display(), site.display()),
         None => site.display().to_string(),
     };
+    let native_gdb = job.model.is_none();
     // gdb gets no PYTHONPATH: the site directory holds the upload's files,
     // and gdb's own Python would import them (see `crash::gdb_args`).
-    let cmd = |program: &Path, args: Vec<String>| {
+    let cmd = |program: &Path, args: Vec<String>, mode: Option<&str>| {
         let cmd =
             Cmd::new(program).args(args).cwd(job.dir).env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONNOUSERSITE", "1");
-        match job.model {
-            Some(model) => cmd.env(abimodel::MODEL_ENV, model.name()),
+        match mode {
+            Some(mode) => cmd.env(abimodel::MODEL_ENV, mode),
             None => cmd,
         }
     };
@@ -202,11 +219,14 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     if let Some(harness) = &harness {
         mounts = mounts.read_only(harness);
     }
-    let pytest = cmd(&job.env.python, pytest_args.clone()).env("PYTHONPATH", python_path.clone());
+    let pytest = cmd(&job.env.python, pytest_args.clone(), mode).env("PYTHONPATH", python_path.clone());
     let out = sandbox.run(&pytest, &mounts, cancel)?;
     let mut run = TestRun::new(&job.interpreter.label(), job.interpreter.executable.clone(), &wheel_name);
     run.model = job.model.map(|m| m.label().to_string());
     let mut log = out.text.clone();
+    if job.model.is_none() && job.guards {
+        log.push_str(&format!("\n[wheelwright: {}]\n", abimodel::LINUX_GUARDS_NOTE));
+    }
     let mut on_import = None;
     match &out.exit {
         Exit::Code(0) | Exit::Code(1) => {}
@@ -219,11 +239,16 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
             let marker = crash::Marker::new().ok();
             let gdb_output = match (&marker, job.gdb) {
                 (Some(marker), Some(gdb)) => {
-                    let script = gdb_script(job, marker, &python_path);
+                    let (gdb_path, gdb_args, gdb_mode) = if native_gdb {
+                        (site.display().to_string(), &native_args, None)
+                    } else {
+                        (python_path.clone(), &pytest_args, mode)
+                    };
+                    let script = gdb_script(job, marker, &gdb_path);
                     match script {
                         Ok(script) => {
-                            let args = crash::gdb_args(&script, &job.env.python, &pytest_args);
-                            sandbox.run(&cmd(gdb, args), &mounts, cancel).ok().map(|out| {
+                            let args = crash::gdb_args(&script, &job.env.python, gdb_args);
+                            sandbox.run(&cmd(gdb, args, gdb_mode), &mounts, cancel).ok().map(|out| {
                                 log.push_str(&format!("\n--- gdb ---\n{}", marker.scrub(&out.text)));
                                 out.text
                             })

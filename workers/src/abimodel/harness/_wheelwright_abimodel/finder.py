@@ -4,6 +4,11 @@ model) or PE (Windows model) file where CPython would look for its ELF
 hands the module to the import system, so that ``import pymult`` in a
 project's tests runs the exact bytes the wheel ships.
 
+The Linux "model" is no model: the ELF module runs natively, but it is
+mapped by :mod:`elf` rather than ``dlopen``, so that its bindings and every
+function it hands CPython pass through the ABI guards (:mod:`guards`), as
+on the other two targets.
+
 Both init styles are served: single-phase (``PyInit`` returns a module) and
 multi-phase (it returns a ``PyModuleDef``: the module is then made with
 ``PyModule_FromDefAndSpec2`` and executed with ``PyModule_ExecDef``, as
@@ -64,10 +69,38 @@ class MacOS(Model):
         return _starts_with(path, self._magic)
 
     def load(self, path, tail):
-        from . import macho
+        from . import guards, macho
 
-        image = macho.load(path, _resolve_plain, _trap())
-        return image, image.export("PyInit_" + tail)
+        image = macho.load(path, guards.resolve, _trap())
+        _register(image, path)
+        init = "PyInit_" + tail
+        return image, guards.sysv_entry(image.export(init), init, "init")
+
+
+class Linux(Model):
+    """Linux x86-64: the ELF module runs natively, mapped by :mod:`elf` so
+    that the ABI guards see every crossing (a check, not a model)."""
+
+    name = "linux-x86_64"
+
+    def candidates(self, directory, tail):
+        # What CPython on Linux accepts: EXTENSION_SUFFIXES.
+        return [os.path.join(directory, tail + s) for s in importlib.machinery.EXTENSION_SUFFIXES]
+
+    def is_image(self, path):
+        # Only the wheel's modules: the interpreter's own extensions (and
+        # those of the environment pytest comes from) load as always.
+        real = os.path.realpath(path)
+        homes = {os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+        return not any(real.startswith(h) for h in homes) and _starts_with(path, b"\x7fELF")
+
+    def load(self, path, tail):
+        from . import elf, guards
+
+        image = elf.load(path, guards.resolve)
+        _register(image, path)
+        init = "PyInit_" + tail
+        return image, guards.sysv_entry(image.export(init), init, "init")
 
 
 class Windows(Model):
@@ -87,11 +120,35 @@ class Windows(Model):
     def load(self, path, tail):
         from . import pe, win64
 
+        from . import guards
+
         image = pe.load(path, win64.resolve_import)
-        return image, win64.callable_from_sysv(image.export("PyInit_" + tail))
+        _register(image, path)
+        init = "PyInit_" + tail
+        # The System V guard outside the Win64 stub sees rbx, rbp and r12-r15
+        # (callee-saved in both ABIs); rdi, rsi and xmm6-15 are the stub's to
+        # check (win64.callable_from_sysv with x64.bridge's guard).
+        return image, guards.sysv_entry(win64.callable_from_sysv(image.export(init)), init, "init")
 
 
-MODELS = {m.name: m for m in (MacOS(), Windows())}
+MODELS = {m.name: m for m in (MacOS(), Windows(), Linux())}
+
+
+def _register(image, path) -> None:
+    from . import guards
+
+    region = image.region
+    slide = getattr(image, "slide", None)
+    if slide is None:
+        # A PE image's lines are keyed at its preferred base (ImageBase).
+        import struct
+
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        (lfanew,) = struct.unpack_from("<I", head, 0x3C)
+        (image_base,) = struct.unpack_from("<Q", head, lfanew + 24 + 24)
+        slide = region.base - image_base
+    guards.register_image(region.base, region.base + region.size, slide, guards.line_table(path))
 
 
 def _starts_with(path: str, magic: bytes) -> bool:
@@ -100,10 +157,6 @@ def _starts_with(path: str, magic: bytes) -> bool:
             return f.read(len(magic)) == magic
     except OSError:
         return False
-
-
-def _resolve_plain(name, _kind):
-    return memory.process_symbol(name)
 
 
 _trap_address = None
@@ -181,6 +234,9 @@ def install(model_name: str) -> Finder:
         model = MODELS[model_name]
     except KeyError:
         raise ValueError("unknown ABI model %r (known: %s)" % (model_name, ", ".join(sorted(MODELS)))) from None
+    # Loaded now, before the finder could be asked for the guards' own imports.
+    from . import guards  # noqa: F401
+
     finder = Finder(model)
     sys.meta_path.insert(0, finder)
     return finder

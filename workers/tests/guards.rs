@@ -1,0 +1,81 @@
+//! The run-time ABI guards (checkasm-style) through the smoke step: real
+//! modules built by the engine for every target, run by the project's own
+//! pytest tests on the host's CPython.
+
+mod common;
+
+use wheelwright_workers::platform::Target;
+use wheelwright_workers::report::{Status, TargetReport};
+
+fn smoked(project: &std::path::Path, target: Target) -> TargetReport {
+    let (report, _dirs) = common::build(project, &[target], true);
+    common::target(&report, target).clone()
+}
+
+fn fixture() -> std::path::PathBuf {
+    common::repo().join("workers/tests/fixtures/abibad")
+}
+
+/// The failure message of one test of the run.
+fn failure<'a>(report: &'a TargetReport, test: &str) -> Option<&'a str> {
+    report.tests[0].failures.iter().find(|f| f.test.ends_with(test)).map(|f| f.message.as_str())
+}
+
+#[test]
+fn examples_pass_on_linux_with_the_guards_on_and_the_run_stays_native() {
+    for (name, passed) in [("pymult", 7), ("vecstats", 8)] {
+        let (report, _dirs) = common::build(&common::example(name), &[Target::Linux], true);
+        let linux = common::target(&report, Target::Linux);
+        assert_eq!(linux.status, Status::Succeeded, "{name}: {linux:#?}");
+        let run = &linux.tests[0];
+        assert_eq!((run.passed, run.failed, run.errors, run.model.as_deref()), (passed, 0, 0, None), "{name}");
+    }
+}
+
+#[test]
+fn rbx_not_restored_and_a_misaligned_call_fail_on_linux_and_macos_naming_register_function_and_line() {
+    let source = std::fs::read_to_string(fixture().join("src/abibad.asm")).unwrap();
+    let line_of = |text: &str| source.lines().position(|l| l.trim_start().starts_with(text)).unwrap() + 1;
+    // The function's first instruction, and the misaligned call site.
+    let rbx_line = line_of("rbx_not_restored:") + 1;
+    let call_line = line_of("PYCALL PyFloat_FromDouble");
+    for target in [Target::Linux, Target::Macos] {
+        let report = smoked(&fixture(), target);
+        assert_eq!(report.status, Status::Failed, "{target}: {report:#?}");
+        let run = &report.tests[0];
+        assert_eq!((run.passed, run.failed), (2, 2), "{target}: {run:#?}");
+        let rbx = failure(&report, "test_rbx_not_restored").unwrap_or_else(|| panic!("{target}: {run:#?}"));
+        assert!(
+            rbx.contains(&format!(
+                "SystemError: wheelwright ABI guard: rbx_not_restored (src/abibad.asm:{rbx_line}: push rbp) returned \
+                 with rbx changed: it is callee-saved under the System V ABI"
+            )),
+            "{target}: {rbx}"
+        );
+        let misaligned = failure(&report, "test_misaligned_call").unwrap_or_else(|| panic!("{target}: {run:#?}"));
+        assert!(
+            misaligned.contains(&format!(
+                "SystemError: wheelwright ABI guard: PyFloat_FromDouble was called with a misaligned stack (rsp must \
+                 be 16-byte aligned at every call) from src/abibad.asm:{call_line}: PYCALL PyFloat_FromDouble (in \
+                 macro PYCALL), in misaligned_call"
+            )),
+            "{target}: {misaligned}"
+        );
+        // rsi and rdi are scratch under System V: that test passes here.
+        assert!(failure(&report, "test_rsi_as_scratch").is_none(), "{target}: {run:#?}");
+        assert!(failure(&report, "test_good").is_none(), "{target}: {run:#?}");
+    }
+}
+
+#[test]
+fn the_bridge_guard_names_each_win64_callee_saved_register_a_function_changes() {
+    let harness = common::repo().join("workers/src/abimodel/harness");
+    let out = std::process::Command::new(common::venv_python())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", "tests/test_guards.py"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&harness)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("4 passed"), "{text}");
+}
