@@ -91,6 +91,16 @@ pub async fn run_with(
     Ok(())
 }
 
+/// This daemon's own binary, which the build backend's wheel ships: the
+/// sandbox helper's program when one is set (it is this binary, even when
+/// the daemon runs inside a test), else the running executable.
+fn daemon_binary(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    match &config.helper {
+        Some(helper) => Ok(helper.program.clone()),
+        None => std::env::current_exe().context("cannot find this daemon's binary"),
+    }
+}
+
 /// Opens the data directory and the database, checks the sandbox and finds
 /// the interpreters and tools: everything the API and the workers share.
 /// `executor` runs claimed builds; `None` is the engine.
@@ -171,6 +181,7 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
         logs.clone(),
         running.clone(),
         events.clone(),
+        Arc::new(store::BackendWheel::new(daemon_binary(&config)?, data.join("backend"))),
     );
     let state = AppState(Arc::new(App {
         config,

@@ -219,12 +219,26 @@ pub async fn artifact(
             (a.metadata_sha256.clone().ok_or_else(missing)?, "text/plain; charset=utf-8", false)
         }
     };
+    let store = state.store.clone();
+    let key = sha256.clone();
+    let bytes = move || store.get(&key);
+    serve(&headers, &sha256, content_type, attachment.then_some(filename.as_str()), bytes).await
+}
+
+/// Answers a download of the bytes `read` gives (read only when they are
+/// sent): ETag `sha256`, `If-None-Match`, one `Range`, immutable caching.
+pub async fn serve(
+    headers: &HeaderMap,
+    sha256: &str,
+    content_type: &'static str,
+    attachment: Option<&str>,
+    read: impl FnOnce() -> std::io::Result<Vec<u8>> + Send + 'static,
+) -> ApiResult<Response> {
     let etag = format!("\"{sha256}\"");
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    let store = state.store.clone();
-    let bytes = tokio::task::spawn_blocking(move || store.get(&sha256)).await.map_err(ApiError::internal)??;
+    let bytes = tokio::task::spawn_blocking(read).await.map_err(ApiError::internal)??;
     let len = bytes.len() as u64;
     let mut response_headers = HeaderMap::new();
     let value = |s: String| HeaderValue::from_str(&s).map_err(ApiError::internal);
@@ -232,7 +246,7 @@ pub async fn artifact(
     response_headers.insert(header::ETAG, value(etag.clone())?);
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-    if attachment {
+    if let Some(filename) = attachment {
         response_headers.insert(header::CONTENT_DISPOSITION, value(format!("attachment; filename=\"{filename}\""))?);
     }
     // A range is honoured only for these very bytes (`If-Range` names them).
@@ -250,4 +264,19 @@ pub async fn artifact(
             Ok((StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response())
         }
     }
+}
+
+/// `GET /backend/{filename}`: the build backend's wheel, which the index
+/// lists under `wheelwright-backend`.
+pub async fn backend(
+    State(state): State<AppState>,
+    Path(filename): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let wheel = state.builds.backend_wheel().await?;
+    if wheel.filename != filename {
+        return Err(ApiError::not_found(format!("no backend file `{}`", upload::shown(&filename))));
+    }
+    let path = wheel.path.clone();
+    serve(&headers, &wheel.sha256, "application/zip", Some(&wheel.filename), move || std::fs::read(path)).await
 }

@@ -7,6 +7,7 @@ use axum::http::header::{self, HeaderMap};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
+use wheelwright_workers::backend;
 use wheelwright_workers::wheel::tags;
 
 use crate::error::{ApiError, ApiResult};
@@ -72,7 +73,10 @@ fn escape(s: &str) -> String {
 /// `GET /simple/`: every project with a successful build.
 pub async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let format = negotiate(&headers)?;
-    let names = state.builds.index_projects().await?;
+    let mut names = state.builds.index_projects().await?;
+    names.push(backend::NAME.to_string());
+    names.sort();
+    names.dedup();
     let body = if format == Format::Json {
         let projects: Vec<_> = names.iter().map(|n| json!({ "name": n })).collect();
         json!({ "meta": { "api-version": API_VERSION }, "projects": projects }).to_string()
@@ -105,11 +109,27 @@ pub async fn project(
         return Ok(Redirect::permanent(&format!("/simple/{normalized}/")).into_response());
     }
     let format = negotiate(&headers)?;
-    let files = state.builds.index_files(&normalized).await?;
+    let files = if normalized == backend::NAME {
+        // The build backend every sdist names: this daemon's own.
+        let wheel = state.builds.backend_wheel().await?;
+        vec![IndexFile {
+            build_id: String::new(),
+            url: format!("/backend/{}", wheel.filename),
+            filename: wheel.filename,
+            sha256: wheel.sha256,
+            requires_python: ">=3.8".into(),
+            version: backend::VERSION.into(),
+            size: wheel.size as i64,
+            published_at: wheel.made_at,
+            metadata_sha256: None,
+        }]
+    } else {
+        state.builds.index_files(&normalized).await?
+    };
     if files.is_empty() {
         return Err(ApiError::not_found(format!("no successful build of `{normalized}`")));
     }
-    let url = |f: &IndexFile| crate::model::artifact_url(&f.build_id, &f.filename);
+    let url = |f: &IndexFile| f.url.clone();
     let body = if format == Format::Json {
         let entries: Vec<_> = files
             .iter()

@@ -40,6 +40,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/simple", get(index::projects))
         .route("/simple/{project}/", get(index::project))
         .route("/simple/{project}", get(index::project))
+        .route("/backend/{filename}", get(builds::backend))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
 }

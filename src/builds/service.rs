@@ -22,7 +22,7 @@ use crate::model::{
     ArtifactRecord, BuildDetails, BuildRecord, BuildStatus, CancelOutcome, GitOrigin, Inserted, ListFilter, NewBuild,
     PendingPush, Submitter, UploadOverrides,
 };
-use crate::store::SourceTrees;
+use crate::store::{BackendFile, BackendWheel, SourceTrees};
 
 /// What a submission asks for: a project's files and the options sent with them.
 #[derive(Debug, Default, Clone)]
@@ -142,6 +142,7 @@ struct Inner {
     logs: Arc<LogHub>,
     running: Arc<RunningBuilds>,
     events: Arc<BuildEvents>,
+    backend: Arc<BackendWheel>,
 }
 
 /// A submitted source tree, removed when dropped unless a build row keeps it.
@@ -175,8 +176,14 @@ impl BuildService {
         logs: Arc<LogHub>,
         running: Arc<RunningBuilds>,
         events: Arc<BuildEvents>,
+        backend: Arc<BackendWheel>,
     ) -> BuildService {
-        BuildService(Arc::new(Inner { db, sources, settings, wake, logs, running, events }))
+        BuildService(Arc::new(Inner { db, sources, settings, wake, logs, running, events, backend }))
+    }
+
+    /// The build backend's wheel, which every sdist needs to build.
+    pub async fn backend_wheel(&self) -> Result<BackendFile, ServiceError> {
+        Ok(self.0.backend.get().await?)
     }
 
     /// Build events, for subscribers.

@@ -69,6 +69,8 @@ pub struct Publish {
 pub struct IndexFile {
     /// The build that published it (the first one with these bytes).
     pub build_id: String,
+    /// Where it is downloaded.
+    pub url: String,
     /// File name.
     pub filename: String,
     /// sha256.

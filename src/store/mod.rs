@@ -2,9 +2,11 @@
 //! a small trait so that an object store can take the local one's place;
 //! and the builds' source trees.
 
+mod backend;
 mod local;
 mod sources;
 
+pub use backend::{BackendFile, BackendWheel};
 pub use local::LocalStore;
 pub use sources::{read_tree, SourceTrees};
 

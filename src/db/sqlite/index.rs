@@ -121,6 +121,7 @@ pub async fn files(conn: &mut SqliteConnection, normalized_name: &str) -> DbResu
     Ok(rows
         .iter()
         .map(|row| IndexFile {
+            url: crate::model::artifact_url(row.get("build_id"), row.get("filename")),
             build_id: row.get("build_id"),
             filename: row.get("filename"),
             sha256: row.get("sha256"),
