@@ -637,6 +637,8 @@ impl<'a> TargetBuild<'a> {
             // Set once importing this wheel hung or crashed on one interpreter:
             // the same binary would do it again on the others.
             let mut failed_import: Option<(String, ImportFailure)> = None;
+            // A module making raw system calls is not run under a model.
+            let refused = self.refuse_raw_syscalls(*python, wheel_path, &root)?;
             for interp in &self.options.interpreters {
                 let admitted = match python {
                     None => requires.admits(interp.version) && interp.version >= wheel::abi3_minimum(self.project),
@@ -646,15 +648,16 @@ impl<'a> TargetBuild<'a> {
                     continue;
                 }
                 ran += 1;
-                let not_run = match (&failed_import, self.budget.left()) {
+                let not_run = refused.clone().or_else(|| match (&failed_import, self.budget.left()) {
                     (Some((label, failure)), _) => {
                         Some(format!("not run: the same wheel {} on {label}", failure.describe()))
                     }
                     (None, None) => Some(format!("not run: {}", self.budget.used_up())),
                     (None, Some(_)) => None,
-                };
+                });
                 if let Some(reason) = not_run {
                     let mut run = TestRun::new(&interp.label(), interp.executable.clone(), &wheel_name);
+                    run.model = abimodel::Model::for_target(self.target).map(|m| m.label().to_string());
                     self.log(format!("pytest on {} ({}): {reason}", run.interpreter, run.wheel));
                     problems.push(format!("{}: {reason}", run.interpreter));
                     run.problem = Some(reason);
@@ -711,6 +714,23 @@ impl<'a> TargetBuild<'a> {
         } else {
             Err(problems.join("; ").into())
         }
+    }
+
+    /// The reason a foreign wheel's tests are not run: its code makes raw
+    /// system calls ([`abimodel::syscalls`]); `None` for Linux and for clean modules.
+    fn refuse_raw_syscalls(&self, python: Option<PyVersion>, wheel: &Path, root: &Root) -> StepResult<Option<String>> {
+        let Some(model) = abimodel::Model::for_target(self.target) else { return Ok(None) };
+        let check = abimodel::syscalls::WheelCheck {
+            target: self.target,
+            model,
+            wheel,
+            python,
+            project: self.project,
+            target_dir: &self.dir,
+            include_dir: self.include_dir,
+            root,
+        };
+        check.refusal().map_err(|e| infra(e.to_string()))
     }
 
     fn finish(self, result: StepResult<()>) -> TargetReport {

@@ -12,6 +12,8 @@
 //! on the host, not in the test's sandbox) and lets one function see every
 //! bridge, the seam for the ABI guards.
 
+pub mod syscalls;
+
 use std::path::Path;
 
 use crate::platform::Target;
