@@ -638,7 +638,7 @@ impl<'a> TargetBuild<'a> {
             // the same binary would do it again on the others.
             let mut failed_import: Option<(String, ImportFailure)> = None;
             // A module making raw system calls is not run under a model.
-            let refused = self.refuse_raw_syscalls(*python, wheel_path, &root)?;
+            let (refused, symbols) = self.examine_shipped(*python, wheel_path, &root)?;
             for interp in &self.options.interpreters {
                 let admitted = match python {
                     None => requires.admits(interp.version) && interp.version >= wheel::abi3_minimum(self.project),
@@ -687,6 +687,7 @@ impl<'a> TargetBuild<'a> {
                     timeout_reason: cut_short.as_deref(),
                     gdb: self.toolchain.path(toolchain::Tool::Gdb),
                     model: abimodel::Model::for_target(self.target),
+                    symbols: &symbols,
                 };
                 let smoked = smoke::run(&job, &sandbox, &self.options.cancel).map_err(infra)?;
                 let run = smoked.run;
@@ -716,10 +717,16 @@ impl<'a> TargetBuild<'a> {
         }
     }
 
-    /// The reason a foreign wheel's tests are not run: its code makes raw
-    /// system calls ([`abimodel::syscalls`]); `None` for Linux and for clean modules.
-    fn refuse_raw_syscalls(&self, python: Option<PyVersion>, wheel: &Path, root: &Root) -> StepResult<Option<String>> {
-        let Some(model) = abimodel::Model::for_target(self.target) else { return Ok(None) };
+    /// For a foreign wheel: the reason its tests are not run when its code
+    /// makes raw system calls ([`abimodel::syscalls`]), and its modules'
+    /// symbols for crash reports; nothing for Linux.
+    fn examine_shipped(
+        &self,
+        python: Option<PyVersion>,
+        wheel: &Path,
+        root: &Root,
+    ) -> StepResult<(Option<String>, Vec<smoke::ModuleSymbols>)> {
+        let Some(model) = abimodel::Model::for_target(self.target) else { return Ok((None, Vec::new())) };
         let check = abimodel::syscalls::WheelCheck {
             target: self.target,
             model,
@@ -730,7 +737,9 @@ impl<'a> TargetBuild<'a> {
             include_dir: self.include_dir,
             root,
         };
-        check.refusal().map_err(|e| infra(e.to_string()))
+        let refused = check.refusal().map_err(|e| infra(e.to_string()))?;
+        let symbols = check.module_symbols().map_err(|e| infra(e.to_string()))?;
+        Ok((refused, symbols))
     }
 
     fn finish(self, result: StepResult<()>) -> TargetReport {

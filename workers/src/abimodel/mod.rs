@@ -28,6 +28,7 @@ pub const HARNESS: &[(&str, &str)] = &[
     ("_wheelwright_abimodel/pe.py", include_str!("harness/_wheelwright_abimodel/pe.py")),
     ("_wheelwright_abimodel/x64.py", include_str!("harness/_wheelwright_abimodel/x64.py")),
     ("_wheelwright_abimodel/win64.py", include_str!("harness/_wheelwright_abimodel/win64.py")),
+    ("_wheelwright_abimodel/images.py", include_str!("harness/_wheelwright_abimodel/images.py")),
 ];
 
 /// The pytest plugin that installs the finder (`-p` argument).

@@ -28,6 +28,7 @@ use crate::platform::Target;
 use crate::project::{Module, Project};
 use crate::pyversion::PyVersion;
 use crate::readback::Root;
+use crate::smoke::ModuleSymbols;
 
 /// The most bytes of one object, listing or map read back for line numbers.
 const LINES_INPUT_MAX: u64 = 64 << 20;
@@ -156,13 +157,13 @@ pub struct WheelCheck<'a> {
 }
 
 impl WheelCheck<'_> {
-    /// The refusal for the first module of the wheel that makes raw system
-    /// calls, or `None` when none does.
-    pub fn refusal(&self) -> Result<Option<String>, SyscallsError> {
+    /// The wheel's modules as shipped: (module, path in the wheel, bytes).
+    fn shipped(&self) -> Result<Vec<(&Module, String, Vec<u8>)>, SyscallsError> {
         let wheel_name = self.wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let wheel_err = |why: String| SyscallsError::Wheel { wheel: wheel_name.clone(), why };
         let file = std::fs::File::open(self.wheel).map_err(|e| wheel_err(e.to_string()))?;
         let mut zip = zip::ZipArchive::new(file).map_err(|e| wheel_err(e.to_string()))?;
+        let mut out = Vec::new();
         for module in &self.project.modules {
             let filename = self.target.module_filename(module.leaf(), self.python);
             let member = crate::wheel::slash_path(&module.package_dir().join(&filename));
@@ -171,21 +172,49 @@ impl WheelCheck<'_> {
             std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, MODULE_MAX), &mut bytes)
                 .map_err(|e| wheel_err(e.to_string()))?;
             drop(entry);
+            out.push((module, member, bytes));
+        }
+        Ok(out)
+    }
+
+    /// The refusal for the first module of the wheel that makes raw system
+    /// calls, or `None` when none does.
+    pub fn refusal(&self) -> Result<Option<String>, SyscallsError> {
+        for (module, member, bytes) in self.shipped()? {
             let found =
                 find(&bytes).map_err(|e| SyscallsError::Module { module: member.clone(), why: e.to_string() })?;
             if found.is_empty() {
                 continue;
             }
-            let lines = self.module_lines(module);
+            let lines = self.module_lines(module).map(|(lines, _)| lines);
             return Ok(refusal(self.model, &member, &found, lines.as_ref()));
         }
         Ok(None)
     }
 
+    /// What the crash report needs to symbolise an address in each of the
+    /// wheel's modules under the model (see `smoke::symbolise_under_model`).
+    pub fn module_symbols(&self) -> Result<Vec<ModuleSymbols>, SyscallsError> {
+        let mut out = Vec::new();
+        for (module, member, bytes) in self.shipped()? {
+            let name = member.rsplit('/').next().unwrap_or(&member).to_string();
+            let (lines, object) = self.module_lines(module).unzip();
+            let mut symbols = ModuleSymbols::from_module(&name, self.target, &bytes, lines)
+                .map_err(|e| SyscallsError::Module { module: member.clone(), why: e.to_string() })?;
+            // A PE image has no symbol table: the object's, placed by the map.
+            if let Some(object) = object {
+                symbols.add_object_symbols(&object);
+            }
+            out.push(symbols);
+        }
+        Ok(out)
+    }
+
     /// The module's line table from the build's listing and map (read back
     /// through [`Root`]: the sandboxed tools wrote them); `None` when any
     /// part is missing or unreadable, and the refusal then gives addresses.
-    fn module_lines(&self, module: &Module) -> Option<ModuleLines> {
+    /// With it, the object's bytes.
+    fn module_lines(&self, module: &Module) -> Option<(ModuleLines, Vec<u8>)> {
         let object = self.target_dir.join("obj").join(format!("{}.{}", module.name, self.target.object_extension()));
         let variant = self.python.map_or("abi3".to_string(), |v| format!("cp{}", v.nodot()));
         let map = crate::lines::map_path(self.target_dir, &variant, &module.name);
@@ -205,10 +234,11 @@ impl WheelCheck<'_> {
             engine_include: Some(self.include_dir.to_path_buf()),
         };
         let object_name = object.file_name()?.to_str()?;
-        Some(ModuleLines {
+        let lines = ModuleLines {
             object: ObjectLines::from_listing(&listing, &object_bytes, &dirs).ok()?,
             map: LinkMap::parse(self.target, &map, object_name, &object_bytes).ok()?,
-        })
+        };
+        Some((lines, object_bytes))
     }
 }
 
