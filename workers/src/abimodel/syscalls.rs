@@ -118,6 +118,9 @@ pub fn refusal(model: Model, module: &str, found: &[RawSyscall], lines: Option<&
     ))
 }
 
+/// One module as the wheel ships it: (module, path in the wheel, bytes).
+type Shipped<'a> = (&'a Module, String, Vec<u8>);
+
 /// The model as the labels name it.
 fn model_name(model: Model) -> &'static str {
     match model {
@@ -158,7 +161,7 @@ pub struct WheelCheck<'a> {
 
 impl WheelCheck<'_> {
     /// The wheel's modules as shipped: (module, path in the wheel, bytes).
-    fn shipped(&self) -> Result<Vec<(&Module, String, Vec<u8>)>, SyscallsError> {
+    fn shipped(&self) -> Result<Vec<Shipped<'_>>, SyscallsError> {
         let wheel_name = self.wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let wheel_err = |why: String| SyscallsError::Wheel { wheel: wheel_name.clone(), why };
         let file = std::fs::File::open(self.wheel).map_err(|e| wheel_err(e.to_string()))?;
