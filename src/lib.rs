@@ -173,16 +173,14 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
         max_queued_per_client: config.max_queued_per_client,
         ownership: config.index_ownership,
     };
-    let builds = BuildService::new(
-        db.clone(),
-        sources.clone(),
-        settings,
-        wake.clone(),
-        logs.clone(),
-        running.clone(),
-        events.clone(),
-        Arc::new(store::BackendWheel::new(daemon_binary(&config)?, data.join("backend"))),
-    );
+    let shared = builds::Shared {
+        wake: wake.clone(),
+        logs: logs.clone(),
+        running: running.clone(),
+        events: events.clone(),
+        backend: Arc::new(store::BackendWheel::new(daemon_binary(&config)?, data.join("backend"))),
+    };
+    let builds = BuildService::new(db.clone(), sources.clone(), settings, shared);
     let state = AppState(Arc::new(App {
         config,
         builds,

@@ -12,5 +12,5 @@ mod service;
 pub use error::ServiceError;
 pub use events::{BuildEvent, BuildEvents};
 pub use service::{
-    BuildService, Listing, ProjectSummary, RunningBuilds, ServiceSettings, Submission, VersionCell, VersionRow,
+    BuildService, Listing, ProjectSummary, RunningBuilds, ServiceSettings, Shared, Submission, VersionCell, VersionRow,
 };

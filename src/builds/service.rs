@@ -130,6 +130,20 @@ pub struct ProjectSummary {
 /// How many of a project's newest builds its summary looks at.
 const PROJECT_BUILDS: u32 = 500;
 
+/// What the service shares with the workers and the rest of the daemon.
+pub struct Shared {
+    /// Notified when a job is queued.
+    pub wake: Arc<Notify>,
+    /// Live log channels (a cancelled queued build ends its followers).
+    pub logs: Arc<LogHub>,
+    /// Cancel tokens of the builds running here.
+    pub running: Arc<RunningBuilds>,
+    /// Build events.
+    pub events: Arc<BuildEvents>,
+    /// The build backend's wheel.
+    pub backend: Arc<BackendWheel>,
+}
+
 /// The build service. Cheap to clone.
 #[derive(Clone)]
 pub struct BuildService(Arc<Inner>);
@@ -166,18 +180,9 @@ impl Drop for Unrecorded<'_> {
 }
 
 impl BuildService {
-    /// The service over `db` and `sources`; `wake` is notified when a job is
-    /// queued, `logs` and `running` are shared with the workers.
-    pub fn new(
-        db: Database,
-        sources: SourceTrees,
-        settings: ServiceSettings,
-        wake: Arc<Notify>,
-        logs: Arc<LogHub>,
-        running: Arc<RunningBuilds>,
-        events: Arc<BuildEvents>,
-        backend: Arc<BackendWheel>,
-    ) -> BuildService {
+    /// The service over `db` and `sources`, with what it shares with the workers.
+    pub fn new(db: Database, sources: SourceTrees, settings: ServiceSettings, shared: Shared) -> BuildService {
+        let Shared { wake, logs, running, events, backend } = shared;
         BuildService(Arc::new(Inner { db, sources, settings, wake, logs, running, events, backend }))
     }
 

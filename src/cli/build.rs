@@ -10,7 +10,7 @@ use wheelwright_workers::pipeline::{self, BuildOptions, Event};
 use wheelwright_workers::platform::Target;
 use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
-use wheelwright_workers::report::{BuildReport, Status};
+use wheelwright_workers::report::{BuildReport, Status, TestRun};
 use wheelwright_workers::sandbox::Limits;
 use wheelwright_workers::toolchain::Toolchain;
 
@@ -149,19 +149,62 @@ fn print_summary(report: &BuildReport) {
         let abi3 = if target.abi3 { "yes" } else { "no" };
         eprintln!("{:<15} {:<10} {:<5} {}", target.target.name(), status, abi3, files.join(" "));
         for run in &target.tests {
-            eprintln!(
-                "{:<15}   tests on {}: {} passed, {} failed, {} errors, {} skipped{}",
-                "",
-                run.interpreter,
-                run.passed,
-                run.failed,
-                run.errors,
-                run.skipped,
-                run.problem.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
-            );
+            eprintln!("{:<15}   {}", "", test_run_line(run));
+        }
+        if target.tests.iter().any(|run| run.model.is_some()) {
+            eprintln!("{:<15}   {MODEL_CAVEAT}", "");
         }
     }
     if let Some(sdist) = &report.sdist {
         eprintln!("{:<15} {:<10} {:<5} {}", "sdist", "succeeded", "", sdist.filename);
+    }
+}
+
+/// Printed under a target whose tests ran under an ABI model: the tests
+/// saw the host's platform, whatever they check (see docs/abi-model.md).
+const MODEL_CAVEAT: &str =
+    "(under the model sys.platform is still \"linux\": tests that branch on the platform took the Linux branch)";
+
+/// One test run in the summary. A run under an ABI model says so first, so
+/// that a macOS or Windows result is never read as a native run.
+fn test_run_line(run: &TestRun) -> String {
+    let counts = format!(
+        "{} passed, {} failed, {} errors, {} skipped{}",
+        run.passed,
+        run.failed,
+        run.errors,
+        run.skipped,
+        run.problem.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
+    );
+    match &run.model {
+        Some(label) => format!("{label}, on {}: {counts}", run.interpreter),
+        None => format!("tests on {}: {counts}", run.interpreter),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(model: Option<&str>) -> TestRun {
+        let mut run = TestRun::new("cpython-3.11", "/usr/bin/python3".into(), "m-0.1-py3-none-any.whl");
+        run.passed = 7;
+        run.model = model.map(String::from);
+        run
+    }
+
+    #[test]
+    fn a_run_under_a_model_is_labelled_as_such() {
+        let label = "tests run on the Linux host under the Windows x64 ABI model";
+        assert_eq!(
+            test_run_line(&run(Some(label))),
+            "tests run on the Linux host under the Windows x64 ABI model, on cpython-3.11: \
+             7 passed, 0 failed, 0 errors, 0 skipped"
+        );
+    }
+
+    #[test]
+    fn a_native_run_says_only_its_interpreter() {
+        assert_eq!(test_run_line(&run(None)), "tests on cpython-3.11: 7 passed, 0 failed, 0 errors, 0 skipped");
     }
 }

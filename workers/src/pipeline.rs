@@ -668,6 +668,8 @@ impl<'a> TargetBuild<'a> {
             // Set once importing this wheel hung or crashed on one interpreter:
             // the same binary would do it again on the others.
             let mut failed_import: Option<(String, ImportFailure)> = None;
+            // A module making raw system calls is not run under a model.
+            let (refused, symbols) = self.examine_shipped(*python, wheel_path, &root)?;
             for interp in &self.options.interpreters {
                 let admitted = match python {
                     None => requires.admits(interp.version) && interp.version >= wheel::abi3_minimum(self.project),
@@ -677,15 +679,16 @@ impl<'a> TargetBuild<'a> {
                     continue;
                 }
                 ran += 1;
-                let not_run = match (&failed_import, self.budget.left()) {
+                let not_run = refused.clone().or_else(|| match (&failed_import, self.budget.left()) {
                     (Some((label, failure)), _) => {
                         Some(format!("not run: the same wheel {} on {label}", failure.describe()))
                     }
                     (None, None) => Some(format!("not run: {}", self.budget.used_up())),
                     (None, Some(_)) => None,
-                };
+                });
                 if let Some(reason) = not_run {
                     let mut run = TestRun::new(&interp.label(), interp.executable.clone(), &wheel_name);
+                    run.model = abimodel::Model::for_target(self.target).map(|m| m.label().to_string());
                     self.log(format!("pytest on {} ({}): {reason}", run.interpreter, run.wheel));
                     problems.push(format!("{}: {reason}", run.interpreter));
                     run.problem = Some(reason);
@@ -717,6 +720,7 @@ impl<'a> TargetBuild<'a> {
                     model: abimodel::Model::for_target(self.target),
                     guards: true,
                     line_table: &line_table,
+                    symbols: &symbols,
                 };
                 let smoked = smoke::run(&job, &sandbox, &self.options.cancel).map_err(infra)?;
                 let run = smoked.run;
@@ -744,6 +748,31 @@ impl<'a> TargetBuild<'a> {
         } else {
             Err(problems.join("; ").into())
         }
+    }
+
+    /// For a foreign wheel: the reason its tests are not run when its code
+    /// makes raw system calls ([`abimodel::syscalls`]), and its modules'
+    /// symbols for crash reports; nothing for Linux.
+    fn examine_shipped(
+        &self,
+        python: Option<PyVersion>,
+        wheel: &Path,
+        root: &Root,
+    ) -> StepResult<(Option<String>, Vec<smoke::ModuleSymbols>)> {
+        let Some(model) = abimodel::Model::for_target(self.target) else { return Ok((None, Vec::new())) };
+        let check = abimodel::syscalls::WheelCheck {
+            target: self.target,
+            model,
+            wheel,
+            python,
+            project: self.project,
+            target_dir: &self.dir,
+            include_dir: self.include_dir,
+            root,
+        };
+        let refused = check.refusal().map_err(|e| infra(e.to_string()))?;
+        let symbols = check.module_symbols().map_err(|e| infra(e.to_string()))?;
+        Ok((refused, symbols))
     }
 
     fn finish(self, result: StepResult<()>) -> TargetReport {

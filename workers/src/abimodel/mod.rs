@@ -12,6 +12,8 @@
 //! on the host, not in the test's sandbox) and lets one function see every
 //! bridge, the seam for the ABI guards.
 
+pub mod syscalls;
+
 use std::path::Path;
 
 use crate::platform::Target;
@@ -30,6 +32,7 @@ pub const HARNESS: &[(&str, &str)] = &[
     ("_wheelwright_abimodel/x64_extra.py", include_str!("harness/_wheelwright_abimodel/x64_extra.py")),
     ("_wheelwright_abimodel/guards.py", include_str!("harness/_wheelwright_abimodel/guards.py")),
     ("_wheelwright_abimodel/elf.py", include_str!("harness/_wheelwright_abimodel/elf.py")),
+    ("_wheelwright_abimodel/images.py", include_str!("harness/_wheelwright_abimodel/images.py")),
 ];
 
 /// Where the line table goes below the harness folder: per module file

@@ -4,6 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+
+use crate::lines::{ModuleLines, SourceLine};
+use crate::platform::Target;
 use crate::project::Project;
 use crate::readback::Root;
 use crate::report::CrashReport;
@@ -304,6 +308,166 @@ pub fn report(signal: &str, output: &str, gdb: Option<(&str, &Marker)>, sources:
     crash
 }
 
+/// The ABI model's record of where it mapped each image, in the run folder
+/// (`_wheelwright_abimodel/images.py` writes it).
+pub const IMAGES_FILE: &str = ".wheelwright-abimodel-images";
+
+/// The most bytes of that record read back.
+pub const IMAGES_MAX: u64 = 64 << 10;
+
+/// The most images one record may list (one per module of a wheel).
+const IMAGES_MAX_LINES: usize = 256;
+
+/// One line of the model's record: an image mapped at `base`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedImage {
+    /// The model's target.
+    pub target: Target,
+    /// Where the image's lowest linked address was mapped.
+    pub base: u64,
+    /// How many bytes it occupies from there.
+    pub size: u64,
+    /// Its file name, as the record says (untrusted: only compared).
+    pub name: String,
+}
+
+/// The lines of a record that are well formed; the rest is ignored. The
+/// record was written inside the sandbox: what it says is only compared with
+/// the host's own module list and used as numbers.
+pub fn parse_images(text: &str) -> Vec<MappedImage> {
+    text.lines()
+        .take(IMAGES_MAX_LINES)
+        .filter_map(|line| {
+            let mut words = line.split(' ');
+            let word = words.next()?;
+            let target = *[Target::Macos, Target::Windows].iter().find(|t| t.name() == word)?;
+            let base = u64::from_str_radix(words.next()?, 16).ok()?;
+            let size = u64::from_str_radix(words.next()?, 16).ok()?;
+            let name = words.next()?.to_string();
+            (words.next().is_none() && size > 0 && base.checked_add(size).is_some()).then_some(MappedImage {
+                target,
+                base,
+                size,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// What the host knows of one module it built, to symbolise an address in
+/// it: all from the build's own files, none from the sandbox.
+#[derive(Debug)]
+pub struct ModuleSymbols {
+    /// The module's file name in the wheel (`pymult.pyd`).
+    pub name: String,
+    /// The target it was linked for.
+    pub target: Target,
+    /// Its lowest linked address (Mach-O: 0; PE: the preferred `ImageBase`):
+    /// what a record's `base` corresponds to.
+    pub link_base: u64,
+    /// Its code symbols as linked, sorted by address.
+    pub symbols: Vec<(u64, String)>,
+    /// Its line table, when the build kept one.
+    pub lines: Option<ModuleLines>,
+}
+
+impl ModuleSymbols {
+    /// Reads the symbols of the linked module `bytes` (as shipped).
+    pub fn from_module(
+        name: &str,
+        target: Target,
+        bytes: &[u8],
+        lines: Option<ModuleLines>,
+    ) -> Result<ModuleSymbols, object::Error> {
+        let file = object::File::parse(bytes)?;
+        let link_base = match target {
+            Target::Windows => file.relative_address_base(),
+            _ => file.segments().map(|s| s.address()).min().unwrap_or(0),
+        };
+        let prefix = target.symbol_prefix();
+        let mut symbols: Vec<(u64, String)> = file
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
+            .filter_map(|s| {
+                let name = s.name().ok()?;
+                Some((s.address(), name.strip_prefix(prefix).unwrap_or(name).to_string()))
+            })
+            .collect();
+        symbols.sort();
+        symbols.dedup_by_key(|s| s.0);
+        Ok(ModuleSymbols { name: name.to_string(), target, link_base, symbols, lines })
+    }
+}
+
+impl ModuleSymbols {
+    /// Adds the code symbols of the module's `object` (local labels
+    /// included) at their linked addresses, placed by the line table's map;
+    /// nothing without a line table.
+    pub fn add_object_symbols(&mut self, object: &[u8]) {
+        let (Some(lines), Ok(file)) = (&self.lines, object::File::parse(object)) else { return };
+        let prefix = self.target.symbol_prefix();
+        // Labels in code sections: COFF types nasm's labels as plain
+        // statics, not functions, so the section says what they are.
+        let labels = file
+            .symbols()
+            .filter(|s| s.is_definition() && matches!(s.kind(), object::SymbolKind::Text | object::SymbolKind::Data));
+        for symbol in labels {
+            let (Some(index), Ok(name)) = (symbol.section_index(), symbol.name()) else { continue };
+            let Some(section) = file.section_by_index(index).ok() else { continue };
+            if section.kind() != object::SectionKind::Text {
+                continue;
+            }
+            let Ok(section_name) = section.name() else { continue };
+            let Some(place) = lines.map.placements.iter().find(|p| p.section == section_name) else { continue };
+            let address = place.address + (symbol.address() - section.address());
+            if !self.symbols.iter().any(|s| s.0 == address) {
+                self.symbols.push((address, name.strip_prefix(prefix).unwrap_or(name).to_string()));
+            }
+        }
+        self.symbols.sort();
+    }
+}
+
+/// The symbol + offset (`multiply + 18 in pymult.pyd`) and `.asm` line of
+/// `pc` in a hand-mapped image: the record says where each image went, the
+/// host's own tables say what is there.
+pub fn symbolise(pc: u64, images: &[MappedImage], modules: &[ModuleSymbols]) -> Option<(String, Option<SourceLine>)> {
+    let image = images.iter().rev().find(|i| i.base <= pc && pc - i.base < i.size)?;
+    let module = modules.iter().find(|m| m.name == image.name && m.target == image.target)?;
+    let linked = module.link_base.checked_add(pc - image.base)?;
+    let i = module.symbols.partition_point(|s| s.0 <= linked);
+    let location = match i.checked_sub(1).map(|i| &module.symbols[i]) {
+        Some((address, symbol)) => format!("{symbol} + {} in {}", linked - address, module.name),
+        None => format!("{:#x} in {}", linked, module.name),
+    };
+    let line = module.lines.as_ref().and_then(|l| l.at_address(linked)).cloned();
+    Some((location, line))
+}
+
+/// Fills in where a crash under an ABI model happened, which gdb cannot
+/// say for a hand-mapped image: from the faulting `rip` gdb reported and
+/// the model's record read back from `record` in the run folder (through
+/// `root`: size-capped, no links). Leaves the report as it is when either
+/// is missing or the address is in no image the host built.
+pub fn symbolise_under_model(crash: &mut CrashReport, root: &Root, record: &Path, modules: &[ModuleSymbols]) {
+    let Some(pc) = crash
+        .registers
+        .iter()
+        .find(|(r, _)| r == "rip")
+        .and_then(|(_, v)| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+    else {
+        return;
+    };
+    let Ok(bytes) = root.read(record, IMAGES_MAX, "the ABI model's image record") else { return };
+    let images = parse_images(&String::from_utf8_lossy(&bytes));
+    if let Some((location, line)) = symbolise(pc, &images, modules) {
+        crash.location = Some(location);
+        if let Some(line) = line {
+            crash.source_line = Some(line.to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +543,46 @@ mod tests {
         assert!(collect < kill && kill < print, "{commands}");
         assert!(args.windows(2).any(|w| w == ["-eiex", "set python ignore-environment on"]), "{args:?}");
         assert_eq!(marker.scrub(&format!("{} line\n", marker.0)), "@@ line\n");
+    }
+    #[test]
+    fn an_image_record_yields_only_well_formed_foreign_lines() {
+        let record = "windows-x86_64 7f0012340000 5000 crashy.pyd\n\
+                      linux-x86_64 1000 1000 native.so\n\
+                      macos-x86_64 zz 1000 bad.so\n\
+                      macos-x86_64 1000 0 empty.so\n\
+                      macos-x86_64 ffffffffffffffff 10 wraps.so\n\
+                      windows-x86_64 1000 1000 /etc/passwd extra\n\
+                      macos-x86_64 2000 1000 ../../etc/passwd\n";
+        let images = parse_images(record);
+        let got: Vec<(Target, u64, u64, &str)> =
+            images.iter().map(|i| (i.target, i.base, i.size, i.name.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (Target::Windows, 0x7f0012340000, 0x5000, "crashy.pyd"),
+                (Target::Macos, 0x2000, 0x1000, "../../etc/passwd")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_forged_image_name_matches_no_module_and_symbolises_nothing() {
+        let modules = [ModuleSymbols {
+            name: "crashy.pyd".into(),
+            target: Target::Windows,
+            link_base: 0x180000000,
+            symbols: vec![(0x180001000, "boom".into())],
+            lines: None,
+        }];
+        let image = |name: &str, target| MappedImage { target, base: 0x7f0000000000, size: 0x3000, name: name.into() };
+        let pc = 0x7f0000001002;
+        assert_eq!(
+            symbolise(pc, &[image("crashy.pyd", Target::Windows)], &modules),
+            Some(("boom + 2 in crashy.pyd".to_string(), None))
+        );
+        for forged in [image("../../etc/passwd", Target::Windows), image("crashy.pyd", Target::Macos)] {
+            assert_eq!(symbolise(pc, &[forged], &modules), None);
+        }
+        assert_eq!(symbolise(0x7f0000003000, &[image("crashy.pyd", Target::Windows)], &modules), None);
     }
 }

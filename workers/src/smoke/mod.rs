@@ -12,7 +12,7 @@ mod junit;
 
 use std::path::{Path, PathBuf};
 
-pub use crash::Sources;
+pub use crash::{symbolise, MappedImage, ModuleSymbols, Sources};
 pub use interpreter::{Interpreter, SmokeEnv};
 
 use crate::abimodel::{self, Model};
@@ -91,6 +91,9 @@ pub struct SmokeJob<'a> {
     /// Per module file of the wheel, its line table
     /// ([`crate::lines::ModuleLines::table`]), for the guards' messages.
     pub line_table: &'a [crate::lines::ModuleTable],
+    /// The wheel's modules as the host knows them, to say where a crash
+    /// under the model happened (empty for a Linux wheel: gdb says it).
+    pub symbols: &'a [ModuleSymbols],
 }
 
 /// What a smoke run found.
@@ -262,7 +265,10 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
                 _ => None,
             };
             let gdb = marker.as_ref().zip(gdb_output.as_deref()).map(|(marker, text)| (text, marker));
-            let crash = crash::report(&signal, &out.text, gdb, job.sources);
+            let mut crash = crash::report(&signal, &out.text, gdb, job.sources);
+            if job.model.is_some() {
+                crash::symbolise_under_model(&mut crash, job.root, &job.dir.join(crash::IMAGES_FILE), job.symbols);
+            }
             if crash.python_traceback.as_deref().is_some_and(in_import) {
                 on_import = Some(ImportFailure::Crashed(signal.clone()));
             }

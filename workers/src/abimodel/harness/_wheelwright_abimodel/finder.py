@@ -23,7 +23,7 @@ import importlib.machinery
 import os
 import sys
 
-from . import memory
+from . import images, memory
 
 PYTHON_API_VERSION = 1013
 
@@ -187,6 +187,10 @@ class Loader(importlib.abc.Loader):
         tail = spec.name.rpartition(".")[2]
         image, init = self.model.load(self.path, tail)
         _loaded.append(image)
+        if isinstance(self.model, (MacOS, Windows)):
+            # Where it is mapped, for the host to explain a crash in it
+            # (gdb cannot read a hand-mapped image).
+            images.record(image.path, image.base, image.region.size, self.model.name)
         result = ctypes.PYFUNCTYPE(ctypes.c_void_p)(init)()
         # ctypes raised already if PyInit returned NULL with an exception set.
         if not result:
