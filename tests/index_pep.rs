@@ -189,3 +189,41 @@ async fn the_forms_route_answers_json_to_a_client_that_asks_for_it() {
     assert!(page.url().path().starts_with("/builds/"), "followed the redirect to {}", page.url());
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdist_installs_from_source_through_the_backend_the_daemon_serves() {
+    let app = TestApp::spawn().await;
+    let build = app.submit(&example("pymult"), &[("targets", "linux-x86_64")]).await;
+    assert_eq!(app.wait(build["id"].as_str().unwrap()).await["status"], "succeeded");
+    let backend: Value = app
+        .client
+        .get(app.url("/simple/wheelwright-backend/"))
+        .header("Accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = &backend["files"][0];
+    assert_eq!(
+        file["filename"],
+        format!("wheelwright_backend-{}-py3-none-linux_x86_64.whl", env!("CARGO_PKG_VERSION"))
+    );
+    // From source: pip fetches the sdist, installs the backend it names
+    // from the same index into an isolated build environment, and the
+    // backend's own engine assembles and links the module.
+    let (_venv, python) = fresh_venv();
+    let pip = std::process::Command::new(venv_python())
+        .args(["-m", "pip", "--disable-pip-version-check", "--no-cache-dir", "--python"])
+        .arg(&python)
+        .args(["install", "--no-binary", "pymult", "--index-url", &app.url("/simple/"), "pymult"])
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&pip.stdout), String::from_utf8_lossy(&pip.stderr));
+    assert!(pip.status.success(), "{said}");
+    assert!(said.contains("pymult-1.0.0.tar.gz"), "built from the sdist: {said}");
+    let out = std::process::Command::new(&python).args(["-c", "import pymult; print(pymult.multiply(6, 7))"]).output();
+    assert_eq!(String::from_utf8_lossy(&out.unwrap().stdout).trim(), "42");
+    app.stop().await.unwrap();
+}
