@@ -79,3 +79,45 @@ fn the_bridge_guard_names_each_win64_callee_saved_register_a_function_changes() 
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("4 passed"), "{text}");
 }
+
+#[test]
+fn on_windows_rsi_as_scratch_rbx_not_restored_and_a_misaligned_call_each_fail_naming_register_function_and_line() {
+    let source = std::fs::read_to_string(fixture().join("src/abibad.asm")).unwrap();
+    let line_of = |text: &str| source.lines().position(|l| l.trim_start().starts_with(text)).unwrap() + 1;
+    let rbx_line = line_of("rbx_not_restored:") + 1;
+    let rsi_line = line_of("rsi_as_scratch:") + 1;
+    let call_line = line_of("PYCALL PyFloat_FromDouble");
+    let report = smoked(&fixture(), Target::Windows);
+    assert_eq!(report.status, Status::Failed, "{report:#?}");
+    let run = &report.tests[0];
+    assert_eq!((run.passed, run.failed, run.errors), (1, 3, 0), "{run:#?}");
+    assert_eq!(run.model.as_deref(), Some(wheelwright_workers::abimodel::Model::Windows.label()));
+    assert!(failure(&report, "test_good").is_none(), "{run:#?}");
+    // Legal under System V, but rdi and rsi are callee-saved under Win64.
+    let rsi = failure(&report, "test_rsi_as_scratch").unwrap_or_else(|| panic!("{run:#?}"));
+    assert!(
+        rsi.contains(&format!(
+            "SystemError: wheelwright ABI guard: rsi_as_scratch (src/abibad.asm:{rsi_line}: FUNCTION_BEGIN 0 (in macro FUNCTION_BEGIN)) \
+             returned \
+             with rdi, rsi changed: they are callee-saved under the Win64 ABI, so a function must restore them"
+        )),
+        "{rsi}"
+    );
+    let rbx = failure(&report, "test_rbx_not_restored").unwrap_or_else(|| panic!("{run:#?}"));
+    assert!(
+        rbx.contains(&format!(
+            "SystemError: wheelwright ABI guard: rbx_not_restored (src/abibad.asm:{rbx_line}: push rbp) returned \
+             with rbx changed: it is callee-saved under the Win64 ABI"
+        )),
+        "{rbx}"
+    );
+    let misaligned = failure(&report, "test_misaligned_call").unwrap_or_else(|| panic!("{run:#?}"));
+    assert!(
+        misaligned.contains(&format!(
+            "SystemError: wheelwright ABI guard: PyFloat_FromDouble was called with a misaligned stack (rsp must \
+             be 16-byte aligned at every call) from src/abibad.asm:{call_line}: PYCALL PyFloat_FromDouble (in \
+             macro PYCALL), in misaligned_call"
+        )),
+        "{misaligned}"
+    );
+}
