@@ -16,8 +16,14 @@ target (the Linux ELF module included, loaded by :mod:`elf` for this):
   realigned stack) and the guard of the module function that made it
   raises ``SystemError`` naming the called function, the rule and the call
   site's ``.asm`` line. On Windows the 32-byte shadow space cannot be
-  checked from here (it is the caller's memory either way); a missing one
-  shows as clobbered locals, not as a guard failure.
+  checked from here (it is the caller's memory either way): the Windows
+  model writes it instead, as a Windows callee may
+  (:func:`x64_extra.home_space_poison`), so a missing one shows as locals
+  reading back ``"noshadow"`` or as a crash, as on Windows, not as a guard
+  failure.
+- On Windows both guards come from :mod:`win64`: its System V -> Win64
+  stubs (``PyInit_<name>``, every table entry, callbacks) carry a
+  ``WIN64`` guard, and every import is behind :func:`checked_call`.
 
 The line table (``lines.json`` beside this package, written by the engine:
 per module file, ranges of linked addresses and ``src/x.asm:LINE: text``)

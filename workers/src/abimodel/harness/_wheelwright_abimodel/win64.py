@@ -26,6 +26,14 @@ passes (destructors, converters) given System V -> Win64 stubs and function
 pointers CPython returns (``PyType_GetSlot``) given Win64 -> System V thunks.
 A function outside the stable ABI (imported from ``python3X.dll``) is
 bridged as taking integer-class arguments only.
+
+The ABI guards (:mod:`guards`) are on every crossing: each System V ->
+Win64 stub checks the Win64 callee-saved registers (rbx, rbp, rdi, rsi,
+r12-r15, xmm6-15) of the module's function, named after its table entry;
+each import checks the stack alignment of the module's call (in front of
+the thunk or the variadic dispatcher) and then fills the caller's home
+space as a Windows callee may, so a missing shadow space is not silently
+forgiven. The tables are walked by the guards' walkers.
 """
 
 from __future__ import annotations
@@ -388,5 +396,7 @@ def resolve_import(imp) -> int:
         return address
     hook = _HOOKS.get(imp.name)
     # The alignment check sits in front of the thunk (or of the variadic
-    # dispatcher): rsp must be 16-byte aligned at the module's call.
-    return guards.checked_call(imp.name, thunk(imp.name, address, hook=_guarded(hook) if hook else None))
+    # dispatcher): rsp must be 16-byte aligned at the module's call; then the
+    # home space is written as a Windows callee may write it.
+    bridge = thunk(imp.name, address, hook=_guarded(hook) if hook else None)
+    return guards.checked_call(imp.name, _map(x64_extra.home_space_poison(bridge)))
