@@ -124,3 +124,86 @@ fn generated_bridges_place_every_argument_where_an_independent_win64_caller_put_
     assert!(out.status.success(), "pytest failed:\n{text}");
     assert!(text.contains("12 passed") && !text.contains("skipped"), "{text}");
 }
+
+/// A multi-phase module whose `Py_mod_exec` slot uses rsi as scratch
+/// (legal under System V, callee-saved under Win64): the slot is reached
+/// only through the table `PyModuleDef_Init` receives.
+const EXEC_SLOT_CLOBBERS_RSI: &str = r#"%include "wheelwright.inc"
+
+PYIMPORT PyModuleDef_Init, PyModule_AddIntConstant
+
+section .data
+align 8
+slots:
+    dd 2, 0                   ; Py_mod_exec
+    dq exec_module
+    dd 0, 0
+    dq 0
+moduledef:
+    istruc PyModuleDef
+        at PyModuleDef.ob_refcnt,  dq 1
+        at PyModuleDef.ob_type,    dq 0
+        at PyModuleDef.m_init,     dq 0
+        at PyModuleDef.m_index,    dq 0
+        at PyModuleDef.m_copy,     dq 0
+        at PyModuleDef.m_name,     dq s_module
+        at PyModuleDef.m_doc,      dq 0
+        at PyModuleDef.m_size,     dq 0
+        at PyModuleDef.m_methods,  dq 0
+        at PyModuleDef.m_slots,    dq slots
+        at PyModuleDef.m_traverse, dq 0
+        at PyModuleDef.m_clear,    dq 0
+        at PyModuleDef.m_free,     dq 0
+    iend
+s_module: db "execslot", 0
+s_value:  db "VALUE", 0
+
+section .text
+exec_module:
+    FUNCTION_BEGIN 0
+    mov esi, 1                ; scratch, never restored
+    lea ARG2, [rel s_value]
+    mov ARG3d, 7
+    PYCALL PyModule_AddIntConstant
+    FUNCTION_END
+
+PYINIT execslot
+    FUNCTION_BEGIN 0
+    lea ARG1, [rel moduledef]
+    PYCALL PyModuleDef_Init
+    FUNCTION_END
+"#;
+
+#[test]
+fn a_py_mod_exec_slot_using_rsi_as_scratch_fails_on_windows_naming_the_slot_and_passes_elsewhere() {
+    let project = common::project(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"execslot\"\nversion = \"0.1.0\"\n\n[tool.wheelwright]\n\
+             targets = [\"linux-x86_64\", \"macos-x86_64\", \"windows-x86_64\"]\n",
+        ),
+        ("src/execslot.asm", EXEC_SLOT_CLOBBERS_RSI),
+        (
+            "tests/test_execslot.py",
+            "def test_exec_adds_value():\n    import execslot\n    assert execslot.VALUE == 7\n",
+        ),
+    ]);
+    for target in [Target::Linux, Target::Macos] {
+        let report = smoked(project.path(), target);
+        assert_eq!(report.status, Status::Succeeded, "{target}: {report:#?}");
+        assert_eq!((report.tests[0].passed, report.tests[0].failed), (1, 0), "{target}");
+    }
+    let windows = smoked(project.path(), Target::Windows);
+    assert_eq!(windows.status, Status::Failed, "{windows:#?}");
+    let run = &windows.tests[0];
+    assert_eq!((run.passed, run.failed, run.errors), (0, 1, 0), "{run:#?}");
+    let line = EXEC_SLOT_CLOBBERS_RSI.lines().position(|l| l == "exec_module:").unwrap() + 2;
+    assert!(
+        run.failures[0].message.contains(&format!(
+            "SystemError: wheelwright ABI guard: Py_mod_exec slot of execslot (src/execslot.asm:{line}: \
+             FUNCTION_BEGIN 0 (in macro FUNCTION_BEGIN)) returned with rsi changed: it is callee-saved under the \
+             Win64 ABI"
+        )),
+        "{run:#?}"
+    );
+}

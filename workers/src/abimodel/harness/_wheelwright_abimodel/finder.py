@@ -120,15 +120,11 @@ class Windows(Model):
     def load(self, path, tail):
         from . import pe, win64
 
-        from . import guards
-
         image = pe.load(path, win64.resolve_import)
         _register(image, path)
         init = "PyInit_" + tail
-        # The System V guard outside the Win64 stub sees rbx, rbp and r12-r15
-        # (callee-saved in both ABIs); rdi, rsi and xmm6-15 are the stub's to
-        # check (win64.callable_from_sysv with x64.bridge's guard).
-        return image, guards.sysv_entry(win64.callable_from_sysv(image.export(init)), init, "init")
+        # The Win64 guard of the stub checks every Win64 callee-saved register.
+        return image, win64.callable_from_sysv(image.export(init), init, "init")
 
 
 MODELS = {m.name: m for m in (MacOS(), Windows(), Linux())}

@@ -16,8 +16,14 @@ target (the Linux ELF module included, loaded by :mod:`elf` for this):
   realigned stack) and the guard of the module function that made it
   raises ``SystemError`` naming the called function, the rule and the call
   site's ``.asm`` line. On Windows the 32-byte shadow space cannot be
-  checked from here (it is the caller's memory either way); a missing one
-  shows as clobbered locals, not as a guard failure.
+  checked from here (it is the caller's memory either way): the Windows
+  model writes it instead, as a Windows callee may
+  (:func:`x64_extra.home_space_poison`), so a missing one shows as locals
+  reading back ``"noshadow"`` or as a crash, as on Windows, not as a guard
+  failure.
+- On Windows both guards come from :mod:`win64`: its System V -> Win64
+  stubs (``PyInit_<name>``, every table entry, callbacks) carry a
+  ``WIN64`` guard, and every import is behind :func:`checked_call`.
 
 The line table (``lines.json`` beside this package, written by the engine:
 per module file, ranges of linked addresses and ``src/x.asm:LINE: text``)
@@ -213,17 +219,24 @@ def _cstring(address: int) -> str:
     return ctypes.string_at(address).decode("utf-8", "replace") if address else "?"
 
 
-def _wrap_at(address: int, name: str, kind: str) -> None:
+def _wrap_at(address: int, name: str, kind: str, wrap=None) -> None:
     value = memory.read_u64(address)
     if value and value not in _ours:
-        memory.patch_u64(address, sysv_entry(value, name, kind))
+        replacement = (wrap or sysv_entry)(value, name, kind)
+        if replacement != value:
+            memory.patch_u64(address, replacement)
 
 
-def rewrite_methods(table: int, single: bool = False) -> None:
+# The walkers below take ``wrap(target, name, kind) -> stub``: by default
+# :func:`sysv_entry` (Linux, macOS); the Windows model passes its guarded
+# System V -> Win64 stub maker, so both models walk the tables one way.
+
+
+def rewrite_methods(table: int, single: bool = False, wrap=None) -> None:
     """Guards ``ml_meth`` of every ``PyMethodDef`` (32 bytes: ml_name,
     ml_meth, ml_flags and padding, ml_doc) of a table, or of one entry."""
     while table and memory.read_u64(table):
-        _wrap_at(table + 8, _cstring(memory.read_u64(table)), "object")
+        _wrap_at(table + 8, _cstring(memory.read_u64(table)), "object", wrap)
         if single:
             return
         table += 32
@@ -234,18 +247,18 @@ def rewrite_methods(table: int, single: bool = False) -> None:
 _MODULE_SLOTS = {1: ("Py_mod_create", "object"), 2: ("Py_mod_exec", "int")}
 
 
-def rewrite_moduledef(definition: int) -> None:
+def rewrite_moduledef(definition: int, wrap=None) -> None:
     """Guards every function a ``PyModuleDef`` hands CPython."""
     module = _cstring(memory.read_u64(definition + 40))
-    rewrite_methods(memory.read_u64(definition + 64))
+    rewrite_methods(memory.read_u64(definition + 64), wrap=wrap)
     slots = memory.read_u64(definition + 72)
     while slots and memory.read_i32(slots):
         slot = _MODULE_SLOTS.get(memory.read_i32(slots))
         if slot:
-            _wrap_at(slots + 8, "%s slot of %s" % (slot[0], module), slot[1])
+            _wrap_at(slots + 8, "%s slot of %s" % (slot[0], module), slot[1], wrap)
         slots += 16
     for offset, field, kind in ((80, "m_traverse", "int"), (88, "m_clear", "int"), (96, "m_free", "void")):
-        _wrap_at(definition + offset, "%s of %s" % (field, module), kind)
+        _wrap_at(definition + offset, "%s of %s" % (field, module), kind, wrap)
 
 
 # typeslots.h: ids whose value is no function, and what the others return.
@@ -254,7 +267,7 @@ _INT_SLOTS = {1, 3, 4, 9, 39, 41, 45, 51, 55, 59, 60, 68, 69, 71}
 _VOID_SLOTS = {2, 52, 53, 74, 80}
 
 
-def rewrite_type_spec(spec: int) -> None:
+def rewrite_type_spec(spec: int, wrap=None) -> None:
     """Guards the functions of a ``PyType_Spec`` (name, basicsize, itemsize,
     flags, slots at +24): its slots, methods, and getters and setters."""
     type_name = _cstring(memory.read_u64(spec))
@@ -263,35 +276,42 @@ def rewrite_type_spec(spec: int) -> None:
         slot = memory.read_i32(slots)
         value = memory.read_u64(slots + 8)
         if slot == 64:  # Py_tp_methods
-            rewrite_methods(value)
+            rewrite_methods(value, wrap=wrap)
         elif slot == 73:  # Py_tp_getset: name, get, set, doc, closure
             while value and memory.read_u64(value):
                 getter = _cstring(memory.read_u64(value))
-                _wrap_at(value + 8, "getter %s of %s" % (getter, type_name), "object")
-                _wrap_at(value + 16, "setter %s of %s" % (getter, type_name), "int")
+                _wrap_at(value + 8, "getter %s of %s" % (getter, type_name), "object", wrap)
+                _wrap_at(value + 16, "setter %s of %s" % (getter, type_name), "int", wrap)
                 value += 40
         elif slot not in _NOT_FUNCTIONS:
             kind = "int" if slot in _INT_SLOTS else "void" if slot in _VOID_SLOTS else "object"
-            _wrap_at(slots + 8, "type slot %d of %s" % (slot, type_name), kind)
+            _wrap_at(slots + 8, "type slot %d of %s" % (slot, type_name), kind, wrap)
         slots += 16
 
 
-# The C-API functions that receive tables of the module's functions.
-HOOKS = {
-    "PyModule_Create2": lambda a, b: rewrite_moduledef(a),
-    "PyModuleDef_Init": lambda a, b: rewrite_moduledef(a),
-    "PyModule_FromDefAndSpec2": lambda a, b: rewrite_moduledef(a),
-    "PyModule_AddFunctions": lambda a, b: rewrite_methods(b),
-    "PyCFunction_New": lambda a, b: rewrite_methods(a, single=True),
-    "PyCFunction_NewEx": lambda a, b: rewrite_methods(a, single=True),
-    "PyCMethod_New": lambda a, b: rewrite_methods(a, single=True),
-    "PyDescr_NewMethod": lambda a, b: rewrite_methods(b, single=True),
-    "PyDescr_NewClassMethod": lambda a, b: rewrite_methods(b, single=True),
-    "PyType_FromSpec": lambda a, b: rewrite_type_spec(a),
-    "PyType_FromSpecWithBases": lambda a, b: rewrite_type_spec(a),
-    "PyType_FromModuleAndSpec": lambda a, b: rewrite_type_spec(b),
-    "PyType_FromMetaclass": lambda a, b: rewrite_type_spec(b),
-}
+def hooks(wrap=None) -> dict:
+    """The C-API functions that receive tables of the module's functions,
+    each with ``rewrite(first, second)`` (its first two arguments) that
+    replaces every function of the table by ``wrap``'s stub."""
+    return {
+        "PyModule_Create2": lambda a, b: rewrite_moduledef(a, wrap),
+        "PyModuleDef_Init": lambda a, b: rewrite_moduledef(a, wrap),
+        "PyModule_FromDefAndSpec2": lambda a, b: rewrite_moduledef(a, wrap),
+        "PyModule_AddFunctions": lambda a, b: rewrite_methods(b, wrap=wrap),
+        "PyCFunction_New": lambda a, b: rewrite_methods(a, single=True, wrap=wrap),
+        "PyCFunction_NewEx": lambda a, b: rewrite_methods(a, single=True, wrap=wrap),
+        "PyCMethod_New": lambda a, b: rewrite_methods(a, single=True, wrap=wrap),
+        "PyDescr_NewMethod": lambda a, b: rewrite_methods(b, single=True, wrap=wrap),
+        "PyDescr_NewClassMethod": lambda a, b: rewrite_methods(b, single=True, wrap=wrap),
+        "PyType_FromSpec": lambda a, b: rewrite_type_spec(a, wrap),
+        "PyType_FromSpecWithBases": lambda a, b: rewrite_type_spec(a, wrap),
+        "PyType_FromModuleAndSpec": lambda a, b: rewrite_type_spec(b, wrap),
+        "PyType_FromMetaclass": lambda a, b: rewrite_type_spec(b, wrap),
+    }
+
+
+# The Linux and macOS tables: guarded System V entries.
+HOOKS = hooks()
 
 
 def _hook(rewrite):

@@ -26,6 +26,14 @@ passes (destructors, converters) given System V -> Win64 stubs and function
 pointers CPython returns (``PyType_GetSlot``) given Win64 -> System V thunks.
 A function outside the stable ABI (imported from ``python3X.dll``) is
 bridged as taking integer-class arguments only.
+
+The ABI guards (:mod:`guards`) are on every crossing: each System V ->
+Win64 stub checks the Win64 callee-saved registers (rbx, rbp, rdi, rsi,
+r12-r15, xmm6-15) of the module's function, named after its table entry;
+each import checks the stack alignment of the module's call (in front of
+the thunk or the variadic dispatcher) and then fills the caller's home
+space as a Windows callee may, so a missing shadow space is not silently
+forgiven. The tables are walked by the guards' walkers.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import sys
 import threading
 import traceback
 
-from . import memory, x64, x64_extra
+from . import guards, memory, x64, x64_extra
 from . import win64_capi as capi
 
 # A function the model has no prototype for is bridged with this many
@@ -235,7 +243,7 @@ def _variadic(name: str, sig, target: int, hook=None) -> int:
             entry = bridges[fmt] = (_map(code), longs, [units[i - fixed].unit for i in longs], callbacks)
         address, longs, long_units, callbacks = entry
         for i in callbacks:
-            _wrap_image(image + 8 * i)
+            _wrap_image(image + 8 * i, name)
         if longs:
             buffer = (ctypes.c_uint64 * len(longs))()
             stores = []
@@ -260,18 +268,19 @@ def _with_callbacks(sig, target: int, hook=None) -> int:
 
     def select(image):
         for i in indices:
-            _wrap_image(image + 8 * i)
+            _wrap_image(image + 8 * i, sig.name)
         return bridge
 
     return _dispatcher(select)
 
 
-def _wrap_image(address: int) -> None:
+def _wrap_image(address: int, callee: str) -> None:
     """Swaps a function pointer in a call's argument image (on the stack,
-    writable) for its System V -> Win64 stub."""
+    writable) for its guarded System V -> Win64 stub (a callback the module
+    passed to ``callee``)."""
     value = memory.read_u64(address)
     if value and value not in _ours:
-        memory.write_u64(address, callable_from_sysv(value))
+        memory.write_u64(address, callable_from_sysv(value, "a callback passed to %s" % callee))
 
 
 def _returned_slot(result, slots, args):
@@ -322,10 +331,15 @@ def thunk(name: str, target: int, hook=None) -> int:
     return _map(bridge_for(target, kinds, hook=hook))
 
 
-def callable_from_sysv(target: int) -> int:
+def callable_from_sysv(target: int, name: str = None, kind: str = "void") -> int:
     """A System V -> Win64 stub for a function of the module, taking up to
-    :data:`CALLBACK_ARGS` integer-class arguments; the same stub for the
-    same function."""
+    :data:`CALLBACK_ARGS` integer-class arguments, behind the Win64 ABI
+    guard (rbx, rbp, rdi, rsi, r12-r15 and xmm6-15 filled with random values
+    and checked on return; see :func:`guards.guard`); ``name`` is what a
+    violation names (default: the address) and ``kind`` what the function
+    returns (``object``, ``init``, ``int``, ``void``: a callback whose
+    result the model does not know is ``void``, so a failed guard never
+    releases it as an object). The same stub for the same function."""
     if target in _ours or target == 0:
         return target
     stub = _callback_stubs.get(target)
@@ -334,75 +348,18 @@ def callable_from_sysv(target: int) -> int:
         sources = [("int", r) for r in x64.SYSV_INT]
         dests = [("int", x64.WIN64_INT[i]) if i < 4 else ("stack", x64.WIN64_SHADOW + 8 * (i - 4)) for i in range(len(kinds))]
         moves = [x64.Move(k, s, d) for k, s, d in zip(kinds, sources, dests)]
-        code = x64.bridge(target, moves, x64.WIN64_SHADOW + 8 * (CALLBACK_ARGS - 4), save_win64_callee=False)
+        guard = guards.guard(target, name or "the module's function at %#x" % target, guards.WIN64, kind)
+        code = x64.bridge(target, moves, x64.WIN64_SHADOW + 8 * (CALLBACK_ARGS - 4), save_win64_callee=False, guard=guard)
         stub = _map(code)
         _callback_stubs[target] = stub
         _stub_origin[stub] = target
     return stub
 
 
-def _u64(address: int) -> int:
-    return memory.read_u64(address)
-
-
-def _wrap_at(address: int) -> None:
-    """Replaces the function pointer stored at ``address`` with its stub."""
-    value = _u64(address)
-    if value and value not in _ours:
-        memory.patch_u64(address, callable_from_sysv(value))
-
-
-# PyMethodDef: ml_name, ml_meth, ml_flags (int + padding), ml_doc: 32 bytes.
-def rewrite_methods(table: int, single: bool = False) -> None:
-    """Wraps ``ml_meth`` of every entry of a ``PyMethodDef`` array (or of
-    the one entry when ``single``)."""
-    while table and _u64(table):
-        _wrap_at(table + 8)
-        if single:
-            return
-        table += 32
-
-
-# PyModuleDef: PyModuleDef_Base (40 bytes), m_name, m_doc, m_size, m_methods
-# (+64), m_slots (+72), m_traverse (+80), m_clear (+88), m_free (+96).
-PY_MOD_CREATE, PY_MOD_EXEC = 1, 2
-
-
-def rewrite_moduledef(definition: int) -> None:
-    """Wraps every function a ``PyModuleDef`` hands to CPython."""
-    rewrite_methods(_u64(definition + 64))
-    slots = _u64(definition + 72)
-    while slots and memory.read_i32(slots):
-        if memory.read_i32(slots) in (PY_MOD_CREATE, PY_MOD_EXEC):
-            _wrap_at(slots + 8)
-        slots += 16
-    for offset in (80, 88, 96):
-        _wrap_at(definition + offset)
-
-
-# typeslots.h: the slot ids whose value is not a function.
+# typeslots.h: the slot ids whose value is not a function (PyType_GetSlot
+# hands those back unchanged).
 PY_TP_BASE, PY_TP_BASES, PY_TP_DOC, PY_TP_METHODS = 48, 49, 56, 64
 PY_TP_MEMBERS, PY_TP_GETSET, PY_TP_TOKEN = 72, 73, 83
-
-
-def rewrite_type_spec(spec: int) -> None:
-    """Wraps every function of a ``PyType_Spec``'s slots (name, basicsize,
-    itemsize, flags, then the slots pointer at +24), its methods and the
-    getters and setters of its getsets."""
-    slots = _u64(spec + 24)
-    while slots and memory.read_i32(slots):
-        slot = memory.read_i32(slots)
-        if slot == PY_TP_METHODS:
-            rewrite_methods(_u64(slots + 8))
-        elif slot == PY_TP_GETSET:
-            getset = _u64(slots + 8)  # name, get, set, doc, closure: 40 bytes
-            while getset and _u64(getset):
-                _wrap_at(getset + 8)
-                _wrap_at(getset + 16)
-                getset += 40
-        elif slot not in (PY_TP_BASE, PY_TP_BASES, PY_TP_DOC, PY_TP_MEMBERS, PY_TP_TOKEN):
-            _wrap_at(slots + 8)
-        slots += 16
 
 
 def _guarded(rewrite):
@@ -422,23 +379,10 @@ def _guarded(rewrite):
     return _callback(None, (ctypes.c_void_p, ctypes.c_void_p), hook)
 
 
-# The C-API functions that receive tables of the module's functions, and
-# which argument holds the table.
-_HOOKS = {
-    "PyModule_Create2": lambda a, b: rewrite_moduledef(a),
-    "PyModuleDef_Init": lambda a, b: rewrite_moduledef(a),
-    "PyModule_FromDefAndSpec2": lambda a, b: rewrite_moduledef(a),
-    "PyModule_AddFunctions": lambda a, b: rewrite_methods(b),
-    "PyCFunction_New": lambda a, b: rewrite_methods(a, single=True),
-    "PyCFunction_NewEx": lambda a, b: rewrite_methods(a, single=True),
-    "PyCMethod_New": lambda a, b: rewrite_methods(a, single=True),
-    "PyDescr_NewMethod": lambda a, b: rewrite_methods(b, single=True),
-    "PyDescr_NewClassMethod": lambda a, b: rewrite_methods(b, single=True),
-    "PyType_FromSpec": lambda a, b: rewrite_type_spec(a),
-    "PyType_FromSpecWithBases": lambda a, b: rewrite_type_spec(a),
-    "PyType_FromModuleAndSpec": lambda a, b: rewrite_type_spec(b),
-    "PyType_FromMetaclass": lambda a, b: rewrite_type_spec(b),
-}
+# The C-API functions that receive tables of the module's functions: the
+# guards' table walkers, each function replaced by its guarded System V ->
+# Win64 stub (named after its table entry).
+_HOOKS = guards.hooks(lambda target, name, kind: callable_from_sysv(target, name, kind))
 
 
 def resolve_import(imp) -> int:
@@ -451,4 +395,8 @@ def resolve_import(imp) -> int:
     if not memory.is_code(address):
         return address
     hook = _HOOKS.get(imp.name)
-    return thunk(imp.name, address, hook=_guarded(hook) if hook else None)
+    # The alignment check sits in front of the thunk (or of the variadic
+    # dispatcher): rsp must be 16-byte aligned at the module's call; then the
+    # home space is written as a Windows callee may write it.
+    bridge = thunk(imp.name, address, hook=_guarded(hook) if hook else None)
+    return guards.checked_call(imp.name, _map(x64_extra.home_space_poison(bridge)))

@@ -99,3 +99,26 @@ def post_call(target: int, stack_bytes: int, post: int, fetch: int, restore: int
     code += x64.load("rax", result)
     code += x64.add_rsp(frame) + x64.RET
     return bytes(code)
+
+
+# What a Win64 callee leaves in its home space under the model: the bytes
+# "noshadow", as the 64-bit value a module reading them back sees.
+HOME_POISON = int.from_bytes(b"noshadow", "little")
+
+
+def home_space_poison(target: int) -> bytes:
+    """A Win64 entry that fills the caller's 32-byte home space (``rsp+8``
+    to ``rsp+40``) with :data:`HOME_POISON` and jumps to ``target``.
+
+    The home space belongs to the callee, and code compiled by MSVC spills
+    its register arguments there; a System V bridge never touches it, so
+    without this a module that calls without reserving the 32 bytes (its
+    own locals at ``[rsp]`` across a call) would pass under the model and
+    fail on Windows. Written here, such a local reads back as
+    ``HOME_POISON`` after every C-API call, on every run. Only r11 (scratch,
+    no argument in either ABI) changes."""
+    code = bytearray(x64.mov_imm64("r11", HOME_POISON))
+    for disp in (8, 16, 24, 32):
+        code += x64.store("r11", disp)
+    code += x64.mov_imm64("r11", target) + x64.jmp_r11()
+    return bytes(code)
