@@ -66,6 +66,7 @@ fn report(tests: Vec<TestRun>) -> BuildReport {
         steps: Vec::new(),
         tests,
         artifacts: Vec::new(),
+        findings: Vec::new(),
     };
     BuildReport {
         project: ProjectInfo { name: "forge".into(), version: "1.0".into() },

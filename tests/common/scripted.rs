@@ -128,6 +128,7 @@ impl BuildExecutor for Scripted {
                     steps,
                     tests: Vec::new(),
                     artifacts,
+                    findings: Vec::new(),
                 }
             })
             .collect();

@@ -277,6 +277,8 @@ struct TargetBuild<'a> {
     steps: Vec<StepReport>,
     tests: Vec<TestRun>,
     artifacts: Vec<Artifact>,
+    /// What the static checks found.
+    findings: Vec<crate::report::Finding>,
     abi3: bool,
     note: Option<String>,
     budget: Budget,
@@ -311,6 +313,7 @@ impl<'a> TargetBuild<'a> {
             steps: Vec::new(),
             tests: Vec::new(),
             artifacts: Vec::new(),
+            findings: Vec::new(),
             abi3: false,
             note: None,
             budget,
@@ -798,6 +801,7 @@ impl<'a> TargetBuild<'a> {
             steps: self.steps,
             tests: self.tests,
             artifacts: self.artifacts,
+            findings: self.findings,
         }
     }
 }

@@ -217,6 +217,65 @@ pub struct TargetReport {
     pub tests: Vec<TestRun>,
     /// Wheels.
     pub artifacts: Vec<Artifact>,
+    /// What the static checks found in the target's objects (ABI rules,
+    /// link errors explained), at the `.asm` line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+}
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Always wrong: the target fails.
+    Error,
+    /// Probably wrong (a heuristic): reported, the target does not fail
+    /// unless the project asks for `lint = "strict"`.
+    Warning,
+}
+
+impl Severity {
+    /// `error`, `warning`: the word compilers print.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One finding of a static check, at a place in the project's sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable rule id, e.g. `callee-saved-not-restored`.
+    pub rule: String,
+    /// Error or warning.
+    pub severity: Severity,
+    /// The source file, relative to the project (`src/x.asm`).
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column of the instruction on that line.
+    pub column: u32,
+    /// The source line's text (the instruction as written).
+    pub instruction: String,
+    /// One sentence of why, and the fix.
+    pub message: String,
+}
+
+impl Finding {
+    /// `src/x.asm:33:5: error: <message> [rule]`, the form editors parse.
+    pub fn compiler_style(&self) -> String {
+        format!(
+            "{}:{}:{}: {}: {} [{}]",
+            self.file,
+            self.line,
+            self.column,
+            self.severity.as_str(),
+            self.message,
+            self.rule
+        )
+    }
 }
 
 /// The project a build was for.
