@@ -135,6 +135,27 @@ pub struct TargetView {
     pub tests: Vec<TestRunView>,
     /// Its wheels.
     pub artifacts: Vec<ArtifactView>,
+    /// What the static checks found, at the `.asm` line.
+    pub findings: Vec<FindingView>,
+}
+
+/// One finding of a static check.
+#[derive(Debug, Serialize)]
+pub struct FindingView {
+    /// Rule id.
+    pub rule: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    /// Source file, relative to the project.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// The source line's text.
+    pub instruction: String,
+    /// Why, and the fix.
+    pub message: String,
 }
 
 /// A build as the API shows it.
@@ -230,6 +251,19 @@ impl From<&BuildDetails> for BuildView {
                         .filter(|a| a.target.as_deref() == Some(t.target.name()))
                         .map(view)
                         .collect(),
+                    findings: t
+                        .findings
+                        .iter()
+                        .map(|f| FindingView {
+                            rule: f.rule.clone(),
+                            severity: f.severity.as_str().to_string(),
+                            file: f.file.clone(),
+                            line: f.line,
+                            column: f.column,
+                            instruction: f.instruction.clone(),
+                            message: f.message.clone(),
+                        })
+                        .collect(),
                 })
                 .collect(),
             None => build
@@ -243,6 +277,7 @@ impl From<&BuildDetails> for BuildView {
                     steps: Vec::new(),
                     tests: Vec::new(),
                     artifacts: Vec::new(),
+                    findings: Vec::new(),
                 })
                 .collect(),
         };

@@ -233,3 +233,29 @@ async fn builds_announce_their_start_and_their_end_as_events() {
     pool.await.unwrap();
     state.db.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_targets_findings_reach_the_api_and_the_build_pages_checks() {
+    let (app, _) = app(Script::SucceedWithWarning).await;
+    let build = app.submit(&example("pymult"), &[("targets", "linux-x86_64")]).await;
+    let id = build["id"].as_str().unwrap().to_string();
+    let done = app.wait(&id).await;
+    assert_eq!(done["status"], "succeeded", "a warning does not fail the build");
+    assert_eq!(
+        done["targets"][0]["findings"],
+        serde_json::json!([{
+            "rule": "truncated-argument",
+            "severity": "warning",
+            "file": "src/pymult.asm",
+            "line": 31,
+            "column": 5,
+            "instruction": "mov edi, [value]",
+            "message": "a 32-bit load into a 64-bit argument"
+        }])
+    );
+    let page = app.client.get(app.url(&format!("/builds/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<h2 id=\"checks-title\">Checks</h2>"), "{page}");
+    assert!(page
+        .contains("<code>src/pymult.asm:31:5</code>: <strong>warning</strong>: a 32-bit load into a 64-bit argument"));
+    app.stop().await.unwrap();
+}

@@ -141,6 +141,7 @@ fn print_event(event: &Event, verbose: bool) {
 }
 
 fn print_summary(report: &BuildReport) {
+    print_findings(report);
     eprintln!();
     eprintln!("{:<15} {:<10} {:<5} artifacts", "target", "status", "abi3");
     for target in &report.targets {
@@ -167,6 +168,29 @@ const MODEL_CAVEAT: &str =
 
 /// One test run in the summary. A run under an ABI model says so first, so
 /// that a macOS or Windows result is never read as a native run.
+/// The static checks' findings, one line each in the form editors parse
+/// (`src/x.asm:33:5: error: … [rule]`), a finding shared by several
+/// targets once, with the targets it holds for.
+fn print_findings(report: &wheelwright_workers::report::BuildReport) {
+    for (line, targets) in findings_by_place(report) {
+        eprintln!("{line} ({})", targets.join(", "));
+    }
+}
+
+fn findings_by_place(report: &wheelwright_workers::report::BuildReport) -> Vec<(String, Vec<&'static str>)> {
+    let mut lines: Vec<(String, Vec<&'static str>)> = Vec::new();
+    for target in &report.targets {
+        for finding in &target.findings {
+            let line = finding.compiler_style();
+            match lines.iter_mut().find(|(l, _)| *l == line) {
+                Some((_, targets)) => targets.push(target.target.name()),
+                None => lines.push((line, vec![target.target.name()])),
+            }
+        }
+    }
+    lines
+}
+
 fn test_run_line(run: &TestRun) -> String {
     let counts = format!(
         "{} passed, {} failed, {} errors, {} skipped{}",
@@ -206,5 +230,43 @@ mod tests {
     #[test]
     fn a_native_run_says_only_its_interpreter() {
         assert_eq!(test_run_line(&run(None)), "tests on cpython-3.11: 7 passed, 0 failed, 0 errors, 0 skipped");
+    }
+
+    #[test]
+    fn a_finding_shared_by_targets_is_printed_once_in_compiler_style() {
+        use wheelwright_workers::platform::Target;
+        use wheelwright_workers::report::{BuildReport, Finding, ProjectInfo, Severity, Status, TargetReport};
+        let finding = |rule: &str, line| Finding {
+            rule: rule.into(),
+            severity: Severity::Error,
+            file: "src/m.asm".into(),
+            line,
+            column: 5,
+            instruction: "push rbx".into(),
+            message: "rbx is callee-saved and not restored on this path".into(),
+        };
+        let target = |target, findings| TargetReport {
+            target,
+            status: Status::Failed,
+            reason: None,
+            abi3: true,
+            steps: Vec::new(),
+            tests: Vec::new(),
+            artifacts: Vec::new(),
+            findings,
+        };
+        let report = BuildReport {
+            project: ProjectInfo { name: "m".into(), version: "0.1".into() },
+            targets: vec![
+                target(Target::Linux, vec![finding("callee-saved", 12)]),
+                target(Target::Windows, vec![finding("callee-saved", 12), finding("shadow-space", 20)]),
+            ],
+            sdist: None,
+        };
+        let lines = findings_by_place(&report);
+        let shared = "src/m.asm:12:5: error: rbx is callee-saved and not restored on this path [callee-saved]";
+        assert_eq!(lines[0], (shared.to_string(), vec!["linux-x86_64", "windows-x86_64"]));
+        assert_eq!(lines[1].1, vec!["windows-x86_64"]);
+        assert_eq!(lines.len(), 2);
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use wheelwright_workers::platform::Target;
 use wheelwright_workers::report::{self as engine, BuildReport};
 
-pub use engine::{Status, Step};
+pub use engine::{Severity, Status, Step};
 
 /// A whole build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +61,28 @@ pub struct StoredTarget {
     pub tests: Vec<StoredTestRun>,
     /// Wheels.
     pub artifacts: Vec<StoredArtifact>,
+    /// What the static checks found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<StoredFinding>,
+}
+
+/// One finding of a static check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    /// Rule id.
+    pub rule: String,
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// Source file, relative to the project.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// The source line's text.
+    pub instruction: String,
+    /// Why, and the fix.
+    pub message: String,
 }
 
 /// One step of one target.
@@ -175,6 +197,19 @@ impl From<&BuildReport> for StoredReport {
                         .collect(),
                     tests: t.tests.iter().map(StoredTestRun::from).collect(),
                     artifacts: t.artifacts.iter().map(StoredArtifact::from).collect(),
+                    findings: t
+                        .findings
+                        .iter()
+                        .map(|f| StoredFinding {
+                            rule: f.rule.clone(),
+                            severity: f.severity,
+                            file: f.file.clone(),
+                            line: f.line,
+                            column: f.column,
+                            instruction: f.instruction.clone(),
+                            message: f.message.clone(),
+                        })
+                        .collect(),
                 })
                 .collect(),
             sdist: report.sdist.as_ref().map(StoredArtifact::from),

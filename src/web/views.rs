@@ -61,6 +61,18 @@ pub struct TargetRow {
     pub reason: Option<String>,
     pub failed_step: Option<Step>,
     pub cells: Vec<Cell>,
+    /// What the static checks found, compiler-style lines with their severity.
+    pub findings: Vec<FindingRow>,
+}
+
+/// One finding of the "Checks" list: where, how bad, why.
+pub struct FindingRow {
+    pub severity: &'static str,
+    /// `src/x.asm:33:5`.
+    pub place: String,
+    pub instruction: String,
+    pub message: String,
+    pub rule: String,
 }
 
 /// A crash, readable.
@@ -117,6 +129,8 @@ pub struct BuildPage {
     pub source: Option<String>,
     pub steps: Vec<Step>,
     pub rows: Vec<TargetRow>,
+    /// Whether any target has a finding (the "Checks" section).
+    pub has_findings: bool,
     pub tests: Vec<TestBlock>,
     pub artifacts: Vec<ArtifactRow>,
     pub pip_line: String,
@@ -186,6 +200,17 @@ fn target_row(t: &StoredTarget, used: &[Step]) -> TargetRow {
         reason: t.reason.clone(),
         failed_step: t.steps.iter().find(|s| s.status == Status::Failed).map(|s| s.name),
         cells,
+        findings: t
+            .findings
+            .iter()
+            .map(|f| FindingRow {
+                severity: f.severity.as_str(),
+                place: format!("{}:{}:{}", f.file, f.line, f.column),
+                instruction: f.instruction.clone(),
+                message: f.message.clone(),
+                rule: f.rule.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -201,7 +226,7 @@ impl BuildPage {
             // is reported only when tools are missing).
             used = grid_steps().filter(|s| *s != Step::Toolchain).collect();
         }
-        let rows = match &build.report {
+        let rows: Vec<TargetRow> = match &build.report {
             Some(report) => report.targets.iter().map(|t| target_row(t, &used)).collect(),
             // Not built yet: every requested target has the build's status.
             None => build
@@ -212,6 +237,7 @@ impl BuildPage {
                     status: build.status.as_str().to_string(),
                     reason: None,
                     failed_step: None,
+                    findings: Vec::new(),
                     cells: used
                         .iter()
                         .map(|_| Cell { status: "none".into(), symbol: symbol(""), label: String::new(), reason: None })
@@ -273,6 +299,7 @@ impl BuildPage {
                 .as_ref()
                 .map(|s| format!("{} {} @ {}", s.repository, s.git_ref, s.commit.chars().take(12).collect::<String>())),
             steps: used,
+            has_findings: rows.iter().any(|r| !r.findings.is_empty()),
             rows,
             tests,
             artifacts,

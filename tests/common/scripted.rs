@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use wheelwright::dispatch::executor::{BuildExecutor, BuildJob};
 use wheelwright_workers::pipeline::Event;
 use wheelwright_workers::project::{Project, ProjectError};
-use wheelwright_workers::report::{Artifact, BuildReport, ProjectInfo, Status, Step, StepReport, TargetReport};
+use wheelwright_workers::report::{
+    Artifact, BuildReport, Finding, ProjectInfo, Severity, Status, Step, StepReport, TargetReport,
+};
 use wheelwright_workers::wheel::sha256_hex;
 
 /// What a scripted build does.
@@ -24,6 +26,8 @@ pub enum Script {
     HostFailure,
     /// Runs until cancelled (or 60 s), then reports nothing more.
     UntilCancelled,
+    /// Succeeds, with one warning of the static check on every target.
+    SucceedWithWarning,
 }
 
 /// Runs builds by script; counts the builds it ran and the cancels it saw.
@@ -94,7 +98,7 @@ impl BuildExecutor for Scripted {
             .iter()
             .map(|&target| {
                 let (status, steps, artifacts) = match script {
-                    Script::Succeed | Script::UntilCancelled => {
+                    Script::Succeed | Script::UntilCancelled | Script::SucceedWithWarning => {
                         let filename = format!("{name}-{version}-{}.whl", target.name().replace('-', "_"));
                         // The same source gives the same bytes, as the engine's do.
                         let bytes = wheel(&name, &version, &format!("wheel of {name} {version} for {target}"));
@@ -128,7 +132,19 @@ impl BuildExecutor for Scripted {
                     steps,
                     tests: Vec::new(),
                     artifacts,
-                    findings: Vec::new(),
+                    findings: if script == Script::SucceedWithWarning {
+                        vec![Finding {
+                            rule: "truncated-argument".into(),
+                            severity: Severity::Warning,
+                            file: "src/pymult.asm".into(),
+                            line: 31,
+                            column: 5,
+                            instruction: "mov edi, [value]".into(),
+                            message: "a 32-bit load into a 64-bit argument".into(),
+                        }]
+                    } else {
+                        Vec::new()
+                    },
                 }
             })
             .collect();
