@@ -27,7 +27,8 @@ fn build_prints_steps_and_a_summary_and_reports_json() {
         "building pymult 1.0.0",
         "linux-x86_64    assemble  ok",
         "windows-x86_64  package   ok",
-        "macos-x86_64    smoke     skipped",
+        "macos-x86_64    smoke     ok",
+        "windows-x86_64  smoke     ok",
     ] {
         assert!(stderr.contains(line), "missing {line:?} in\n{stderr}");
     }
@@ -38,6 +39,7 @@ fn build_prints_steps_and_a_summary_and_reports_json() {
         "{stderr}"
     );
     assert!(stderr.contains("tests on cpython-"), "{stderr}");
+    assert!(stderr.contains("tests run on the Linux host under the Windows x64 ABI model, on cpython-"), "{stderr}");
 
     let report: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     let targets = report["targets"].as_array().unwrap();

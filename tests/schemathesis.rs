@@ -23,6 +23,11 @@ async fn the_api_matches_its_openapi_document() {
         a.github_repos = Some(vec!["octo/app".into()]);
     })
     .await;
+    // The build backend's wheel is made on first use (it holds the whole
+    // binary: seconds for a debug build); made here, so that schemathesis's
+    // requests to /backend/{filename} are answered within its timeout.
+    let backend = app.client.get(app.url("/simple/wheelwright-backend/")).send().await.unwrap();
+    assert_eq!(backend.status(), reqwest::StatusCode::OK);
     let reports = tempfile::tempdir().unwrap();
     let run = tokio::process::Command::new(&st)
         .arg("--config-file")
