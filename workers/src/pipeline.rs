@@ -635,10 +635,12 @@ impl<'a> TargetBuild<'a> {
     /// findings), else the linker's error lines without host paths.
     fn explain_link(&mut self, module: &Module, object: &Path, capi: &CApi, output: &str) -> StepResult<String> {
         let scrub = [self.options.work_dir.as_path(), capi.library_dir()];
-        let bytes = self.read_back(object, &format!("the object {}", self.work_relative(object).display()))?;
-        let explained = self.object_lines(module, object, &bytes).and_then(|lines| {
+        // Without the object the linker's words are all there is (scrubbed).
+        let bytes = self.read_back(object, &format!("the object {}", self.work_relative(object).display())).ok();
+        let explained = bytes.as_deref().and_then(|bytes| Some((bytes, self.object_lines(module, object, bytes)?)));
+        let explained = explained.and_then(|(bytes, lines)| {
             let sources = self.link_sources();
-            let cx = linkerr::Context { target: self.target, object: &bytes, lines: &lines, sources: &sources };
+            let cx = linkerr::Context { target: self.target, object: bytes, lines: &lines, sources: &sources };
             linkerr::explain(&cx, output, &|s| capi.is_capi(s), &capi.stable_names(), &scrub).ok()
         });
         let Some(explained) = explained.filter(|e| !e.findings.is_empty()) else {
