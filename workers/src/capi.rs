@@ -106,6 +106,11 @@ impl CApi {
         self.stable.contains(symbol)
     }
 
+    /// Every name of the stable ABI, sorted (for suggesting a misspelled one).
+    pub fn stable_names(&self) -> Vec<&str> {
+        self.stable.functions.iter().chain(&self.stable.data).map(String::as_str).collect()
+    }
+
     /// Whether `symbol` is exported by some CPython version's DLL.
     pub fn is_capi(&self, symbol: &str) -> bool {
         self.stable.contains(symbol) || self.versions.iter().any(|(_, d)| d.contains(symbol))

@@ -11,6 +11,7 @@ use tracing::{info_span, warn};
 
 use crate::abimodel;
 use crate::capi::CApi;
+use crate::linkerr;
 use crate::platform::{LinkJob, Target};
 use crate::process::{CancelToken, Cmd, Exit};
 use crate::project::{Module, Project};
@@ -520,7 +521,7 @@ impl<'a> TargetBuild<'a> {
             // Caught here, before linking, so every target says it the same way.
             let outside: Vec<String> = imports.iter().filter(|s| !capi.is_capi(s)).cloned().collect();
             if !outside.is_empty() {
-                foreign.push(format!("{} {}", module.source.display(), verify::Problem::NotCApi(outside)));
+                foreign.push(self.explain_unknown_imports(module, object, &bytes, outside, capi));
             }
             unstable.extend(imports.into_iter().filter(|s| capi.is_capi(s) && !capi.is_stable(s)));
         }
@@ -592,11 +593,106 @@ impl<'a> TargetBuild<'a> {
             if let Some(lib) = &import_library {
                 mounts = mounts.read_only(lib);
             }
-            self.run_tool(&self.target.link_command(&tools, &job), &mounts)?;
+            // A refused link is explained at the source lines; lld's own
+            // words stay in the log.
+            if let Err(e) = self.run_tool(&self.target.link_command(&tools, &job), &mounts) {
+                return Err(if e.infrastructure {
+                    e
+                } else {
+                    self.explain_link(module, object, capi, &e.reason)?.into()
+                });
+            }
+            // What ld64.lld links but dyld would not load.
+            if let Some(reason) = self.check_linked_object(module, object)? {
+                return Err(reason.into());
+            }
             let bytes = self.read_back(&output, &format!("the module {}", self.work_relative(&output).display()))?;
             built.push(Built { wheel_path, bytes });
         }
         Ok(built)
+    }
+
+    /// The line tables of `module`'s object, read back from the work
+    /// directory (nasm wrote them there); `None` when they cannot be read.
+    fn object_lines(&self, module: &Module, object: &Path, bytes: &[u8]) -> Option<crate::lines::ObjectLines> {
+        let listing_path = crate::lines::listing_path(object);
+        let listing = self.read_back(&listing_path, "the listing").ok()?;
+        let source_dir = module.source.parent().unwrap_or(Path::new("")).to_path_buf();
+        let dirs = crate::lines::SourceDirs {
+            project_root: self.project.root.clone(),
+            main: module.source.clone(),
+            include_dirs: vec![source_dir, self.project.source_dir.clone(), self.include_dir.to_path_buf()],
+            engine_include: Some(self.include_dir.to_path_buf()),
+        };
+        crate::lines::ObjectLines::from_listing(&String::from_utf8_lossy(&listing), bytes, &dirs).ok()
+    }
+
+    fn link_sources(&self) -> linkerr::Sources {
+        linkerr::Sources { project_root: self.project.root.clone(), include_dir: self.include_dir.to_path_buf() }
+    }
+
+    /// A failed link's reason: one sentence per refused site (also kept as
+    /// findings), else the linker's error lines without host paths.
+    fn explain_link(&mut self, module: &Module, object: &Path, capi: &CApi, output: &str) -> StepResult<String> {
+        let scrub = [self.options.work_dir.as_path(), capi.library_dir()];
+        // Without the object the linker's words are all there is (scrubbed).
+        let bytes = self.read_back(object, &format!("the object {}", self.work_relative(object).display())).ok();
+        let explained = bytes.as_deref().and_then(|bytes| Some((bytes, self.object_lines(module, object, bytes)?)));
+        let explained = explained.and_then(|(bytes, lines)| {
+            let sources = self.link_sources();
+            let cx = linkerr::Context { target: self.target, object: bytes, lines: &lines, sources: &sources };
+            linkerr::explain(&cx, output, &|s| capi.is_capi(s), &capi.stable_names(), &scrub).ok()
+        });
+        let Some(explained) = explained.filter(|e| !e.findings.is_empty()) else {
+            return Ok(linkerr::sanitise(output.trim_end(), &scrub));
+        };
+        let reason = explained.reason();
+        self.findings.extend(explained.findings);
+        Ok(reason)
+    }
+
+    /// Mach-O: the findings [`linkerr::check_object`] makes after a link
+    /// that ld64.lld let through, as the step's reason.
+    fn check_linked_object(&mut self, module: &Module, object: &Path) -> StepResult<Option<String>> {
+        if self.target != Target::Macos {
+            return Ok(None);
+        }
+        let bytes = self.read_back(object, &format!("the object {}", self.work_relative(object).display()))?;
+        let Some(lines) = self.object_lines(module, object, &bytes) else { return Ok(None) };
+        let sources = self.link_sources();
+        let cx = linkerr::Context { target: self.target, object: &bytes, lines: &lines, sources: &sources };
+        let findings = linkerr::check_object(&cx).map_err(|e| e.to_string())?;
+        if findings.is_empty() {
+            return Ok(None);
+        }
+        let reason = findings.iter().map(linkerr::site_line).collect::<Vec<_>>().join("\n");
+        self.findings.extend(findings);
+        Ok(Some(reason))
+    }
+
+    /// Imports outside the C API, one sentence per site with the nearest
+    /// stable-ABI name (also kept as findings); names without a site are
+    /// said as before.
+    fn explain_unknown_imports(
+        &mut self,
+        module: &Module,
+        object: &Path,
+        bytes: &[u8],
+        names: Vec<String>,
+        capi: &CApi,
+    ) -> String {
+        let sources = self.link_sources();
+        let found = self.object_lines(module, object, bytes).and_then(|lines| {
+            let cx = linkerr::Context { target: self.target, object: bytes, lines: &lines, sources: &sources };
+            linkerr::unknown_imports(&cx, &names, &capi.stable_names()).ok()
+        });
+        let (findings, rest) = found.unwrap_or((Vec::new(), names));
+        let mut lines: Vec<String> = findings.iter().map(linkerr::site_line).collect();
+        if !rest.is_empty() {
+            lines.push(format!("{} {}", module.source.display(), verify::Problem::NotCApi(rest)));
+        }
+        self.findings.extend(findings);
+        lines.join("\n")
     }
 
     fn verify(&mut self, capi: &CApi, built: &[Built], python: Option<PyVersion>) -> StepResult<Option<(u32, u32)>> {

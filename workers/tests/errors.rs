@@ -150,7 +150,18 @@ fn importing_something_outside_the_c_api_fails_verification() {
     for t in &report.targets {
         let (step, reason) = failed_step(t);
         assert_eq!(step, "abi");
-        assert_eq!(reason, "src/pymult.asm imports `malloc` and `printf`, which are not part of the Python C API");
+        // One sentence per site (crate::linkerr), in line order.
+        let line = |text: &str| source.lines().position(|l| l.trim() == text).unwrap() + 1;
+        let not_capi =
+            "which is not in the Python C API; an extension module can use only what the interpreter exports";
+        assert_eq!(
+            reason,
+            format!(
+                "src/pymult.asm:{}: PYCALL printf names `printf`, {not_capi}\nsrc/pymult.asm:{}: PYCALL malloc names `malloc`, {not_capi}",
+                line("PYCALL printf"),
+                line("PYCALL malloc")
+            )
+        );
     }
 }
 
