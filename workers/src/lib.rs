@@ -11,6 +11,7 @@ pub mod abimodel;
 pub mod backend;
 pub mod capi;
 pub mod lines;
+pub mod lint;
 pub mod pipeline;
 pub mod platform;
 pub mod process;
