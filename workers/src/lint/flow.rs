@@ -142,10 +142,11 @@ pub(crate) fn check(obj: &Obj, qword_data: &dyn Fn(usize, u64) -> bool) -> Flow 
     for (sec, section) in obj.sections.iter().enumerate().filter(|(_, s)| s.code) {
         let mut decoder = Decoder::with_ip(64, &section.data, 0, DecoderOptions::NONE);
         for ins in &mut decoder {
-            if ins.flow_control() == FlowControl::Call && ins.op0_kind() == OpKind::NearBranch64 {
-                if obj.relocation_in(sec, ins.ip(), ins.next_ip()).is_none() {
-                    starts.insert((sec, ins.near_branch_target()));
-                }
+            if ins.flow_control() == FlowControl::Call
+                && ins.op0_kind() == OpKind::NearBranch64
+                && obj.relocation_in(sec, ins.ip(), ins.next_ip()).is_none()
+            {
+                starts.insert((sec, ins.near_branch_target()));
             }
         }
     }
@@ -205,13 +206,7 @@ impl Checker<'_> {
             Entry::Init => 0,
             Entry::Function => args.iter().fold(0, |m, a| m | 1 << a),
         };
-        let state = State {
-            regs,
-            dirty: [None; 32],
-            slots: BTreeMap::new(),
-            written,
-            truncated: BTreeMap::new(),
-        };
+        let state = State { regs, dirty: [None; 32], slots: BTreeMap::new(), written, truncated: BTreeMap::new() };
         let mut callees = Vec::new();
         let mut seen: HashSet<(u64, State)> = HashSet::new();
         let mut work = vec![(start, state)];
@@ -515,7 +510,8 @@ fn step(
                 let val = if ins.is_ip_rel_memory_operand() {
                     match &reloc {
                         Some(Place::Local(s, o)) => Val::Addr(*s, *o),
-                        None => place_of(obj, sec, ins.ip_rel_memory_address()).map_or(Val::Unknown, |(s, o)| Val::Addr(s, o)),
+                        None => place_of(obj, sec, ins.ip_rel_memory_address())
+                            .map_or(Val::Unknown, |(s, o)| Val::Addr(s, o)),
                         _ => Val::Unknown,
                     }
                 } else {
@@ -529,7 +525,12 @@ fn step(
                 return;
             }
         }
-        Mnemonic::Mov | Mnemonic::Movaps | Mnemonic::Movups | Mnemonic::Movdqa | Mnemonic::Movdqu | Mnemonic::Movapd
+        Mnemonic::Mov
+        | Mnemonic::Movaps
+        | Mnemonic::Movups
+        | Mnemonic::Movdqa
+        | Mnemonic::Movdqu
+        | Mnemonic::Movapd
         | Mnemonic::Movupd => {
             let size = ins.memory_size().size() as u32;
             match (ins.op0_kind(), ins.op1_kind()) {
@@ -598,8 +599,10 @@ fn step(
     let info = info.info(ins);
     let mut writes: Vec<usize> = Vec::new();
     for used in info.used_registers() {
-        if matches!(used.access(), OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite)
-        {
+        if matches!(
+            used.access(),
+            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+        ) {
             if let Some(r) = slot_of(used.register()) {
                 writes.push(r);
             }

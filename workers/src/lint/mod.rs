@@ -4,8 +4,8 @@
 //! What is checked: every function reachable from `PyInit_*` and from the
 //! function pointers in data (the `PyMethodDef` tables' `ml_meth`, slots),
 //! and the functions they call directly, following each one's control flow
-//! path by path ([`flow`]); the module's `PyModuleDef` and its `PyMethodDef`
-//! table ([`tables`]). The rules and their default severities are
+//! path by path (`flow`); the module's `PyModuleDef` and its `PyMethodDef`
+//! table (`tables`). The rules and their default severities are
 //! [`Rule::ALL`]; the C-API signatures the argument rules need come from
 //! the same prototypes the Win64 model uses ([`signatures`]).
 //!
@@ -199,9 +199,10 @@ pub struct Input<'a> {
     pub target: Target,
     /// The object's bytes.
     pub object: &'a [u8],
-    /// Its line tables (from nasm's listing); without them findings name
-    /// the module's source file at line 0.
-    pub lines: Option<&'a ObjectLines>,
+    /// nasm's listing of it (read into line tables only when a finding or
+    /// a rule needs a line); without it findings name the module's source
+    /// file at line 0.
+    pub listing: Option<&'a str>,
     /// Where the sources are, to read a line's columns and its comments.
     pub dirs: &'a SourceDirs,
 }
@@ -213,9 +214,15 @@ pub fn check(input: &Input<'_>, config: &LintConfig) -> Result<Vec<Finding>, Lin
         return Ok(Vec::new());
     }
     let obj = object::Obj::parse(input.target, input.object)?;
+    let tables = std::cell::OnceCell::new();
+    let lines = || -> Option<&ObjectLines> {
+        tables
+            .get_or_init(|| input.listing.and_then(|l| ObjectLines::from_listing(l, input.object, input.dirs).ok()))
+            .as_ref()
+    };
     // A data label declared `dq`/`resq` (times ... included), from its line.
     let qword_data = |sec: usize, offset: u64| {
-        input.lines.and_then(|l| l.at(&obj.sections[sec].name, offset)).is_some_and(|site| {
+        lines().and_then(|l| l.at(&obj.sections[sec].name, offset)).is_some_and(|site| {
             let code = site.text.split(';').next().unwrap_or("");
             code.split_whitespace().any(|w| w.eq_ignore_ascii_case("dq") || w.eq_ignore_ascii_case("resq"))
         })
@@ -227,7 +234,7 @@ pub fn check(input: &Input<'_>, config: &LintConfig) -> Result<Vec<Finding>, Lin
     let mut out: Vec<Finding> = Vec::new();
     for r in raw {
         let Some(severity) = config.severity(r.rule) else { continue };
-        let finding = match input.lines.and_then(|l| l.at(&r.section, r.offset)) {
+        let finding = match lines().and_then(|l| l.at(&r.section, r.offset)) {
             Some(site) => {
                 let raw_line = sources.line(&site.file, site.line);
                 let text = raw_line.unwrap_or(&site.text);

@@ -83,11 +83,8 @@ impl Obj {
         for s in file.sections() {
             let Some(&ours) = index.get(&s.index()) else { continue };
             for (at, reloc) in s.relocations() {
-                let implicit = if reloc.has_implicit_addend() {
-                    read_signed(&sections[ours].data, at, reloc.size())
-                } else {
-                    0
-                };
+                let implicit =
+                    if reloc.has_implicit_addend() { read_signed(&sections[ours].data, at, reloc.size()) } else { 0 };
                 let value = implicit.wrapping_add(reloc.addend());
                 let relative = matches!(
                     reloc.kind(),

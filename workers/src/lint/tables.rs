@@ -116,7 +116,7 @@ fn methods(obj: &Obj, sec: usize, start: u64) -> Vec<Raw> {
         }
         // Pointers at 0, 8 and 24 only; ml_flags an int, then zero padding.
         let misplaced = relocated(at + 16, at + 24)
-            || obj.sections[sec].relocations.range(at..at + ENTRY).any(|(o, _)| (o - at) % 8 != 0)
+            || obj.sections[sec].relocations.range(at..at + ENTRY).any(|(o, _)| !(o - at).is_multiple_of(8))
             || !relocated(at + 8, at + 16);
         let padding = u32_at(data, at + 20).unwrap_or(0);
         if misplaced || padding != 0 {
