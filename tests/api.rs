@@ -32,7 +32,7 @@ async fn files_upload_builds_downloads_and_installs_from_the_index() {
     let linux = &build["targets"][0];
     assert_eq!(linux["status"], "succeeded");
     let steps: Vec<&str> = linux["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["assemble", "abi", "link", "verify", "package", "smoke"]);
+    assert_eq!(steps, ["assemble", "check", "abi", "link", "verify", "package", "smoke"]);
     assert_eq!(linux["tests"][0]["passed"], 7);
     assert_eq!(build["targets"][1]["steps"][5]["status"], "succeeded", "the macOS smoke step runs under its ABI model");
     // Labelled as what they are: a native Linux run, and the other two under a model on this host.

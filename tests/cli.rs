@@ -48,7 +48,7 @@ fn build_prints_steps_and_a_summary_and_reports_json() {
     assert!(targets.iter().all(|t| t["status"] == "succeeded"));
     let steps: Vec<&str> =
         targets[0]["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["assemble", "abi", "link", "verify", "package", "smoke"]);
+    assert_eq!(steps, ["assemble", "check", "abi", "link", "verify", "package", "smoke"]);
     assert_eq!(report["sdist"]["filename"], "pymult-1.0.0.tar.gz");
     for t in targets {
         for a in t["artifacts"].as_array().unwrap() {

@@ -118,7 +118,13 @@ async fn a_published_file_name_keeps_its_first_bytes() {
         .iter()
         .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
         .collect();
-    let worked = [("assemble", "succeeded"), ("abi", "succeeded"), ("link", "succeeded"), ("verify", "succeeded")];
+    let worked = [
+        ("assemble", "succeeded"),
+        ("check", "succeeded"),
+        ("abi", "succeeded"),
+        ("link", "succeeded"),
+        ("verify", "succeeded"),
+    ];
     assert_eq!(steps, [&worked[..], &[("package", "succeeded"), ("smoke", "skipped")]].concat());
     let error = second["error"].as_str().unwrap();
     let lines: Vec<&str> = error.lines().collect();

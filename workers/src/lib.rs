@@ -12,6 +12,7 @@ pub mod backend;
 pub mod capi;
 pub mod lines;
 pub mod linkerr;
+pub mod lint;
 pub mod pipeline;
 pub mod platform;
 pub mod process;

@@ -437,6 +437,11 @@ impl<'a> TargetBuild<'a> {
         }
         std::fs::create_dir_all(&self.dir).map_err(infra)?;
         let objects = self.step(Step::Assemble, |b| b.assemble())?;
+        if self.project.settings.lint.level == crate::lint::Level::Off {
+            self.skip_step(Step::Check, "lint = \"off\"");
+        } else {
+            self.step(Step::Check, |b| b.check(&objects))?;
+        }
         let variants = self.step(Step::Abi, |b| b.choose_variants(capi, &objects))?;
         let mut wheels = Vec::new();
         for python in variants {
@@ -506,6 +511,46 @@ impl<'a> TargetBuild<'a> {
             objects.push((module.clone(), object));
         }
         Ok(objects)
+    }
+
+    /// The static ABI check of each object ([`crate::lint`]): its findings
+    /// go into the report; an error fails the target.
+    fn check(&mut self, objects: &[(Module, PathBuf)]) -> StepResult<()> {
+        let started = Instant::now();
+        let mut errors = 0;
+        for (module, object) in objects {
+            let bytes = self.read_back(object, &format!("the object {}", self.work_relative(object).display()))?;
+            let dirs = self.source_dirs(module);
+            let listing_path = crate::lines::listing_path(object);
+            let listing = self.read_back(&listing_path, "the listing")?;
+            let listing = String::from_utf8_lossy(&listing);
+            let input =
+                crate::lint::Input { target: self.target, object: &bytes, listing: Some(&listing), dirs: &dirs };
+            let findings = crate::lint::check(&input, &self.project.settings.lint)
+                .map_err(|e| format!("{}: {e}", module.source.display()))?;
+            for finding in findings {
+                self.log(format!("{}\n    {}", finding.compiler_style(), finding.instruction));
+                errors += usize::from(finding.severity == crate::report::Severity::Error);
+                self.findings.push(finding);
+            }
+        }
+        self.log(format!("check: {} finding(s) in {} ms", self.findings.len(), started.elapsed().as_millis()));
+        match errors {
+            0 => Ok(()),
+            1 => Err("the static ABI check found 1 error".into()),
+            n => Err(format!("the static ABI check found {n} errors").into()),
+        }
+    }
+
+    /// Where a module's sources are, as nasm was told (`-I`).
+    fn source_dirs(&self, module: &Module) -> crate::lines::SourceDirs {
+        let source_dir = module.source.parent().unwrap_or(Path::new("")).to_path_buf();
+        crate::lines::SourceDirs {
+            project_root: self.project.root.clone(),
+            main: module.source.clone(),
+            include_dirs: vec![source_dir, self.project.source_dir.clone(), self.include_dir.to_path_buf()],
+            engine_include: Some(self.include_dir.to_path_buf()),
+        }
     }
 
     /// abi3 when every imported symbol is in the stable ABI (or as configured);

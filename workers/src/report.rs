@@ -65,6 +65,8 @@ pub enum Step {
     Toolchain,
     /// nasm turns each module into an object file.
     Assemble,
+    /// The static ABI check of the objects (crate::lint).
+    Check,
     /// The objects' imports decide abi3 or one wheel per Python version.
     Abi,
     /// The linker makes the extension module.
@@ -79,8 +81,17 @@ pub enum Step {
 
 impl Step {
     /// Every step, in pipeline order.
-    pub const ALL: [Step; 8] =
-        [Step::Setup, Step::Toolchain, Step::Assemble, Step::Abi, Step::Link, Step::Verify, Step::Package, Step::Smoke];
+    pub const ALL: [Step; 9] = [
+        Step::Setup,
+        Step::Toolchain,
+        Step::Assemble,
+        Step::Check,
+        Step::Abi,
+        Step::Link,
+        Step::Verify,
+        Step::Package,
+        Step::Smoke,
+    ];
 
     /// The name reports, logs and pages use: the serde name.
     pub fn as_str(self) -> &'static str {
@@ -88,6 +99,7 @@ impl Step {
             Step::Setup => "setup",
             Step::Toolchain => "toolchain",
             Step::Assemble => "assemble",
+            Step::Check => "check",
             Step::Abi => "abi",
             Step::Link => "link",
             Step::Verify => "verify",
@@ -348,7 +360,7 @@ mod tests {
     #[test]
     fn steps_are_listed_once_in_pipeline_order() {
         let names: Vec<&str> = Step::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(names, ["setup", "toolchain", "assemble", "abi", "link", "verify", "package", "smoke"]);
+        assert_eq!(names, ["setup", "toolchain", "assemble", "check", "abi", "link", "verify", "package", "smoke"]);
     }
 
     #[test]

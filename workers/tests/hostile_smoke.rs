@@ -223,6 +223,7 @@ fn a_build_that_outlives_its_budget_is_stopped_and_says_so() {
         steps,
         [
             ("assemble", Status::Succeeded),
+            ("check", Status::Succeeded),
             ("abi", Status::Succeeded),
             ("link", Status::Succeeded),
             ("verify", Status::Succeeded),

@@ -67,6 +67,7 @@ fn the_same_options_with_the_discovered_toolchain_succeed() {
         steps,
         [
             (Step::Assemble, Status::Succeeded),
+            (Step::Check, Status::Succeeded),
             (Step::Abi, Status::Succeeded),
             (Step::Link, Status::Succeeded),
             (Step::Verify, Status::Succeeded),

@@ -180,7 +180,8 @@ fn a_py_mod_exec_slot_using_rsi_as_scratch_fails_on_windows_naming_the_slot_and_
         (
             "pyproject.toml",
             "[project]\nname = \"execslot\"\nversion = \"0.1.0\"\n\n[tool.wheelwright]\n\
-             targets = [\"linux-x86_64\", \"macos-x86_64\", \"windows-x86_64\"]\n",
+             targets = [\"linux-x86_64\", \"macos-x86_64\", \"windows-x86_64\"]\n\
+             lint = \"off\"\n",
         ),
         ("src/execslot.asm", EXEC_SLOT_CLOBBERS_RSI),
         (

@@ -76,6 +76,8 @@ pub struct Settings {
     pub abi3: Option<bool>,
     /// CPython versions to tag version-specific wheels for.
     pub python_versions: Vec<PyVersion>,
+    /// The static ABI check: `lint` and `[tool.wheelwright.lint-rules]`.
+    pub lint: crate::lint::LintConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +145,9 @@ struct ToolTable {
     macos_deployment_target: Option<String>,
     abi3: Option<bool>,
     python_versions: Option<Vec<String>>,
+    lint: Option<String>,
+    #[serde(default)]
+    lint_rules: BTreeMap<String, String>,
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ProjectError {
@@ -284,6 +289,7 @@ fn settings(tool: ToolTable, metadata: &Metadata, overrides: &Overrides) -> Resu
     if python_versions.is_empty() && tool.abi3 != Some(true) {
         return Err(invalid("project.requires-python", "admits no CPython version wheelwright can build for"));
     }
+    let lint = lint_config(tool.lint.as_deref(), &tool.lint_rules)?;
     Ok(Settings {
         targets,
         debug: tool.debug.unwrap_or(false) || overrides.debug,
@@ -291,7 +297,27 @@ fn settings(tool: ToolTable, metadata: &Metadata, overrides: &Overrides) -> Resu
         macos_deployment_target: macos,
         abi3: tool.abi3,
         python_versions,
+        lint,
     })
+}
+
+/// `lint = "strict" | "default" | "off"` and `[tool.wheelwright.lint-rules]`
+/// (`rule-id = "error" | "warn" | "allow"`).
+fn lint_config(level: Option<&str>, rules: &BTreeMap<String, String>) -> Result<crate::lint::LintConfig, ProjectError> {
+    use crate::lint::{Level, LintConfig, Rule, RuleLevel};
+    let mut config = LintConfig::default();
+    if let Some(word) = level {
+        config.level = Level::parse(word)
+            .ok_or_else(|| invalid("tool.wheelwright.lint", format!("`{word}` is not one of strict, default, off")))?;
+    }
+    for (id, word) in rules {
+        let key = format!("tool.wheelwright.lint-rules.{id}");
+        let rule = Rule::from_id(id).ok_or_else(|| invalid(&key, "no such rule"))?;
+        let level = RuleLevel::parse(word)
+            .ok_or_else(|| invalid(&key, format!("`{word}` is not one of error, warn, allow")))?;
+        config.rules.insert(rule, level);
+    }
+    Ok(config)
 }
 
 fn read_readme(root: &Path, field: ReadmeField) -> Result<Readme, ProjectError> {
