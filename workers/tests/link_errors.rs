@@ -149,10 +149,15 @@ fn absolute_addresses_in_code_are_explained_at_their_lines_on_linux_and_macos_an
     let linux = target(&report, Target::Linux);
     assert!(log.contains("relocation R_X86_64_64 cannot be used against local symbol; recompile with -fPIC"), "{log}");
     assert!(!linux.reason.as_deref().unwrap().contains("-fPIC"));
-    // PE holds absolute addresses through base relocations: no false error.
+    // PE holds absolute addresses through base relocations: no false link
+    // error. (The static check still fails the module on Windows, for what
+    // is really wrong there: System V's rdi is callee-saved under Win64.)
     let windows = target(&report, Target::Windows);
-    assert_eq!(windows.status, Status::Succeeded, "{windows:#?}");
-    assert_eq!(windows.findings, []);
+    let link_rules = ["absolute-address-in-text", "undefined-symbol", "missing-wrt-plt", "missing-wrt-got"];
+    assert!(windows.findings.iter().all(|f| !link_rules.contains(&f.rule.as_str())), "{windows:#?}");
+    let rules: Vec<(&str, u32)> = windows.findings.iter().map(|f| (f.rule.as_str(), f.line)).collect();
+    assert_eq!(rules, [("callee-saved-not-restored", def)], "{windows:#?}");
+    assert_eq!(windows.reason.as_deref(), Some("the static ABI check found 1 error"));
 }
 
 #[test]
