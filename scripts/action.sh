@@ -11,8 +11,34 @@ project="$workspace/${INPUT_PATH:-.}"
 dist="$workspace/dist"
 
 build_json=$(mktemp)
+status=0
 wheelwright submit "$project" --server "$INPUT_SERVER" --target "${INPUT_TARGETS:-all}" \
-  --wait --download "$dist" --json >"$build_json"
+  --wait --download "$dist" --json >"$build_json" || status=$?
+
+# Every finding of the static checks as a GitHub annotation on its line
+# (once per place, whichever targets it holds for).
+python3 - "$build_json" "${INPUT_PATH:-.}" <<'PY'
+import json, os, sys
+try:
+    build = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(0)
+escape = lambda s: s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+seen = set()
+for target in build.get("targets") or []:
+    for f in target.get("findings") or []:
+        key = (f["file"], f["line"], f["column"], f["rule"], f["message"])
+        if key in seen:
+            continue
+        seen.add(key)
+        level = "error" if f["severity"] == "error" else "warning"
+        path = escape(os.path.normpath(os.path.join(sys.argv[2], f["file"])).replace(",", "%2C"))
+        print(f"::{level} file={path},line={f['line']},col={f['column']},title=wheelwright {f['rule']}::{escape(f['message'])}")
+PY
+if [ "$status" -ne 0 ]; then
+  rm -f "$build_json"
+  exit "$status"
+fi
 
 id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$build_json")
 {

@@ -154,3 +154,39 @@ fn doctor_describes_the_sandbox_layers() {
     let line = stdout.lines().find(|l| l.contains("bubblewrap +")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(line.starts_with("  ok       bubblewrap + landlock ABI "), "{line}");
 }
+
+/// The guards' fixture with its static check on: mistakes `check` must find.
+fn abibad_checked() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/tests/fixtures/abibad");
+    for rel in ["src/abibad.asm", "pyproject.toml"] {
+        let dest = dir.path().join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        let text = std::fs::read_to_string(fixture.join(rel)).unwrap();
+        std::fs::write(dest, text.replace("lint = \"off\"", "")).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn check_prints_findings_editors_parse_and_fails_on_an_error() {
+    let clean = wheelwright(&["check", "examples/pymult", "--target", "all"]);
+    assert!(clean.status.success(), "{}", text(&clean.stderr));
+    assert_eq!(text(&clean.stdout), "");
+    assert_eq!(text(&clean.stderr).trim(), "0 error(s), 0 warning(s)");
+
+    let bad = abibad_checked();
+    let out_dir = bad.path().join("out");
+    let out =
+        wheelwright(&["check", bad.path().to_str().unwrap(), "--target", "all", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let misaligned = stdout.lines().find(|l| l.contains("[misaligned-call]") && l.contains("PyFloat_FromDouble"));
+    let misaligned = misaligned.unwrap_or_else(|| panic!("{stdout}"));
+    assert!(misaligned.starts_with("src/abibad.asm:") && misaligned.contains(":5: error: "), "{misaligned}");
+    assert!(misaligned.ends_with("(linux-x86_64, macos-x86_64, windows-x86_64)"), "{misaligned}");
+    assert!(stdout.lines().any(|l| l.contains("rsi is callee-saved on windows-x86_64")), "{stdout}");
+    assert!(text(&out.stderr).contains(" error(s), 0 warning(s)"));
+    // Nothing was linked or packaged.
+    assert!(std::fs::read_dir(&out_dir).map_or(true, |mut d| d.next().is_none()), "check wrote files");
+}

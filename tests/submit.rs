@@ -135,3 +135,42 @@ async fn the_actions_build_step_runs_with_the_environment_actions_sets() {
     assert_eq!(sha256(&std::fs::read(&wheel).unwrap()), listed);
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_actions_build_step_annotates_each_finding_on_its_line() {
+    let app = TestApp::spawn().await;
+    let workspace = tempfile::tempdir().unwrap();
+    let fixture = repo().join("workers/tests/fixtures/abibad");
+    let project = workspace.path().join("ext");
+    for rel in ["src/abibad.asm", "pyproject.toml"] {
+        let dest = project.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        // Its static check on: the build fails at it, with findings.
+        let text = std::fs::read_to_string(fixture.join(rel)).unwrap().replace("lint = \"off\"", "");
+        std::fs::write(dest, text).unwrap();
+    }
+    let output = tempfile::NamedTempFile::new().unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_wheelwright")).parent().unwrap().to_path_buf();
+    let mut command = Command::new("bash");
+    command
+        .arg(repo().join("scripts/action.sh"))
+        .current_dir(workspace.path())
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()))
+        .env("GITHUB_WORKSPACE", workspace.path())
+        .env("GITHUB_OUTPUT", output.path())
+        .env("INPUT_SERVER", &app.base)
+        .env("INPUT_PATH", "ext")
+        .env("INPUT_TARGETS", "linux-x86_64");
+    let out = run(command).await;
+    assert_eq!(out.status.code(), Some(1), "the failed build fails the step");
+    let stdout = text(&out.stdout);
+    let annotation = stdout.lines().find(|l| {
+        l.starts_with("::error file=ext/src/abibad.asm,line=") && l.contains("title=wheelwright misaligned-call::")
+    });
+    assert!(annotation.is_some_and(|a| a.contains(",col=5,") && a.contains("PyFloat_FromDouble")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("title=wheelwright callee-saved-not-restored::rbx is callee-saved")),
+        "{stdout}"
+    );
+    app.stop().await.unwrap();
+}

@@ -10,7 +10,7 @@ use wheelwright_workers::pipeline::{self, BuildOptions, Event};
 use wheelwright_workers::platform::Target;
 use wheelwright_workers::process::CancelToken;
 use wheelwright_workers::project::{Overrides, Project};
-use wheelwright_workers::report::{BuildReport, Status, TestRun};
+use wheelwright_workers::report::{BuildReport, Severity, Status, TestRun};
 use wheelwright_workers::sandbox::Limits;
 use wheelwright_workers::toolchain::Toolchain;
 
@@ -58,7 +58,8 @@ fn parse_targets(s: &str) -> Result<TargetList, String> {
     Target::parse_list(s).map(TargetList).map_err(|e| e.to_string())
 }
 
-pub fn run(args: BuildArgs) -> ExitCode {
+/// Builds (or, when `check_only`, assembles and checks) the project.
+pub fn run(args: BuildArgs, check_only: bool) -> ExitCode {
     let overrides = Overrides { debug: args.debug, ..Overrides::default() };
     let project = match Project::load(&args.path, &overrides) {
         Ok(p) => p,
@@ -78,7 +79,8 @@ pub fn run(args: BuildArgs) -> ExitCode {
     if !sandbox.is_isolated() {
         eprintln!("warning: --sandbox=none: the sources, their tests and the modules they build run unconfined");
     }
-    let interpreters = if args.no_smoke { Vec::new() } else { args.python.interpreters() };
+    let smoke = !args.no_smoke && !check_only;
+    let interpreters = if smoke { args.python.interpreters() } else { Vec::new() };
     let work = match tempfile::Builder::new().prefix("wheelwright-").tempdir() {
         Ok(w) => w,
         Err(e) => {
@@ -90,18 +92,27 @@ pub fn run(args: BuildArgs) -> ExitCode {
         targets: args.targets.clone().map(|t| t.0),
         out_dir: args.out.clone(),
         work_dir: work.path().to_path_buf(),
-        smoke: !args.no_smoke,
+        smoke,
         interpreters,
         cache_dir: wheelwright_workers::default_cache_dir(),
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()),
         sandbox,
         cancel: CancelToken::new(),
         parallel_targets: true,
+        check_only,
         // Once for the run; the build looks for no tools itself.
         toolchain: Arc::new(Toolchain::discover()),
     };
-    eprintln!("building {} {}", project.metadata.name, project.metadata.version);
     let verbose = args.verbose;
+    if check_only {
+        let report = pipeline::build(&project, &options, &|event| {
+            if verbose {
+                print_event(&event, verbose)
+            }
+        });
+        return print_check(&report);
+    }
+    eprintln!("building {} {}", project.metadata.name, project.metadata.version);
     let report = pipeline::build(&project, &options, &|event| print_event(&event, verbose));
     print_summary(&report);
     if args.json {
@@ -168,6 +179,34 @@ const MODEL_CAVEAT: &str =
 
 /// One test run in the summary. A run under an ABI model says so first, so
 /// that a macOS or Windows result is never read as a native run.
+/// `wheelwright check`'s answer: every finding on stdout (once per place),
+/// a count on stderr, status 1 when an error was found or a target could
+/// not be checked (it did not assemble).
+fn print_check(report: &BuildReport) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    for (line, targets) in findings_by_place(report) {
+        let _ = writeln!(stdout, "{line} ({})", targets.join(", "));
+    }
+    let findings = report.targets.iter().flat_map(|t| &t.findings);
+    let errors = findings.clone().filter(|f| f.severity == Severity::Error).count();
+    let warnings = findings.filter(|f| f.severity == Severity::Warning).count();
+    let unchecked: Vec<String> = report
+        .targets
+        .iter()
+        .filter(|t| t.status == Status::Failed && t.findings.iter().all(|f| f.severity != Severity::Error))
+        .map(|t| format!("{}: {}", t.target.name(), t.reason.as_deref().unwrap_or("failed")))
+        .collect();
+    for line in &unchecked {
+        eprintln!("{line}");
+    }
+    eprintln!("{errors} error(s), {warnings} warning(s)");
+    if errors > 0 || !unchecked.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// The static checks' findings, one line each in the form editors parse
 /// (`src/x.asm:33:5: error: … [rule]`), a finding shared by several
 /// targets once, with the targets it holds for.

@@ -26,6 +26,10 @@ enum Command {
     Serve(Box<crate::config::ServeArgs>),
     /// Build wheels for a project directory.
     Build(build::BuildArgs),
+    /// Assemble and run the static ABI check only: findings in the form
+    /// editors parse, exit status 1 on an error (for an editor loop or a
+    /// pre-commit hook).
+    Check(build::BuildArgs),
     /// Upload a project to a wheelwright server, follow the build, download the wheels.
     Submit(submit::SubmitArgs),
     /// Show the tools, sandbox and interpreters found, and what is missing.
@@ -89,7 +93,8 @@ impl Cli {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(*args),
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(args, false),
+        Command::Check(args) => build::run(args, true),
         Command::Submit(args) => submit::run(args),
         Command::Doctor(args) => doctor::run(args),
     }

@@ -73,6 +73,7 @@ impl BuildExecutor for EngineExecutor {
             // Side by side: when one target waits (a cgroup move, a disk
             // write), another one uses the core.
             parallel_targets: true,
+            check_only: false,
             toolchain: self.toolchain.clone(),
         };
         Ok(pipeline::build(&project, &options, events))

@@ -50,6 +50,9 @@ pub struct BuildOptions {
     pub cancel: CancelToken,
     /// Build the targets on threads of their own, side by side.
     pub parallel_targets: bool,
+    /// Stop each target after its static check (`wheelwright check`): no
+    /// link, no wheel, no sdist.
+    pub check_only: bool,
     /// The tools to build with, discovered once by the caller (whose cache
     /// key describes them): the build uses these and looks for no others.
     /// Shared, so options stay cheap to clone.
@@ -148,12 +151,15 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
         targets.iter().map(|&t| build_target(t)).collect()
     };
     drop(session);
-    let sdist = match wheel::write_sdist(project, &options.out_dir, epoch) {
-        Ok(artifact) => Some(artifact),
-        Err(e) => {
-            on_event(Event::Log { target: None, text: format!("sdist: {e}") });
-            None
-        }
+    let sdist = match options.check_only {
+        true => None,
+        false => match wheel::write_sdist(project, &options.out_dir, epoch) {
+            Ok(artifact) => Some(artifact),
+            Err(e) => {
+                on_event(Event::Log { target: None, text: format!("sdist: {e}") });
+                None
+            }
+        },
     };
     BuildReport {
         project: ProjectInfo { name: project.metadata.name.clone(), version: project.metadata.version.clone() },
@@ -441,6 +447,9 @@ impl<'a> TargetBuild<'a> {
             self.skip_step(Step::Check, "lint = \"off\"");
         } else {
             self.step(Step::Check, |b| b.check(&objects))?;
+        }
+        if self.options.check_only {
+            return Ok(());
         }
         let variants = self.step(Step::Abi, |b| b.choose_variants(capi, &objects))?;
         let mut wheels = Vec::new();

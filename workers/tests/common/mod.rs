@@ -75,6 +75,7 @@ pub fn options(targets: &[Target], smoke: bool) -> (BuildOptions, Dirs) {
         sandbox: sandbox(Limits { timeout_secs: 120, ..Limits::default() }),
         cancel: CancelToken::new(),
         parallel_targets: true,
+        check_only: false,
         toolchain: toolchain(),
     };
     (options, dirs)
