@@ -52,6 +52,19 @@ fn recording_proxy_on(
     (addr, seen)
 }
 
+/// A project's page of the index in PEP 691 JSON.
+async fn simple_json(app: &TestApp, project: &str) -> Value {
+    let response = app
+        .client
+        .get(app.url(&format!("/simple/{project}/")))
+        .header("Accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "/simple/{project}/");
+    response.json().await.unwrap()
+}
+
 fn fresh_venv() -> (tempfile::TempDir, std::path::PathBuf) {
     let venv = tempfile::tempdir().unwrap();
     let made = std::process::Command::new("python3").args(["-m", "venv", "--without-pip"]).arg(venv.path()).status();
@@ -76,16 +89,7 @@ async fn the_index_serves_pep_700_fields_and_pep_658_metadata_that_pip_and_uv_us
     let wheel = build["artifacts"].as_array().unwrap().iter().find(|a| a["target"] == "linux-x86_64").unwrap().clone();
 
     // PEP 700 and 714 in JSON.
-    let index: Value = app
-        .client
-        .get(app.url("/simple/pymult/"))
-        .header("Accept", "application/vnd.pypi.simple.v1+json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let index = simple_json(&app, "pymult").await;
     assert_eq!(index["meta"]["api-version"], "1.1");
     assert_eq!(index["versions"], serde_json::json!(["1.0.0"]));
     let file = index["files"].as_array().unwrap().iter().find(|f| f["filename"] == wheel["filename"]).unwrap();
@@ -195,16 +199,7 @@ async fn an_sdist_installs_from_source_through_the_backend_the_daemon_serves() {
     let app = TestApp::spawn().await;
     let build = app.submit(&example("pymult"), &[("targets", "linux-x86_64")]).await;
     assert_eq!(app.wait(build["id"].as_str().unwrap()).await["status"], "succeeded");
-    let backend: Value = app
-        .client
-        .get(app.url("/simple/wheelwright-backend/"))
-        .header("Accept", "application/vnd.pypi.simple.v1+json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let backend = simple_json(&app, "wheelwright-backend").await;
     let file = &backend["files"][0];
     assert_eq!(
         file["filename"],

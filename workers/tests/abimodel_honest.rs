@@ -11,11 +11,6 @@ use wheelwright_workers::platform::Target;
 use wheelwright_workers::report::{Status, TargetReport};
 
 /// The smoke step's run of one target's wheel.
-fn smoked(project: &Path, target: Target) -> TargetReport {
-    let (report, _dirs) = common::build(project, &[target], true);
-    common::target(&report, target).clone()
-}
-
 /// A module whose `PyInit` asks the kernel for its process id with a raw
 /// `syscall` (Linux's number 39) before creating the module.
 const RAW_SYSCALL: &str = r#"%include "wheelwright.inc"
@@ -45,14 +40,14 @@ fn a_module_making_raw_syscalls_is_refused_under_both_models_and_runs_on_linux()
         ("src/rawsys.asm", RAW_SYSCALL),
         ("tests/test_rawsys.py", "import rawsys\n\n\ndef test_imports():\n    assert rawsys.__name__ == \"rawsys\"\n"),
     ]);
-    let linux = smoked(project.path(), Target::Linux);
+    let linux = common::smoked(project.path(), Target::Linux);
     assert_eq!(linux.status, Status::Succeeded, "{linux:#?}");
     assert_eq!((linux.tests[0].passed, linux.tests[0].model.as_deref()), (1, None));
     for (target, model, module, kernel) in [
         (Target::Macos, Model::Macos, "rawsys.abi3.so", "macOS x86-64 ABI model cannot give macOS"),
         (Target::Windows, Model::Windows, "rawsys.pyd", "Windows x64 ABI model cannot give Windows"),
     ] {
-        let report = smoked(project.path(), target);
+        let report = common::smoked(project.path(), target);
         assert_eq!(report.status, Status::Failed, "{target}: {report:#?}");
         let reason = format!(
             "not run: {module} makes raw system calls, which the {kernel} kernel semantics: \
@@ -108,7 +103,7 @@ fn a_crash_under_either_model_is_reported_at_its_asm_line_from_the_hosts_tables(
         ("tests/test_crashy.py", NULL_DEREF_TEST),
     ]);
     for (target, module) in [(Target::Macos, "crashy.abi3.so"), (Target::Windows, "crashy.pyd")] {
-        let report = smoked(project.path(), target);
+        let report = common::smoked(project.path(), target);
         assert_eq!(report.status, Status::Failed, "{target}: {report:#?}");
         let run = &report.tests[0];
         assert_eq!(run.problem.as_deref(), Some("the test process crashed with SIGSEGV"), "{target}: {run:#?}");

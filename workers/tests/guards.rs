@@ -7,11 +7,6 @@ mod common;
 use wheelwright_workers::platform::Target;
 use wheelwright_workers::report::{Status, TargetReport};
 
-fn smoked(project: &std::path::Path, target: Target) -> TargetReport {
-    let (report, _dirs) = common::build(project, &[target], true);
-    common::target(&report, target).clone()
-}
-
 fn fixture() -> std::path::PathBuf {
     common::repo().join("workers/tests/fixtures/abibad")
 }
@@ -75,7 +70,7 @@ fn rbx_not_restored_and_misaligned_calls_fail_on_linux_and_macos_naming_register
     // The function's first instruction.
     let rbx_line = line_of("rbx_not_restored:") + 1;
     for target in [Target::Linux, Target::Macos] {
-        let report = smoked(&fixture(), target);
+        let report = common::smoked(&fixture(), target);
         assert_eq!(report.status, Status::Failed, "{target}: {report:#?}");
         let run = &report.tests[0];
         assert_eq!((run.passed, run.failed), (3, 3), "{target}: {run:#?}");
@@ -115,7 +110,7 @@ fn on_windows_rsi_as_scratch_rbx_not_restored_misaligned_calls_and_no_shadow_spa
     let line_of = |text: &str| source.lines().position(|l| l.trim_start().starts_with(text)).unwrap() + 1;
     let rbx_line = line_of("rbx_not_restored:") + 1;
     let rsi_line = line_of("rsi_as_scratch:") + 1;
-    let report = smoked(&fixture(), Target::Windows);
+    let report = common::smoked(&fixture(), Target::Windows);
     assert_eq!(report.status, Status::Failed, "{report:#?}");
     let run = &report.tests[0];
     assert_eq!((run.passed, run.failed, run.errors), (1, 5, 0), "{run:#?}");

@@ -15,20 +15,15 @@ fn fixture() -> PathBuf {
     common::repo().join("workers/tests/fixtures/win64_long")
 }
 
-fn smoked(project: &Path, target: Target) -> TargetReport {
-    let (report, _dirs) = common::build(project, &[target], true);
-    common::target(&report, target).clone()
-}
-
 #[test]
 fn from_long_of_2_pow_40_passes_on_linux_and_macos_and_arrives_as_0_on_windows() {
     for target in [Target::Linux, Target::Macos] {
-        let report = smoked(&fixture(), target);
+        let report = common::smoked(&fixture(), target);
         assert_eq!(report.status, Status::Succeeded, "{target}: {report:#?}");
         let run = &report.tests[0];
         assert_eq!((run.passed, run.failed, run.errors), (3, 0, 0), "{target}: {run:#?}");
     }
-    let windows = smoked(&fixture(), Target::Windows);
+    let windows = common::smoked(&fixture(), Target::Windows);
     assert_eq!(windows.status, Status::Failed, "{windows:#?}");
     let run = &windows.tests[0];
     assert_eq!((run.passed, run.failed, run.errors), (2, 1, 0), "{run:#?}");
@@ -190,11 +185,11 @@ fn a_py_mod_exec_slot_using_rsi_as_scratch_fails_on_windows_naming_the_slot_and_
         ),
     ]);
     for target in [Target::Linux, Target::Macos] {
-        let report = smoked(project.path(), target);
+        let report = common::smoked(project.path(), target);
         assert_eq!(report.status, Status::Succeeded, "{target}: {report:#?}");
         assert_eq!((report.tests[0].passed, report.tests[0].failed), (1, 0), "{target}");
     }
-    let windows = smoked(project.path(), Target::Windows);
+    let windows = common::smoked(project.path(), Target::Windows);
     assert_eq!(windows.status, Status::Failed, "{windows:#?}");
     let run = &windows.tests[0];
     assert_eq!((run.passed, run.failed, run.errors), (0, 1, 0), "{run:#?}");

@@ -100,6 +100,12 @@ pub fn target(report: &BuildReport, target: Target) -> &TargetReport {
     report.targets.iter().find(|t| t.target == target).expect("target in report")
 }
 
+/// One target of `project` built with its smoke test: its report.
+pub fn smoked(project: &Path, target: Target) -> TargetReport {
+    let (report, _dirs) = build(project, &[target], true);
+    crate::common::target(&report, target).clone()
+}
+
 /// The name of the first failed step (as reports write it), with its reason.
 pub fn failed_step(report: &TargetReport) -> (String, String) {
     let step = report
