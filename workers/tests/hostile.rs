@@ -108,7 +108,7 @@ fn tests_cannot_see_the_daemons_files_or_home() {
     std::fs::write(data_dir.path().join("wheelwright.db"), "data").unwrap();
     let test = format!(
         "import os\n\ndef test_data_dir_is_invisible():\n    assert not os.path.exists({:?})\n\n\
-         def test_only_the_job_directory_is_there():\n    assert os.environ['HOME'] == '/tmp'\n    job = os.getcwd()\n    assert job.startswith('/tmp/')\n    assert os.listdir('/tmp') == [job.split('/')[2]]\n    assert sorted(os.listdir(os.path.dirname(job))) == [os.path.basename(job)]\n    assert not os.path.exists('/etc/passwd')\n    assert not os.path.exists(os.path.expanduser('~root/.cargo'))\n    assert not os.path.exists('/etc/shadow')\n\n\
+         def test_only_the_job_directory_is_there():\n    assert os.environ['HOME'] == '/tmp'\n    job = os.getcwd()\n    assert job.startswith('/tmp/')\n    assert os.listdir('/tmp') == [job.split('/')[2]]\n    # Beside it only the engine's harness (the ABI guards), read-only.\n    harness = job + '.abimodel'\n    assert sorted(os.listdir(os.path.dirname(job))) == [os.path.basename(job), os.path.basename(harness)]\n    assert not os.access(harness, os.W_OK)\n    try:\n        open(os.path.join(harness, 'planted.py'), 'w')\n        raise AssertionError('the harness is writable')\n    except OSError:\n        pass\n    assert not os.path.exists('/etc/passwd')\n    assert not os.path.exists(os.path.expanduser('~root/.cargo'))\n    assert not os.path.exists('/etc/shadow')\n\n\
          def test_environment_is_an_allow_list():\n    assert 'CARGO' not in os.environ and 'WHEELWRIGHT_CACHE_DIR' not in os.environ\n",
         data_dir.path().display().to_string()
     );
