@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use wheelwright_workers::abimodel::Model;
 use wheelwright_workers::platform::Target;
-use wheelwright_workers::report::{Status, TargetReport};
+use wheelwright_workers::report::Status;
 
 /// The smoke step's run of one target's wheel.
 /// A module whose `PyInit` asks the kernel for its process id with a raw

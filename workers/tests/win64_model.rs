@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use wheelwright_workers::abimodel::{self, Model};
 use wheelwright_workers::platform::Target;
-use wheelwright_workers::report::{Status, TargetReport};
+use wheelwright_workers::report::Status;
 
 fn fixture() -> PathBuf {
     common::repo().join("workers/tests/fixtures/win64_long")
