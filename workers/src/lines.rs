@@ -42,10 +42,13 @@ pub enum LinesError {
     /// The linker map does not place the object anywhere.
     #[error("the linker map does not mention the object `{0}`")]
     NotInMap(String),
-    /// A listing, map or object the build kept could not be read.
-    #[error("cannot read {0}: {1}")]
-    Read(String, #[source] std::io::Error),
+    /// A listing, map or object the build kept could not be read back.
+    #[error(transparent)]
+    Read(#[from] crate::readback::ReadbackError),
 }
+
+/// Largest listing, map or object read back for line information.
+pub const LINES_INPUT_MAX: u64 = 64 << 20;
 
 /// Where an instruction came from in the sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +103,22 @@ pub struct SourceDirs {
 }
 
 impl SourceDirs {
+    /// The folders of `module` as the assembler was told them (`-I`): its
+    /// own folder, the project's source folder, the engine's include folder.
+    pub fn for_module(
+        project: &crate::project::Project,
+        module: &crate::project::Module,
+        include_dir: &Path,
+    ) -> SourceDirs {
+        let source_dir = module.source.parent().unwrap_or(Path::new("")).to_path_buf();
+        SourceDirs {
+            project_root: project.root.clone(),
+            main: module.source.clone(),
+            include_dirs: vec![source_dir, project.source_dir.clone(), include_dir.to_path_buf()],
+            engine_include: Some(include_dir.to_path_buf()),
+        }
+    }
+
     /// The project-relative name of what `%include "name"` opened, or the
     /// name as written when it is not inside the project or our folder.
     fn resolve(&self, name: &str) -> String {
@@ -654,25 +673,30 @@ impl ModuleLines {
 
 impl ModuleLines {
     /// Builds a linked module's lines from what the build keeps in its
-    /// target directory: the object's listing beside it (`listing_path`) and
-    /// the map of `variant` (`map_path`).
+    /// target directory: the object (`obj/<module>.<ext>`), its listing
+    /// beside it (`listing_path`) and the map of `variant` (`map_path`).
+    /// The sandboxed tools wrote them: each is read back through `root`
+    /// (no link followed, regular files only, [`LINES_INPUT_MAX`]).
+    /// Returns the object's bytes too.
     pub fn from_work_dir(
+        root: &crate::readback::Root,
         target: Target,
         target_dir: &Path,
-        object: &Path,
         variant: &str,
         module: &str,
         dirs: &SourceDirs,
-    ) -> Result<ModuleLines, LinesError> {
-        let read = |path: &Path| std::fs::read(path).map_err(|e| LinesError::Read(path.display().to_string(), e));
-        let listing = String::from_utf8_lossy(&read(&listing_path(object))?).into_owned();
-        let map = String::from_utf8_lossy(&read(&map_path(target_dir, variant, module))?).into_owned();
-        let bytes = read(object)?;
+    ) -> Result<(ModuleLines, Vec<u8>), LinesError> {
+        let object = target_dir.join("obj").join(format!("{module}.{}", target.object_extension()));
+        let read = |path: &Path, what: &str| root.read(path, LINES_INPUT_MAX, what);
+        let listing = String::from_utf8_lossy(&read(&listing_path(&object), "a listing")?).into_owned();
+        let map = String::from_utf8_lossy(&read(&map_path(target_dir, variant, module), "a linker map")?).into_owned();
+        let bytes = read(&object, "an object")?;
         let name = object.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        Ok(ModuleLines {
+        let lines = ModuleLines {
             object: ObjectLines::from_listing(&listing, &bytes, dirs)?,
             map: LinkMap::parse(target, &map, name, &bytes)?,
-        })
+        };
+        Ok((lines, bytes))
     }
 
     /// Every placed range as `(start, end, "src/x.asm:LINE: text")` in

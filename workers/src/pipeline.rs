@@ -553,13 +553,7 @@ impl<'a> TargetBuild<'a> {
 
     /// Where a module's sources are, as nasm was told (`-I`).
     fn source_dirs(&self, module: &Module) -> crate::lines::SourceDirs {
-        let source_dir = module.source.parent().unwrap_or(Path::new("")).to_path_buf();
-        crate::lines::SourceDirs {
-            project_root: self.project.root.clone(),
-            main: module.source.clone(),
-            include_dirs: vec![source_dir, self.project.source_dir.clone(), self.include_dir.to_path_buf()],
-            engine_include: Some(self.include_dir.to_path_buf()),
-        }
+        crate::lines::SourceDirs::for_module(self.project, module, self.include_dir)
     }
 
     /// abi3 when every imported symbol is in the stable ABI (or as configured);
@@ -671,13 +665,7 @@ impl<'a> TargetBuild<'a> {
     fn object_lines(&self, module: &Module, object: &Path, bytes: &[u8]) -> Option<crate::lines::ObjectLines> {
         let listing_path = crate::lines::listing_path(object);
         let listing = self.read_back(&listing_path, "the listing").ok()?;
-        let source_dir = module.source.parent().unwrap_or(Path::new("")).to_path_buf();
-        let dirs = crate::lines::SourceDirs {
-            project_root: self.project.root.clone(),
-            main: module.source.clone(),
-            include_dirs: vec![source_dir, self.project.source_dir.clone(), self.include_dir.to_path_buf()],
-            engine_include: Some(self.include_dir.to_path_buf()),
-        };
+        let dirs = self.source_dirs(module);
         crate::lines::ObjectLines::from_listing(&String::from_utf8_lossy(&listing), bytes, &dirs).ok()
     }
 
@@ -777,24 +765,19 @@ impl<'a> TargetBuild<'a> {
     fn line_table(&mut self, python: Option<PyVersion>) -> Vec<crate::lines::ModuleTable> {
         let variant = python.map_or("abi3".to_string(), |v| format!("cp{}", v.nodot()));
         let mut out = Vec::new();
+        let root = match Root::open(&self.options.work_dir) {
+            Ok(root) => root,
+            Err(e) => {
+                self.log(format!("no line tables for the ABI guards: cannot open the work directory: {e}"));
+                return out;
+            }
+        };
         for module in self.project.modules.clone() {
-            let source_dir = module.source.parent().unwrap_or(Path::new("")).to_path_buf();
-            let dirs = crate::lines::SourceDirs {
-                project_root: self.project.root.clone(),
-                main: module.source.clone(),
-                include_dirs: vec![source_dir, self.project.source_dir.clone(), self.include_dir.to_path_buf()],
-                engine_include: Some(self.include_dir.to_path_buf()),
-            };
-            let object = self.object_path(&module);
-            match crate::lines::ModuleLines::from_work_dir(
-                self.target,
-                &self.dir,
-                &object,
-                &variant,
-                &module.name,
-                &dirs,
-            ) {
-                Ok(lines) => out.push((self.target.module_filename(module.leaf(), python), lines.table())),
+            let dirs = self.source_dirs(&module);
+            let lines =
+                crate::lines::ModuleLines::from_work_dir(&root, self.target, &self.dir, &variant, &module.name, &dirs);
+            match lines {
+                Ok((lines, _)) => out.push((self.target.module_filename(module.leaf(), python), lines.table())),
                 Err(e) => self.log(format!("{}: no line table for the ABI guards: {e}", module.name)),
             }
         }

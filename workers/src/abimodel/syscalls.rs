@@ -23,15 +23,12 @@ use iced_x86::{Code, Decoder, DecoderOptions};
 use object::{Object, ObjectSection, SectionKind};
 
 use super::Model;
-use crate::lines::{LinkMap, ModuleLines, ObjectLines, SourceDirs};
+use crate::lines::{ModuleLines, SourceDirs};
 use crate::platform::Target;
 use crate::project::{Module, Project};
 use crate::pyversion::PyVersion;
 use crate::readback::Root;
 use crate::smoke::ModuleSymbols;
-
-/// The most bytes of one object, listing or map read back for line numbers.
-const LINES_INPUT_MAX: u64 = 64 << 20;
 
 /// The most bytes of one module read from a wheel.
 const MODULE_MAX: u64 = 256 << 20;
@@ -218,30 +215,9 @@ impl WheelCheck<'_> {
     /// part is missing or unreadable, and the refusal then gives addresses.
     /// With it, the object's bytes.
     fn module_lines(&self, module: &Module) -> Option<(ModuleLines, Vec<u8>)> {
-        let object = self.target_dir.join("obj").join(format!("{}.{}", module.name, self.target.object_extension()));
         let variant = self.python.map_or("abi3".to_string(), |v| format!("cp{}", v.nodot()));
-        let map = crate::lines::map_path(self.target_dir, &variant, &module.name);
-        let read = |path: &Path, what: &str| self.root.read(path, LINES_INPUT_MAX, what).ok();
-        let object_bytes = read(&object, "an object")?;
-        let listing = String::from_utf8(read(&crate::lines::listing_path(&object), "a listing")?).ok()?;
-        let map = String::from_utf8(read(&map, "a linker map")?).ok()?;
-        // The same -I folders, in the same order, as the assembler had.
-        let mut include_dirs =
-            vec![module.source.parent().unwrap_or(Path::new("")).to_path_buf(), self.project.source_dir.clone()];
-        include_dirs.dedup();
-        include_dirs.push(self.include_dir.to_path_buf());
-        let dirs = SourceDirs {
-            project_root: self.project.root.clone(),
-            include_dirs,
-            main: module.source.clone(),
-            engine_include: Some(self.include_dir.to_path_buf()),
-        };
-        let object_name = object.file_name()?.to_str()?;
-        let lines = ModuleLines {
-            object: ObjectLines::from_listing(&listing, &object_bytes, &dirs).ok()?,
-            map: LinkMap::parse(self.target, &map, object_name, &object_bytes).ok()?,
-        };
-        Some((lines, object_bytes))
+        let dirs = SourceDirs::for_module(self.project, module, self.include_dir);
+        ModuleLines::from_work_dir(self.root, self.target, self.target_dir, &variant, &module.name, &dirs).ok()
     }
 }
 
