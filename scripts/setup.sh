@@ -22,11 +22,13 @@ python-venv python3-venv
 LIST
 }
 
-# What only the tests need: a browser and its driver for the web pages.
+# What only the tests need: a browser and its driver for the web pages, and a
+# PostgreSQL server (the daemon suite runs on it too).
 test_packages() {
   cat <<'LIST'
 chromium chromium
 chromedriver chromium-driver
+postgres-server postgresql
 LIST
 }
 
@@ -42,6 +44,8 @@ venv_ok() {
 present() {
   case "$1" in
     python-venv) venv_ok ;;
+    # The server's binaries (scripts/services/postgres.sh runs them).
+    postgres-server) compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null ;;
     /*) [ -e "$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac

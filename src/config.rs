@@ -110,6 +110,16 @@ pub struct ServeArgs {
     /// Builds one token (or, without tokens, one client address) may have queued [default: 100].
     #[arg(long, env = "WHEELWRIGHT_MAX_QUEUED_PER_CLIENT")]
     pub max_queued_per_client: Option<u32>,
+    /// The database: `postgres://user[:password]@host[:port]/name` (a queue several daemons share) or
+    /// `sqlite:PATH` [default: SQLite in the data directory].
+    #[arg(long, env = "WHEELWRIGHT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Most PostgreSQL connections this daemon opens [default: 16].
+    #[arg(long, env = "WHEELWRIGHT_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+    /// Milliseconds a request waits for a free database connection before answering 503 [default: 5000].
+    #[arg(long, env = "WHEELWRIGHT_DB_ACQUIRE_TIMEOUT_MS")]
+    pub db_acquire_timeout_ms: Option<u64>,
 }
 
 /// The configuration file's keys (all optional; unknown keys are errors).
@@ -136,6 +146,9 @@ struct FileConfig {
     github: Option<GithubFile>,
     max_queued_per_client: Option<u32>,
     index: Option<IndexFileConfig>,
+    database_url: Option<String>,
+    db_max_connections: Option<u32>,
+    db_acquire_timeout_ms: Option<u64>,
 }
 
 /// `[index]` in the configuration file.
@@ -224,6 +237,8 @@ pub struct Config {
     pub index_ownership: Ownership,
     /// Builds one submitter may have queued before uploads answer 429.
     pub max_queued_per_client: u32,
+    /// Which database, and its pool.
+    pub database: crate::db::DatabaseSettings,
 }
 
 /// A configuration that cannot be used.
@@ -307,8 +322,20 @@ impl Config {
                 .or(file.index.and_then(|i| i.ownership))
                 .unwrap_or(Ownership::FirstPublisher),
             max_queued_per_client: args.max_queued_per_client.or(file.max_queued_per_client).unwrap_or(100),
+            database: crate::db::DatabaseSettings {
+                url: match args.database_url.or(file.database_url).filter(|u| !u.is_empty()) {
+                    Some(url) => crate::db::DatabaseUrl::parse(&url).map_err(ConfigError::Refused)?,
+                    None => crate::db::DatabaseUrl::Sqlite(None),
+                },
+                max_connections: args.db_max_connections.or(file.db_max_connections).unwrap_or(16),
+                acquire_timeout: Duration::from_millis(
+                    args.db_acquire_timeout_ms.or(file.db_acquire_timeout_ms).unwrap_or(5_000),
+                ),
+                busy_timeout: Duration::ZERO,
+            },
         };
         let mut config = config;
+        config.database.busy_timeout = config.db_busy_timeout;
         config.public_url = args
             .public_url
             .or(file.public_url)
@@ -358,6 +385,11 @@ impl Config {
                 "max-queued-per-client must be at least 1 (set it high to allow large bursts)".into(),
             ));
         }
+        if self.database.max_connections < 2 {
+            return Err(ConfigError::Refused(
+                "db-max-connections must be at least 2 (the workers and the requests share the pool)".into(),
+            ));
+        }
         if self.max_upload < 1024 {
             return Err(ConfigError::Refused("max-upload must be at least 1024 bytes".into()));
         }
@@ -388,7 +420,7 @@ impl Config {
         format!(
             "bind={} data_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
              step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} allowed_hosts={} \
-             github={} index_ownership={:?} max_queued_per_client={}",
+             github={} index_ownership={:?} max_queued_per_client={} database={} db_max_connections={}",
             self.bind,
             self.data_dir.display(),
             self.workers,
@@ -410,7 +442,9 @@ impl Config {
             if self.allowed_hosts.is_empty() { "-".to_string() } else { self.allowed_hosts.join(",") },
             github,
             self.index_ownership,
-            self.max_queued_per_client
+            self.max_queued_per_client,
+            self.database.url,
+            self.database.max_connections
         )
     }
 }

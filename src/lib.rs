@@ -111,9 +111,9 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
     for dir in [data, &sources_dir, &jobs_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let db = db::Database::open_sqlite(&data.join("wheelwright.db"), config.db_busy_timeout)
+    let db = db::Database::open(&config.database, &data.join("wheelwright.db"))
         .await
-        .context("cannot open the database")?;
+        .with_context(|| format!("cannot open the database ({})", config.database.url))?;
     let store = store::LocalStore::open(&data.join("artifacts")).context("cannot open the artifact store")?;
     let sources = store::SourceTrees::open(&sources_dir).context("cannot open the source store")?;
     let sandbox = match config.sandbox {

@@ -1,5 +1,7 @@
 //! Build logs: lines are numbered, written to the database as they come, and
-//! broadcast to anyone following the build live.
+//! broadcast to anyone following the build live in this daemon. The hub is
+//! fed from the database's changes (`dispatch::relay`), whichever daemon
+//! runs the build.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +27,12 @@ impl LogHub {
     /// Subscribes to a build's live events (creating the channel if needed).
     pub fn subscribe(&self, build_id: &str) -> broadcast::Receiver<LogEvent> {
         self.sender(build_id).subscribe()
+    }
+
+    /// Whether anyone here follows the build now.
+    pub fn is_followed(&self, build_id: &str) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.get(build_id).is_some_and(|sender| sender.receiver_count() > 0)
     }
 
     /// Sends an event to current followers.

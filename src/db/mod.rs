@@ -2,8 +2,14 @@
 //! tables: [`BuildRecords`] (`builds`, `artifacts`), [`JobQueue`] (`jobs`),
 //! [`LogLines`] (`build_logs`), [`GithubDeliveries`] (`github_deliveries`,
 //! `github_pushes`) and [`PackageIndex`] (`published_files`,
-//! `project_owners`). A backend implements them; SQLite ([`sqlite`]) is the
-//! one there is, so a second database is a second module beside it.
+//! `project_owners`). A backend implements them: SQLite ([`sqlite`], the
+//! embedded default, one daemon) or PostgreSQL ([`postgres`], a queue that
+//! several daemons share). Which one is chosen by [`DatabaseUrl`].
+//!
+//! [`Changes`] carries what other daemons must hear at once (log lines
+//! appended, a build finished, a cancel asked for): SQLite's are in-process,
+//! PostgreSQL's go through `LISTEN/NOTIFY`, and every daemon feeds its live
+//! followers and its running builds from them the same way.
 //!
 //! Some operations span owners, because they must be one transaction: a
 //! build is recorded with its job (and its delivery), a job completes with
@@ -11,6 +17,8 @@
 //! trait it belongs to; inside the backend every table is still written by
 //! its own module.
 
+pub mod changes;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -54,10 +62,15 @@ impl From<sqlx::Error> for DbError {
         match &e {
             sqlx::Error::PoolTimedOut => DbError::Busy,
             sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => DbError::DiskFull,
-            sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
-                Some(sqlite) => sqlite::classify(sqlite).unwrap_or(DbError::Other(e)),
-                None => DbError::Other(e),
-            },
+            sqlx::Error::Database(db) => {
+                if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    sqlite::classify(sqlite).unwrap_or(DbError::Other(e))
+                } else if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    postgres::classify(pg).unwrap_or(DbError::Other(e))
+                } else {
+                    DbError::Other(e)
+                }
+            }
             _ => DbError::Other(e),
         }
     }
@@ -178,6 +191,8 @@ pub trait PackageIndex: Send + Sync {
     async fn files(&self, normalized_name: &str) -> DbResult<Vec<IndexFile>>;
 }
 
+pub use changes::{Change, Changes};
+
 /// Closes a backend's connections.
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -198,6 +213,8 @@ pub struct Database {
     pub github: Arc<dyn GithubDeliveries>,
     /// The package index.
     pub index: Arc<dyn PackageIndex>,
+    /// What other daemons (and this one) must hear at once.
+    pub changes: Arc<dyn Changes>,
     backend: Arc<dyn Backend>,
 }
 
@@ -205,7 +222,7 @@ impl Database {
     /// Every store served by one backend.
     pub fn new<B>(backend: Arc<B>) -> Database
     where
-        B: BuildRecords + JobQueue + LogLines + GithubDeliveries + PackageIndex + Backend + 'static,
+        B: BuildRecords + JobQueue + LogLines + GithubDeliveries + PackageIndex + Changes + Backend + 'static,
     {
         Database {
             builds: backend.clone(),
@@ -213,6 +230,7 @@ impl Database {
             logs: backend.clone(),
             github: backend.clone(),
             index: backend.clone(),
+            changes: backend.clone(),
             backend,
         }
     }
@@ -223,10 +241,90 @@ impl Database {
         Ok(Database::new(Arc::new(sqlite::Sqlite::open(path, busy_timeout).await?)))
     }
 
+    /// Opens the database `settings` name (SQLite at `default_sqlite` when
+    /// the URL names none), runs its migrations and serves every store from it.
+    pub async fn open(settings: &DatabaseSettings, default_sqlite: &std::path::Path) -> DbResult<Database> {
+        match &settings.url {
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.as_deref().unwrap_or(default_sqlite);
+                Database::open_sqlite(path, settings.busy_timeout).await
+            }
+            DatabaseUrl::Postgres(url) => Ok(Database::new(Arc::new(postgres::Postgres::open(url, settings).await?))),
+        }
+    }
+
     /// Closes the backend's connections.
     pub async fn close(&self) {
         self.backend.close().await;
     }
+}
+
+/// Which database holds the records.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// SQLite: this file, or `wheelwright.db` in the data directory when `None`.
+    Sqlite(Option<std::path::PathBuf>),
+    /// PostgreSQL: a `postgres://` (or `postgresql://`) URL.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `postgres://…`, `postgresql://…`, `sqlite:PATH` (or `sqlite://PATH`).
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err("a sqlite: database URL needs a path (sqlite:/var/lib/wheelwright/wheelwright.db)".into());
+            }
+            return Ok(DatabaseUrl::Sqlite(Some(path.into())));
+        }
+        Err(format!(
+            "unsupported database URL `{}`: use postgres://user@host/db or sqlite:PATH",
+            url.split_once("://").map(|(scheme, _)| scheme).unwrap_or(url)
+        ))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    /// The password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    /// The password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(None) => write!(f, "sqlite (in the data directory)"),
+            DatabaseUrl::Sqlite(Some(path)) => write!(f, "sqlite:{}", path.display()),
+            DatabaseUrl::Postgres(url) => {
+                match url.split_once("://").and_then(|(s, rest)| Some((s, rest.split_once('@')?))) {
+                    Some((scheme, (credentials, host))) => {
+                        let user = credentials.split(':').next().unwrap_or("");
+                        let masked = if credentials.contains(':') { ":***" } else { "" };
+                        write!(f, "{scheme}://{user}{masked}@{host}")
+                    }
+                    None => write!(f, "{url}"),
+                }
+            }
+        }
+    }
+}
+
+/// How the daemon connects to its database.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// Which database.
+    pub url: DatabaseUrl,
+    /// Most connections in the pool (PostgreSQL).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it is told busy (503).
+    pub acquire_timeout: std::time::Duration,
+    /// How long a SQLite write waits for the lock.
+    pub busy_timeout: std::time::Duration,
 }
 
 /// Milliseconds since 1970, the unit of every timestamp column.

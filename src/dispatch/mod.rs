@@ -1,8 +1,10 @@
 //! The worker pool: N tokio tasks that claim jobs and run them through the
-//! [`executor::BuildExecutor`] (the engine), and a task that takes back jobs
-//! whose lease expired.
+//! [`executor::BuildExecutor`] (the engine), a task that takes back jobs
+//! whose lease expired, and one that relays the database's changes (log
+//! lines, ends, cancel requests from any daemon) to this one.
 
 pub mod executor;
+mod relay;
 mod run;
 pub mod scrub;
 
@@ -26,6 +28,7 @@ pub async fn run_pool(state: AppState) {
     }
     let rescuer = state.clone();
     tasks.spawn(async move { rescue_loop(rescuer).await });
+    tasks.spawn(relay::run(state.clone()));
     while let Some(result) = tasks.join_next().await {
         if let Err(e) = result {
             error!("worker task ended abnormally: {e}");

@@ -18,7 +18,7 @@ use super::executor::BuildJob;
 use super::scrub::HostPaths;
 use crate::builds::BuildEvent;
 use crate::config::Ownership;
-use crate::logs::LogEvent;
+use crate::db::Change;
 use crate::model::index::{Publish, Refusal};
 use crate::model::queue::{Claim, Completed, Completion, Retry};
 use crate::model::{ArtifactRecord, BuildRecord, BuildStatus, StoredReport};
@@ -39,7 +39,7 @@ pub async fn execute(state: &AppState, claim: Claim) {
         warn!(build.id = %claim.build_id, "build could not be run: {e:#}");
         let reason = host_paths(state, &claim.build_id).scrub(&format!("{e:#}"));
         match state.db.jobs.fail_attempt(&claim, &reason).await {
-            Ok(Retry::Discarded) => finished(state, &claim.build_id, BuildStatus::Failed),
+            Ok(Retry::Discarded) => finished(state, &claim.build_id, BuildStatus::Failed).await,
             Ok(_) => {}
             Err(e) => warn!("recording the failure failed too: {e}"),
         }
@@ -49,9 +49,15 @@ pub async fn execute(state: &AppState, claim: Claim) {
     state.metrics.worker_idle();
 }
 
-/// Tells live followers and event subscribers that a build ended.
-fn finished(state: &AppState, build_id: &str, status: BuildStatus) {
-    state.logs.finish(build_id, status.as_str());
+/// Tells live followers on every daemon (through the database, once the
+/// build's last lines are written) and this daemon's event subscribers that
+/// a build ended.
+async fn finished(state: &AppState, build_id: &str, status: BuildStatus) {
+    let change = Change::Finished { build_id: build_id.to_string(), status };
+    if let Err(e) = state.db.changes.announce(&change).await {
+        // Followers find the end in the table within seconds anyway.
+        warn!(build.id = %build_id, "announcing the build's end failed: {e}");
+    }
     state.events.publish(BuildEvent::Finished { build_id: build_id.to_string(), status });
 }
 
@@ -145,7 +151,7 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
     let _ = writer.await;
     if let Some(status) = ending {
         info!(status = status.as_str(), "build finished");
-        finished(state, &build.id, status);
+        finished(state, &build.id, status).await;
     }
     Ok(())
 }
@@ -289,7 +295,9 @@ fn wheel_metadata(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Keeps the lease alive, turns a cancel request into the cancel token, and
-/// on shutdown gives the build its grace period before handing it back.
+/// on shutdown gives the build its grace period before handing it back. A
+/// cancel asked for on any daemon usually arrives sooner, as a change
+/// (`relay`); the flag read here catches one whose notification was lost.
 async fn watch_build(state: AppState, claim: Claim, cancel: CancelToken, watch: Arc<Watch>) {
     let tick = (state.config.lease / 3).min(Duration::from_secs(1));
     let mut last_beat = Instant::now();
@@ -327,8 +335,9 @@ const LOG_BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// The most lines written in one transaction.
 const LOG_BATCH_LINES: usize = 500;
 
-/// Turns engine events into numbered log lines: to the database in batches,
-/// and to live followers.
+/// Turns engine events into numbered log lines, written to the database in
+/// batches; live followers (on any daemon) hear of each batch from the
+/// database's changes.
 async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events: mpsc::UnboundedReceiver<Event>) {
     let host_paths = host_paths(&state, &build_id);
     while let Some(event) = events.recv().await {
@@ -349,10 +358,7 @@ async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events:
         if let Err(e) = state.db.logs.append(&build_id, seq, &lines).await {
             warn!("writing log lines failed: {e}");
         }
-        for line in lines {
-            state.logs.publish(&build_id, LogEvent::Line(seq, line));
-            seq += 1;
-        }
+        seq += lines.len() as i64;
     }
 }
 

@@ -42,6 +42,8 @@ pub struct TestApp {
     /// The data directory.
     pub data: PathBuf,
     _data_guard: Option<tempfile::TempDir>,
+    /// Its own PostgreSQL database, when the suite runs on PostgreSQL.
+    pub postgres: Option<TestDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -108,6 +110,15 @@ impl TestApp {
         guard: Option<tempfile::TempDir>,
         executor: Option<std::sync::Arc<dyn BuildExecutor>>,
     ) -> TestApp {
+        let mut config = config;
+        let postgres = match config.database.url {
+            // The default database: on PostgreSQL when the suite runs there.
+            wheelwright::db::DatabaseUrl::Sqlite(None) => TestDatabase::create().await,
+            _ => None,
+        };
+        if let Some(db) = &postgres {
+            config.database.url = wheelwright::db::DatabaseUrl::Postgres(db.url.clone());
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let data = config.data_dir.clone();
@@ -130,6 +141,7 @@ impl TestApp {
             token,
             data,
             _data_guard: guard,
+            postgres,
             shutdown: Some(tx),
             handle: Some(handle),
         };
@@ -343,4 +355,54 @@ pub fn bare_pymult_repo(extra: &[(&str, &str)]) -> (tempfile::TempDir, String) {
     git(work.path(), &["push", "--quiet", bare.to_str().unwrap(), "HEAD:refs/heads/main"]);
     let commit = git(work.path(), &["rev-parse", "HEAD"]);
     (base, commit)
+}
+
+/// The admin URL of the PostgreSQL server the suite runs on, when it does
+/// (`WHEELWRIGHT_TEST_POSTGRES`, set by scripts/test.sh).
+pub fn test_postgres() -> Option<String> {
+    std::env::var("WHEELWRIGHT_TEST_POSTGRES").ok().filter(|u| !u.is_empty())
+}
+
+/// A fresh PostgreSQL database (`ww_<uuid>`) on the test server, dropped
+/// with this value.
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// A new database, or `None` when the suite does not run on PostgreSQL.
+    pub async fn create() -> Option<TestDatabase> {
+        let admin = test_postgres()?;
+        let name = format!("ww_{}", uuid::Uuid::now_v7().simple());
+        let mut conn =
+            <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("the test PostgreSQL server");
+        let create = format!("CREATE DATABASE {name}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.unwrap();
+        let _ = sqlx::Connection::close(conn).await;
+        let base = admin.rsplit_once('/').map(|(base, _)| base).expect("an admin URL with a database");
+        Some(TestDatabase { url: format!("{base}/{name}"), admin, name })
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Drops the database (and any connection still open to it) on a thread
+    /// of its own: a drop may run inside the test's runtime.
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await?;
+                sqlx::Connection::close(conn).await
+            })
+        });
+        if let Ok(Err(e)) = dropped.join() {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
 }

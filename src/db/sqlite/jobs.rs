@@ -141,14 +141,14 @@ pub async fn cancel_available(conn: &mut SqliteConnection, build_id: &str, now: 
     Ok(())
 }
 
-/// Running jobs whose lease ran out: id and attempt.
-pub async fn expired(conn: &mut SqliteConnection, now: i64) -> DbResult<Vec<(String, i64)>> {
-    Ok(sqlx::query("SELECT id, attempt FROM jobs WHERE state = 'running' AND lease_until < ?")
+/// Running jobs whose lease ran out: id, build and attempt.
+pub async fn expired(conn: &mut SqliteConnection, now: i64) -> DbResult<Vec<(String, String, i64)>> {
+    Ok(sqlx::query("SELECT id, build_id, attempt FROM jobs WHERE state = 'running' AND lease_until < ?")
         .bind(now)
         .fetch_all(conn)
         .await?
         .into_iter()
-        .map(|row| (row.get("id"), row.get("attempt")))
+        .map(|row| (row.get("id"), row.get("build_id"), row.get("attempt")))
         .collect())
 }
 

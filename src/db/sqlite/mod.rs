@@ -6,7 +6,7 @@
 //! spans tables. Read-then-write transactions start with `BEGIN IMMEDIATE`:
 //! SQLite upgrades a deferred transaction's lock only at its first write,
 //! and fails at once (whatever the busy timeout) when another writer got
-//! there first.
+//! there first. Its [`Changes`] are in-process: one daemon uses the file.
 
 mod builds;
 mod github;
@@ -22,7 +22,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteError, SqliteJournalMode, SqliteP
 use sqlx::SqlitePool;
 use tracing::instrument;
 
-use super::{now_ms, Backend, BuildRecords, DbError, DbResult, GithubDeliveries, JobQueue, LogLines, PackageIndex};
+use super::changes::LocalChanges;
+use super::{
+    now_ms, Backend, BuildRecords, Change, Changes, DbError, DbResult, GithubDeliveries, JobQueue, LogLines,
+    PackageIndex,
+};
 use crate::model::index::{IndexFile, Refusal};
 use crate::model::queue::{backoff, AttemptError, Claim, Completed, Completion, Retry};
 use crate::model::{
@@ -52,6 +56,7 @@ pub fn classify(error: &SqliteError) -> Option<DbError> {
 #[derive(Debug, Clone)]
 pub struct Sqlite {
     pool: SqlitePool,
+    changes: LocalChanges,
 }
 
 impl Sqlite {
@@ -70,7 +75,7 @@ impl Sqlite {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| DbError::Other(e.into()))?;
-        Ok(Sqlite { pool })
+        Ok(Sqlite { pool, changes: LocalChanges::default() })
     }
 
     /// The pool, for tests that look at rows directly.
@@ -216,6 +221,13 @@ impl BuildRecords for Sqlite {
             Some(done) => CancelOutcome::AlreadyFinished(done),
         };
         tx.commit().await?;
+        match outcome {
+            CancelOutcome::Cancelled => {
+                self.changes.send(Change::Finished { build_id: id.to_string(), status: BuildStatus::Cancelled })
+            }
+            CancelOutcome::Requested => self.changes.send(Change::CancelRequested { build_id: id.to_string() }),
+            _ => {}
+        }
         Ok(outcome)
     }
 
@@ -310,10 +322,15 @@ impl JobQueue for Sqlite {
     #[instrument(skip_all, err)]
     async fn rescue_expired(&self) -> DbResult<usize> {
         let expired = jobs::expired(&mut *self.conn().await?, now_ms()).await?;
-        for (job_id, attempt) in &expired {
+        for (job_id, build_id, attempt) in &expired {
             let mut tx = self.begin_immediate().await?;
-            fail_in(&mut tx, job_id, *attempt, "the lease expired: the worker stopped without finishing").await?;
+            let retry =
+                fail_in(&mut tx, job_id, *attempt, "the lease expired: the worker stopped without finishing").await?;
             tx.commit().await?;
+            if retry == Retry::Discarded {
+                // Nobody else will say so: its worker is gone.
+                self.changes.send(Change::Finished { build_id: build_id.clone(), status: BuildStatus::Failed });
+            }
         }
         Ok(expired.len())
     }
@@ -326,9 +343,15 @@ impl JobQueue for Sqlite {
 #[async_trait]
 impl LogLines for Sqlite {
     async fn append(&self, build_id: &str, first_seq: i64, lines: &[String]) -> DbResult<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         logs::append(&mut tx, build_id, first_seq, lines).await?;
-        Ok(tx.commit().await?)
+        tx.commit().await?;
+        let last_seq = first_seq + lines.len() as i64 - 1;
+        self.changes.send(Change::LogAppended { build_id: build_id.to_string(), first_seq, last_seq });
+        Ok(())
     }
 
     async fn next_seq(&self, build_id: &str) -> DbResult<i64> {
@@ -371,6 +394,18 @@ impl PackageIndex for Sqlite {
 
     async fn files(&self, normalized_name: &str) -> DbResult<Vec<IndexFile>> {
         index::files(&mut *self.conn().await?, normalized_name).await
+    }
+}
+
+#[async_trait]
+impl Changes for Sqlite {
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    async fn announce(&self, change: &Change) -> DbResult<()> {
+        self.changes.send(change.clone());
+        Ok(())
     }
 }
 
