@@ -1,0 +1,305 @@
+//! Two daemons on one PostgreSQL database: any daemon serves any build
+//! (its live log, its cancel, its downloads), a build whose daemon is
+//! killed is finished by the other once its lease expires, and a burst of
+//! builds spread over both is built exactly once each.
+//!
+//! Until the S3 store lands, the two daemons share one data directory for
+//! the local artifact store and the source trees (and so their scratch
+//! space, one directory per build); they share nothing else but the
+//! database. The tests need a PostgreSQL server (`WHEELWRIGHT_TEST_POSTGRES`,
+//! which scripts/test.sh sets after starting one), so they are ignored in
+//! the SQLite pass and run with `--include-ignored` in the PostgreSQL one.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::scripted::{Script, Scripted};
+use common::{config, example, form_of_dir, test_args, TestApp, TestDatabase};
+use futures_util::StreamExt;
+use serde_json::Value;
+use sha2::Digest;
+use wheelwright::db::DatabaseUrl;
+
+const NEEDS_POSTGRES: &str = "these tests need WHEELWRIGHT_TEST_POSTGRES (scripts/test.sh starts a server)";
+
+/// A daemon in this process on the shared database and data directory.
+async fn daemon(
+    db: &TestDatabase,
+    data: &Path,
+    executor: Arc<Scripted>,
+    adjust: impl FnOnce(&mut wheelwright::config::ServeArgs),
+) -> TestApp {
+    let mut args = test_args(data);
+    adjust(&mut args);
+    let mut config = config(args);
+    config.database.url = DatabaseUrl::Postgres(db.url.clone());
+    TestApp::start_with(config, None, None, Some(executor)).await
+}
+
+/// A project of `files` (relative path, contents) beside pymult's pyproject.
+fn project(version: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let pyproject = std::fs::read_to_string(example("pymult").join("pyproject.toml"))
+        .unwrap()
+        .replace("version = \"1.0.0\"", &format!("version = \"{version}\""));
+    std::fs::write(dir.path().join("pyproject.toml"), pyproject).unwrap();
+    std::fs::write(dir.path().join("README.md"), "pymult\n").unwrap();
+    for (path, contents) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    dir
+}
+
+fn pymult(version: &str) -> tempfile::TempDir {
+    project(version, &[("src/pymult.asm", include_str!("../examples/pymult/src/pymult.asm"))])
+}
+
+/// The job row of a build: (state, attempt, errors).
+async fn job_of(db: &TestDatabase, build_id: &str) -> (String, i64, String) {
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let row: (String, i64, String) = sqlx::query_as("SELECT state, attempt, errors FROM jobs WHERE build_id = $1")
+        .bind(build_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    row
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it with --include-ignored"]
+async fn a_build_submitted_through_a_is_followed_cancelled_and_downloaded_through_b() {
+    let db = TestDatabase::create().await.expect(NEEDS_POSTGRES);
+    let data = tempfile::tempdir().unwrap();
+    let on_a = Arc::new(Scripted::new(Script::UntilCancelled));
+    let a = daemon(&db, data.path(), on_a.clone(), |_| {}).await;
+    let first = pymult("1.0.0");
+    let running = a.submit(first.path(), &[("targets", "linux-x86_64")]).await;
+    let id = running["id"].as_str().unwrap().to_string();
+    a.wait_for_status(&id, "running").await;
+    // Only now does B start: the build is A's.
+    let on_b = Arc::new(Scripted::new(Script::Succeed));
+    let b = daemon(&db, data.path(), on_b.clone(), |_| {}).await;
+
+    // B follows the live log of A's build.
+    let response = b
+        .client
+        .get(b.url(&format!("/api/v1/builds/{id}/log")))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.contains("scripted: UntilCancelled") {
+        let chunk = tokio::time::timeout_at(deadline.into(), stream.next()).await.expect("the log's first lines");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+
+    // Cancelled through B, stopped on A, and B's follower hears the end.
+    let cancelled_at = Instant::now();
+    let response = b.post(&format!("/api/v1/builds/{id}/cancel")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    while !seen.contains("event: end") {
+        let chunk = tokio::time::timeout_at(deadline.into(), stream.next()).await.expect("the end of the log");
+        match chunk {
+            Some(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+            None => break,
+        }
+    }
+    assert!(seen.contains("event: end\ndata: cancelled"), "{seen}");
+    assert!(seen.contains("data: cancelled\n"), "A's own line about the cancel reached B: {seen}");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(10));
+    assert_eq!(on_a.cancels.load(Ordering::SeqCst), 1, "A stopped the build");
+    assert_eq!(on_b.runs.load(Ordering::SeqCst), 0, "B never ran it");
+    assert_eq!(b.wait(&id).await["status"], "cancelled");
+
+    // A build submitted through A is downloaded through B, whoever built it.
+    on_a.set(Script::Succeed);
+    let second = pymult("1.0.1");
+    let built = a.submit(second.path(), &[("targets", "linux-x86_64")]).await;
+    let built_id = built["id"].as_str().unwrap();
+    let done = b.wait(built_id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let artifact = &done["artifacts"][0];
+    let filename = artifact["filename"].as_str().unwrap();
+    let bytes = b
+        .client
+        .get(b.url(&format!("/api/v1/builds/{built_id}/artifacts/{filename}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), artifact["sha256"].as_str().unwrap());
+    assert_eq!(
+        on_a.runs.load(Ordering::SeqCst) + on_b.runs.load(Ordering::SeqCst),
+        2,
+        "each build ran once, on one daemon"
+    );
+    b.stop().await.unwrap();
+    a.stop().await.unwrap();
+}
+
+/// A `wheelwright serve` subprocess on the shared database and data
+/// directory, and the address it listens on.
+fn serve(db: &TestDatabase, data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wheelwright"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--lease-secs", "3", "--pythons", "python3"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--database-url")
+        .arg(&db.url)
+        .env("WHEELWRIGHT_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sender = Some(sender);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("listening on http://") {
+                if let Some(sender) = sender.take() {
+                    let _ = sender.send(line[at + "listening on ".len()..].trim().to_string());
+                }
+            }
+        }
+    });
+    let base = receiver.recv_timeout(Duration::from_secs(60)).expect("the daemon says where it listens");
+    (child, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it with --include-ignored"]
+async fn a_build_whose_daemon_is_killed_is_finished_by_the_other_after_its_lease() {
+    let db = TestDatabase::create().await.expect(NEEDS_POSTGRES);
+    let data = tempfile::tempdir().unwrap();
+    let (mut a, a_base) = serve(&db, data.path());
+    let client = reqwest::Client::new();
+    // A slow build: its test sleeps, so A is mid-build when it dies.
+    let slow = project(
+        "2.0.0",
+        &[
+            ("src/pymult.asm", include_str!("../examples/pymult/src/pymult.asm")),
+            ("tests/test_sleep.py", "import time\n\ndef test_sleep():\n    time.sleep(6)\n"),
+        ],
+    );
+    let response = client
+        .post(format!("{a_base}/api/v1/builds"))
+        .multipart(form_of_dir(slow.path(), &[("targets", "linux-x86_64")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let log = client.get(format!("{a_base}/api/v1/builds/{id}/log")).send().await.unwrap().text().await.unwrap();
+        if log.contains("==> smoke") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never reached the smoke test:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.kill().unwrap(); // SIGKILL: no shutdown, no hand-back.
+    a.wait().unwrap();
+    let (state, attempt, _) = job_of(&db, &id).await;
+    assert_eq!((state.as_str(), attempt), ("running", 1), "A died holding the claim");
+
+    // B, with the engine, takes the build once A's lease runs out.
+    let mut args = test_args(data.path());
+    args.lease_secs = Some(3);
+    let mut b_config = config(args);
+    b_config.database.url = DatabaseUrl::Postgres(db.url.clone());
+    let b = TestApp::start_with(b_config, None, None, None).await;
+    let done = b.wait(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (state, attempt, errors) = job_of(&db, &id).await;
+    assert_eq!((state.as_str(), attempt), ("completed", 2));
+    let errors: Value = serde_json::from_str(&errors).unwrap();
+    assert_eq!(errors.as_array().unwrap().len(), 1, "{errors}");
+    assert_eq!(errors[0]["attempt"], 1);
+    assert!(errors[0]["error"].as_str().unwrap().contains("lease expired"), "{errors}");
+    // One build, one wheel and its sdist, published once; the log tells both attempts.
+    let listing = b.get_json("/api/v1/builds").await;
+    assert_eq!(listing["builds"].as_array().unwrap().len(), 1);
+    let files: Vec<&str> =
+        done["artifacts"].as_array().unwrap().iter().map(|a| a["filename"].as_str().unwrap()).collect();
+    assert_eq!(files.iter().filter(|f| f.ends_with(".whl")).count(), 1, "{files:?}");
+    assert_eq!(files.iter().filter(|f| f.ends_with(".tar.gz")).count(), 1, "{files:?}");
+    let log = b.client.get(b.url(&format!("/api/v1/builds/{id}/log"))).send().await.unwrap().text().await.unwrap();
+    assert!(log.contains(&format!("attempt 1 of build {id}")) && log.contains(&format!("attempt 2 of build {id}")));
+    let simple = b.client.get(b.url("/simple/pymult/")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(simple.matches(">pymult-2.0.0-").count(), 1, "one wheel on the index: {simple}");
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it with --include-ignored"]
+async fn five_hundred_builds_over_two_daemons_are_each_built_once() {
+    const BUILDS: usize = 500;
+    let db = TestDatabase::create().await.expect(NEEDS_POSTGRES);
+    let data = tempfile::tempdir().unwrap();
+    let (on_a, on_b) = (Arc::new(Scripted::new(Script::Succeed)), Arc::new(Scripted::new(Script::Succeed)));
+    let queue = |a: &mut wheelwright::config::ServeArgs| a.max_queued_per_client = Some(BUILDS as u32);
+    let a = Arc::new(daemon(&db, data.path(), on_a.clone(), queue).await);
+    let b = Arc::new(daemon(&db, data.path(), on_b.clone(), queue).await);
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    let mut uploads = tokio::task::JoinSet::new();
+    for n in 0..BUILDS {
+        let through = if n % 2 == 0 { a.clone() } else { b.clone() };
+        uploads.spawn(async move {
+            let dir = pymult(&format!("3.0.{n}"));
+            through.submit(dir.path(), &[("targets", "linux-x86_64")]).await["id"].as_str().unwrap().to_string()
+        });
+        // A few uploads at once, not 500.
+        while uploads.len() >= 8 {
+            ids.push(uploads.join_next().await.unwrap().unwrap());
+        }
+    }
+    while let Some(id) = uploads.join_next().await {
+        ids.push(id.unwrap());
+    }
+    for id in &ids {
+        let done = a.wait(id).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    eprintln!("{BUILDS} builds over two daemons in {:?}", started.elapsed());
+    let (ran_a, ran_b) = (on_a.runs.load(Ordering::SeqCst), on_b.runs.load(Ordering::SeqCst));
+    assert_eq!(ran_a + ran_b, BUILDS, "every build ran exactly once");
+    assert!(ran_a > 0 && ran_b > 0, "both daemons built: {ran_a} and {ran_b}");
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let attempts: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT attempt, COUNT(*) FROM jobs GROUP BY attempt").fetch_all(&pool).await.unwrap();
+    assert_eq!(attempts, [(1, BUILDS as i64)], "one attempt each");
+    pool.close().await;
+    // Each daemon's /metrics: the shared counts, and its own steps.
+    for (app, ran) in [(&a, ran_a), (&b, ran_b)] {
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        for line in [
+            format!("wheelwright_builds{{status=\"succeeded\"}} {BUILDS}"),
+            "wheelwright_queue_depth 0".to_string(),
+            format!("wheelwright_step_duration_seconds_count{{step=\"assemble\"}} {ran}"),
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} missing in\n{metrics}");
+        }
+    }
+    for app in [a, b] {
+        Arc::into_inner(app).unwrap().stop().await.unwrap();
+    }
+}
