@@ -14,7 +14,7 @@ WHEELWRIGHT_TEST_POSTGRES="$(scripts/services/postgres.sh start)"
 trap 'scripts/services/postgres.sh stop' EXIT
 
 # Everything, on SQLite (the embedded default); the tests that need
-# PostgreSQL and two daemons (multi_daemon, ignored here) run in the second
+# PostgreSQL (multi_daemon, and migrations' PostgreSQL test: ignored here) run in the second
 # pass, which includes them (no other test of those files is ignored).
 cargo test --workspace
 
@@ -24,7 +24,7 @@ cargo test --workspace
 # daemon on the same file).
 WHEELWRIGHT_TEST_POSTGRES="$WHEELWRIGHT_TEST_POSTGRES" cargo test -p wheelwright \
   --test api --test submit --test service --test queue_limits --test index_integrity --test index_pep \
-  --test bad_input --test github --test multi_daemon -- --include-ignored \
+  --test bad_input --test github --test migrations --test multi_daemon -- --include-ignored \
   --skip a_damaged_row_is_an_error_not_a_silent_default \
   --skip a_locked_database_is_a_clear_503_and_nothing_is_lost \
   --skip a_push_accepted_before_a_restart_is_fetched_and_built_after_it \

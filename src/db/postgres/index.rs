@@ -12,7 +12,7 @@ use crate::model::ArtifactRecord;
 
 /// The advisory lock key every publication holds until its transaction ends
 /// (an arbitrary constant, "ww-publ" in ASCII).
-pub const PUBLISH_LOCK: i64 = 0x7777_2d70_7562_6c;
+pub const PUBLISH_LOCK: i64 = 0x0077_772d_7075_626c;
 
 /// A build's files, about to be published.
 #[derive(Debug, Clone, Copy)]
