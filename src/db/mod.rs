@@ -331,3 +331,21 @@ pub struct DatabaseSettings {
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_choose_the_backend_and_never_show_a_password() {
+        let pg = DatabaseUrl::parse("postgres://ww:s3cret@db.internal:5432/wheelwright").unwrap();
+        assert_eq!(pg, DatabaseUrl::Postgres("postgres://ww:s3cret@db.internal:5432/wheelwright".into()));
+        assert_eq!(pg.to_string(), "postgres://ww:***@db.internal:5432/wheelwright");
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        assert_eq!(DatabaseUrl::parse("sqlite:/var/ww.db").unwrap(), DatabaseUrl::Sqlite(Some("/var/ww.db".into())));
+        assert_eq!(DatabaseUrl::parse("sqlite:///var/ww.db").unwrap(), DatabaseUrl::Sqlite(Some("/var/ww.db".into())));
+        assert!(DatabaseUrl::parse("sqlite:").is_err());
+        let refused = DatabaseUrl::parse("mysql://root:pw@h/db").unwrap_err();
+        assert!(refused.contains("`mysql`") && !refused.contains("pw"), "{refused}");
+    }
+}
