@@ -17,6 +17,7 @@ pub mod error;
 pub mod github;
 pub mod logs;
 pub mod metrics;
+pub mod migrate;
 pub mod model;
 pub mod routes;
 pub mod state;

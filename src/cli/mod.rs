@@ -2,6 +2,7 @@
 
 mod build;
 mod doctor;
+mod migrate;
 mod serve;
 mod submit;
 
@@ -34,6 +35,9 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Show the tools, sandbox and interpreters found, and what is missing.
     Doctor(doctor::DoctorArgs),
+    /// Copy an install's records from SQLite into PostgreSQL, checking every
+    /// row; safe to run again.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Interpreter selection shared by the commands.
@@ -97,5 +101,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => build::run(args, true),
         Command::Submit(args) => submit::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Migrate(args) => migrate::run(args),
     }
 }
