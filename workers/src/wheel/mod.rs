@@ -1,7 +1,7 @@
 //! Packaging: one wheel per target and Python tag (PEP 427), and the sdist.
 
 pub mod archive;
-mod metadata;
+pub mod metadata;
 pub mod tags;
 
 use std::path::{Path, PathBuf};
@@ -67,7 +67,7 @@ pub fn write_wheel(input: &WheelInput<'_>, out_dir: &Path) -> std::io::Result<Ar
     }
     entries.push(meta_entry(&dist_info, "WHEEL", wheel));
     entries.push(meta_entry(&dist_info, "METADATA", metadata::render(meta)));
-    if let Some(license) = &meta.license_file {
+    for license in &meta.license_files {
         let data = std::fs::read(input.project.root.join(license))?;
         entries.push(Entry { path: format!("{dist_info}/licenses/{}", slash_path(license)), data, executable: false });
     }
