@@ -71,7 +71,8 @@ fn built(p: &Project) -> (String, String, Vec<String>, Vec<String>) {
         WheelInput { project: p, target: Target::Linux, python: None, modules: Vec::new(), glibc: None, epoch: 0 };
     let wheel = write_wheel(&input, out.path()).unwrap();
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&wheel.path).unwrap()).unwrap();
-    let wheel_names: Vec<String> = (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().unwrap().to_string()).collect();
+    let wheel_names: Vec<String> =
+        (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().unwrap().to_string()).collect();
     let metadata_name = wheel_names.iter().find(|n| n.ends_with(".dist-info/METADATA")).unwrap().clone();
     let mut metadata = String::new();
     zip.by_name(&metadata_name).unwrap().read_to_string(&mut metadata).unwrap();
@@ -158,4 +159,22 @@ fn the_table_form_of_license_stays_metadata_2_1() {
     let both = format!("{pyproject}license-files = [\"COPYING\"]\n");
     let (_dir, err) = try_project(&[("pyproject.toml", &both), ("COPYING", "c")], Overrides::default());
     assert!(matches!(err.unwrap_err(), ProjectError::InvalidKey { key, .. } if key == "project.license-files"));
+}
+
+#[test]
+fn an_upload_without_pyproject_is_described_by_its_readme_and_ships_it_with_its_tests() {
+    let overrides = Overrides { name: Some("my-mult".into()), version: Some("0.3".into()), debug: false };
+    let files = [("README.rst", "My mult\n=======\n\nMultiplies.\n"), ("tests/test_mult.py", "def test(): pass\n")];
+    let (_dir, p) = project(&files, overrides);
+    let (metadata, pkg_info, _, sdist_names) = built(&p);
+    assert_eq!(metadata, pkg_info);
+    assert!(
+        metadata.ends_with("Description-Content-Type: text/x-rst\n\nMy mult\n=======\n\nMultiplies.\n"),
+        "{metadata}"
+    );
+    for file in ["README.rst", "tests/test_mult.py", "pyproject.toml", "src/pymult.asm"] {
+        assert!(sdist_names.contains(&format!("my_mult-0.3/{file}")), "{file} not in {sdist_names:?}");
+    }
+    let generated: toml::Table = sdist_pyproject(&p).unwrap().parse().unwrap();
+    assert_eq!(generated["project"]["readme"].as_str(), Some("README.rst"));
 }

@@ -192,7 +192,12 @@ pub(super) fn parse(
         Some(spec) => RequiresPython::parse(spec).map_err(|m| invalid("project.requires-python", m))?,
         None => RequiresPython::default(),
     };
-    let readme = project.readme.map(|r| read_readme(root, r)).transpose()?;
+    let readme = match project.readme {
+        Some(field) => Some(read_readme(root, field)?),
+        // An upload without `pyproject.toml` is described by its README.
+        None if text.is_none() => root_readme(root)?,
+        None => None,
+    };
     let license = license(root, project.license, project.license_files, &project.classifiers)?;
     for (i, author) in project.authors.iter().chain(&project.maintainers).enumerate() {
         if author.name.is_none() && author.email.is_none() {
@@ -428,6 +433,17 @@ fn read_readme(root: &Path, field: ReadmeField) -> Result<Readme, ProjectError> 
         }
         _ => Err(invalid("project.readme", "give exactly one of `file` and `text`")),
     }
+}
+
+/// The README at the root (`.md`, `.rst` or `.txt`, in that order), read
+/// only when it is a regular file (a link is not followed).
+fn root_readme(root: &Path) -> Result<Option<Readme>, ProjectError> {
+    for name in ["README.md", "README.rst", "README.txt"] {
+        if std::fs::symlink_metadata(root.join(name)).is_ok_and(|m| m.is_file()) {
+            return read_readme(root, ReadmeField::Path(name.to_string())).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 fn content_type_for(path: &Path) -> &'static str {
