@@ -1,6 +1,8 @@
 //! Every sdist names our build backend in a `pyproject.toml`, so that pip
 //! and `python -m build` can build it from source.
 
+mod common;
+
 use std::path::Path;
 
 use std::io::Read;
@@ -177,4 +179,32 @@ fn an_upload_without_pyproject_is_described_by_its_readme_and_ships_it_with_its_
     }
     let generated: toml::Table = sdist_pyproject(&p).unwrap().parse().unwrap();
     assert_eq!(generated["project"]["readme"].as_str(), Some("README.rst"));
+}
+
+/// Every file of every example, wheels for every target and the sdist, as
+/// PyPI's own upload check sees them.
+#[test]
+fn twine_check_strict_passes_every_artifact_of_every_example() {
+    let mut examples: Vec<_> = std::fs::read_dir(common::repo().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("src").is_dir())
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 2, "{examples:?}");
+    for example in &examples {
+        let (report, dirs) = common::build(example, &Target::ALL, false);
+        assert!(report.succeeded(), "{report:#?}");
+        let mut files: Vec<_> = std::fs::read_dir(dirs.out.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        assert_eq!(files.len(), Target::ALL.len() + 1, "a wheel per target and the sdist: {files:?}");
+        let twine = std::process::Command::new(common::repo().join(".venv/bin/twine"))
+            .args(["check", "--strict"])
+            .args(&files)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&twine.stdout), String::from_utf8_lossy(&twine.stderr));
+        assert!(twine.status.success(), "{}: {said}", example.display());
+        assert_eq!(said.matches("PASSED").count(), files.len(), "{said}");
+    }
 }
