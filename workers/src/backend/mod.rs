@@ -98,10 +98,8 @@ mod tests {
         let empty_path = dir.path().join("no-tools");
         std::fs::create_dir_all(&empty_path).unwrap();
         // The interpreter itself (python3 on PATH may be a shim that needs PATH).
-        let python = std::process::Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .unwrap();
+        let python =
+            std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
         let python = String::from_utf8(python.stdout).unwrap().trim().to_string();
         let out = std::process::Command::new(python)
             .args(["-c", "import wheelwright_backend as b; b.build_wheel('.')"])
