@@ -87,6 +87,12 @@ if ! .venv/bin/uv --version >/dev/null 2>&1; then
   echo "setup: adding uv to .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
 fi
+# twine, build and pypiserver: the publishing clients the index tests use
+# (`twine check --strict`, `python -m build`, `twine upload` to a local pypiserver).
+if ! .venv/bin/python -c 'import twine, build, pypiserver' >/dev/null 2>&1; then
+  echo "setup: adding twine, build and pypiserver to .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check twine build pypiserver
+fi
 st_python=.venv/schemathesis/bin/python
 if [ "$("$st_python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
   echo "setup: preparing .venv/schemathesis with schemathesis $SCHEMATHESIS_VERSION"

@@ -84,6 +84,8 @@ impl From<crate::builds::ServiceError> for ApiError {
             E::ProjectOwned(message) => ApiError::new(StatusCode::FORBIDDEN, "project_owned", message),
             E::TooManyQueued(message) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_queued", message),
             E::AlreadyFinished(message) => ApiError::new(StatusCode::CONFLICT, "already_finished", message),
+            E::NotPublished(message) => ApiError::new(StatusCode::CONFLICT, "not_published", message),
+            E::BadReason(message) => ApiError::bad_request("bad_reason", message),
             E::Db(e) => e.into(),
             E::Io(e) => e.into(),
             E::Internal(message) => ApiError::internal(message),

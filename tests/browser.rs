@@ -368,3 +368,32 @@ async fn a_running_build_cancels_from_its_page() {
     browser.close().await;
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_is_yanked_from_its_page_and_shows_the_banner() {
+    let app = TestApp::spawn_with(|a| a.tokens = Some(vec!["yank-token".into()])).await;
+    let build = app.submit(&example("pymult"), &[("targets", "linux-x86_64")]).await;
+    let id = build["id"].as_str().unwrap().to_string();
+    assert_eq!(app.wait(&id).await["status"], "succeeded");
+    let browser = Browser::start(true).await;
+    browser.client.goto(&app.url(&format!("/builds/{id}"))).await.unwrap();
+    assert!(browser.client.find(Locator::Css("#yanked")).await.is_err(), "no banner before the yank");
+    browser.client.find(Locator::Css("#token")).await.unwrap().send_keys("yank-token").await.unwrap();
+    let reason = browser.client.find(Locator::Css("#yank-reason")).await.unwrap();
+    reason.send_keys("overflows on 2**63").await.unwrap();
+    browser.client.find(Locator::Css("#yank button")).await.unwrap().click().await.unwrap();
+    let banner = browser.wait_text("#yanked", |t| t.starts_with("Yanked")).await;
+    assert!(banner.starts_with("Yanked: overflows on 2**63"), "{banner}");
+    browser.screenshot("build-yanked").await;
+    // The index says so too, and the page now offers the way back.
+    let html = app.client.get(app.url("/simple/pymult/")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches("data-yanked=\"overflows on 2**63\"").count(), 2, "{html}");
+    browser.client.find(Locator::Css("#unyank button")).await.unwrap().click().await.unwrap();
+    browser.wait_url(&format!("/builds/{id}")).await;
+    browser.wait_text("#yank button", |t| t.contains("Yank")).await;
+    assert!(browser.client.find(Locator::Css("#yanked")).await.is_err(), "the banner is gone after unyanking");
+    let html = app.client.get(app.url("/simple/pymult/")).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains("data-yanked"), "{html}");
+    browser.close().await;
+    app.stop().await.unwrap();
+}

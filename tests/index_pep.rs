@@ -222,3 +222,102 @@ async fn an_sdist_installs_from_source_through_the_backend_the_daemon_serves() {
     assert_eq!(String::from_utf8_lossy(&out.unwrap().stdout).trim(), "42");
     app.stop().await.unwrap();
 }
+
+/// Which pymult file `pip download` picks from the daemon's index for `requirement`.
+fn pip_picks(index_url: &str, requirement: &str) -> (bool, String) {
+    let dest = tempfile::tempdir().unwrap();
+    let pip = std::process::Command::new(venv_python())
+        .args(["-m", "pip", "--disable-pip-version-check", "--no-cache-dir", "download", "--no-deps"])
+        .args(["--only-binary", ":all:", "--index-url", index_url, "--dest"])
+        .arg(dest.path())
+        .arg(requirement)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&pip.stdout), String::from_utf8_lossy(&pip.stderr));
+    let files: Vec<String> = std::fs::read_dir(dest.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(pip.status.success() && files.len() == 1, "{requirement}: {files:?} {said}");
+    (said.contains("yanked"), files[0].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yanked_build_is_skipped_by_pip_unless_pinned_and_unyanks() {
+    let app = TestApp::spawn().await;
+    // 1.0.0 and a 1.1.0 of the same source.
+    let newer = tempfile::tempdir().unwrap();
+    for file in common::files_of(&example("pymult")) {
+        let to = newer.path().join(&file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let data = std::fs::read(example("pymult").join(&file)).unwrap();
+        let data = if file == std::path::Path::new("pyproject.toml") {
+            String::from_utf8(data).unwrap().replace("version = \"1.0.0\"", "version = \"1.1.0\"").into_bytes()
+        } else {
+            data
+        };
+        std::fs::write(to, data).unwrap();
+    }
+    let mut ids = Vec::new();
+    for dir in [example("pymult"), newer.path().to_path_buf()] {
+        let build = app.submit(&dir, &[("targets", "linux-x86_64")]).await;
+        let id = build["id"].as_str().unwrap().to_string();
+        assert_eq!(app.wait(&id).await["status"], "succeeded");
+        ids.push(id);
+    }
+    let index_url = app.url("/simple/");
+    let newest = tokio::task::spawn_blocking({
+        let index_url = index_url.clone();
+        move || pip_picks(&index_url, "pymult")
+    });
+    assert!(newest.await.unwrap().1.starts_with("pymult-1.1.0-"));
+
+    let yank =
+        app.post(&format!("/api/v1/builds/{}/yank", ids[1])).json(&serde_json::json!({"reason": "wrong results"}));
+    let yanked: Value = yank.send().await.unwrap().json().await.unwrap();
+    assert_eq!(yanked, serde_json::json!({"id": ids[1], "yanked": true, "reason": "wrong results"}));
+    let index = simple_json(&app, "pymult").await;
+    for file in index["files"].as_array().unwrap() {
+        let name = file["filename"].as_str().unwrap();
+        let expected = if name.starts_with("pymult-1.1.0") { serde_json::json!("wrong results") } else { false.into() };
+        assert_eq!(file["yanked"], expected, "{name}");
+    }
+    let html = app.client.get(app.url("/simple/pymult/")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches(" data-yanked=\"wrong results\"").count(), 2, "{html}");
+
+    // pip: the newest unyanked for a range, the yanked one for an exact pin (with a warning).
+    let (unpinned, pinned) =
+        tokio::task::spawn_blocking(move || (pip_picks(&index_url, "pymult"), pip_picks(&index_url, "pymult==1.1.0")))
+            .await
+            .unwrap();
+    assert!(unpinned.1.starts_with("pymult-1.0.0-") && !unpinned.0, "{unpinned:?}");
+    assert!(pinned.1.starts_with("pymult-1.1.0-") && pinned.0, "pip warns of the yanked pin: {pinned:?}");
+
+    // A reason without text is `true` in JSON; unyanking clears it.
+    let bare = app.post(&format!("/api/v1/builds/{}/yank", ids[1])).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(bare.status(), StatusCode::OK);
+    let index = simple_json(&app, "pymult").await;
+    assert!(index["files"].as_array().unwrap().iter().any(|f| f["yanked"] == true));
+    let unyank = app.post(&format!("/api/v1/builds/{}/unyank", ids[1])).send().await.unwrap();
+    assert_eq!(
+        unyank.json::<Value>().await.unwrap(),
+        serde_json::json!({"id": ids[1], "yanked": false, "reason": null})
+    );
+    let index = simple_json(&app, "pymult").await;
+    assert!(index["files"].as_array().unwrap().iter().all(|f| f["yanked"] == false), "{index}");
+
+    // Refusals: no such build, a bad reason, unknown fields.
+    let missing = app.post("/api/v1/builds/nope/yank").json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    for (body, code) in [
+        (serde_json::json!({"reason": "two\nlines"}), "bad_reason"),
+        (serde_json::json!({"reason": "x".repeat(501)}), "bad_reason"),
+        (serde_json::json!({"why": "x"}), "bad_json"),
+    ] {
+        let refused = app.post(&format!("/api/v1/builds/{}/yank", ids[0])).json(&body).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], code);
+    }
+    assert!(simple_json(&app, "pymult").await["files"].as_array().unwrap().iter().all(|f| f["yanked"] == false));
+    app.stop().await.unwrap();
+}

@@ -1,4 +1,4 @@
-//! `/api/v1/builds`: submit, list, show, follow the log, cancel, download.
+//! `/api/v1/builds`: submit, list, show, follow the log, cancel, yank, download.
 //! Handlers parse, authorise, call the build service and render its answer.
 
 use std::convert::Infallible;
@@ -123,6 +123,37 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<BuildView>> {
     state.builds.cancel(&id).await?;
     Ok(Json(load_view(&state, &id).await?))
+}
+
+/// Body of `POST /api/v1/builds/{id}/yank`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YankRequest {
+    /// Shown by installers; absent or empty: no reason.
+    reason: Option<String>,
+}
+
+/// The yank state of a build's files, as yank and unyank answer it.
+fn yank_answer(id: &str, reason: Option<String>) -> Json<Value> {
+    Json(serde_json::json!({ "id": id, "yanked": reason.is_some(), "reason": reason }))
+}
+
+/// `POST /api/v1/builds/{id}/yank` (PEP 592): installers skip the build's
+/// files on the index unless a requirement pins their exact version.
+pub async fn yank(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<YankRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request("bad_json", e.body_text()))?;
+    let reason = state.builds.set_yanked(&id, true, body.reason.as_deref()).await?;
+    Ok(yank_answer(&id, reason))
+}
+
+/// `POST /api/v1/builds/{id}/unyank`.
+pub async fn unyank(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let reason = state.builds.set_yanked(&id, false, None).await?;
+    Ok(yank_answer(&id, reason))
 }
 
 /// `GET /api/v1/builds/{id}/log`: plain text, or a live event stream with

@@ -122,6 +122,7 @@ pub async fn project(
             size: wheel.size as i64,
             published_at: wheel.made_at,
             metadata_sha256: None,
+            yanked: None,
         }]
     } else {
         state.builds.index_files(&normalized).await?
@@ -144,6 +145,12 @@ pub async fn project(
                 if !f.requires_python.is_empty() {
                     file["requires-python"] = json!(f.requires_python);
                 }
+                // PEP 592 in PEP 691's form: the reason, or `true` without one.
+                file["yanked"] = match f.yanked.as_deref() {
+                    None => json!(false),
+                    Some("") => json!(true),
+                    Some(reason) => json!(reason),
+                };
                 if let Some(metadata) = &f.metadata_sha256 {
                     // PEP 714's name, and PEP 658's for the clients that still read it.
                     file["core-metadata"] = json!({ "sha256": metadata });
@@ -173,8 +180,10 @@ pub async fn project(
                     .as_ref()
                     .map(|m| format!(" data-core-metadata=\"sha256={m}\" data-dist-info-metadata=\"sha256={m}\""))
                     .unwrap_or_default();
+                let yanked =
+                    f.yanked.as_ref().map(|reason| format!(" data-yanked=\"{}\"", escape(reason))).unwrap_or_default();
                 format!(
-                    "    <a href=\"{}#sha256={}\"{requires}{metadata}>{}</a><br>\n",
+                    "    <a href=\"{}#sha256={}\"{requires}{metadata}{yanked}>{}</a><br>\n",
                     escape(&url(f)),
                     f.sha256,
                     escape(&f.filename)

@@ -25,6 +25,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/builds", post(builds::create))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
         .route("/api/v1/builds/{id}/rebuild", post(builds::rebuild))
+        .route("/api/v1/builds/{id}/yank", post(builds::yank))
+        .route("/api/v1/builds/{id}/unyank", post(builds::unyank))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
         // Room for the multipart framing around the largest accepted upload.
         .layer(DefaultBodyLimit::max(state.config.max_upload as usize + 64 * 1024));

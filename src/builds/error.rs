@@ -21,6 +21,13 @@ pub enum ServiceError {
     /// The build already finished.
     #[error("{0}")]
     AlreadyFinished(String),
+    /// The index serves no file of the build (it failed, is still running,
+    /// or its files were refused), so there is nothing to yank.
+    #[error("{0}")]
+    NotPublished(String),
+    /// A yank reason that cannot be shown (too long, control characters).
+    #[error("{0}")]
+    BadReason(String),
     /// A store failed.
     #[error(transparent)]
     Db(#[from] DbError),

@@ -333,6 +333,27 @@ impl BuildService {
         Ok(())
     }
 
+    /// Yanks (PEP 592) the files the index serves from build `id`, with
+    /// `reason` shown to installers (`None` or empty: no reason), or
+    /// unyanks them (`yank: false`). Returns the reason now in force.
+    #[instrument(skip(self, reason), err)]
+    pub async fn set_yanked(&self, id: &str, yank: bool, reason: Option<&str>) -> Result<Option<String>, ServiceError> {
+        self.record(id).await?;
+        let reason = if yank { Some(yank_reason(reason.unwrap_or(""))?) } else { None };
+        let changed = self.0.db.index.set_yanked(id, reason.as_deref()).await?;
+        if changed == 0 {
+            return Err(ServiceError::NotPublished(format!("the index serves no file of build {id}")));
+        }
+        tracing::info!(build.id = %id, files = changed, yanked = yank, "yank state changed");
+        Ok(reason)
+    }
+
+    /// The yank state of build `id`'s files on the index: `None` when it
+    /// serves none, `Some(reason)` when yanked.
+    pub async fn yank_state(&self, id: &str) -> Result<Option<Option<String>>, ServiceError> {
+        Ok(self.0.db.index.yank_state(id).await?)
+    }
+
     /// One build with its artifacts.
     pub async fn get(&self, id: &str) -> Result<BuildDetails, ServiceError> {
         self.0.db.builds.details(id).await?.ok_or_else(|| not_found(id))
@@ -454,4 +475,19 @@ impl BuildService {
 
 fn not_found(id: &str) -> ServiceError {
     ServiceError::NotFound(format!("no build `{id}`"))
+}
+
+/// Longest yank reason kept: a sentence for installers to print, not a document.
+pub const YANK_REASON_MAX: usize = 500;
+
+/// Trims `reason` and refuses one installers could not print safely on one line.
+fn yank_reason(reason: &str) -> Result<String, ServiceError> {
+    let reason = reason.trim();
+    if reason.chars().count() > YANK_REASON_MAX {
+        return Err(ServiceError::BadReason(format!("the reason is longer than {YANK_REASON_MAX} characters")));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(ServiceError::BadReason("the reason has control characters (one line of text, please)".into()));
+    }
+    Ok(reason.to_string())
 }

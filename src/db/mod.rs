@@ -189,6 +189,14 @@ pub trait PackageIndex: Send + Sync {
 
     /// Every published file of a project.
     async fn files(&self, normalized_name: &str) -> DbResult<Vec<IndexFile>>;
+
+    /// Yanks (PEP 592, `reason` given, possibly empty) or unyanks (`None`)
+    /// every file the index serves from build `build_id`; returns how many.
+    async fn set_yanked(&self, build_id: &str, reason: Option<&str>) -> DbResult<u64>;
+
+    /// `None` when the index serves no file of build `build_id`; else its
+    /// yank reason, `Some(None)` when not yanked.
+    async fn yank_state(&self, build_id: &str) -> DbResult<Option<Option<String>>>;
 }
 
 pub use changes::{Change, Changes};

@@ -85,4 +85,6 @@ pub struct IndexFile {
     pub published_at: i64,
     /// sha256 of its `METADATA` file served beside it (PEP 658), when kept.
     pub metadata_sha256: Option<String>,
+    /// Yanked (PEP 592), with the reason given (possibly empty).
+    pub yanked: Option<String>,
 }

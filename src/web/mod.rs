@@ -16,7 +16,7 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Largest body of the cancel and rebuild forms.
+/// Largest body of the cancel, rebuild and yank forms.
 const SMALL_FORM: usize = 16 << 10;
 
 pub use crate::auth::INVALID_TOKEN;
@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
         // A token and nothing else: no need to read more before checking it.
         .route("/builds/{id}/cancel", post(pages::cancel).layer(DefaultBodyLimit::max(SMALL_FORM)))
         .route("/builds/{id}/rebuild", post(pages::rebuild).layer(DefaultBodyLimit::max(SMALL_FORM)))
+        .route("/builds/{id}/yank", post(pages::yank).layer(DefaultBodyLimit::max(SMALL_FORM)))
+        .route("/builds/{id}/unyank", post(pages::unyank).layer(DefaultBodyLimit::max(SMALL_FORM)))
         .route("/projects/{name}", get(pages::project))
         .route("/static/{file}", get(asset))
 }

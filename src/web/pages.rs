@@ -194,7 +194,11 @@ pub async fn build(State(state): State<AppState>, Path(id): Path<String>, header
     let result = async {
         let details = state.builds.get(&id).await?;
         let log: String = state.builds.log(&id, -1).await?.into_iter().map(|(_, l)| l + "\n").collect();
-        Ok::<_, ApiError>(BuildPage::new(&details, log, &host(&state, &headers), !state.config.tokens.is_empty()))
+        let mut page = BuildPage::new(&details, log, &host(&state, &headers), !state.config.tokens.is_empty());
+        let yank = state.builds.yank_state(&id).await?;
+        page.published = yank.is_some();
+        page.yanked = yank.flatten();
+        Ok::<_, ApiError>(page)
     }
     .await;
     match result {
@@ -244,6 +248,36 @@ pub async fn rebuild(
         Submitter::of_request(!state.config.tokens.is_empty(), form.get("token").map(String::as_str), client.ip());
     match state.builds.rebuild(&id, &requester).await {
         Ok(details) => Redirect::to(&format!("/builds/{}", details.build.id)).into_response(),
+        Err(e) => error_page(e.into(), &back),
+    }
+}
+
+/// `POST /builds/{id}/yank` and `/unyank` (forms): the `reason` field, and
+/// the token like cancel's.
+pub async fn yank(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    set_yanked(&state, &id, &form, true).await
+}
+
+/// `POST /builds/{id}/unyank` (form).
+pub async fn unyank(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    set_yanked(&state, &id, &form, false).await
+}
+
+async fn set_yanked(state: &AppState, id: &str, form: &HashMap<String, String>, yank: bool) -> Response {
+    let back = format!("/builds/{id}");
+    if let Some(page) = refuse_bad_token(state, form, &back) {
+        return page;
+    }
+    match state.builds.set_yanked(id, yank, form.get("reason").map(String::as_str)).await {
+        Ok(_) => Redirect::to(&back).into_response(),
         Err(e) => error_page(e.into(), &back),
     }
 }

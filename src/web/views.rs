@@ -137,6 +137,10 @@ pub struct BuildPage {
     pub log: String,
     pub needs_token: bool,
     pub api_url: String,
+    /// Whether the index serves this build's files (they can be yanked).
+    pub published: bool,
+    /// Yanked (PEP 592), with the reason given (possibly empty).
+    pub yanked: Option<String>,
 }
 
 /// The columns of the build grid, in pipeline order: every step but
@@ -283,6 +287,8 @@ impl BuildPage {
             version: VERSION,
             short_id: short(&build.id),
             api_url: format!("/api/v1/builds/{}", build.id),
+            published: false,
+            yanked: None,
             id: build.id.clone(),
             status: build.status.as_str().to_string(),
             is_final: build.status.is_final(),

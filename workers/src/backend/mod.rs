@@ -5,6 +5,8 @@
 //! source with nothing compiled but its assembly. [`write_wheel`] makes
 //! that wheel from a `wheelwright` binary.
 
+pub mod recipe;
+
 use std::path::Path;
 
 use crate::report::Artifact;
@@ -40,7 +42,7 @@ pub fn write_wheel(binary: &Path, out_dir: &Path) -> std::io::Result<Artifact> {
     let entries = vec![
         Entry {
             path: "wheelwright_backend/__init__.py".into(),
-            data: HOOKS.replace("@VERSION@", VERSION).into_bytes(),
+            data: HOOKS.replace("@VERSION@", VERSION).replace("@TOOLS@", &recipe::tools_json()).into_bytes(),
             executable: false,
         },
         Entry { path: "wheelwright_backend/bin/wheelwright".into(), data: std::fs::read(binary)?, executable: true },
@@ -78,5 +80,40 @@ mod tests {
         assert!(hooks.contains(&format!("__version__ = \"{VERSION}\"")) && hooks.contains("def build_wheel("));
         let record = zip.by_name(&format!("wheelwright_backend-{VERSION}.dist-info/RECORD")).unwrap();
         assert!(record.size() > 0);
+    }
+
+    #[test]
+    fn the_hooks_name_a_missing_nasm_and_how_to_install_it_before_running_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        // Never run: the tool check comes first.
+        let binary = dir.path().join("not-run");
+        std::fs::write(&binary, b"").unwrap();
+        let artifact = write_wheel(&binary, &dir.path().join("out")).unwrap();
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&artifact.path).unwrap()).unwrap();
+        let package = dir.path().join("site/wheelwright_backend");
+        std::fs::create_dir_all(&package).unwrap();
+        let mut hooks = Vec::new();
+        std::io::Read::read_to_end(&mut zip.by_name("wheelwright_backend/__init__.py").unwrap(), &mut hooks).unwrap();
+        std::fs::write(package.join("__init__.py"), hooks).unwrap();
+        let empty_path = dir.path().join("no-tools");
+        std::fs::create_dir_all(&empty_path).unwrap();
+        // The interpreter itself (python3 on PATH may be a shim that needs PATH).
+        let python =
+            std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+        let python = String::from_utf8(python.stdout).unwrap().trim().to_string();
+        let out = std::process::Command::new(python)
+            .args(["-c", "import wheelwright_backend as b; b.build_wheel('.')"])
+            .current_dir(dir.path())
+            .env("PYTHONPATH", dir.path().join("site"))
+            .env("PATH", &empty_path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("RuntimeError: wheelwright-backend needs the assembler nasm")
+                && stderr.contains("sudo apt-get install nasm"),
+            "{stderr}"
+        );
     }
 }

@@ -15,6 +15,7 @@ no sandbox, and the project's tests are not run (``wheelwright build`` and
 the service run them).
 """
 
+import json
 import os
 import platform
 import shutil
@@ -27,6 +28,18 @@ __version__ = "@VERSION@"
 
 _BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin",
                        "wheelwright.exe" if os.name == "nt" else "wheelwright")
+
+
+# Per `sys.platform`: the tools a build needs (any one name of each) and
+# what to say when one is missing; generated from the engine's recipes.
+_TOOLS = json.loads(r"""@TOOLS@""")
+
+
+def _check_tools():
+    """Raises with the name of the first missing tool and how to install it."""
+    for tool in _TOOLS.get(sys.platform, []):
+        if not any(shutil.which(name) for name in tool["any_of"]):
+            raise RuntimeError(tool["missing"])
 
 
 def _host_target():
@@ -50,6 +63,7 @@ def _build(out_dir, config_settings):
     """Runs the engine on the project in the current directory; returns the
     folder with its wheels and sdist."""
     targets, debug = _options(config_settings)
+    _check_tools()
     args = [_BINARY, "build", ".", "--out", out_dir, "--target", targets, "--no-smoke", "--sandbox", "none"]
     if debug:
         args.append("--debug")

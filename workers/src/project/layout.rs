@@ -172,6 +172,44 @@ fn walk(root: &Path, dir: &Path) -> Result<Vec<PathBuf>, ProjectError> {
     Ok(out)
 }
 
+/// The regular files at the root (not in subdirectories), for PEP 639's
+/// default license globs. Links are left out: a license file is read from
+/// the project, never through a link out of it.
+pub(super) fn root_files(root: &Path) -> Result<Vec<PathBuf>, ProjectError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| io_error(root, &e))? {
+        let entry = entry.map_err(|e| io_error(root, &e))?;
+        if entry.file_type().map_err(|e| io_error(&entry.path(), &e))?.is_file() {
+            out.push(PathBuf::from(entry.file_name()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every regular file below the root, relative to it, sorted, for a
+/// `license-files` glob that names a subdirectory; hidden directories and
+/// caches skipped, links left out (as in [`root_files`]).
+pub(super) fn all_files(root: &Path) -> Result<Vec<PathBuf>, ProjectError> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let full = root.join(&rel);
+        for entry in std::fs::read_dir(&full).map_err(|e| io_error(&full, &e))? {
+            let entry = entry.map_err(|e| io_error(&full, &e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kind = entry.file_type().map_err(|e| io_error(&entry.path(), &e))?;
+            if kind.is_dir() && !skip_dir(&name) {
+                stack.push(rel.join(&name));
+            } else if kind.is_file() {
+                out.push(rel.join(&name));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn top_level_files(root: &Path) -> Result<Vec<PathBuf>, ProjectError> {
     let mut out = Vec::new();
     let entries = std::fs::read_dir(root).map_err(|e| io_error(root, &e))?;

@@ -3,6 +3,7 @@
 
 mod layout;
 mod pyproject;
+pub mod spdx;
 
 use std::path::{Path, PathBuf};
 
@@ -113,9 +114,7 @@ impl Project {
         if let Some(Readme { path: Some(path), .. }) = &metadata.readme {
             sdist_files.push(path.clone());
         }
-        if let Some(path) = &metadata.license_file {
-            sdist_files.push(path.clone());
-        }
+        sdist_files.extend(metadata.license_files.iter().cloned());
         sdist_files.sort();
         sdist_files.dedup();
         Ok(Project {

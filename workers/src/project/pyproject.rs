@@ -20,10 +20,15 @@ pub struct Metadata {
     pub summary: Option<String>,
     /// Long description.
     pub readme: Option<Readme>,
-    /// License text or SPDX expression.
+    /// License text (`License:`), from the table form `license = {text = …}`
+    /// or `{file = …}`.
     pub license: Option<String>,
-    /// License file, relative to the root.
-    pub license_file: Option<PathBuf>,
+    /// A PEP 639 SPDX expression (`license = "MIT"`), operators normalised.
+    pub license_expression: Option<String>,
+    /// License files to ship under `.dist-info/licenses/`, relative to the
+    /// root, sorted: the `{file = …}` one, or PEP 639's `license-files`
+    /// matches (by default `LICEN[CS]E*`, `COPYING*`, `NOTICE*`, `AUTHORS*`).
+    pub license_files: Vec<PathBuf>,
     /// Authors.
     pub authors: Vec<Author>,
     /// Maintainers.
@@ -99,6 +104,7 @@ struct ProjectTable {
     description: Option<String>,
     readme: Option<ReadmeField>,
     license: Option<LicenseField>,
+    license_files: Option<Vec<String>>,
     #[serde(default)]
     authors: Vec<Author>,
     #[serde(default)]
@@ -186,21 +192,13 @@ pub(super) fn parse(
         Some(spec) => RequiresPython::parse(spec).map_err(|m| invalid("project.requires-python", m))?,
         None => RequiresPython::default(),
     };
-    let readme = project.readme.map(|r| read_readme(root, r)).transpose()?;
-    let (license, license_file) = match project.license {
-        None => (None, None),
-        Some(LicenseField::Expression(expr)) => (Some(expr), None),
-        Some(LicenseField::Table { text: Some(text), file: None }) => (Some(text), None),
-        Some(LicenseField::Table { file: Some(file), text: None }) => {
-            let path = safe_relative(&file)
-                .ok_or_else(|| invalid("project.license.file", "must be a path inside the project"))?;
-            let text = std::fs::read_to_string(root.join(&path)).map_err(|e| io_error(&root.join(&path), &e))?;
-            (Some(text), Some(path))
-        }
-        Some(LicenseField::Table { .. }) => {
-            return Err(invalid("project.license", "give exactly one of `file` and `text`"))
-        }
+    let readme = match project.readme {
+        Some(field) => Some(read_readme(root, field)?),
+        // An upload without `pyproject.toml` is described by its README.
+        None if text.is_none() => root_readme(root)?,
+        None => None,
     };
+    let license = license(root, project.license, project.license_files, &project.classifiers)?;
     for (i, author) in project.authors.iter().chain(&project.maintainers).enumerate() {
         if author.name.is_none() && author.email.is_none() {
             return Err(invalid("project.authors", format!("entry {} has neither name nor email", i + 1)));
@@ -211,8 +209,9 @@ pub(super) fn parse(
         version,
         summary: project.description,
         readme,
-        license,
-        license_file,
+        license: license.text,
+        license_expression: license.expression,
+        license_files: license.files,
         authors: project.authors,
         maintainers: project.maintainers,
         keywords: project.keywords,
@@ -223,6 +222,100 @@ pub(super) fn parse(
     };
     let settings = settings(tool, &metadata, overrides)?;
     Ok((metadata, settings))
+}
+
+/// The license as core metadata sees it.
+struct License {
+    text: Option<String>,
+    expression: Option<String>,
+    files: Vec<PathBuf>,
+}
+
+/// PEP 639's defaults for `license-files`, matched at the root.
+const DEFAULT_LICENSE_GLOBS: [&str; 4] = ["LICEN[CS]E*", "COPYING*", "NOTICE*", "AUTHORS*"];
+
+/// `project.license` in either form, and the license files it ships.
+fn license(
+    root: &Path,
+    field: Option<LicenseField>,
+    globs: Option<Vec<String>>,
+    classifiers: &[String],
+) -> Result<License, ProjectError> {
+    let table = matches!(field, Some(LicenseField::Table { .. }));
+    if table && globs.is_some() {
+        // PEP 639: the two describe the same thing; the table is the old way.
+        return Err(invalid(
+            "project.license-files",
+            "needs `license` to be an SPDX expression string (license = \"MIT\"), not a table",
+        ));
+    }
+    let mut files = match globs {
+        Some(globs) => license_files(root, &globs, true)?,
+        None if !table => license_files(root, &DEFAULT_LICENSE_GLOBS.map(String::from), false)?,
+        None => Vec::new(),
+    };
+    let (text, expression) = match field {
+        None => (None, None),
+        Some(LicenseField::Expression(expr)) => {
+            let expression = super::spdx::normalize(&expr).map_err(|m| invalid("project.license", m))?;
+            if let Some(c) = classifiers.iter().find(|c| c.starts_with("License ::")) {
+                return Err(invalid(
+                    "project.classifiers",
+                    format!("`{c}`: with an SPDX `license` expression, license classifiers are not allowed (PEP 639)"),
+                ));
+            }
+            (None, Some(expression))
+        }
+        Some(LicenseField::Table { text: Some(text), file: None }) => (Some(text), None),
+        Some(LicenseField::Table { file: Some(file), text: None }) => {
+            let path = safe_relative(&file)
+                .ok_or_else(|| invalid("project.license.file", "must be a path inside the project"))?;
+            let text = std::fs::read_to_string(root.join(&path)).map_err(|e| io_error(&root.join(&path), &e))?;
+            files.push(path);
+            (Some(text), None)
+        }
+        Some(LicenseField::Table { .. }) => {
+            return Err(invalid("project.license", "give exactly one of `file` and `text`"))
+        }
+    };
+    Ok(License { text, expression, files })
+}
+
+/// The files under `root` that `globs` match, sorted. A pattern the author
+/// wrote (`declared`) must match a file (PEP 639); the defaults need not.
+fn license_files(root: &Path, globs: &[String], declared: bool) -> Result<Vec<PathBuf>, ProjectError> {
+    let key = "project.license-files";
+    let mut matchers = Vec::new();
+    for glob in globs {
+        // PEP 639's pattern syntax: relative, `/`-separated, no `..`.
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "._-*?[]/!".contains(c);
+        if glob.is_empty() || glob.starts_with('/') || glob.split('/').any(|p| p == "..") || !glob.chars().all(allowed)
+        {
+            return Err(invalid(key, format!("`{glob}` is not a relative glob pattern inside the project")));
+        }
+        let matcher = globset::GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| invalid(key, format!("`{glob}`: {e}")))?
+            .compile_matcher();
+        matchers.push((glob, matcher));
+    }
+    let candidates = if !declared || globs.iter().all(|g| !g.contains('/')) {
+        super::layout::root_files(root)?
+    } else {
+        super::layout::all_files(root)?
+    };
+    let mut found = Vec::new();
+    for (glob, matcher) in &matchers {
+        let before = found.len();
+        found.extend(candidates.iter().filter(|f| matcher.is_match(f.as_path())).cloned());
+        if declared && found.len() == before {
+            return Err(invalid(key, format!("`{glob}` matches no file")));
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
 }
 
 fn settings(tool: ToolTable, metadata: &Metadata, overrides: &Overrides) -> Result<Settings, ProjectError> {
@@ -340,6 +433,17 @@ fn read_readme(root: &Path, field: ReadmeField) -> Result<Readme, ProjectError> 
         }
         _ => Err(invalid("project.readme", "give exactly one of `file` and `text`")),
     }
+}
+
+/// The README at the root (`.md`, `.rst` or `.txt`, in that order), read
+/// only when it is a regular file (a link is not followed).
+fn root_readme(root: &Path) -> Result<Option<Readme>, ProjectError> {
+    for name in ["README.md", "README.rst", "README.txt"] {
+        if std::fs::symlink_metadata(root.join(name)).is_ok_and(|m| m.is_file()) {
+            return read_readme(root, ReadmeField::Path(name.to_string())).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 fn content_type_for(path: &Path) -> &'static str {

@@ -1,9 +1,21 @@
-//! Core metadata (`METADATA`, `PKG-INFO`), version 2.1.
+//! Core metadata (`METADATA`, `PKG-INFO`): version 2.4 when PEP 639 asks
+//! for it (an SPDX `License-Expression`, or `License-File`s without the old
+//! `License:` text), 2.1 otherwise.
 
 use crate::project::{Author, Metadata};
 
-/// Renders core metadata 2.1 for `meta`.
+/// The core metadata version `meta` needs.
+pub fn version(meta: &Metadata) -> &'static str {
+    if meta.license_expression.is_some() || (meta.license.is_none() && !meta.license_files.is_empty()) {
+        "2.4"
+    } else {
+        "2.1"
+    }
+}
+
+/// Renders core metadata for `meta`, in the [`version`] it needs.
 pub fn render(meta: &Metadata) -> String {
+    let metadata_version = version(meta);
     let mut out = String::new();
     let mut field = |name: &str, value: &str| {
         // Continuation lines of a multi-line value are indented (RFC 822 folding).
@@ -12,7 +24,7 @@ pub fn render(meta: &Metadata) -> String {
         out.push_str(&value.replace('\n', "\n        "));
         out.push('\n');
     };
-    field("Metadata-Version", "2.1");
+    field("Metadata-Version", metadata_version);
     field("Name", &meta.name);
     field("Version", &meta.version);
     if let Some(summary) = &meta.summary {
@@ -25,6 +37,16 @@ pub fn render(meta: &Metadata) -> String {
     people(&meta.maintainers, "Maintainer", "Maintainer-email", &mut field);
     if let Some(license) = &meta.license {
         field("License", license.trim_end());
+    }
+    if let Some(expression) = &meta.license_expression {
+        field("License-Expression", expression);
+    }
+    if metadata_version == "2.4" {
+        // Paths as shipped: under `.dist-info/licenses/` in a wheel, at the
+        // root of an sdist; the same relative path in both.
+        for file in &meta.license_files {
+            field("License-File", &super::slash_path(file));
+        }
     }
     for classifier in &meta.classifiers {
         field("Classifier", classifier);

@@ -1,7 +1,7 @@
 //! Packaging: one wheel per target and Python tag (PEP 427), and the sdist.
 
 pub mod archive;
-mod metadata;
+pub mod metadata;
 pub mod tags;
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 pub use archive::{record_hash, sha256_hex, Entry};
 
 use crate::platform::Target;
-use crate::project::Project;
+use crate::project::{Project, Readme};
 use crate::pyversion::PyVersion;
 use crate::report::Artifact;
 
@@ -67,7 +67,7 @@ pub fn write_wheel(input: &WheelInput<'_>, out_dir: &Path) -> std::io::Result<Ar
     }
     entries.push(meta_entry(&dist_info, "WHEEL", wheel));
     entries.push(meta_entry(&dist_info, "METADATA", metadata::render(meta)));
-    if let Some(license) = &meta.license_file {
+    for license in &meta.license_files {
         let data = std::fs::read(input.project.root.join(license))?;
         entries.push(Entry { path: format!("{dist_info}/licenses/{}", slash_path(license)), data, executable: false });
     }
@@ -86,7 +86,7 @@ pub const BACKEND_MODULE: &str = "wheelwright_backend";
 /// build it from source through our backend: the project's own with a
 /// `[build-system]` added when it has none (one it has is kept: the
 /// author chose it), or, for an upload without one, a file with the name,
-/// version and `requires-python` the build used.
+/// version, `requires-python` and root README the build used.
 pub fn sdist_pyproject(project: &Project) -> std::io::Result<String> {
     let build_system =
         format!("[build-system]\nrequires = [\"{BACKEND_REQUIREMENT}\"]\nbuild-backend = \"{BACKEND_MODULE}\"\n");
@@ -109,6 +109,11 @@ pub fn sdist_pyproject(project: &Project) -> std::io::Result<String> {
         format!("{build_system}\n[project]\nname = {}\nversion = {}\n", quoted(&meta.name), quoted(&meta.version));
     if !meta.requires_python.as_str().is_empty() {
         out.push_str(&format!("requires-python = {}\n", quoted(meta.requires_python.as_str())));
+    }
+    // The root README that described the upload describes the rebuild too,
+    // so the sdist's PKG-INFO and the wheel built from it agree.
+    if let Some(Readme { path: Some(path), .. }) = &meta.readme {
+        out.push_str(&format!("readme = {}\n", quoted(&slash_path(path))));
     }
     Ok(out)
 }
