@@ -118,7 +118,7 @@ pub async fn projects(conn: &mut PgConnection) -> DbResult<Vec<String>> {
 pub async fn files(conn: &mut PgConnection, normalized_name: &str) -> DbResult<Vec<IndexFile>> {
     let rows = sqlx::query(
         "SELECT p.build_id, p.filename, p.sha256, p.published_at, b.requires_python, b.project_version, a.size, \
-         a.metadata_sha256 FROM published_files p JOIN builds b ON b.id = p.build_id \
+         a.metadata_sha256, p.yanked_reason FROM published_files p JOIN builds b ON b.id = p.build_id \
          JOIN artifacts a ON a.build_id = p.build_id AND a.filename = p.filename \
          WHERE p.normalized_name = $1 ORDER BY p.filename",
     )
@@ -137,6 +137,36 @@ pub async fn files(conn: &mut PgConnection, normalized_name: &str) -> DbResult<V
             size: row.get("size"),
             published_at: row.get("published_at"),
             metadata_sha256: row.get("metadata_sha256"),
+            yanked: row.get("yanked_reason"),
         })
         .collect())
+}
+
+/// Yanks (`reason` given) or unyanks (`None`) the files the index serves
+/// from build `build_id`: its artifacts whose published name still has its
+/// bytes, whichever build published them first. Returns how many.
+pub async fn set_yanked(conn: &mut PgConnection, build_id: &str, reason: Option<&str>) -> DbResult<u64> {
+    let done = sqlx::query(
+        "UPDATE published_files SET yanked_reason = $1 WHERE EXISTS (SELECT 1 FROM artifacts a \
+         WHERE a.build_id = $2 AND a.filename = published_files.filename AND a.sha256 = published_files.sha256)",
+    )
+    .bind(reason)
+    .bind(build_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Whether the index serves files of build `build_id` (`None`: none), and
+/// if so the yank reason (`Some(Some(reason))`) or not yanked (`Some(None)`).
+pub async fn yank_state(conn: &mut PgConnection, build_id: &str) -> DbResult<Option<Option<String>>> {
+    let rows: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT p.yanked_reason FROM published_files p JOIN artifacts a ON a.filename = p.filename \
+         AND a.sha256 = p.sha256 WHERE a.build_id = $1 ORDER BY p.filename",
+    )
+    .bind(build_id)
+    .fetch_all(conn)
+    .await?;
+    // Yanking sets every file at once; the first yanked one speaks for them.
+    Ok((!rows.is_empty()).then(|| rows.iter().flatten().next().cloned()))
 }

@@ -452,6 +452,14 @@ impl PackageIndex for Postgres {
     async fn files(&self, normalized_name: &str) -> DbResult<Vec<IndexFile>> {
         index::files(&mut *self.conn().await?, normalized_name).await
     }
+
+    async fn set_yanked(&self, build_id: &str, reason: Option<&str>) -> DbResult<u64> {
+        index::set_yanked(&mut *self.conn().await?, build_id, reason).await
+    }
+
+    async fn yank_state(&self, build_id: &str) -> DbResult<Option<Option<String>>> {
+        index::yank_state(&mut *self.conn().await?, build_id).await
+    }
 }
 
 #[async_trait]
