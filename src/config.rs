@@ -110,6 +110,13 @@ pub struct ServeArgs {
     /// Builds one token (or, without tokens, one client address) may have queued [default: 100].
     #[arg(long, env = "WHEELWRIGHT_MAX_QUEUED_PER_CLIENT")]
     pub max_queued_per_client: Option<u32>,
+    /// Artifact store: `s3://bucket/prefix` (endpoint and credentials from
+    /// `[store]` or the `AWS_*` variables) [default: the local store under the data directory].
+    #[arg(long, env = "WHEELWRIGHT_STORE")]
+    pub store: Option<String>,
+    /// How downloads from an S3 store reach clients [default: proxy].
+    #[arg(long, value_enum, env = "WHEELWRIGHT_STORE_DOWNLOADS")]
+    pub store_downloads: Option<crate::store::Downloads>,
 }
 
 /// The configuration file's keys (all optional; unknown keys are errors).
@@ -136,6 +143,7 @@ struct FileConfig {
     github: Option<GithubFile>,
     max_queued_per_client: Option<u32>,
     index: Option<IndexFileConfig>,
+    store: Option<crate::store::StoreFileConfig>,
 }
 
 /// `[index]` in the configuration file.
@@ -224,6 +232,8 @@ pub struct Config {
     pub index_ownership: Ownership,
     /// Builds one submitter may have queued before uploads answer 429.
     pub max_queued_per_client: u32,
+    /// Where artifacts (and, when shared, sources) are kept.
+    pub store: crate::store::StoreConfig,
 }
 
 /// A configuration that cannot be used.
@@ -307,6 +317,8 @@ impl Config {
                 .or(file.index.and_then(|i| i.ownership))
                 .unwrap_or(Ownership::FirstPublisher),
             max_queued_per_client: args.max_queued_per_client.or(file.max_queued_per_client).unwrap_or(100),
+            store: crate::store::StoreConfig::resolve(args.store, args.store_downloads, file.store)
+                .map_err(ConfigError::Refused)?,
         };
         let mut config = config;
         config.public_url = args
@@ -388,7 +400,7 @@ impl Config {
         format!(
             "bind={} data_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
              step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} allowed_hosts={} \
-             github={} index_ownership={:?} max_queued_per_client={}",
+             github={} index_ownership={:?} max_queued_per_client={} store={}",
             self.bind,
             self.data_dir.display(),
             self.workers,
@@ -410,7 +422,8 @@ impl Config {
             if self.allowed_hosts.is_empty() { "-".to_string() } else { self.allowed_hosts.join(",") },
             github,
             self.index_ownership,
-            self.max_queued_per_client
+            self.max_queued_per_client,
+            self.store.describe()
         )
     }
 }
