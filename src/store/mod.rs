@@ -20,7 +20,7 @@ use futures_util::stream::BoxStream;
 
 pub use backend::{BackendFile, BackendWheel};
 pub use local::{open_file, LocalStore};
-pub use s3::S3Store;
+pub use s3::{S3Store, PART_SIZE};
 pub use settings::{Downloads, S3Settings, StoreConfig, StoreFileConfig};
 pub use sources::{read_tree, tree_hash, SourceTrees};
 

@@ -43,6 +43,8 @@ impl S3Store {
     /// A client for `settings`; what they leave unset comes from the `AWS_*`
     /// variables. Nothing is sent until the store is used.
     pub fn open(settings: &S3Settings) -> Result<S3Store, StoreError> {
+        // The HTTP client speaks TLS to real S3 endpoints.
+        crate::install_crypto_provider();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&settings.bucket);
         let endpoint = settings
             .endpoint
@@ -50,8 +52,7 @@ impl S3Store {
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
             .or_else(|| std::env::var("AWS_ENDPOINT").ok());
         if let Some(endpoint) = &endpoint {
-            // A server of one's own on plain HTTP (loopback, a private network).
-            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+            builder = builder.with_endpoint(endpoint);
         }
         if let Some(region) = &settings.region {
             builder = builder.with_region(region);
@@ -77,9 +78,12 @@ impl S3Store {
             retry_timeout: Duration::from_secs(10),
         };
         // The whole-request timeout bounds a download streamed to a slow client too.
+        // (These replace all client options: `allow_http` must be among them.)
         let options = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(3))
-            .with_timeout(Duration::from_secs(600));
+            .with_timeout(Duration::from_secs(600))
+            // A server of one's own on plain HTTP (loopback, a private network).
+            .with_allow_http(endpoint.as_deref().is_some_and(|e| e.starts_with("http://")));
         let client = builder
             .with_retry(retry)
             .with_client_options(options)
