@@ -136,12 +136,8 @@ async fn redirected_downloads_send_clients_to_a_presigned_url_that_curl_follows(
 
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("wheel.whl");
-    let curl = std::process::Command::new("curl")
-        .args(["-sSfL", "-o"])
-        .arg(&file)
-        .arg(&url)
-        .output()
-        .expect("curl runs");
+    let curl =
+        std::process::Command::new("curl").args(["-sSfL", "-o"]).arg(&file).arg(&url).output().expect("curl runs");
     assert!(curl.status.success(), "curl: {}", String::from_utf8_lossy(&curl.stderr));
     assert_eq!(sha256(&std::fs::read(&file).unwrap()), wheel["sha256"].as_str().unwrap());
     app.stop().await.unwrap();

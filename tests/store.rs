@@ -184,7 +184,8 @@ async fn the_local_store_keeps_sources_only_on_its_own_disk() {
     let sources = SourceTrees::open(&dir.path().join("sources"), store).unwrap();
     let hash = sources.write("0190-a", tree()).await.unwrap();
     assert_eq!(sources.read("0190-a", &hash).await.unwrap(), tree());
-    let entries: Vec<_> = std::fs::read_dir(dir.path().join("sources")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let entries: Vec<_> =
+        std::fs::read_dir(dir.path().join("sources")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(entries, vec![std::ffi::OsString::from("0190-a")], "no archive beside the tree");
     assert!(matches!(sources.materialise("0190-b", &hash).await, Err(StoreError::NotFound(_))));
 }

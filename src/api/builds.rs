@@ -279,7 +279,8 @@ pub async fn serve(
     if let Stored::Store { store, redirect: Some(expiry) } = &from {
         if let Some(url) = store.presigned_get(sha256, *expiry).await? {
             // Short-lived, so not cached: a later request gets a fresh one.
-            let redirect = [(header::LOCATION, value(url)?), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+            let redirect =
+                [(header::LOCATION, value(url)?), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
             return Ok((StatusCode::FOUND, redirect).into_response());
         }
     }

@@ -100,9 +100,9 @@ impl StoreConfig {
             }
             return Ok(StoreConfig::Local);
         };
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| format!("store `{url}` is not an s3://bucket/prefix URL (leave it unset for the local store)"))?;
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            format!("store `{url}` is not an s3://bucket/prefix URL (leave it unset for the local store)")
+        })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let bucket_ok = (3..=63).contains(&bucket.len())
             && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
@@ -167,8 +167,7 @@ mod tests {
 
     #[test]
     fn reads_bucket_and_prefix_and_refuses_what_is_not_an_s3_url() {
-        let StoreConfig::S3(s3) = StoreConfig::resolve(Some("s3://wheels/team/a/".into()), None, None).unwrap()
-        else {
+        let StoreConfig::S3(s3) = StoreConfig::resolve(Some("s3://wheels/team/a/".into()), None, None).unwrap() else {
             panic!("not S3")
         };
         assert_eq!((s3.bucket.as_str(), s3.prefix.as_str(), s3.downloads), ("wheels", "team/a", Downloads::Proxy));

@@ -86,7 +86,8 @@ impl Drop for S3Server {
 /// alive by the returned guard).
 pub fn s3_store(prefix: &str) -> (S3Settings, Option<S3Server>) {
     if let Some(url) = super::test_store() {
-        let StoreConfig::S3(settings) = StoreConfig::resolve(Some(url), None, None).expect("a valid WHEELWRIGHT_TEST_S3")
+        let StoreConfig::S3(settings) =
+            StoreConfig::resolve(Some(url), None, None).expect("a valid WHEELWRIGHT_TEST_S3")
         else {
             panic!("WHEELWRIGHT_TEST_S3 is not an s3:// URL")
         };
