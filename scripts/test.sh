@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: setup, format, lint and doc gates, then
-# every test against the real toolchain.
+# every test against the real toolchain — first on the embedded default
+# (SQLite and the local store), then the daemon's tests again on a real
+# PostgreSQL and a real S3-compatible server, as several daemons share them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,23 +10,37 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
-# A real PostgreSQL server on loopback for the whole run, removed at the end.
+# Throwaway servers on loopback for the whole run, stopped and their data
+# removed however the run ends. One S3 directory per run: two runs on one
+# machine must not share or stop each other's server.
+WHEELWRIGHT_S3_DIR=$(mktemp -d)/s3
+export WHEELWRIGHT_S3_DIR
+stop_services() {
+  scripts/services/s3.sh stop || true
+  rmdir "$(dirname "$WHEELWRIGHT_S3_DIR")" 2>/dev/null || true
+  scripts/services/postgres.sh stop || true
+}
+trap stop_services EXIT
 scripts/services/postgres.sh stop
-WHEELWRIGHT_TEST_POSTGRES="$(scripts/services/postgres.sh start)"
-trap 'scripts/services/postgres.sh stop' EXIT
+postgres_url="$(scripts/services/postgres.sh start)"
+eval "$(scripts/services/s3.sh start)"
+export AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+s3_url="$WHEELWRIGHT_TEST_S3"
+unset WHEELWRIGHT_TEST_S3
 
-# Everything, on SQLite (the embedded default); the tests that need
-# PostgreSQL (multi_daemon, and migrations' PostgreSQL test: ignored here) run in the second
-# pass, which includes them (no other test of those files is ignored).
+# Everything, on SQLite and the local store (the embedded default). The
+# object-store tests (tests/store.rs, tests/s3.rs) start servers of their
+# own here; the tests that need PostgreSQL (multi_daemon, and the
+# PostgreSQL migration tests) are ignored in this pass.
 cargo test --workspace
 
-# The daemon's tests that exercise the database, again on PostgreSQL: each
-# TestApp gets a fresh database of its own. Skipped there: the tests whose
-# subject is the SQLite file itself (they open it, lock it, or restart a
-# daemon on the same file).
-WHEELWRIGHT_TEST_POSTGRES="$WHEELWRIGHT_TEST_POSTGRES" cargo test -p wheelwright \
+# The daemon's tests that exercise the database and the store, again on
+# PostgreSQL + S3: each TestApp gets a fresh database and a fresh store
+# prefix of its own. Skipped there: the tests whose subject is the SQLite
+# file itself (they open it, lock it, or restart a daemon on the same file).
+WHEELWRIGHT_TEST_POSTGRES="$postgres_url" WHEELWRIGHT_TEST_S3="$s3_url" cargo test -p wheelwright \
   --test api --test submit --test service --test queue_limits --test index_integrity --test index_pep \
-  --test bad_input --test github --test migrations --test multi_daemon -- --include-ignored \
+  --test bad_input --test github --test migrations --test multi_daemon --test store --test s3 -- --include-ignored \
   --skip a_damaged_row_is_an_error_not_a_silent_default \
   --skip a_locked_database_is_a_clear_503_and_nothing_is_lost \
   --skip a_push_accepted_before_a_restart_is_fetched_and_built_after_it \

@@ -120,6 +120,13 @@ pub struct ServeArgs {
     /// Milliseconds a request waits for a free database connection before answering 503 [default: 5000].
     #[arg(long, env = "WHEELWRIGHT_DB_ACQUIRE_TIMEOUT_MS")]
     pub db_acquire_timeout_ms: Option<u64>,
+    /// Artifact store: `s3://bucket/prefix` (endpoint and credentials from
+    /// `[store]` or the `AWS_*` variables) [default: the local store under the data directory].
+    #[arg(long, env = "WHEELWRIGHT_STORE")]
+    pub store: Option<String>,
+    /// How downloads from an S3 store reach clients [default: proxy].
+    #[arg(long, value_enum, env = "WHEELWRIGHT_STORE_DOWNLOADS")]
+    pub store_downloads: Option<crate::store::Downloads>,
 }
 
 /// The configuration file's keys (all optional; unknown keys are errors).
@@ -149,6 +156,7 @@ struct FileConfig {
     database_url: Option<String>,
     db_max_connections: Option<u32>,
     db_acquire_timeout_ms: Option<u64>,
+    store: Option<crate::store::StoreFileConfig>,
 }
 
 /// `[index]` in the configuration file.
@@ -239,6 +247,8 @@ pub struct Config {
     pub max_queued_per_client: u32,
     /// Which database, and its pool.
     pub database: crate::db::DatabaseSettings,
+    /// Where artifacts (and, when shared, sources) are kept.
+    pub store: crate::store::StoreConfig,
 }
 
 /// A configuration that cannot be used.
@@ -333,6 +343,8 @@ impl Config {
                 ),
                 busy_timeout: Duration::ZERO,
             },
+            store: crate::store::StoreConfig::resolve(args.store, args.store_downloads, file.store)
+                .map_err(ConfigError::Refused)?,
         };
         let mut config = config;
         config.database.busy_timeout = config.db_busy_timeout;
@@ -420,7 +432,7 @@ impl Config {
         format!(
             "bind={} data_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
              step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} allowed_hosts={} \
-             github={} index_ownership={:?} max_queued_per_client={} database={} db_max_connections={}",
+             github={} index_ownership={:?} max_queued_per_client={} database={} db_max_connections={} store={}",
             self.bind,
             self.data_dir.display(),
             self.workers,
@@ -444,7 +456,8 @@ impl Config {
             self.index_ownership,
             self.max_queued_per_client,
             self.database.url,
-            self.database.max_connections
+            self.database.max_connections,
+            self.store.describe()
         )
     }
 }

@@ -55,7 +55,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if self.code == STORE_UNAVAILABLE {
+            let retry = axum::http::HeaderValue::from(STORE_RETRY_AFTER_SECS);
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry);
+        }
+        response
     }
 }
 
@@ -88,10 +93,37 @@ impl From<crate::builds::ServiceError> for ApiError {
             E::BadReason(message) => ApiError::bad_request("bad_reason", message),
             E::Db(e) => e.into(),
             E::Io(e) => e.into(),
+            E::Store(e) => e.into(),
             E::Internal(message) => ApiError::internal(message),
         }
     }
 }
+
+impl From<crate::store::StoreError> for ApiError {
+    /// An unreachable store is a 503 the client may retry; anything else
+    /// about a stored object (a row naming a missing one) is the server's fault.
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        match e {
+            E::Unavailable(why) => {
+                tracing::warn!("artifact store: {why}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    STORE_UNAVAILABLE,
+                    "the artifact store is unavailable; try again shortly",
+                )
+            }
+            E::Io(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The `code` of a 503 for an unreachable store, answered with `Retry-After`.
+pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+
+/// Seconds a client is asked to wait when the store is unavailable.
+const STORE_RETRY_AFTER_SECS: u64 = 10;
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {

@@ -115,8 +115,8 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
     let db = db::Database::open(&config.database, &data.join("wheelwright.db"))
         .await
         .with_context(|| format!("cannot open the database ({})", config.database.url))?;
-    let store = store::LocalStore::open(&data.join("artifacts")).context("cannot open the artifact store")?;
-    let sources = store::SourceTrees::open(&sources_dir).context("cannot open the source store")?;
+    let store = store::open(&config.store, data)?;
+    let sources = store::SourceTrees::open(&sources_dir, store.clone()).context("cannot open the source store")?;
     let sandbox = match config.sandbox {
         SandboxKind::Bwrap => Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?,
         SandboxKind::None => Sandbox::none(config.limits.clone()),
@@ -186,7 +186,7 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
         config,
         builds,
         db,
-        store: Arc::new(store),
+        store,
         sources,
         jobs_dir,
         executor,

@@ -3,17 +3,16 @@
 //! killed is finished by the other once its lease expires, and a burst of
 //! builds spread over both is built exactly once each.
 //!
-//! Until the S3 store lands, the two daemons share one data directory for
-//! the local artifact store and the source trees (and so their scratch
-//! space, one directory per build); they share nothing else but the
-//! database. The tests need a PostgreSQL server (`WHEELWRIGHT_TEST_POSTGRES`,
+//! On S3 (`WHEELWRIGHT_TEST_S3`, as the suite's second pass runs), the
+//! daemons share one store prefix and the database, and nothing else: each
+//! has a data directory of its own. Without it they share one data
+//! directory for the local artifact store and the source trees. The tests need a PostgreSQL server (`WHEELWRIGHT_TEST_POSTGRES`,
 //! which scripts/test.sh sets after starting one), so they are ignored in
 //! the SQLite pass and run with `--include-ignored` in the PostgreSQL one.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,14 +27,40 @@ use wheelwright::db::DatabaseUrl;
 
 const NEEDS_POSTGRES: &str = "these tests need WHEELWRIGHT_TEST_POSTGRES (scripts/test.sh starts a server)";
 
-/// A daemon in this process on the shared database and data directory.
+/// What the daemons of a test share: one database, and one store (an S3
+/// prefix, or the local store of one shared data directory).
+struct Cluster {
+    db: TestDatabase,
+    store: Option<String>,
+    data: std::sync::Mutex<Vec<tempfile::TempDir>>,
+}
+
+impl Cluster {
+    async fn new() -> Cluster {
+        let db = TestDatabase::create().await.expect(NEEDS_POSTGRES);
+        let data = std::sync::Mutex::new(vec![tempfile::tempdir().unwrap()]);
+        Cluster { db, store: common::test_store(), data }
+    }
+
+    /// A data directory for one more daemon: its own on S3, else the shared one.
+    fn data_dir(&self) -> std::path::PathBuf {
+        let mut dirs = self.data.lock().unwrap();
+        if self.store.is_some() {
+            dirs.push(tempfile::tempdir().unwrap());
+        }
+        dirs.last().unwrap().path().to_path_buf()
+    }
+}
+
+/// A daemon in this process on the cluster's database and store.
 async fn daemon(
-    db: &TestDatabase,
-    data: &Path,
+    cluster: &Cluster,
     executor: Arc<Scripted>,
     adjust: impl FnOnce(&mut wheelwright::config::ServeArgs),
 ) -> TestApp {
-    let mut args = test_args(data);
+    let db = &cluster.db;
+    let mut args = test_args(&cluster.data_dir());
+    args.store = cluster.store.clone();
     adjust(&mut args);
     let mut config = config(args);
     config.database.url = DatabaseUrl::Postgres(db.url.clone());
@@ -77,17 +102,16 @@ async fn job_of(db: &TestDatabase, build_id: &str) -> (String, i64, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: scripts/test.sh runs it with --include-ignored"]
 async fn a_build_submitted_through_a_is_followed_cancelled_and_downloaded_through_b() {
-    let db = TestDatabase::create().await.expect(NEEDS_POSTGRES);
-    let data = tempfile::tempdir().unwrap();
+    let cluster = Cluster::new().await;
     let on_a = Arc::new(Scripted::new(Script::UntilCancelled));
-    let a = daemon(&db, data.path(), on_a.clone(), |_| {}).await;
+    let a = daemon(&cluster, on_a.clone(), |_| {}).await;
     let first = pymult("1.0.0");
     let running = a.submit(first.path(), &[("targets", "linux-x86_64")]).await;
     let id = running["id"].as_str().unwrap().to_string();
     a.wait_for_status(&id, "running").await;
     // Only now does B start: the build is A's.
     let on_b = Arc::new(Scripted::new(Script::Succeed));
-    let b = daemon(&db, data.path(), on_b.clone(), |_| {}).await;
+    let b = daemon(&cluster, on_b.clone(), |_| {}).await;
 
     // B follows the live log of A's build.
     let response = b
@@ -152,15 +176,19 @@ async fn a_build_submitted_through_a_is_followed_cancelled_and_downloaded_throug
     a.stop().await.unwrap();
 }
 
-/// A `wheelwright serve` subprocess on the shared database and data
-/// directory, and the address it listens on.
-fn serve(db: &TestDatabase, data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wheelwright"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--lease-secs", "3", "--pythons", "python3"])
+/// A `wheelwright serve` subprocess on the cluster's database and store,
+/// and the address it listens on.
+fn serve(cluster: &Cluster) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wheelwright"));
+    command.args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--lease-secs", "3", "--pythons", "python3"]);
+    if let Some(store) = &cluster.store {
+        command.arg("--store").arg(store);
+    }
+    let mut child = command
         .arg("--data-dir")
-        .arg(data)
+        .arg(cluster.data_dir())
         .arg("--database-url")
-        .arg(&db.url)
+        .arg(&cluster.db.url)
         .env("WHEELWRIGHT_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -186,9 +214,9 @@ fn serve(db: &TestDatabase, data: &Path) -> (Child, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: scripts/test.sh runs it with --include-ignored"]
 async fn a_build_whose_daemon_is_killed_is_finished_by_the_other_after_its_lease() {
-    let db = TestDatabase::create().await.expect(NEEDS_POSTGRES);
-    let data = tempfile::tempdir().unwrap();
-    let (mut a, a_base) = serve(&db, data.path());
+    let cluster = Cluster::new().await;
+    let db = &cluster.db;
+    let (mut a, a_base) = serve(&cluster);
     let client = reqwest::Client::new();
     // A slow build: its test sleeps, so A is mid-build when it dies.
     let slow = project(
@@ -217,18 +245,19 @@ async fn a_build_whose_daemon_is_killed_is_finished_by_the_other_after_its_lease
     }
     a.kill().unwrap(); // SIGKILL: no shutdown, no hand-back.
     a.wait().unwrap();
-    let (state, attempt, _) = job_of(&db, &id).await;
+    let (state, attempt, _) = job_of(db, &id).await;
     assert_eq!((state.as_str(), attempt), ("running", 1), "A died holding the claim");
 
     // B, with the engine, takes the build once A's lease runs out.
-    let mut args = test_args(data.path());
+    let mut args = test_args(&cluster.data_dir());
+    args.store = cluster.store.clone();
     args.lease_secs = Some(3);
     let mut b_config = config(args);
     b_config.database.url = DatabaseUrl::Postgres(db.url.clone());
     let b = TestApp::start_with(b_config, None, None, None).await;
     let done = b.wait(&id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    let (state, attempt, errors) = job_of(&db, &id).await;
+    let (state, attempt, errors) = job_of(db, &id).await;
     assert_eq!((state.as_str(), attempt), ("completed", 2));
     let errors: Value = serde_json::from_str(&errors).unwrap();
     assert_eq!(errors.as_array().unwrap().len(), 1, "{errors}");
@@ -252,12 +281,12 @@ async fn a_build_whose_daemon_is_killed_is_finished_by_the_other_after_its_lease
 #[ignore = "needs PostgreSQL: scripts/test.sh runs it with --include-ignored"]
 async fn five_hundred_builds_over_two_daemons_are_each_built_once() {
     const BUILDS: usize = 500;
-    let db = TestDatabase::create().await.expect(NEEDS_POSTGRES);
-    let data = tempfile::tempdir().unwrap();
+    let cluster = Cluster::new().await;
+    let db = &cluster.db;
     let (on_a, on_b) = (Arc::new(Scripted::new(Script::Succeed)), Arc::new(Scripted::new(Script::Succeed)));
     let queue = |a: &mut wheelwright::config::ServeArgs| a.max_queued_per_client = Some(BUILDS as u32);
-    let a = Arc::new(daemon(&db, data.path(), on_a.clone(), queue).await);
-    let b = Arc::new(daemon(&db, data.path(), on_b.clone(), queue).await);
+    let a = Arc::new(daemon(&cluster, on_a.clone(), queue).await);
+    let b = Arc::new(daemon(&cluster, on_b.clone(), queue).await);
     let started = Instant::now();
     let mut ids = Vec::new();
     let mut uploads = tokio::task::JoinSet::new();

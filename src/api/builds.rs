@@ -3,8 +3,12 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
@@ -23,6 +27,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::logs::LogEvent;
 use crate::model::{BuildStatus, ListFilter, Submitter};
 use crate::state::AppState;
+use crate::store::{ArtifactStore, Opened};
 use crate::upload;
 
 /// One build as the API shows it; 404 when there is none.
@@ -250,29 +255,67 @@ pub async fn artifact(
             (a.metadata_sha256.clone().ok_or_else(missing)?, "text/plain; charset=utf-8", false)
         }
     };
-    let store = state.store.clone();
-    let key = sha256.clone();
-    let bytes = move || store.get(&key);
-    serve(&headers, &sha256, content_type, attachment.then_some(filename.as_str()), bytes).await
+    let from = Stored::Store { store: state.store.clone(), redirect: state.config.store.redirect_expiry() };
+    serve(&headers, &sha256, content_type, attachment.then_some(filename.as_str()), from).await
 }
 
-/// Answers a download of the bytes `read` gives (read only when they are
-/// sent): ETag `sha256`, `If-None-Match`, one `Range`, immutable caching.
+/// Where the bytes of a download are.
+pub enum Stored {
+    /// In the artifact store, under the sha256.
+    Store {
+        /// The store.
+        store: Arc<dyn ArtifactStore>,
+        /// Answer with a redirect to a URL presigned for this long, rather
+        /// than stream the bytes through the daemon.
+        redirect: Option<Duration>,
+    },
+    /// A file of the daemon's own (the backend wheel).
+    File(PathBuf),
+}
+
+impl Stored {
+    async fn size(&self, sha256: &str) -> ApiResult<u64> {
+        match self {
+            Stored::Store { store, .. } => {
+                store.size(sha256).await?.ok_or_else(|| ApiError::internal(format!("{sha256} is not in the store")))
+            }
+            Stored::File(path) => Ok(tokio::fs::metadata(path).await?.len()),
+        }
+    }
+
+    async fn open(&self, sha256: &str, range: Option<Range<u64>>) -> ApiResult<Opened> {
+        match self {
+            Stored::Store { store, .. } => Ok(store.open(sha256, range).await?),
+            Stored::File(path) => Ok(crate::store::open_file(path, range).await?),
+        }
+    }
+}
+
+/// Answers a download of the bytes `from` holds (opened only when they are
+/// sent, and streamed): ETag `sha256`, `If-None-Match`, one `Range` (a
+/// ranged read of the store), immutable caching; or a `302` to a presigned
+/// URL when the store is set to redirect.
 pub async fn serve(
     headers: &HeaderMap,
     sha256: &str,
     content_type: &'static str,
     attachment: Option<&str>,
-    read: impl FnOnce() -> std::io::Result<Vec<u8>> + Send + 'static,
+    from: Stored,
 ) -> ApiResult<Response> {
     let etag = format!("\"{sha256}\"");
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    let bytes = tokio::task::spawn_blocking(read).await.map_err(ApiError::internal)??;
-    let len = bytes.len() as u64;
-    let mut response_headers = HeaderMap::new();
     let value = |s: String| HeaderValue::from_str(&s).map_err(ApiError::internal);
+    if let Stored::Store { store, redirect: Some(expiry) } = &from {
+        if let Some(url) = store.presigned_get(sha256, *expiry).await? {
+            // Short-lived, so not cached: a later request gets a fresh one.
+            let redirect =
+                [(header::LOCATION, value(url)?), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+            return Ok((StatusCode::FOUND, redirect).into_response());
+        }
+    }
+    let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response_headers.insert(header::ETAG, value(etag.clone())?);
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -283,12 +326,24 @@ pub async fn serve(
     // A range is honoured only for these very bytes (`If-Range` names them).
     let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
     let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| if_range.is_none_or(|t| t == etag));
+    if asked.is_none() {
+        let opened = from.open(sha256, None).await?;
+        response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(opened.size));
+        return Ok((response_headers, Body::from_stream(opened.stream)).into_response());
+    }
+    // The answer depends on the size: one look before the ranged read.
+    let len = from.size(sha256).await?;
     match range::answer(asked, len) {
-        range::Answer::Full => Ok((response_headers, bytes).into_response()),
+        range::Answer::Full => {
+            let opened = from.open(sha256, None).await?;
+            response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(opened.size));
+            Ok((response_headers, Body::from_stream(opened.stream)).into_response())
+        }
         range::Answer::Partial { start, end } => {
-            response_headers.insert(header::CONTENT_RANGE, value(format!("bytes {start}-{end}/{len}"))?);
-            let part = bytes[start as usize..=end as usize].to_vec();
-            Ok((StatusCode::PARTIAL_CONTENT, response_headers, part).into_response())
+            let opened = from.open(sha256, Some(start..end + 1)).await?;
+            response_headers.insert(header::CONTENT_RANGE, value(format!("bytes {start}-{end}/{}", opened.size))?);
+            response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end + 1 - start));
+            Ok((StatusCode::PARTIAL_CONTENT, response_headers, Body::from_stream(opened.stream)).into_response())
         }
         range::Answer::Unsatisfiable => {
             response_headers.insert(header::CONTENT_RANGE, value(format!("bytes */{len}"))?);
@@ -308,6 +363,5 @@ pub async fn backend(
     if wheel.filename != filename {
         return Err(ApiError::not_found(format!("no backend file `{}`", upload::shown(&filename))));
     }
-    let path = wheel.path.clone();
-    serve(&headers, &wheel.sha256, "application/zip", Some(&wheel.filename), move || std::fs::read(path)).await
+    serve(&headers, &wheel.sha256, "application/zip", Some(&wheel.filename), Stored::File(wheel.path.clone())).await
 }

@@ -34,6 +34,9 @@ pub enum ServiceError {
     /// A file of the source store could not be written or read.
     #[error("source store: {0}")]
     Io(#[from] std::io::Error),
+    /// The artifact store (or a shared store's copy of the sources) failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// Something that should not happen happened.
     #[error("{0}")]
     Internal(String),

@@ -207,14 +207,14 @@ impl BuildService {
         let overrides =
             Overrides { name: submission.name.clone(), version: submission.version.clone(), debug: submission.debug };
         let files = submission.files;
-        let (source_hash, project) = {
-            let (sources, id) = (inner.sources.clone(), id.clone());
-            tokio::task::spawn_blocking(move || {
-                let hash = sources.write(&id, &files)?;
-                Ok::<_, std::io::Error>((hash, Project::load(&sources.path(&id), &overrides)))
-            })
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))??
+        // Written (to a shared store too) before any row refers to it: a
+        // store that is down refuses the upload here, with nothing recorded.
+        let source_hash = inner.sources.write(&id, files).await?;
+        let project = {
+            let dir = inner.sources.path(&id);
+            tokio::task::spawn_blocking(move || Project::load(&dir, &overrides))
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?
         };
         let project = project.map_err(|e| ServiceError::InvalidProject(e.to_string()))?;
         let normalized_name = tags::normalize(&project.metadata.name);
@@ -298,11 +298,8 @@ impl BuildService {
             owner: build.owner.clone().unwrap_or_else(|| requester.owner.clone()),
             client: requester.client.clone(),
         };
-        let sources = self.0.sources.clone();
-        let source_id = build.id.clone();
-        let files = tokio::task::spawn_blocking(move || sources.read(&source_id))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        // From the shared store when this daemon has no copy.
+        let files = self.0.sources.read(&build.id, &build.source_hash).await?;
         let submission = Submission {
             files,
             targets: Some(build.targets.clone()),

@@ -83,9 +83,13 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
     let job_dir = state.jobs_dir.join(&build.id);
     let _ = std::fs::remove_dir_all(&job_dir);
     std::fs::create_dir_all(job_dir.join("work"))?;
+    // Submitted here, or to another daemon sharing the store: then fetched
+    // from it and checked against the recorded hash. A store that is down
+    // fails this attempt, to be retried.
+    let source = state.sources.materialise(&build.id, &build.source_hash).await?;
     let job = BuildJob {
         build_id: build.id.clone(),
-        source: state.sources.path(&build.id),
+        source,
         overrides: Overrides {
             name: build.overrides.name.clone(),
             version: build.overrides.version.clone(),
@@ -171,10 +175,11 @@ async fn record(
 ) -> anyhow::Result<BuildStatus> {
     let mut artifacts = Vec::new();
     if let (Some(report), BuildStatus::Succeeded | BuildStatus::Failed) = (report.as_ref(), status) {
-        // Content-addressed: a crash after this leaves only unreferenced blobs.
-        let store = state.store.clone();
-        let report = report.clone();
-        artifacts = tokio::task::spawn_blocking(move || store_artifacts(&*store, &report)).await??;
+        // Content-addressed: a crash after this leaves only unreferenced
+        // blobs. Every object is stored before the row that names it: a
+        // store failure fails the attempt (retried), never a row pointing
+        // at nothing.
+        artifacts = store_artifacts(&*state.store, report).await?;
     }
     let paths = host_paths(state, &build.id);
     let mut report = report.map(|r| paths.scrub_report(&r));
@@ -246,7 +251,7 @@ fn refuse(report: Option<&mut BuildReport>, refusals: &[Refusal]) -> String {
     refusals.iter().map(Refusal::message).collect::<Vec<_>>().join("\n")
 }
 
-fn store_artifacts(
+async fn store_artifacts(
     store: &dyn crate::store::ArtifactStore,
     report: &BuildReport,
 ) -> anyhow::Result<Vec<ArtifactRecord>> {
@@ -256,13 +261,20 @@ fn store_artifacts(
         .iter()
         .filter(|t| t.status != Status::Failed)
         .flat_map(|t| t.artifacts.iter().map(move |a| (Some(t.target.name().to_string()), a)));
-    for (target, artifact) in wheels.chain(report.sdist.iter().map(|a| (None, a))) {
+    // Gathered first: the iterator's closures must not live across the awaits.
+    let files: Vec<(Option<String>, &wheelwright_workers::report::Artifact)> =
+        wheels.chain(report.sdist.iter().map(|a| (None, a))).collect();
+    for (target, artifact) in files {
         // Read before the file is given to the store (which may move it).
         let metadata_sha256 = match target {
-            Some(_) => Some(store.put(&wheel_metadata(&artifact.path)?)?),
+            Some(_) => {
+                let path = artifact.path.clone();
+                let metadata = tokio::task::spawn_blocking(move || wheel_metadata(&path)).await??;
+                Some(store.put(metadata.into()).await?)
+            }
             None => None,
         };
-        let (sha256, size) = store.put_file(&artifact.path)?;
+        let (sha256, size) = store.put_file(&artifact.path).await?;
         anyhow::ensure!(sha256 == artifact.sha256, "{} changed on disk after it was built", artifact.filename);
         records.push(ArtifactRecord {
             filename: artifact.filename.clone(),

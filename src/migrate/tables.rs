@@ -109,7 +109,12 @@ pub async fn copy_all(from: &SqlitePool, to: &PgPool) -> Result<Vec<TableCopy>, 
     Ok(report)
 }
 
-async fn copy_table(from: &SqlitePool, to: &PgPool, table: &'static str, key: &[&str]) -> Result<TableCopy, MigrateError> {
+async fn copy_table(
+    from: &SqlitePool,
+    to: &PgPool,
+    table: &'static str,
+    key: &[&str],
+) -> Result<TableCopy, MigrateError> {
     let columns = sqlite_columns(from, table).await?;
     let types = pg_columns(to, table).await?;
     let key_at: Vec<usize> = key.iter().map(|k| columns.iter().position(|c| c == k).expect("key column")).collect();
@@ -122,7 +127,8 @@ async fn copy_table(from: &SqlitePool, to: &PgPool, table: &'static str, key: &[
     let mut last_rowid = i64::MIN;
     let mut references = Vec::new();
     loop {
-        let select = format!("SELECT rowid AS ww_rowid, {list} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT {PAGE}");
+        let select =
+            format!("SELECT rowid AS ww_rowid, {list} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT {PAGE}");
         let page = sqlx::query(AssertSqlSafe(select)).bind(last_rowid).fetch_all(from).await?;
         let Some(last) = page.last() else { break };
         last_rowid = last.try_get("ww_rowid")?;
@@ -231,7 +237,8 @@ async fn insert(
     // Rows checked missing a moment ago: a conflict now means someone else
     // writes the destination, which DO NOTHING leaves to the check of the
     // next run rather than overwriting.
-    let sql = format!("INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING", columns.join(", "), tuples.join(", "));
+    let sql =
+        format!("INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING", columns.join(", "), tuples.join(", "));
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
         for (value, column) in row.iter().zip(columns) {
@@ -271,7 +278,9 @@ fn sqlite_values(row: &SqliteRow, columns: &[String], table: &str) -> Result<Vec
                 "REAL" => Value::Real(row.try_get_unchecked(column.as_str())?),
                 "TEXT" => Value::Text(row.try_get_unchecked(column.as_str())?),
                 other => {
-                    return Err(MigrateError::Schema(format!("`{table}.{column}` holds a {other} value, which no column takes")))
+                    return Err(MigrateError::Schema(format!(
+                        "`{table}.{column}` holds a {other} value, which no column takes"
+                    )))
                 }
             }
         };
@@ -326,7 +335,9 @@ async fn pg_columns(to: &PgPool, table: &str) -> Result<HashMap<String, PgType>,
             "boolean" => PgType::Boolean,
             "double precision" | "real" => PgType::Double,
             "text" | "character varying" => PgType::Text,
-            other => return Err(MigrateError::Schema(format!("`{table}.{name}` is a {other}, which this copy cannot fill"))),
+            other => {
+                return Err(MigrateError::Schema(format!("`{table}.{name}` is a {other}, which this copy cannot fill")))
+            }
         };
         columns.insert(name, kind);
     }

@@ -1,12 +1,17 @@
 //! Content-addressed files on the local disk: `<root>/ab/cdef…` for sha256
 //! `abcdef…`, written to a temporary file, fsynced and renamed into place.
+//! The blocking file work runs on tokio's blocking pool.
 
-use std::io::Write;
+use std::io::{Read, Seek, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use wheelwright_workers::wheel::sha256_hex;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio_util::io::ReaderStream;
 
-use super::ArtifactStore;
+use super::{digest_key, ArtifactStore, Opened, StoreError};
 
 /// The store under a directory of the data directory.
 #[derive(Debug, Clone)]
@@ -21,16 +26,13 @@ impl LocalStore {
         Ok(LocalStore { root: root.to_path_buf() })
     }
 
-    fn path(&self, sha256: &str) -> Option<PathBuf> {
-        let valid = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        valid.then(|| self.root.join(&sha256[..2]).join(&sha256[2..]))
+    fn path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
+        Ok(self.root.join(digest_key(sha256)?))
     }
-}
 
-impl ArtifactStore for LocalStore {
-    fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let sha256 = sha256_hex(bytes);
-        let path = self.path(&sha256).expect("a digest is a valid name");
+    fn put_blocking(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let path = self.path(&sha256)?;
         if path.is_file() {
             return Ok(sha256);
         }
@@ -44,11 +46,9 @@ impl ArtifactStore for LocalStore {
         Ok(sha256)
     }
 
-    fn put_file(&self, path: &Path) -> std::io::Result<(String, u64)> {
-        let bytes = std::fs::read(path)?;
-        let sha256 = sha256_hex(&bytes);
-        let size = bytes.len() as u64;
-        let target = self.path(&sha256).expect("a digest is a valid name");
+    fn put_file_blocking(&self, path: &Path) -> Result<(String, u64), StoreError> {
+        let (sha256, size) = hash_file(path)?;
+        let target = self.path(&sha256)?;
         if target.is_file() {
             return Ok((sha256, size));
         }
@@ -62,56 +62,116 @@ impl ArtifactStore for LocalStore {
                 Ok((sha256, size))
             }
             // On another filesystem: copy through a temporary file.
-            Err(e) if e.raw_os_error() == Some(libc_exdev()) => Ok((self.put(&bytes)?, size)),
-            Err(e) => Err(e),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+                std::io::copy(&mut std::fs::File::open(path)?, &mut tmp)?;
+                tmp.as_file().sync_all()?;
+                tmp.persist(&target).map_err(|e| e.error)?;
+                std::fs::File::open(target.parent().expect("has a parent"))?.sync_all()?;
+                Ok((sha256, size))
+            }
+            Err(e) => Err(e.into()),
         }
-    }
-
-    fn get(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
-        let path = self.path(sha256).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "bad digest"))?;
-        std::fs::read(path)
-    }
-
-    fn contains(&self, sha256: &str) -> bool {
-        self.path(sha256).is_some_and(|p| p.is_file())
     }
 }
 
-/// EXDEV on Linux: a rename across filesystems.
-const fn libc_exdev() -> i32 {
-    18
+/// The sha256 and size of the file at `path`, read a block at a time.
+pub(super) fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Runs `work` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+}
+
+#[async_trait::async_trait]
+impl ArtifactStore for LocalStore {
+    #[tracing::instrument(skip_all, err)]
+    async fn put(&self, bytes: Bytes) -> Result<String, StoreError> {
+        let store = self.clone();
+        blocking(move || store.put_blocking(&bytes)).await
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn put_file(&self, path: &Path) -> Result<(String, u64), StoreError> {
+        let (store, path) = (self.clone(), path.to_path_buf());
+        blocking(move || store.put_file_blocking(&path)).await
+    }
+
+    async fn size(&self, sha256: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.path(sha256)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn open(&self, sha256: &str, range: Option<Range<u64>>) -> Result<Opened, StoreError> {
+        let path = self.path(sha256)?;
+        open_file(&path, range).await.map_err(|e| match e {
+            StoreError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => StoreError::NotFound(sha256.to_string()),
+            other => other,
+        })
+    }
+}
+
+/// Opens the file at `path` for streaming: all of it, or `range` (which must
+/// lie within it).
+pub async fn open_file(path: &Path, range: Option<Range<u64>>) -> Result<Opened, StoreError> {
+    let (path, asked) = (path.to_path_buf(), range.clone());
+    let (file, size) = blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let size = file.metadata()?.len();
+        if let Some(range) = &asked {
+            if range.start > range.end || range.end > size {
+                return Err(StoreError::Corrupt(format!("range {range:?} is outside {size} bytes")));
+            }
+            file.seek(std::io::SeekFrom::Start(range.start))?;
+        }
+        Ok((file, size))
+    })
+    .await?;
+    let wanted = range.map_or(size, |r| r.end - r.start);
+    let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), wanted);
+    let stream = ReaderStream::new(reader).map(|chunk| chunk.map_err(StoreError::from)).boxed();
+    Ok(Opened { size, stream })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn stores_by_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path()).unwrap();
-        let hash = store.put(b"wheel").unwrap();
-        assert_eq!(hash, sha256_hex(b"wheel"));
-        assert_eq!(store.put(b"wheel").unwrap(), hash);
-        assert_eq!(store.get(&hash).unwrap(), b"wheel");
-        assert!(store.contains(&hash));
-        assert!(!store.contains("../../etc/passwd"));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn stores_a_file_by_moving_it() {
+    #[tokio::test]
+    async fn stores_a_file_by_moving_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(&dir.path().join("store")).unwrap();
         let built = dir.path().join("pymult.whl");
         std::fs::write(&built, b"wheel bytes").unwrap();
-        let (hash, size) = store.put_file(&built).unwrap();
-        assert_eq!((hash.as_str(), size), (sha256_hex(b"wheel bytes").as_str(), 11));
-        assert_eq!(store.get(&hash).unwrap(), b"wheel bytes");
+        let (hash, size) = store.put_file(&built).await.unwrap();
+        assert_eq!((hash.as_str(), size), (hex::encode(Sha256::digest(b"wheel bytes")).as_str(), 11));
         assert!(!built.exists(), "moved, not copied");
         // Already stored: the file is left where it is.
         std::fs::write(&built, b"wheel bytes").unwrap();
-        assert_eq!(store.put_file(&built).unwrap().0, hash);
-        assert_eq!(store.get(&hash).unwrap(), b"wheel bytes");
+        assert_eq!(store.put_file(&built).await.unwrap().0, hash);
+        assert!(built.exists());
+        assert_eq!(std::fs::read_dir(dir.path().join("store/tmp")).unwrap().count(), 0);
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
 pub mod scripted;
 
 use std::net::SocketAddr;
@@ -56,8 +57,17 @@ pub fn test_args(data: &Path) -> ServeArgs {
         workers: Some(2),
         lease_secs: Some(5),
         shutdown_grace_secs: Some(5),
+        store: test_store(),
         ..ServeArgs::default()
     }
+}
+
+/// With `WHEELWRIGHT_TEST_S3=s3://bucket/prefix` (scripts/test.sh sets it,
+/// with the `AWS_*` variables of the server it starts), a fresh prefix of
+/// that store for each daemon; else the local store.
+pub fn test_store() -> Option<String> {
+    let base = std::env::var("WHEELWRIGHT_TEST_S3").ok().filter(|s| !s.is_empty())?;
+    Some(format!("{}/{}", base.trim_end_matches('/'), uuid::Uuid::now_v7()))
 }
 
 /// The configuration for `args`, with this workspace's binary as the Landlock helper.
