@@ -40,7 +40,7 @@ cargo test --workspace
 # file itself (they open it, lock it, or restart a daemon on the same file).
 WHEELWRIGHT_TEST_POSTGRES="$postgres_url" WHEELWRIGHT_TEST_S3="$s3_url" cargo test -p wheelwright \
   --test api --test submit --test service --test queue_limits --test index_integrity --test index_pep \
-  --test bad_input --test github --test migrations --test multi_daemon --test store --test s3 -- --include-ignored \
+  --test bad_input --test github --test migrations --test migrate --test multi_daemon --test store --test s3 -- --include-ignored \
   --skip a_damaged_row_is_an_error_not_a_silent_default \
   --skip a_locked_database_is_a_clear_503_and_nothing_is_lost \
   --skip a_push_accepted_before_a_restart_is_fetched_and_built_after_it \

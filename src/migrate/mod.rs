@@ -1,16 +1,22 @@
 //! Moving an install: `wheelwright migrate` copies an SQLite install's
-//! records into PostgreSQL ([`tables`]), then checks that every row arrived
-//! equal. Both databases are brought to the current schema first. A run
-//! never overwrites a row: one already there and equal is counted, one that
-//! differs stops the run with both values, so it is safe to repeat.
+//! records into PostgreSQL ([`tables`]) and its local store's objects and
+//! source trees into another store, S3 ([`objects`]), checking everything
+//! it copies. Both databases are brought to the current schema first. A run
+//! never overwrites anything: a row or object already there and equal is
+//! counted, a row that differs stops the run with both values, so it is
+//! safe to repeat.
 
+pub mod objects;
 pub mod tables;
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::db::{postgres::Postgres, sqlite::Sqlite, Backend, DatabaseSettings, DatabaseUrl};
+use crate::store::{ArtifactStore, StoreError};
 
+pub use objects::ObjectCopy;
 pub use tables::TableCopy;
 
 /// Why a migration stopped.
@@ -42,15 +48,55 @@ pub enum MigrateError {
     /// Opening or migrating a database failed.
     #[error(transparent)]
     Open(#[from] crate::db::DbError),
+    /// Either store failed, or an object does not match its name.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// Copies the SQLite database at `from` into the PostgreSQL database at
-/// `to`; returns what happened per table.
-pub async fn copy_records(from: &Path, to: &str) -> Result<Vec<TableCopy>, MigrateError> {
-    if !from.is_file() {
-        return Err(MigrateError::NoSource(from.display().to_string()));
+/// What to move.
+pub struct Plan {
+    /// The install's SQLite database.
+    pub from: PathBuf,
+    /// The install's data directory (its `artifacts/` and `sources/`).
+    pub data_dir: PathBuf,
+    /// The PostgreSQL database to fill, if the records move.
+    pub to: Option<String>,
+    /// The store to fill, if the objects move.
+    pub to_store: Option<Arc<dyn ArtifactStore>>,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Moved {
+    /// Per table, when the records moved.
+    pub tables: Vec<TableCopy>,
+    /// The objects, when they moved.
+    pub objects: Option<ObjectCopy>,
+}
+
+/// Moves what `plan` says: the objects first, so that no record copied
+/// names an object the destination lacks.
+pub async fn run(plan: Plan) -> Result<Moved, MigrateError> {
+    if !plan.from.is_file() {
+        return Err(MigrateError::NoSource(plan.from.display().to_string()));
     }
-    let source = Sqlite::open(from, Duration::from_secs(5)).await?;
+    let source = Sqlite::open(&plan.from, Duration::from_secs(5)).await?;
+    let result = async {
+        let mut moved = Moved::default();
+        if let Some(store) = plan.to_store {
+            moved.objects = Some(objects::copy_objects(source.pool(), &plan.data_dir, store).await?);
+        }
+        if let Some(to) = &plan.to {
+            moved.tables = copy_records(&source, to).await?;
+        }
+        Ok(moved)
+    }
+    .await;
+    source.close().await;
+    result
+}
+
+async fn copy_records(source: &Sqlite, to: &str) -> Result<Vec<TableCopy>, MigrateError> {
     let settings = DatabaseSettings {
         url: DatabaseUrl::Postgres(to.to_string()),
         max_connections: 4,
@@ -71,7 +117,6 @@ pub async fn copy_records(from: &Path, to: &str) -> Result<Vec<TableCopy>, Migra
         Ok(copied)
     }
     .await;
-    source.close().await;
     dest.close().await;
     result
 }
