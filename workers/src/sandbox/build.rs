@@ -65,10 +65,7 @@ impl BuildState {
 
     /// Runs a step of the build: refused at once when the build was
     /// stopped, its end explained when a build limit caused it.
-    pub(super) fn bounded(
-        &self,
-        run: impl FnOnce() -> Result<Output, crate::process::SpawnError>,
-    ) -> Result<Output, crate::process::SpawnError> {
+    pub(super) fn bounded<E>(&self, run: impl FnOnce() -> Result<Output, E>) -> Result<Output, E> {
         if let Some(refused) = self.refused() {
             return Ok(refused);
         }

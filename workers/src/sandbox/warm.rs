@@ -1,0 +1,222 @@
+//! A test run on a warm runner ([`crate::warm`]), under the same limits as
+//! a cold step: the runner's sandbox is made here (bubblewrap and the
+//! Landlock helper, as for any step), and each run gets the step's own
+//! pids cgroup, its build's memory group, the step's rlimits and wall clock.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{allowed_env, cgroup, ChildSetup, Isolation, Mounts, Sandbox};
+use crate::process::{CancelToken, Cmd, Exit, Output};
+use crate::warm::{Ended, Request, Runner, RunnerKey, WarmError, WarmPool, HASH_SEED, RUNNER_PY};
+
+/// How long a runner may take to import pytest and say it is ready.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// Where a warm run's stdout and stderr go, in its run directory.
+pub const OUTPUT_FILE: &str = ".wheelwright-output";
+
+/// Devices a warm run may write (the runner's `/dev/shm` is shared by its
+/// runs, so it is not among them).
+const DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
+
+/// What a warm run's child may read besides its own paths.
+const SYSTEM_READ_ONLY: [&str; 6] = ["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/proc"];
+
+/// One pytest run on a warm runner.
+#[derive(Debug)]
+pub struct WarmRun<'a> {
+    /// The python of the environment holding pytest.
+    pub python: &'a Path,
+    /// What the runner's sandbox shows read-only (the interpreter's prefix,
+    /// the environment): runners are shared between runs that agree.
+    pub runner_read_only: Vec<PathBuf>,
+    /// The folder the runner's sandbox shows writable, holding `dir`
+    /// (the builds' work directories: a runner serves many builds).
+    pub visible: &'a Path,
+    /// The run's fresh directory, made by the host: the child's working
+    /// directory and the only place it may write.
+    pub dir: &'a Path,
+    /// What the child may read besides the runner's read-only paths (the
+    /// harness of the ABI model).
+    pub read_only: Vec<PathBuf>,
+    /// pytest's arguments, as after `python -m pytest`.
+    pub args: &'a [String],
+    /// The variables a cold run would set (allow-listed as for a cold one).
+    pub env: &'a [(String, String)],
+}
+
+impl Sandbox {
+    /// This sandbox with test runs on warm runners kept in `pool`.
+    pub fn with_warm(mut self, pool: Arc<WarmPool>) -> Sandbox {
+        self.warm = Some(pool);
+        self
+    }
+
+    /// This sandbox with every test run cold.
+    pub fn without_warm(mut self) -> Sandbox {
+        self.warm = None;
+        self
+    }
+
+    /// The pool of warm runners, when test runs go warm.
+    pub fn warm_pool(&self) -> Option<&Arc<WarmPool>> {
+        self.warm.as_ref()
+    }
+
+    /// Runs pytest on a warm runner (see [`crate::warm`]); the output is
+    /// what the child wrote to its stdout and stderr, cut at the step's
+    /// output cap. `Err`: no warm run happened, run it cold.
+    pub fn run_warm(&self, run: &WarmRun<'_>, cancel: &CancelToken) -> Result<Output, WarmError> {
+        let Some(pool) = &self.warm else {
+            return Err(WarmError::Unavailable("warm runs are off for this sandbox".into()));
+        };
+        match &self.build {
+            Some(build) => build.bounded(|| self.run_warm_step(pool, run, cancel)),
+            None => self.run_warm_step(pool, run, cancel),
+        }
+    }
+
+    fn run_warm_step(&self, pool: &WarmPool, run: &WarmRun<'_>, cancel: &CancelToken) -> Result<Output, WarmError> {
+        let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
+            return Err(WarmError::Unavailable("no Landlock helper".into()));
+        };
+        if !run.dir.starts_with(run.visible) {
+            return Err(WarmError::Unavailable(format!("{} is outside {}", run.dir.display(), run.visible.display())));
+        }
+        let key = RunnerKey {
+            python: run.python.to_path_buf(),
+            read_only: run.runner_read_only.clone(),
+            writable: run.visible.to_path_buf(),
+        };
+        let mut runner = match pool.take(&key) {
+            Some(runner) => runner,
+            None => self.start_runner(&key)?,
+        };
+        let build_group = self.build.as_ref().and_then(|b| b.memory.as_ref());
+        let group = match &self.cgroups {
+            Some(h) => cgroup::StepGroup::create(h, self.limits.processes, build_group).ok(),
+            None => None,
+        };
+        let mut rlimits = self.limits.rlimits();
+        if group.is_some() {
+            rlimits.retain(|(r, _)| *r != libc::RLIMIT_NPROC);
+        }
+        let mut cgroups: Vec<PathBuf> = build_group
+            .filter(|b| group.is_none() || !b.holds_step_groups())
+            .map(|b| b.procs_file())
+            .into_iter()
+            .collect();
+        cgroups.extend(group.as_ref().map(|g| g.procs_file()));
+
+        // Made by the host before the child exists, and read back through
+        // this descriptor: whatever the child later does to the name, the
+        // host reads the file it made, and no more than the cap.
+        let output_path = run.dir.join(OUTPUT_FILE);
+        let output_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&output_path)
+            .map_err(|e| WarmError::Unavailable(format!("{}: {e}", output_path.display())))?;
+        let tmp = run.dir.join(".tmp");
+        std::fs::create_dir(&tmp).map_err(|e| WarmError::Unavailable(format!("{}: {e}", tmp.display())))?;
+
+        let show = |p: &Path| p.display().to_string();
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
+        env.insert("HOME".into(), show(&tmp));
+        env.insert("TMPDIR".into(), show(&tmp));
+        env.insert("LANG".into(), "C.UTF-8".into());
+        let cmd = Cmd {
+            program: run.python.to_path_buf(),
+            args: Vec::new(),
+            cwd: None,
+            env: run.env.to_vec(),
+            clear_env: false,
+        };
+        env.extend(allowed_env(&cmd).cloned());
+        env.insert("PYTHONHASHSEED".into(), HASH_SEED.into());
+        let read_only = run
+            .runner_read_only
+            .iter()
+            .chain(&run.read_only)
+            .map(|p| show(p))
+            .chain(SYSTEM_READ_ONLY.iter().map(|p| p.to_string()))
+            .collect();
+        let writable = std::iter::once(show(run.dir)).chain(DEVICES.iter().map(|d| d.to_string())).collect();
+        let request = Request {
+            dir: show(run.dir),
+            output: show(&output_path),
+            args: run.args.to_vec(),
+            env,
+            read_only,
+            writable,
+            cgroups: cgroups.iter().map(|p| show(p)).collect(),
+            rlimits: rlimits.iter().map(|(r, v)| (*r, *v)).collect(),
+        };
+        let started = Instant::now();
+        let stop = self.build.as_ref().map(|b| &b.stop);
+        let ended = runner.run(&request, self.limits.timeout(), cancel, stop);
+        let duration = started.elapsed();
+        let mut note = String::new();
+        if let Some(group) = &group {
+            if group.hit_pids_limit() {
+                note = format!("\n[wheelwright: the step reached its limit of {} processes]\n", self.limits.processes);
+            }
+            group.kill_all();
+        }
+        let ended = ended?;
+        let exit = match ended {
+            Ended::Status(status) if libc::WIFEXITED(status) => Exit::Code(libc::WEXITSTATUS(status)),
+            Ended::Status(status) if libc::WIFSIGNALED(status) => Exit::Signal(libc::WTERMSIG(status)),
+            Ended::Status(status) => return Err(WarmError::Protocol(format!("a waitpid status of {status:#x}"))),
+            Ended::TimedOut => Exit::TimedOut,
+            Ended::Cancelled => Exit::Cancelled,
+        };
+        // Kept only after a clean exit, and only where a cgroup killed
+        // whatever the child left behind: otherwise the runner is in doubt.
+        if matches!(exit, Exit::Code(_)) && group.is_some() {
+            pool.give_back(key, runner);
+        }
+        if let Some(group) = group {
+            // Removing a v1 cgroup can take a few milliseconds; nothing waits.
+            std::thread::spawn(move || drop(group));
+        }
+        let mut bytes = Vec::new();
+        let cap = self.limits.max_output as u64;
+        let read = (&output_file).take(cap + 1).read_to_end(&mut bytes);
+        let truncated = bytes.len() as u64 > cap;
+        bytes.truncate(cap as usize);
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Err(e) = read {
+            text.push_str(&format!("\n[wheelwright: the run's output is unreadable: {e}]\n"));
+        }
+        text.push_str(&note);
+        Ok(Output { exit, text, truncated, duration })
+    }
+
+    /// A new runner for `key`, in a sandbox that shows the builds' folder
+    /// writable (each run's child narrows that to its own directory) and
+    /// the cgroup folders its runs' children join.
+    fn start_runner(&self, key: &RunnerKey) -> Result<Runner, WarmError> {
+        let mut mounts = Mounts::job(&key.writable);
+        for path in &key.read_only {
+            mounts = mounts.read_only(path);
+        }
+        for hierarchy in self.cgroups.iter().chain(&self.memory) {
+            mounts.writable.push(hierarchy.base().to_path_buf());
+        }
+        let cmd = Cmd::new(&key.python)
+            .args(["-X", "faulthandler", "-X", "dev", "-B", "-c", RUNNER_PY])
+            .cwd(&key.writable)
+            .env("PYTHONNOUSERSITE", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONHASHSEED", HASH_SEED);
+        let wrapped = self.wrap_program(Some(&cmd), &mounts, &ChildSetup::default());
+        Runner::start(&wrapped, STARTUP)
+    }
+}
