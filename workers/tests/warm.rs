@@ -49,3 +49,11 @@ fn pymult_on_every_target_runs_warm_with_the_results_of_a_cold_run() {
         (warm.iter().map(|r| outcome(r)).collect(), cold.iter().map(|r| outcome(r)).collect());
     assert_eq!(warm, cold);
 }
+
+#[test]
+fn debug_segfault() {
+    let project = Project::load(&repo().join("workers/tests/fixtures/segfault"), &Overrides::default()).unwrap();
+    let (options, _dirs) = options(&[Target::Linux], true);
+    let report = pipeline::build(&project, &options, &|e| eprintln!("{e:?}"));
+    eprintln!("{:#?}", report.targets[0].tests);
+}

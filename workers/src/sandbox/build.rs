@@ -109,6 +109,8 @@ pub struct BuildSandbox {
     sandbox: Sandbox,
     state: Arc<BuildState>,
     watcher: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    /// The job directory, whose own warm runners go with the build.
+    work_dir: std::path::PathBuf,
 }
 
 impl BuildSandbox {
@@ -129,7 +131,7 @@ impl BuildSandbox {
         let thread = std::thread::spawn(move || watch_disk(&watched, &dir, &stop_rx));
         let mut sandbox = sandbox.clone();
         sandbox.build = Some(state.clone());
-        BuildSandbox { sandbox, state, watcher: Some((stop_tx, thread)) }
+        BuildSandbox { sandbox, state, watcher: Some((stop_tx, thread)), work_dir: work_dir.to_path_buf() }
     }
 
     /// The sandbox that runs the build's steps under the build's limits.
@@ -153,6 +155,10 @@ impl Drop for BuildSandbox {
         // last clone of the sandbox).
         if let Some(group) = &self.state.memory {
             group.kill_all();
+        }
+        // Runners that showed only this build's directory serve no other.
+        if let Some(pool) = self.sandbox.warm_pool() {
+            pool.forget(&self.work_dir);
         }
     }
 }

@@ -196,6 +196,9 @@ pub struct Sandbox {
     /// Where warm test runners are kept ([`crate::warm`]); `None`: every
     /// test run is cold.
     warm: Option<Arc<crate::warm::WarmPool>>,
+    /// The folder holding every build's work directory, when runners may
+    /// serve many builds ([`Sandbox::with_warm_root`]).
+    warm_root: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -227,6 +230,7 @@ impl Sandbox {
             memory: Hierarchy::detect_memory(),
             build: None,
             warm: None,
+            warm_root: None,
         };
         let probe = sandbox.wrap(&Cmd::new("/usr/bin/true"), &Mounts::default());
         let out = std::process::Command::new(&probe.program)
@@ -248,6 +252,7 @@ impl Sandbox {
             memory: Hierarchy::detect_memory(),
             build: None,
             warm: None,
+            warm_root: None,
         }
     }
 

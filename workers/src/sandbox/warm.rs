@@ -62,6 +62,24 @@ impl Sandbox {
         self
     }
 
+    /// Lets runners serve every build whose work directory lies in `root`
+    /// (a folder of work directories and nothing else: a runner's sandbox
+    /// shows it whole, and each run's Landlock domain narrows that to the
+    /// run's own directory). Without it a runner serves one build only.
+    pub fn with_warm_root(mut self, root: impl Into<PathBuf>) -> Sandbox {
+        self.warm_root = Some(root.into());
+        self
+    }
+
+    /// What a runner serving the build in `work_dir` shows writable: the
+    /// warm root when it holds `work_dir`, else `work_dir` itself.
+    pub fn warm_view<'p>(&'p self, work_dir: &'p Path) -> &'p Path {
+        match &self.warm_root {
+            Some(root) if work_dir.starts_with(root) && work_dir != root => root,
+            _ => work_dir,
+        }
+    }
+
     /// The pool of warm runners, when test runs go warm.
     pub fn warm_pool(&self) -> Option<&Arc<WarmPool>> {
         self.warm.as_ref()

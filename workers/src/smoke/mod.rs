@@ -232,8 +232,9 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     let pytest = cmd(&job.env.python, pytest_args.clone(), mode).env("PYTHONPATH", python_path.clone());
     let mut log = String::new();
     let mut path = TestPath::Cold;
-    let warm = match (job.warm, sandbox.warm_pool(), job.root.path().parent()) {
-        (true, Some(_), Some(visible)) => {
+    let warm = match (job.warm, sandbox.warm_pool()) {
+        (true, Some(_)) => {
+            let visible = sandbox.warm_view(job.root.path());
             let run = WarmRun {
                 python: &job.env.python,
                 runner_read_only: vec![job.interpreter.prefix.clone(), job.env.dir.clone()],

@@ -113,6 +113,12 @@ impl WarmPool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, r)| r.len()).sum()
     }
 
+    /// Lets the idle runners go whose sandbox shows `writable` (a build's
+    /// own directory, when the build ends).
+    pub fn forget(&self, writable: &std::path::Path) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).retain(|(k, _)| k.writable != writable);
+    }
+
     /// Lets every idle runner go.
     pub fn clear(&self) {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();

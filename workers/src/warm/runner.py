@@ -6,12 +6,17 @@
 # {"pid": N} when the child exists, {"status": S} (waitpid's raw status)
 # when it has ended. The runner never imports project code: everything a
 # test changes dies with its child.
+import atexit
 import ctypes
 import json
 import os
+import resource as resource_module
+import runpy
 import signal
 import struct
 import sys
+import tempfile
+import threading
 
 import pytest  # noqa: F401  (the point of the runner: imported once)
 import _pytest.config
@@ -147,42 +152,27 @@ def child(request):
             with open(procs, "w") as group:
                 group.write("0")
         for resource, value in request["rlimits"]:
-            resource_limit = (value, value)
-            import resource as _resource
-
-            _resource.setrlimit(resource, resource_limit)
+            resource_module.setrlimit(resource, (value, value))
         restrict(request["read_only"], request["writable"])
         os.chdir(request["dir"])
         os.environ.clear()
         os.environ.update(request["env"])
-        import tempfile
-
         tempfile.tempdir = None
-        for number in range(1, signal.NSIG):
-            try:
-                signal.signal(number, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # The runner never changes a signal's disposition, so the child's
+        # are a fresh interpreter's (faulthandler's included, on fd 2).
         # What `python -m pytest` puts on sys.path: the working directory,
         # then PYTHONPATH, then the interpreter's own.
         extra = [p for p in request["env"].get("PYTHONPATH", "").split(":") if p]
         sys.path[:] = [request["dir"]] + extra + BASE_PATH
-        sys.argv[:] = [pytest.__file__.replace("__init__.py", "__main__.py")] + request["args"]
-        import faulthandler
-
-        faulthandler.enable(file=sys.stderr)
+        sys.argv[:] = ["-m"] + request["args"]
         try:
-            code = pytest.console_main()
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
+            # Exactly what `python -m pytest` runs (pytest/__main__.py).
+            runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as ended:
+            code = ended.code if isinstance(ended.code, int) else (0 if ended.code is None else 1)
         # What the interpreter does at exit: wait for threads, atexit.
-        import threading
-
         threading._shutdown()
-        import atexit
-
         atexit._run_exitfuncs()
     except BaseException as error:  # the child must never return into the loop
         try:
