@@ -5,8 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{allowed_env, cgroup, ChildSetup, Isolation, Mounts, Sandbox};
@@ -16,7 +19,10 @@ use crate::warm::{Ended, Request, Runner, RunnerKey, WarmError, WarmPool, HASH_S
 /// How long a runner may take to import pytest and say it is ready.
 const STARTUP: Duration = Duration::from_secs(30);
 
-/// Where a warm run's stdout and stderr go, in its run directory.
+/// How long a run's output is still read after the runner said it ended.
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+/// Where a warm run's stdout and stderr go, in its run directory: a FIFO.
 pub const OUTPUT_FILE: &str = ".wheelwright-output";
 
 /// Devices a warm run may write (the runner's `/dev/shm` is shared by its
@@ -130,15 +136,12 @@ impl Sandbox {
             .collect();
         cgroups.extend(group.as_ref().map(|g| g.procs_file()));
 
-        // Made by the host before the child exists, and read back through
-        // this descriptor: whatever the child later does to the name, the
-        // host reads the file it made, and no more than the cap.
+        // A FIFO made by the host before the child exists, opened for
+        // reading here first: the child's stdout and stderr are a pipe, as
+        // in a cold run, and whatever the child later does to the name, the
+        // host reads the pipe it holds, and no more than the cap.
         let output_path = run.dir.join(OUTPUT_FILE);
-        let output_file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&output_path)
+        let output = Collector::start(&output_path, self.limits.max_output)
             .map_err(|e| WarmError::Unavailable(format!("{}: {e}", output_path.display())))?;
         let tmp = run.dir.join(".tmp");
         std::fs::create_dir(&tmp).map_err(|e| WarmError::Unavailable(format!("{}: {e}", tmp.display())))?;
@@ -204,15 +207,7 @@ impl Sandbox {
             // Removing a v1 cgroup can take a few milliseconds; nothing waits.
             std::thread::spawn(move || drop(group));
         }
-        let mut bytes = Vec::new();
-        let cap = self.limits.max_output as u64;
-        let read = (&output_file).take(cap + 1).read_to_end(&mut bytes);
-        let truncated = bytes.len() as u64 > cap;
-        bytes.truncate(cap as usize);
-        let mut text = String::from_utf8_lossy(&bytes).into_owned();
-        if let Err(e) = read {
-            text.push_str(&format!("\n[wheelwright: the run's output is unreadable: {e}]\n"));
-        }
+        let (mut text, truncated) = output.finish();
         text.push_str(&note);
         Ok(Output { exit, text, truncated, duration })
     }
@@ -236,5 +231,61 @@ impl Sandbox {
             .env("PYTHONHASHSEED", HASH_SEED);
         let wrapped = self.wrap_program(Some(&cmd), &mounts, &ChildSetup::default());
         Runner::start(&wrapped, STARTUP)
+    }
+}
+
+/// Reads a run's output from the FIFO the child writes, on a thread of its
+/// own, keeping the first `cap` bytes.
+struct Collector {
+    kept: Arc<Mutex<(Vec<u8>, bool)>>,
+    done: mpsc::Receiver<()>,
+    /// The host's own write end, held until the run has ended: without a
+    /// writer a read would see the end before the child opened the FIFO.
+    writer: Option<std::fs::File>,
+}
+
+impl Collector {
+    /// Makes the FIFO at `path` (which must not exist) and starts reading it.
+    fn start(path: &Path, cap: usize) -> std::io::Result<Collector> {
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        // SAFETY: `name` is a valid C string.
+        if unsafe { libc::mkfifo(name.as_ptr(), 0o600) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Non-blocking, so the open does not wait for a writer; then
+        // blocking, so the reads wait for the child's output.
+        let mut fifo =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(path)?;
+        // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
+        unsafe {
+            let fd = fifo.as_raw_fd();
+            libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) & !libc::O_NONBLOCK);
+        }
+        let writer = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
+        let kept = Arc::new(Mutex::new((Vec::new(), false)));
+        let (finished, done) = mpsc::channel();
+        let into = kept.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            // Until every writer is gone (the child and all it started).
+            while let Ok(n @ 1..) = fifo.read(&mut buf) {
+                let mut kept = into.lock().unwrap_or_else(|e| e.into_inner());
+                let room = cap.saturating_sub(kept.0.len());
+                kept.0.extend_from_slice(&buf[..n.min(room)]);
+                kept.1 |= n > room;
+            }
+            let _ = finished.send(());
+        });
+        Ok(Collector { kept, done, writer: Some(writer) })
+    }
+
+    /// The output (lossily decoded) and whether some was dropped; waits a
+    /// little for the last writer to go (the run's processes are dead or
+    /// being killed by now).
+    fn finish(mut self) -> (String, bool) {
+        self.writer.take();
+        let _ = self.done.recv_timeout(OUTPUT_GRACE);
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        (String::from_utf8_lossy(&kept.0).into_owned(), kept.1)
     }
 }

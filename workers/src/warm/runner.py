@@ -13,6 +13,7 @@ import os
 import resource as resource_module
 import runpy
 import signal
+import site
 import struct
 import sys
 import tempfile
@@ -164,6 +165,11 @@ def child(request):
         # then PYTHONPATH, then the interpreter's own.
         extra = [p for p in request["env"].get("PYTHONPATH", "").split(":") if p]
         sys.path[:] = [request["dir"]] + extra + BASE_PATH
+        # What site.py does at a cold start, now that PYTHONPATH is on the
+        # path: import the first `sitecustomize` found (the wheel's, if it
+        # ships one, shadows the interpreter's).
+        sys.modules.pop("sitecustomize", None)
+        site.execsitecustomize()
         sys.argv[:] = ["-m"] + request["args"]
         try:
             # Exactly what `python -m pytest` runs (pytest/__main__.py).
