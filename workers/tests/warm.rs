@@ -35,7 +35,13 @@ fn build_in(project: &Path, work_dir: &Path, sandbox: Sandbox) -> BuildReport {
     let (mut options, _dirs) = options(&[Target::Linux], true);
     options.work_dir = work_dir.to_path_buf();
     options.sandbox = sandbox;
-    pipeline::build(&project, &options, &|_| {})
+    pipeline::build(&project, &options, &|e| {
+        if let pipeline::Event::Log { text, .. } = e {
+            if text.contains("[wheelwright:") && text.contains("cold") {
+                eprintln!("{text}");
+            }
+        }
+    })
 }
 
 /// The only test run of a Linux build.
@@ -124,4 +130,139 @@ fn every_example_and_test_project_gives_the_same_results_warm_and_cold() {
         let cold: Vec<String> = cold_runs.iter().map(|r| outcome(r, cold_dirs.work.path())).collect();
         assert_eq!(warm, cold, "{}", project.display());
     }
+}
+
+/// Waits until every folder in `dirs` holds a file `name`.
+fn wait_for_files(dirs: &[&Path], name: &str) -> Vec<PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let found: Vec<PathBuf> = dirs
+            .iter()
+            .filter_map(|d| {
+                let smoke = d.join("linux-x86_64/smoke");
+                std::fs::read_dir(smoke).ok()?.flatten().map(|e| e.path()).find(|p| p.join(name).exists())
+            })
+            .collect();
+        if found.len() == dirs.len() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "the builds' tests never wrote {name}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn two_concurrent_builds_on_one_warm_root_cannot_read_signal_or_trace_each_other() {
+    let root = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let (a, b) = (root.join("a"), root.join("b"));
+    let spy = std::fs::read_to_string(fixture("warm_spy/test_spy.py")).unwrap();
+    let project_spying = |own: &Path, other: &Path| {
+        let test = spy
+            .replace("OWN_WORK_DIR", &own.display().to_string())
+            .replace("OTHER_WORK_DIR", &other.display().to_string());
+        project(&[("src/pymult.asm", PYMULT), ("tests/test_spy.py", &test)])
+    };
+    let (spy_on_b, spy_on_a) = (project_spying(&a, &b), project_spying(&b, &a));
+    let pool = Arc::new(WarmPool::new());
+    let sandbox = pooled(&pool, &root, 60);
+    let (report_a, report_b) = std::thread::scope(|s| {
+        let build_a = s.spawn(|| build_in(spy_on_b.path(), &a, sandbox.clone()));
+        let build_b = s.spawn(|| build_in(spy_on_a.path(), &b, sandbox.clone()));
+        // Both children are alive and waiting: let them spy.
+        let waiting = wait_for_files(&[&a, &b], "waiting");
+        for (dir, work) in waiting.iter().zip([&a, &b]) {
+            std::fs::write(dir.join("secret.txt"), format!("secret of {}", work.display())).unwrap();
+        }
+        for dir in &waiting {
+            std::fs::write(dir.join("go"), "").unwrap();
+        }
+        (build_a.join().unwrap(), build_b.join().unwrap())
+    });
+    for report in [&report_a, &report_b] {
+        let run = only_run(report);
+        assert_eq!(run.runner, TestPath::Warm, "{run:#?}");
+        assert_eq!((run.passed, run.failed, run.errors), (2, 0, 0), "{run:#?}");
+        assert_eq!(target(report, Target::Linux).status, Status::Succeeded);
+    }
+    assert!(!run_dir(&a).join("planted").exists() && !run_dir(&b).join("planted").exists());
+}
+
+#[test]
+fn a_test_that_corrupts_its_interpreter_leaves_the_next_build_on_the_same_runner_unharmed() {
+    let root = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let pool = Arc::new(WarmPool::new());
+    let corrupt = std::fs::read_to_string(fixture("warm_corrupt/test_corrupt.py")).unwrap();
+    let check = std::fs::read_to_string(fixture("warm_corrupt/test_check.py")).unwrap();
+    let corrupting = project(&[("src/pymult.asm", PYMULT), ("tests/test_corrupt.py", &corrupt)]);
+    let checking = project(&[("src/pymult.asm", PYMULT), ("tests/test_check.py", &check)]);
+
+    let first = build_in(corrupting.path(), &root.join("first"), pooled(&pool, &root, 60));
+    let run = only_run(&first);
+    assert_eq!((run.runner, run.passed, run.failed), (TestPath::Warm, 1, 0), "{run:#?}");
+    // Its runner went back to the pool (the child exited), for the next build.
+    assert_eq!(pool.idle_count(), 1);
+    let second = build_in(checking.path(), &root.join("second"), pooled(&pool, &root, 60));
+    let run = only_run(&second);
+    assert_eq!((run.runner, run.passed, run.failed, run.errors), (TestPath::Warm, 1, 0, 0), "{run:#?}");
+    // The same runner forked both.
+    let runner_of = |work: &str| std::fs::read_to_string(run_dir(&root.join(work)).join("runner-pid")).unwrap();
+    assert_eq!(runner_of("first"), runner_of("second"));
+}
+
+#[test]
+fn a_crash_or_a_hang_kills_only_that_child_and_its_runner_is_replaced() {
+    let root = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let pool = Arc::new(WarmPool::new());
+    let crashing = project(&[
+        ("src/pymult.asm", PYMULT),
+        ("tests/test_crash.py", "import os, signal\n\ndef test_crash():\n    os.kill(os.getpid(), signal.SIGSEGV)\n"),
+    ]);
+    let hanging = project(&[
+        ("src/pymult.asm", PYMULT),
+        ("tests/test_hang.py", "import time\n\ndef test_hang():\n    time.sleep(3600)\n"),
+    ]);
+    let slow = project(&[
+        ("src/pymult.asm", PYMULT),
+        ("tests/test_slow.py", "import time\n\ndef test_slow():\n    time.sleep(2)\n"),
+    ]);
+    let (crashed, hung, beside) = std::thread::scope(|s| {
+        let crashed = s.spawn(|| build_in(crashing.path(), &root.join("crash"), pooled(&pool, &root, 5)));
+        let hung = s.spawn(|| build_in(hanging.path(), &root.join("hang"), pooled(&pool, &root, 5)));
+        let beside = s.spawn(|| build_in(slow.path(), &root.join("slow"), pooled(&pool, &root, 30)));
+        (crashed.join().unwrap(), hung.join().unwrap(), beside.join().unwrap())
+    });
+    let run = only_run(&crashed);
+    assert_eq!(run.runner, TestPath::Warm);
+    assert_eq!(run.problem.as_deref(), Some("the test process crashed with SIGSEGV"), "{run:#?}");
+    let run = only_run(&hung);
+    assert_eq!(run.runner, TestPath::Warm);
+    assert!(run.problem.as_deref().unwrap_or("").starts_with("timed out after 5 s in:"), "{run:#?}");
+    assert!(run.problem.as_deref().unwrap_or("").contains("in test_hang"), "{run:#?}");
+    // The build running beside them on its own runner did not notice.
+    let run = only_run(&beside);
+    assert_eq!((run.runner, run.passed, run.failed, run.errors), (TestPath::Warm, 1, 0, 0), "{run:#?}");
+    // Only the runner whose child exited cleanly is kept; the next build is fine.
+    assert_eq!(pool.idle_count(), 1);
+    let after = build_in(&example("pymult"), &root.join("after"), pooled(&pool, &root, 30));
+    let run = only_run(&after);
+    assert_eq!((run.runner, run.passed, run.failed), (TestPath::Warm, 7, 0), "{run:#?}");
+    assert_next_build_is_fine();
+}
+
+#[test]
+fn warm_tests_false_runs_the_tests_cold() {
+    let dir = project(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"pymult\"\nversion = \"0.1.0\"\n\n[tool.wheelwright]\nwarm-tests = false\n",
+        ),
+        ("src/pymult.asm", PYMULT),
+        ("tests/test_pymult.py", include_str!("../../examples/pymult/tests/test_pymult.py")),
+    ]);
+    let (report, _dirs) = build_with(dir.path(), &[Target::Linux], true, 60);
+    let run = only_run(&report);
+    assert_eq!((run.runner, run.passed, run.failed), (TestPath::Cold, 7, 0), "{run:#?}");
 }

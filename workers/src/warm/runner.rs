@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -82,13 +82,14 @@ impl Runner {
     /// Starts `wrapped` (the sandbox around the interpreter running
     /// [`RUNNER_PY`]) and waits for it to say it is ready.
     pub fn start(wrapped: &Cmd, startup: Duration) -> Result<Runner, WarmError> {
-        let mut child = Command::new(&wrapped.program)
+        let mut command = Command::new(&wrapped.program);
+        command
             .args(&wrapped.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+            .process_group(0);
+        let mut child = spawn_from_lasting_thread(command)
             .map_err(|e| WarmError::Unavailable(format!("cannot start the runner: {e}")))?;
         let input = child.stdin.take();
         let mut output = child.stdout.take().expect("stdout was piped");
@@ -174,12 +175,35 @@ impl Runner {
     /// Kills the runner's sandbox and everything in it.
     pub fn kill(&mut self) {
         self.input.take();
-        // SAFETY: killpg takes no pointers; the group is the runner's own
-        // (bubblewrap's pid namespace dies with it).
+        let outer = self.child.id();
+        // bubblewrap's second process (the pid namespace's init) is in a
+        // session of its own: killed by pid, and waited for below, so that
+        // nothing of the runner is left when this returns.
+        let inner: Vec<u32> = std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        // SAFETY: killpg and kill take no pointers; the group is the
+        // runner's own, the pids its sandbox's (not yet reaped: its parent
+        // is alive until the wait below).
         unsafe {
-            libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL);
+            libc::killpg(outer as libc::pid_t, libc::SIGKILL);
+            for pid in &inner {
+                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+            }
         }
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for pid in inner {
+            // Gone, or a zombie waiting for whoever inherited it.
+            while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
     }
 }
 
@@ -187,6 +211,34 @@ impl Drop for Runner {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Spawns `command` from a thread that lives as long as the process.
+/// bubblewrap's `--die-with-parent` is the kernel's parent-death signal,
+/// which fires when the *thread* that forked it ends: a runner spawned from
+/// a build's thread would die with that build.
+fn spawn_from_lasting_thread(command: Command) -> std::io::Result<Child> {
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (send, jobs) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("warm-runner-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in jobs {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("a thread starts");
+        Mutex::new(send)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, reply))
+        .map_err(|_| std::io::Error::other("the spawning thread is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("the spawning thread is gone"))?
 }
 
 /// One frame: a big-endian length, then that many bytes.
