@@ -28,8 +28,10 @@ pub const HASH_SEED: &str = "0";
 /// Runs a runner serves before it is replaced.
 pub const MAX_RUNS: u32 = 200;
 
-/// Idle runners kept per key.
-const IDLE_PER_KEY: usize = 2;
+/// Idle runners kept per key: as many as run at once for one key (a
+/// daemon's workers times the targets each builds side by side), so that
+/// no build pays for a start.
+const IDLE_PER_KEY: usize = 8;
 
 /// Keys (interpreter and view) kept with idle runners.
 const KEYS_KEPT: usize = 8;
