@@ -266,3 +266,30 @@ fn warm_tests_false_runs_the_tests_cold() {
     let run = only_run(&report);
     assert_eq!((run.runner, run.passed, run.failed), (TestPath::Cold, 7, 0), "{run:#?}");
 }
+
+#[test]
+fn away_from_tmp_each_run_gets_the_runners_tmp_and_dev_shm_emptied_as_a_cold_run_gets_fresh_ones() {
+    // Work directories outside /tmp: the runner's own /tmp can be the child's.
+    let root = tempfile::tempdir_in("/var/tmp").unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let pool = Arc::new(WarmPool::new());
+    let test = "import os, tempfile\n\n\
+                def test_tmp_is_fresh_and_writable():\n\
+                \x20   with open('runner-pid', 'w') as f:\n\
+                \x20       f.write(str(os.getppid()))\n\
+                \x20   assert os.environ['HOME'] == '/tmp' and tempfile.gettempdir() == '/tmp'\n\
+                \x20   assert os.listdir('/tmp') == [] and os.listdir('/dev/shm') == []\n\
+                \x20   os.mkdir('/tmp/left-behind')\n\
+                \x20   open('/tmp/left-behind/file', 'w').close()\n\
+                \x20   os.symlink('/usr', '/tmp/link')\n\
+                \x20   open('/dev/shm/left-behind', 'w').close()\n";
+    let dir = project(&[("src/pymult.asm", PYMULT), ("tests/test_tmp.py", test)]);
+    for build in ["first", "second"] {
+        let report = build_in(dir.path(), &root.join(build), pooled(&pool, &root, 60));
+        let run = only_run(&report);
+        assert_eq!((run.runner, run.passed, run.failed, run.errors), (TestPath::Warm, 1, 0, 0), "{run:#?}");
+    }
+    let runner_of = |work: &str| std::fs::read_to_string(run_dir(&root.join(work)).join("runner-pid")).unwrap();
+    assert_eq!(runner_of("first"), runner_of("second"));
+    assert!(Path::new("/usr/bin").exists());
+}

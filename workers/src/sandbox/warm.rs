@@ -25,9 +25,12 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 /// Where a warm run's stdout and stderr go, in its run directory: a FIFO.
 pub const OUTPUT_FILE: &str = ".wheelwright-output";
 
-/// Devices a warm run may write (the runner's `/dev/shm` is shared by its
-/// runs, so it is not among them).
+/// Devices a warm run may write (`/dev/shm` only as [`PRIVATE`] says).
 const DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
+
+/// The runner's private folders a child may write once the runner has
+/// emptied them (see `private_tmp`).
+const PRIVATE: [&str; 2] = ["/tmp", "/dev/shm"];
 
 /// What a warm run's child may read besides its own paths.
 const SYSTEM_READ_ONLY: [&str; 6] = ["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/proc"];
@@ -143,8 +146,15 @@ impl Sandbox {
         let output_path = run.dir.join(OUTPUT_FILE);
         let output = Collector::start(&output_path, self.limits.max_output)
             .map_err(|e| WarmError::Unavailable(format!("{}: {e}", output_path.display())))?;
-        let tmp = run.dir.join(".tmp");
-        std::fs::create_dir(&tmp).map_err(|e| WarmError::Unavailable(format!("{}: {e}", tmp.display())))?;
+        // The runner's own /tmp and /dev/shm are the child's, emptied before
+        // it is forked, as a cold run gets fresh ones: unless one of the
+        // runner's binds lies under /tmp, which a rule for /tmp would open.
+        let private_tmp = !key.writable.starts_with("/tmp") && !key.read_only.iter().any(|p| p.starts_with("/tmp"));
+        let tmp = if private_tmp { PathBuf::from("/tmp") } else { run.dir.join(".tmp") };
+        if !private_tmp {
+            std::fs::create_dir(&tmp).map_err(|e| WarmError::Unavailable(format!("{}: {e}", tmp.display())))?;
+        }
+        let wipe: Vec<String> = if private_tmp { PRIVATE.iter().map(|p| p.to_string()).collect() } else { Vec::new() };
 
         let show = |p: &Path| p.display().to_string();
         let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -168,7 +178,8 @@ impl Sandbox {
             .map(|p| show(p))
             .chain(SYSTEM_READ_ONLY.iter().map(|p| p.to_string()))
             .collect();
-        let writable = std::iter::once(show(run.dir)).chain(DEVICES.iter().map(|d| d.to_string())).collect();
+        let writable =
+            std::iter::once(show(run.dir)).chain(DEVICES.iter().map(|d| d.to_string())).chain(wipe.clone()).collect();
         let request = Request {
             dir: show(run.dir),
             output: show(&output_path),
@@ -178,6 +189,7 @@ impl Sandbox {
             writable,
             cgroups: cgroups.iter().map(|p| show(p)).collect(),
             rlimits: rlimits.iter().map(|(r, v)| (*r, *v)).collect(),
+            wipe,
         };
         let started = Instant::now();
         let stop = self.build.as_ref().map(|b| &b.stop);

@@ -12,6 +12,7 @@ import json
 import os
 import resource as resource_module
 import runpy
+import shutil
 import signal
 import site
 import struct
@@ -197,6 +198,21 @@ def child(request):
 BASE_PATH = [p for p in sys.path if p]
 
 
+def wipe(folder):
+    """Empties `folder` without following links, and nothing on another
+    file system (a mount point)."""
+    device = os.lstat(folder).st_dev
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            info = entry.stat(follow_symlinks=False)
+            if info.st_dev != device:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+
 def main():
     # Not dumpable: no child can trace the runner or read its memory.
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -205,6 +221,11 @@ def main():
         request = receive()
         if request is None:
             return 0
+        # What the last child left in the runner's /tmp and /dev/shm goes
+        # before the next one may write there (its processes are dead: the
+        # host killed its cgroup). A failure ends the runner: in doubt.
+        for folder in request["wipe"]:
+            wipe(folder)
         pid = os.fork()
         if pid == 0:
             child(request)

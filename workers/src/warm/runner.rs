@@ -43,6 +43,9 @@ pub struct Request {
     pub cgroups: Vec<String>,
     /// rlimits the child sets on itself.
     pub rlimits: Vec<(u32, u64)>,
+    /// Folders of the runner's sandbox (its `/tmp`, `/dev/shm`) the runner
+    /// empties before it forks, for a child that may write them.
+    pub wipe: Vec<String>,
 }
 
 /// What the runner says; one field set per frame.
