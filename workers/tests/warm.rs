@@ -35,6 +35,7 @@ fn build_in(project: &Path, work_dir: &Path, sandbox: Sandbox) -> BuildReport {
     let (mut options, _dirs) = options(&[Target::Linux], true);
     options.work_dir = work_dir.to_path_buf();
     options.sandbox = sandbox;
+    // A fallback to cold is printed: a test asserting a warm run then shows why it was not.
     pipeline::build(&project, &options, &|e| {
         if let pipeline::Event::Log { text, .. } = e {
             if text.contains("[wheelwright:") && text.contains("cold") {
