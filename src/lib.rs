@@ -118,7 +118,9 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
     let store = store::open(&config.store, data)?;
     let sources = store::SourceTrees::open(&sources_dir, store.clone()).context("cannot open the source store")?;
     let sandbox = match config.sandbox {
-        SandboxKind::Bwrap => Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?,
+        // Warm test runners serve every build (each job's work dir is in jobs/).
+        SandboxKind::Bwrap => Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?
+            .with_warm_root(std::fs::canonicalize(&jobs_dir).unwrap_or_else(|_| jobs_dir.clone())),
         SandboxKind::None => Sandbox::none(config.limits.clone()),
     };
     let interpreters = if config.pythons.is_empty() {

@@ -77,7 +77,12 @@ async fn a_test_filling_tmp_or_the_job_directory_meets_the_build_limits() {
     // /tmp is a tmpfs of 4 MiB: the fifth MiB does not fit (files may reach 8 MiB).
     let fill_tmp = "def test_fill():\n    with open('/tmp/big', 'wb') as f:\n        for _ in range(16):\n            \
                     f.write(b'x' * (1 << 20))\n            f.flush()\n";
-    let build = build_with_test(&app, fill_tmp, None).await;
+    // A sized tmpfs of its own at /tmp is the cold sandbox's (a warm run's temp folder is in its
+    // job directory, under the disk budget tested below: docs/warm-runner.md).
+    let cold = "[project]\nname = \"pymult\"\nversion = \"0.1.0\"\n\n[tool.wheelwright]\nwarm-tests = false\n";
+    let dir = project(&[("pyproject.toml", cold), ("src/pymult.asm", PYMULT), ("tests/test_hostile.py", fill_tmp)]);
+    let queued = app.submit(dir.path(), &[("targets", "linux-x86_64")]).await;
+    let build = app.wait(queued["id"].as_str().unwrap()).await;
     let failures = build["targets"][0]["tests"][0]["failures"].to_string();
     assert!(failures.contains("No space left on device"), "{build}");
     // The job directory: files of 4 MiB, 32 MiB in all.

@@ -232,11 +232,13 @@ fn findings_by_place(report: &wheelwright_workers::report::BuildReport) -> Vec<(
 
 fn test_run_line(run: &TestRun) -> String {
     let counts = format!(
-        "{} passed, {} failed, {} errors, {} skipped{}",
+        "{} passed, {} failed, {} errors, {} skipped{}{}",
         run.passed,
         run.failed,
         run.errors,
         run.skipped,
+        // Which path ran the tests (docs/warm-runner.md); cold says nothing.
+        if run.runner == wheelwright_workers::report::TestPath::Warm { ", warm" } else { "" },
         run.problem.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
     );
     match &run.model {
@@ -264,6 +266,13 @@ mod tests {
             "tests run on the Linux host under the Windows x64 ABI model, on cpython-3.11: \
              7 passed, 0 failed, 0 errors, 0 skipped"
         );
+    }
+
+    #[test]
+    fn a_warm_run_says_so() {
+        let mut warm = run(None);
+        warm.runner = wheelwright_workers::report::TestPath::Warm;
+        assert_eq!(test_run_line(&warm), "tests on cpython-3.11: 7 passed, 0 failed, 0 errors, 0 skipped, warm");
     }
 
     #[test]

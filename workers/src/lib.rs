@@ -24,6 +24,7 @@ pub mod sandbox;
 pub mod smoke;
 pub mod toolchain;
 pub mod verify;
+pub mod warm;
 pub mod wheel;
 
 use std::path::PathBuf;

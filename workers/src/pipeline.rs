@@ -857,6 +857,7 @@ impl<'a> TargetBuild<'a> {
                     guards: true,
                     line_table: &line_table,
                     symbols: &symbols,
+                    warm: self.project.settings.warm_tests,
                 };
                 let smoked = smoke::run(&job, &sandbox, &self.options.cancel).map_err(infra)?;
                 let run = smoked.run;

@@ -117,6 +117,11 @@ impl Root {
         Ok(Root { fd: fd.into(), path: path.to_path_buf() })
     }
 
+    /// The path it was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Reads `path` (relative, or absolute beneath the root) if it is a
     /// regular file of at most `max` bytes; `what` names it in errors
     /// ("pytest's JUnit XML").

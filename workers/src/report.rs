@@ -173,6 +173,31 @@ pub struct TestRun {
     /// Windows x64 ABI model". `None` for a native (Linux) run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Which path ran the tests: a warm runner or a cold pytest.
+    #[serde(default)]
+    pub runner: TestPath,
+}
+
+/// How a test run was carried out ([`crate::warm`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestPath {
+    /// A child forked from a warm runner that had imported pytest.
+    Warm,
+    /// `python -m pytest` started in a sandbox of its own (and every run
+    /// recorded before the warm runner existed).
+    #[default]
+    Cold,
+}
+
+impl TestPath {
+    /// `warm`, `cold`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestPath::Warm => "warm",
+            TestPath::Cold => "cold",
+        }
+    }
 }
 
 impl TestRun {
@@ -190,6 +215,7 @@ impl TestRun {
             problem: None,
             crash: None,
             model: None,
+            runner: TestPath::Cold,
         }
     }
 }

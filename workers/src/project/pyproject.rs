@@ -83,6 +83,9 @@ pub struct Settings {
     pub python_versions: Vec<PyVersion>,
     /// The static ABI check: `lint` and `[tool.wheelwright.lint-rules]`.
     pub lint: crate::lint::LintConfig,
+    /// Run the tests on warm runners where the host offers them
+    /// (`warm-tests`, default true; see [`crate::warm`]).
+    pub warm_tests: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +157,7 @@ struct ToolTable {
     lint: Option<String>,
     #[serde(default)]
     lint_rules: BTreeMap<String, String>,
+    warm_tests: Option<bool>,
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ProjectError {
@@ -391,6 +395,7 @@ fn settings(tool: ToolTable, metadata: &Metadata, overrides: &Overrides) -> Resu
         abi3: tool.abi3,
         python_versions,
         lint,
+        warm_tests: tool.warm_tests.unwrap_or(true),
     })
 }
 

@@ -65,10 +65,7 @@ impl BuildState {
 
     /// Runs a step of the build: refused at once when the build was
     /// stopped, its end explained when a build limit caused it.
-    pub(super) fn bounded(
-        &self,
-        run: impl FnOnce() -> Result<Output, crate::process::SpawnError>,
-    ) -> Result<Output, crate::process::SpawnError> {
+    pub(super) fn bounded<E>(&self, run: impl FnOnce() -> Result<Output, E>) -> Result<Output, E> {
         if let Some(refused) = self.refused() {
             return Ok(refused);
         }
@@ -112,6 +109,8 @@ pub struct BuildSandbox {
     sandbox: Sandbox,
     state: Arc<BuildState>,
     watcher: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    /// The job directory, whose own warm runners go with the build.
+    work_dir: std::path::PathBuf,
 }
 
 impl BuildSandbox {
@@ -132,7 +131,7 @@ impl BuildSandbox {
         let thread = std::thread::spawn(move || watch_disk(&watched, &dir, &stop_rx));
         let mut sandbox = sandbox.clone();
         sandbox.build = Some(state.clone());
-        BuildSandbox { sandbox, state, watcher: Some((stop_tx, thread)) }
+        BuildSandbox { sandbox, state, watcher: Some((stop_tx, thread)), work_dir: work_dir.to_path_buf() }
     }
 
     /// The sandbox that runs the build's steps under the build's limits.
@@ -156,6 +155,10 @@ impl Drop for BuildSandbox {
         // last clone of the sandbox).
         if let Some(group) = &self.state.memory {
             group.kill_all();
+        }
+        // Runners that showed only this build's directory serve no other.
+        if let Some(pool) = self.sandbox.warm_pool() {
+            pool.forget(&self.work_dir);
         }
     }
 }

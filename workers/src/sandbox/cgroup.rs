@@ -81,7 +81,8 @@ impl Hierarchy {
         }
     }
 
-    fn base(&self) -> &Path {
+    /// Our `wheelwright` group, where step and build groups are made.
+    pub(super) fn base(&self) -> &Path {
         match self {
             Hierarchy::V1(p) | Hierarchy::V2(p) => p,
         }

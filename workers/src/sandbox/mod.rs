@@ -20,6 +20,7 @@ mod cgroup;
 pub mod landlock;
 mod limits;
 mod session;
+mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use build::BuildSandbox;
 pub use cgroup::Hierarchy;
 pub use limits::Limits;
 pub use session::Session;
+pub use warm::WarmRun;
 
 use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
 
@@ -61,8 +63,10 @@ const PROC_READ_ONLY: [&str; 10] = [
 ];
 
 /// Environment variables passed into the sandbox when a step sets them.
-const ENV_ALLOWED: [&str; 9] = [
+const ENV_ALLOWED: [&str; 10] = [
     "PYTHONPATH",
+    // The same on warm and cold test runs (crate::warm::HASH_SEED).
+    "PYTHONHASHSEED",
     // Which ABI model runs a macOS or Windows wheel's tests (crate::abimodel).
     "WHEELWRIGHT_ABIMODEL",
     "PYTHONDONTWRITEBYTECODE",
@@ -189,6 +193,12 @@ pub struct Sandbox {
     memory: Option<Hierarchy>,
     /// The build this sandbox runs steps of (see [`Sandbox::for_build`]).
     build: Option<Arc<build::BuildState>>,
+    /// Where warm test runners are kept ([`crate::warm`]); `None`: every
+    /// test run is cold.
+    warm: Option<Arc<crate::warm::WarmPool>>,
+    /// The folder holding every build's work directory, when runners may
+    /// serve many builds ([`Sandbox::with_warm_root`]).
+    warm_root: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -199,6 +209,11 @@ impl Sandbox {
         let helper_found = matches!(&sandbox.isolation, Isolation::Bubblewrap { helper: Some(_), .. });
         // SAFETY: geteuid has no preconditions.
         check_root_confinement(unsafe { libc::geteuid() }, landlock::kernel_abi(), helper_found)?;
+        // Tests run warm wherever a warm run can be isolated (Landlock's
+        // signal scoping needs ABI 6); cold otherwise.
+        if helper_found && landlock::kernel_abi() >= 6 {
+            return Ok(sandbox.with_warm(crate::warm::WarmPool::shared()));
+        }
         Ok(sandbox)
     }
 
@@ -214,6 +229,8 @@ impl Sandbox {
             cgroups: Hierarchy::detect(),
             memory: Hierarchy::detect_memory(),
             build: None,
+            warm: None,
+            warm_root: None,
         };
         let probe = sandbox.wrap(&Cmd::new("/usr/bin/true"), &Mounts::default());
         let out = std::process::Command::new(&probe.program)
@@ -234,6 +251,8 @@ impl Sandbox {
             cgroups: Hierarchy::detect(),
             memory: Hierarchy::detect_memory(),
             build: None,
+            warm: None,
+            warm_root: None,
         }
     }
 

@@ -18,8 +18,8 @@ pub use interpreter::{Interpreter, SmokeEnv};
 use crate::abimodel::{self, Model};
 use crate::process::{self, CancelToken, Cmd, Exit};
 use crate::readback::{ReadbackError, Root, JUNIT_MAX};
-use crate::report::TestRun;
-use crate::sandbox::{Mounts, Sandbox};
+use crate::report::{TestPath, TestRun};
+use crate::sandbox::{Mounts, Sandbox, WarmRun};
 
 /// Why a smoke test could not be run at all.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,9 @@ pub struct SmokeJob<'a> {
     /// The wheel's modules as the host knows them, to say where a crash
     /// under the model happened (empty for a Linux wheel: gdb says it).
     pub symbols: &'a [ModuleSymbols],
+    /// Run the tests on a warm runner when the sandbox offers one
+    /// ([`crate::warm`]); false: `[tool.wheelwright] warm-tests = false`.
+    pub warm: bool,
 }
 
 /// What a smoke run found.
@@ -210,8 +213,12 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     // gdb gets no PYTHONPATH: the site directory holds the upload's files,
     // and gdb's own Python would import them (see `crash::gdb_args`).
     let cmd = |program: &Path, args: Vec<String>, mode: Option<&str>| {
-        let cmd =
-            Cmd::new(program).args(args).cwd(job.dir).env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONNOUSERSITE", "1");
+        let cmd = Cmd::new(program)
+            .args(args)
+            .cwd(job.dir)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONNOUSERSITE", "1")
+            .env("PYTHONHASHSEED", crate::warm::HASH_SEED);
         match mode {
             Some(mode) => cmd.env(abimodel::MODEL_ENV, mode),
             None => cmd,
@@ -223,10 +230,43 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         mounts = mounts.read_only(harness);
     }
     let pytest = cmd(&job.env.python, pytest_args.clone(), mode).env("PYTHONPATH", python_path.clone());
-    let out = sandbox.run(&pytest, &mounts, cancel)?;
+    let mut log = String::new();
+    let mut path = TestPath::Cold;
+    let warm = match (job.warm, sandbox.warm_pool()) {
+        (true, Some(_)) => {
+            let visible = sandbox.warm_view(job.root.path());
+            let run = WarmRun {
+                python: &job.env.python,
+                runner_read_only: vec![job.interpreter.prefix.clone(), job.env.dir.clone()],
+                visible,
+                dir: job.dir,
+                read_only: harness.iter().cloned().collect(),
+                // What follows `python -X faulthandler -X dev -m pytest`:
+                // the runner was started with those flags.
+                args: &pytest_args[6..],
+                env: &pytest.env,
+            };
+            match sandbox.run_warm(&run, cancel) {
+                Ok(out) => {
+                    path = TestPath::Warm;
+                    Some(out)
+                }
+                Err(e) => {
+                    log.push_str(&format!("[wheelwright: {e}; the tests run cold]\n"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let out = match warm {
+        Some(out) => out,
+        None => sandbox.run(&pytest, &mounts, cancel)?,
+    };
     let mut run = TestRun::new(&job.interpreter.label(), job.interpreter.executable.clone(), &wheel_name);
+    run.runner = path;
     run.model = job.model.map(|m| m.label().to_string());
-    let mut log = out.text.clone();
+    log.push_str(&out.text);
     if job.model.is_none() && job.guards {
         log.push_str(&format!("\n[wheelwright: {}]\n", abimodel::LINUX_GUARDS_NOTE));
     }

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The warm test runner (issue 16) measured in the daemon, against the bare
+# toolchain script as it is (three targets built, tests on Linux only), same
+# interpreter, same run:
+#   latency    upload -> end of one examples/pymult build, all three targets
+#              tested (macOS and Windows under their ABI models), warm runners
+#              already started; target <= 0.6x the bare script
+#   throughput N distinct builds, all three targets tested, 2 workers, vs the
+#              bare script N times 2 at a time; target >= 2x
+# and where a warm build's time goes (its steps, from the build's record).
+# Every build's log is checked for a cold fallback: the numbers are warm ones.
+# COLD=1 measures the same daemon with the project opting out
+# (`warm-tests = false`), for the comparison in the same conditions.
+#
+#   benches/warm.sh [RUNS] [N]      (default 9, 40)
+#   COLD=1 benches/warm.sh [RUNS] [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-9}
+n=${2:-40}
+
+scripts/setup.sh >/dev/null
+cargo build --release --quiet
+python=$(.venv/bin/python -c 'import sys; print(sys.executable)')
+work=$(mktemp -d)
+. benches/bare_toolchain.sh
+
+data="$work/data"
+target/release/wheelwright serve --data-dir "$data" --bind 127.0.0.1:0 --pythons "$python" --workers 2 \
+  2>"$work/serve.log" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 200); do
+  base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -n 1)
+  [ -n "$base" ] && break
+  sleep 0.05
+done
+[ -n "$base" ] || { cat "$work/serve.log"; exit 1; }
+
+pyproject=examples/pymult/pyproject.toml
+if [ "${COLD:-}" = 1 ]; then
+  pyproject="$work/pyproject.toml"
+  { cat examples/pymult/pyproject.toml; echo 'warm-tests = false'; } >"$pyproject"
+fi
+mode=$([ "${COLD:-}" = 1 ] && echo cold || echo warm)
+files=(-F "files=@examples/pymult/src/pymult.asm;filename=src/pymult.asm"
+       -F "files=@$pyproject;filename=pyproject.toml"
+       -F "files=@examples/pymult/README.md;filename=README.md"
+       -F "files=@examples/pymult/tests/test_pymult.py;filename=tests/test_pymult.py")
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+# One build, upload to the end of its live log; fails on a cold fallback.
+daemon_build() {
+  local id
+  id=$(curl -sf "${files[@]}" -F targets=all -F rebuild=true "$base/api/v1/builds" | json_field id)
+  curl -sfN -H 'Accept: text/event-stream' "$base/api/v1/builds/$id/log" >"$work/stream"
+  if [ "$mode" = warm ] && grep -q 'the tests run cold' "$work/stream"; then
+    grep 'warm runner' "$work/stream" | head -n 1 >&2
+    echo "build $id ran its tests cold" >&2
+    return 1
+  fi
+  echo "$id"
+}
+
+# Latency. Two builds first: each worker's runners start, then serve.
+bare "$work/bare"; daemon_build >/dev/null; daemon_build >/dev/null
+: >"$work/bare.t"; : >"$work/daemon.t"
+for _ in $(seq "$runs"); do
+  t0=$(now); bare "$work/bare"; t1=$(now); last=$(daemon_build); t2=$(now)
+  echo $(( (t1 - t0) / 1000 )) >>"$work/bare.t"; echo $(( (t2 - t1) / 1000 )) >>"$work/daemon.t"
+done
+status=$(curl -sf "$base/api/v1/builds/$last" | json_field status)
+[ "$status" = succeeded ] || { echo "the last build $status"; exit 1; }
+lat_bare=$(median <"$work/bare.t"); lat_daemon=$(median <"$work/daemon.t")
+# Where the time goes, from the last build's record.
+curl -sf "$base/api/v1/builds/$last" >"$work/last.json"
+
+# Throughput: n distinct builds, 2 at a time on both sides.
+t0=$(now)
+seq "$n" | xargs -P 2 -I{} bash -c ". benches/bare_toolchain.sh; python='$python'; bare '$work/bare-{}'"
+t1=$(now)
+uploads=()
+for i in $(seq "$n"); do
+  [ "$i" -gt 1 ] && uploads+=(--next)
+  uploads+=(-sf "${files[@]}" -F targets=all -F "version=3.0.$i" -o /dev/null -w '%header{location}\n' "$base/api/v1/builds")
+done
+curl "${uploads[@]}" >"$work/locations"
+[ "$(grep -c /api/v1/builds/ "$work/locations")" -eq "$n" ] || { echo "uploads failed"; exit 1; }
+curl -sfN -H 'Accept: text/event-stream' $(sed "s|^|$base|" "$work/locations" | sed 's|$|/log|') >"$work/streams"
+t2=$(now)
+succeeded=$(grep -A1 '^event: end' "$work/streams" | grep -c '^data: succeeded' || true)
+[ "$succeeded" -eq "$n" ] || { echo "$((n - succeeded)) builds did not succeed"; exit 1; }
+cold=$(grep -c 'the tests run cold' "$work/streams" || true)
+thr_bare=$(( (t1 - t0) / 1000 )); thr_daemon=$(( (t2 - t1) / 1000 ))
+
+.venv/bin/python - "$work/last.json" <<'PY'
+import json, sys
+build = json.load(open(sys.argv[1]))
+report = build.get("report") or build
+print("where the last latency build's time went (engine steps, ms):")
+for t in report.get("targets", []):
+    steps = ", ".join("%s %d" % (s["name"], s["duration_ms"]) for s in t.get("steps", []))
+    print("  %-15s %s" % (t.get("target"), steps))
+PY
+awk -v lb="$lat_bare" -v ld="$lat_daemon" -v tb="$thr_bare" -v td="$thr_daemon" -v n="$n" -v runs="$runs" -v cold="$cold" -v mode="$mode" 'BEGIN {
+  printf "latency, examples/pymult, all three targets tested, %s (%d runs, medians)\n", mode, runs
+  printf "  bare toolchain script (tests on Linux) : %8.1f ms\n", lb / 1000
+  printf "  daemon, upload to end                  : %8.1f ms  ratio %.2fx (target <= 0.6x)\n", ld / 1000, ld / lb
+  printf "throughput, %d distinct builds, parallelism 2 (warm runs fallen back to cold: %d)\n", n, cold
+  printf "  bare toolchain script : %8.1f s   %.2f builds/s\n", tb / 1e6, n / (tb / 1e6)
+  printf "  daemon, %-4s          : %8.1f s   %.2f builds/s  ratio %.2fx (target >= 2x)\n", mode, td / 1e6, n / (td / 1e6), tb / td
+}'

@@ -1,0 +1,242 @@
+# The warm test runner (see docs/warm-runner.md). Started by the engine
+# inside the sandbox with `-X faulthandler -X dev -B` and the same
+# PYTHONHASHSEED as a cold run; it imports pytest and its built-in plugins
+# once, then serves runs: one length-prefixed JSON request on fd 0, one
+# forked child per request, and two length-prefixed JSON answers on fd 1:
+# {"pid": N} when the child exists, {"status": S} (waitpid's raw status)
+# when it has ended. The runner never imports project code: everything a
+# test changes dies with its child.
+import atexit
+import ctypes
+import json
+import os
+import resource as resource_module
+import runpy
+import shutil
+import signal
+import site
+import struct
+import sys
+import tempfile
+import threading
+
+import pytest  # noqa: F401  (the point of the runner: imported once)
+import _pytest.config
+
+# Every plugin a cold pytest imports before it reads the command line.
+for _name in _pytest.config.default_plugins:
+    __import__("_pytest." + _name)
+del _name
+
+# The protocol pipes, moved out of the way: a child closes them before it
+# runs anything, so it can neither read other requests nor answer for itself.
+REQUESTS = os.dup(0)
+ANSWERS = os.dup(1)
+_null = os.open("/dev/null", os.O_RDWR)
+for _fd in (0, 1):
+    os.dup2(_null, _fd)
+os.close(_null)
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.syscall.restype = ctypes.c_long
+SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
+PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 38, 4
+
+# Landlock access rights (include/uapi/linux/landlock.h).
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1, 2, 4, 8
+FS_ALL_V1 = (1 << 13) - 1
+FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+NET_BIND_TCP, NET_CONNECT_TCP = 1, 2
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1, 2
+
+
+class RulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("fd", ctypes.c_int32)]
+
+
+def landlock_abi():
+    return max(0, LIBC.syscall(SYS_CREATE_RULESET, None, 0, 1))
+
+
+ABI = landlock_abi()
+
+
+def handled_fs():
+    rights = FS_ALL_V1
+    if ABI >= 2:
+        rights |= FS_REFER
+    if ABI >= 3:
+        rights |= FS_TRUNCATE
+    if ABI >= 5:
+        rights |= FS_IOCTL_DEV
+    return rights
+
+
+def restrict(read_only, writable):
+    """A fresh Landlock domain, nested in the runner's: only these paths,
+    no TCP, no signals or abstract sockets outside the domain. The child's
+    siblings and the runner are outside it: not readable, not signalled,
+    not traced."""
+    if ABI < 6:
+        raise OSError("Landlock ABI %d: a warm run needs 6 (signal scoping)" % ABI)
+    fs = handled_fs()
+    attr = RulesetAttr(fs, NET_BIND_TCP | NET_CONNECT_TCP, SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL)
+    ruleset = LIBC.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+    read = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+    for paths, rights in ((read_only, read), (writable, fs)):
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            is_dir = os.path.isdir(path)
+            allowed = rights if is_dir else rights & FILE_RIGHTS & fs
+            rule = PathBeneath(allowed, fd)
+            done = LIBC.syscall(SYS_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0)
+            os.close(fd)
+            if done < 0:
+                raise OSError(ctypes.get_errno(), "landlock_add_rule %s" % path)
+    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+    if LIBC.syscall(SYS_RESTRICT_SELF, ruleset, 0) < 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    os.close(ruleset)
+
+
+def read_exact(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(REQUESTS, n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def receive():
+    head = read_exact(4)
+    if head is None:
+        return None
+    (size,) = struct.unpack(">I", head)
+    if size > 1 << 20:
+        raise ValueError("request of %d bytes" % size)
+    body = read_exact(size)
+    if body is None:
+        raise ValueError("the request was cut short")
+    return json.loads(body)
+
+
+def answer(message):
+    body = json.dumps(message).encode()
+    os.write(ANSWERS, struct.pack(">I", len(body)) + body)
+
+
+def child(request):
+    """The forked child: isolate, then run pytest as `python -m pytest`
+    would. Never returns."""
+    code = 70
+    try:
+        os.setsid()
+        out = os.open(request["output"], os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        os.closerange(3, 1 << 16)
+        for procs in request["cgroups"]:
+            with open(procs, "w") as group:
+                group.write("0")
+        for resource, value in request["rlimits"]:
+            resource_module.setrlimit(resource, (value, value))
+        restrict(request["read_only"], request["writable"])
+        os.chdir(request["dir"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        tempfile.tempdir = None
+        # The runner never changes a signal's disposition, so the child's
+        # are a fresh interpreter's (faulthandler's included, on fd 2).
+        # What `python -m pytest` puts on sys.path: the working directory,
+        # then PYTHONPATH, then the interpreter's own.
+        extra = [p for p in request["env"].get("PYTHONPATH", "").split(":") if p]
+        sys.path[:] = [request["dir"]] + extra + BASE_PATH
+        # What site.py does at a cold start, now that PYTHONPATH is on the
+        # path: import the first `sitecustomize` found (the wheel's, if it
+        # ships one, shadows the interpreter's).
+        sys.modules.pop("sitecustomize", None)
+        site.execsitecustomize()
+        sys.argv[:] = ["-m"] + request["args"]
+        try:
+            # Exactly what `python -m pytest` runs (pytest/__main__.py).
+            runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as ended:
+            code = ended.code if isinstance(ended.code, int) else (0 if ended.code is None else 1)
+        # What the interpreter does at exit: wait for threads, atexit.
+        threading._shutdown()
+        atexit._run_exitfuncs()
+    except BaseException as error:  # the child must never return into the loop
+        try:
+            os.write(2, ("wheelwright warm runner: %r\n" % (error,)).encode())
+        except OSError:
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+
+
+BASE_PATH = [p for p in sys.path if p]
+
+
+def wipe(folder):
+    """Empties `folder` without following links, and nothing on another
+    file system (a mount point)."""
+    device = os.lstat(folder).st_dev
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            info = entry.stat(follow_symlinks=False)
+            if info.st_dev != device:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+
+def main():
+    # Not dumpable: no child can trace the runner or read its memory.
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    answer({"ready": ABI})
+    while True:
+        request = receive()
+        if request is None:
+            return 0
+        # What the last child left in the runner's /tmp and /dev/shm goes
+        # before the next one may write there (its processes are dead: the
+        # host killed its cgroup). A failure ends the runner: in doubt.
+        for folder in request["wipe"]:
+            wipe(folder)
+        pid = os.fork()
+        if pid == 0:
+            child(request)
+        answer({"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        # Whatever the child left in its group goes with it.
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        answer({"status": status})
+
+
+sys.exit(main())
