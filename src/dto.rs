@@ -112,6 +112,8 @@ pub struct TestRunView {
     /// The ABI model it ran under, when not a native run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// `warm` (a child forked from a warm runner) or `cold` (a pytest of its own).
+    pub runner: String,
     /// A crash of native code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crash: Option<CrashView>,
@@ -226,6 +228,7 @@ fn test_run(run: &StoredTestRun) -> TestRunView {
             .collect(),
         problem: run.problem.clone(),
         model: run.model.clone(),
+        runner: run.runner.clone(),
         crash: run.crash.as_ref().map(crash),
     }
 }

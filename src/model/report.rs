@@ -128,9 +128,17 @@ pub struct StoredTestRun {
     /// Linux host); `None` for a native run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Which path ran the tests: `warm` (a child of a warm runner) or
+    /// `cold` (a pytest of its own; every run stored before warm runners).
+    #[serde(default = "cold")]
+    pub runner: String,
     /// A crash of native code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash: Option<StoredCrash>,
+}
+
+fn cold() -> String {
+    "cold".into()
 }
 
 /// One failed or erroring test.
@@ -234,6 +242,7 @@ impl From<&engine::TestRun> for StoredTestRun {
                 .collect(),
             problem: run.problem.clone(),
             model: run.model.clone(),
+            runner: run.runner.as_str().to_string(),
             crash: run.crash.as_ref().map(|c| StoredCrash {
                 signal: c.signal.clone(),
                 python_traceback: c.python_traceback.clone(),

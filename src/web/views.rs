@@ -96,6 +96,8 @@ pub struct TestBlock {
     pub problem: Option<String>,
     /// The ABI model label, when not a native run.
     pub model: Option<String>,
+    /// Whether a warm runner ran the tests.
+    pub warm: bool,
     pub failures: Vec<(String, String)>,
     pub crash: Option<CrashView>,
 }
@@ -261,6 +263,7 @@ impl BuildPage {
                 skipped: run.skipped,
                 problem: run.problem.clone(),
                 model: run.model.clone(),
+                warm: run.runner == "warm",
                 failures: run.failures.iter().map(|f| (f.test.clone(), f.message.clone())).collect(),
                 crash: run.crash.as_ref().map(|c| CrashView {
                     signal: c.signal.clone(),
