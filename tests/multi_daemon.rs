@@ -176,19 +176,33 @@ async fn a_build_submitted_through_a_is_followed_cancelled_and_downloaded_throug
     a.stop().await.unwrap();
 }
 
+/// The write token of the subprocess daemons (the shared `WHEELWRIGHT_TOKENS`).
+const TOKEN: &str = "cluster-token";
+
 /// A `wheelwright serve` subprocess on the cluster's database and store,
-/// and the address it listens on.
+/// and the address it listens on. Its settings are docker/cluster.yaml's
+/// daemon environment, with this machine's servers in place of the compose
+/// services (tests/common/compose.rs); the flags only shorten the lease and
+/// pick the interpreter and data directory, as a test needs.
 fn serve(cluster: &Cluster) -> (Child, String) {
+    let compose = common::compose::Compose::load();
+    let local = common::compose::Local {
+        database_url: &cluster.db.url,
+        store: cluster.store.as_deref(),
+        token: TOKEN,
+        github_secret: "cluster-github-secret",
+    };
     let mut command = Command::new(env!("CARGO_BIN_EXE_wheelwright"));
-    command.args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--lease-secs", "3", "--pythons", "python3"]);
-    if let Some(store) = &cluster.store {
-        command.arg("--store").arg(store);
+    command.args(["serve", "--workers", "1", "--lease-secs", "3", "--pythons", "python3"]);
+    for (name, value) in common::compose::local_daemon_environment(&compose, &local) {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
     }
     let mut child = command
         .arg("--data-dir")
         .arg(cluster.data_dir())
-        .arg("--database-url")
-        .arg(&cluster.db.url)
         .env("WHEELWRIGHT_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -217,6 +231,7 @@ async fn a_build_whose_daemon_is_killed_is_finished_by_the_other_after_its_lease
     let cluster = Cluster::new().await;
     let db = &cluster.db;
     let (mut a, a_base) = serve(&cluster);
+    wheelwright::install_crypto_provider();
     let client = reqwest::Client::new();
     // A slow build: its test sleeps, so A is mid-build when it dies.
     let slow = project(
@@ -228,6 +243,7 @@ async fn a_build_whose_daemon_is_killed_is_finished_by_the_other_after_its_lease
     );
     let response = client
         .post(format!("{a_base}/api/v1/builds"))
+        .bearer_auth(TOKEN)
         .multipart(form_of_dir(slow.path(), &[("targets", "linux-x86_64")]))
         .send()
         .await
