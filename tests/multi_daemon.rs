@@ -380,7 +380,7 @@ async fn simple_json(app: &TestApp, project: &str) -> Value {
 async fn fetched(app: &TestApp, path: &str) -> String {
     let response = app.client.get(app.url(path)).send().await.unwrap();
     assert_eq!(response.status(), 200, "{path} on {}", app.base);
-    hex::encode(sha2::Sha256::digest(&response.bytes().await.unwrap()))
+    hex::encode(sha2::Sha256::digest(response.bytes().await.unwrap()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
