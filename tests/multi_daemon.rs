@@ -32,6 +32,8 @@ const NEEDS_POSTGRES: &str = "these tests need WHEELWRIGHT_TEST_POSTGRES (script
 struct Cluster {
     db: TestDatabase,
     store: Option<String>,
+    /// A dedicated S3 server's store (in place of `store`), for an outage.
+    own_s3: Option<wheelwright::store::S3Settings>,
     data: std::sync::Mutex<Vec<tempfile::TempDir>>,
 }
 
@@ -39,13 +41,22 @@ impl Cluster {
     async fn new() -> Cluster {
         let db = TestDatabase::create().await.expect(NEEDS_POSTGRES);
         let data = std::sync::Mutex::new(vec![tempfile::tempdir().unwrap()]);
-        Cluster { db, store: common::test_store(), data }
+        Cluster { db, store: common::test_store(), own_s3: None, data }
+    }
+
+    /// On `server`'s bucket (a SeaweedFS of the test's own) instead of the
+    /// suite's store.
+    async fn on(server: &common::s3::S3Server) -> Cluster {
+        let mut cluster = Cluster::new().await;
+        cluster.store = None;
+        cluster.own_s3 = Some(server.settings("cluster"));
+        cluster
     }
 
     /// A data directory for one more daemon: its own on S3, else the shared one.
     fn data_dir(&self) -> std::path::PathBuf {
         let mut dirs = self.data.lock().unwrap();
-        if self.store.is_some() {
+        if self.store.is_some() || self.own_s3.is_some() {
             dirs.push(tempfile::tempdir().unwrap());
         }
         dirs.last().unwrap().path().to_path_buf()
@@ -64,6 +75,9 @@ async fn daemon(
     adjust(&mut args);
     let mut config = config(args);
     config.database.url = DatabaseUrl::Postgres(db.url.clone());
+    if let Some(s3) = &cluster.own_s3 {
+        config.store = wheelwright::store::StoreConfig::S3(s3.clone());
+    }
     TestApp::start_with(config, None, None, Some(executor)).await
 }
 
@@ -176,19 +190,33 @@ async fn a_build_submitted_through_a_is_followed_cancelled_and_downloaded_throug
     a.stop().await.unwrap();
 }
 
+/// The write token of the subprocess daemons (the shared `WHEELWRIGHT_TOKENS`).
+const TOKEN: &str = "cluster-token";
+
 /// A `wheelwright serve` subprocess on the cluster's database and store,
-/// and the address it listens on.
+/// and the address it listens on. Its settings are docker/cluster.yaml's
+/// daemon environment, with this machine's servers in place of the compose
+/// services (tests/common/compose.rs); the flags only shorten the lease and
+/// pick the interpreter and data directory, as a test needs.
 fn serve(cluster: &Cluster) -> (Child, String) {
+    let compose = common::compose::Compose::load();
+    let local = common::compose::Local {
+        database_url: &cluster.db.url,
+        store: cluster.store.as_deref(),
+        token: TOKEN,
+        github_secret: "cluster-github-secret",
+    };
     let mut command = Command::new(env!("CARGO_BIN_EXE_wheelwright"));
-    command.args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--lease-secs", "3", "--pythons", "python3"]);
-    if let Some(store) = &cluster.store {
-        command.arg("--store").arg(store);
+    command.args(["serve", "--workers", "1", "--lease-secs", "3", "--pythons", "python3"]);
+    for (name, value) in common::compose::local_daemon_environment(&compose, &local) {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
     }
     let mut child = command
         .arg("--data-dir")
         .arg(cluster.data_dir())
-        .arg("--database-url")
-        .arg(&cluster.db.url)
         .env("WHEELWRIGHT_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -217,6 +245,7 @@ async fn a_build_whose_daemon_is_killed_is_finished_by_the_other_after_its_lease
     let cluster = Cluster::new().await;
     let db = &cluster.db;
     let (mut a, a_base) = serve(&cluster);
+    wheelwright::install_crypto_provider();
     let client = reqwest::Client::new();
     // A slow build: its test sleeps, so A is mid-build when it dies.
     let slow = project(
@@ -228,6 +257,7 @@ async fn a_build_whose_daemon_is_killed_is_finished_by_the_other_after_its_lease
     );
     let response = client
         .post(format!("{a_base}/api/v1/builds"))
+        .bearer_auth(TOKEN)
         .multipart(form_of_dir(slow.path(), &[("targets", "linux-x86_64")]))
         .send()
         .await
@@ -331,4 +361,138 @@ async fn five_hundred_builds_over_two_daemons_are_each_built_once() {
     for app in [a, b] {
         Arc::into_inner(app).unwrap().stop().await.unwrap();
     }
+}
+
+/// `/simple/<project>/` in PEP 691 JSON.
+async fn simple_json(app: &TestApp, project: &str) -> Value {
+    let response = app
+        .client
+        .get(app.url(&format!("/simple/{project}/")))
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "/simple/{project}/");
+    response.json().await.unwrap()
+}
+
+/// The bytes at `path` on `app`, and their sha256.
+async fn fetched(app: &TestApp, path: &str) -> String {
+    let response = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path} on {}", app.base);
+    hex::encode(sha2::Sha256::digest(response.bytes().await.unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it with --include-ignored"]
+async fn a_project_built_by_a_is_a_cache_hit_on_b_and_both_indexes_serve_the_same_files() {
+    let cluster = Cluster::new().await;
+    let (on_a, on_b) = (Arc::new(Scripted::new(Script::Succeed)), Arc::new(Scripted::new(Script::Succeed)));
+    let a = daemon(&cluster, on_a.clone(), |_| {}).await;
+    let b = daemon(&cluster, on_b.clone(), |_| {}).await;
+    let source = pymult("4.0.0");
+    let first = a.submit(source.path(), &[("targets", "linux-x86_64")]).await;
+    let first = a.wait(first["id"].as_str().unwrap()).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+
+    // The same project through B: answered from the cache at once, not built.
+    let again = b.submit(source.path(), &[("targets", "linux-x86_64")]).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(again["cached_from"], first["id"]);
+    let files_of = |build: &Value| -> Vec<(String, String)> {
+        let artifacts = build["artifacts"].as_array().unwrap().iter();
+        artifacts.map(|x| (x["filename"].as_str().unwrap().into(), x["sha256"].as_str().unwrap().into())).collect()
+    };
+    assert_eq!(files_of(&again), files_of(&first), "the very files of A's build");
+    assert_eq!(on_a.runs.load(Ordering::SeqCst) + on_b.runs.load(Ordering::SeqCst), 1, "built once");
+
+    // Both indexes: the same files with the same hashes, and the bytes (the
+    // wheel, the sdist and the wheel's .metadata) fetched from either match them.
+    let (index_a, index_b) = (simple_json(&a, "pymult").await, simple_json(&b, "pymult").await);
+    assert_eq!(index_a["files"], index_b["files"]);
+    let files = index_a["files"].as_array().unwrap();
+    let mut names: Vec<String> = files.iter().map(|f| f["filename"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    let mut built_names: Vec<String> = files_of(&first).into_iter().map(|(name, _)| name).collect();
+    built_names.sort();
+    assert_eq!(names, built_names, "the index lists the build's files");
+    for file in files {
+        let url = file["url"].as_str().unwrap();
+        let path = url.split_once("://").map_or(url, |(_, rest)| &rest[rest.find('/').unwrap()..]);
+        let path = path.split('#').next().unwrap();
+        for app in [&a, &b] {
+            assert_eq!(fetched(app, path).await, file["hashes"]["sha256"].as_str().unwrap(), "{path}");
+        }
+        let built = first["artifacts"].as_array().unwrap().iter().find(|x| x["filename"] == file["filename"]);
+        assert_eq!(file["hashes"]["sha256"], built.unwrap()["sha256"], "the index names the build's bytes");
+        if let Some(metadata) = file.get("core-metadata") {
+            for app in [&a, &b] {
+                assert_eq!(fetched(app, &format!("{path}.metadata")).await, metadata["sha256"].as_str().unwrap());
+            }
+        }
+    }
+    assert!(files.iter().any(|f| f.get("core-metadata").is_some()), "the wheel's .metadata is listed: {files:?}");
+    // The HTML pages say the same.
+    let html_a = a.client.get(a.url("/simple/pymult/")).send().await.unwrap().text().await.unwrap();
+    let html_b = b.client.get(b.url("/simple/pymult/")).send().await.unwrap().text().await.unwrap();
+    for file in files {
+        let hash = format!("sha256={}", file["hashes"]["sha256"].as_str().unwrap());
+        assert!(html_a.contains(&hash) && html_b.contains(&hash), "{hash} on both pages:\n{html_a}\n{html_b}");
+    }
+    b.stop().await.unwrap();
+    a.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it with --include-ignored"]
+async fn a_store_outage_under_two_daemons_gives_503s_and_leaves_no_half_written_record() {
+    let server = common::s3::S3Server::start();
+    let cluster = Cluster::on(&server).await;
+    let (on_a, on_b) = (Arc::new(Scripted::new(Script::Succeed)), Arc::new(Scripted::new(Script::Succeed)));
+    let a = daemon(&cluster, on_a.clone(), |_| {}).await;
+    let b = daemon(&cluster, on_b.clone(), |_| {}).await;
+    let source = pymult("5.0.0");
+    let built = a.submit(source.path(), &[("targets", "linux-x86_64")]).await;
+    let built = a.wait(built["id"].as_str().unwrap()).await;
+    assert_eq!(built["status"], "succeeded", "{built}");
+    let download = built["artifacts"][0]["url"].as_str().unwrap().to_string();
+    let rows = |app: &TestApp| {
+        let url = app.url("/api/v1/builds?limit=100");
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap()["builds"].clone() }
+    };
+    let before = rows(&a).await;
+    assert_eq!(before.as_array().unwrap().len(), 1);
+
+    server.stop();
+    // Uploads through either daemon: 503 store_unavailable, retry later.
+    for app in [&a, &b] {
+        let fresh = pymult("5.0.1");
+        let refused = app.upload_dir(fresh.path(), &[("targets", "linux-x86_64")]).await;
+        assert_eq!(refused.status(), 503, "through {}", app.base);
+        assert_eq!(refused.headers()["retry-after"], "10");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+    }
+    // Downloads through either: 503 too.
+    for app in [&a, &b] {
+        let response = app.client.get(app.url(&download)).send().await.unwrap();
+        assert_eq!(response.status(), 503, "download through {}", app.base);
+    }
+    // Nothing recorded on the shared database: the same single build on both,
+    // no job queued for the refused uploads, nothing built.
+    assert_eq!(rows(&a).await, before);
+    assert_eq!(rows(&b).await, before);
+    let pool = sqlx::PgPool::connect(&cluster.db.url).await.unwrap();
+    let (jobs, artifacts): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT COUNT(*) FROM jobs), (SELECT COUNT(*) FROM artifacts)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(jobs, 1, "one job: the first build's");
+    assert_eq!(artifacts, built["artifacts"].as_array().unwrap().len() as i64);
+    assert_eq!(on_a.runs.load(Ordering::SeqCst) + on_b.runs.load(Ordering::SeqCst), 1);
+    b.stop().await.unwrap();
+    a.stop().await.unwrap();
 }
