@@ -15,10 +15,47 @@
 //! that makes the change (PostgreSQL delivers them at commit, and never for
 //! a rollback); one dedicated connection `LISTEN`s and reconnects when lost.
 
+// The table modules are shared with the SQLite backend (`src/db/tables/`):
+// compiled here for PostgreSQL's connection and row, with its row locks.
+// Under READ COMMITTED a read-then-write step must lock the rows it read
+// (SQLite's single writer serialises whole transactions instead). Each
+// file is a module of both backends on purpose (for their own connection
+// and row types), hence `duplicate_mod` allowed.
+
+/// The connection the shared table modules take.
+type Conn = sqlx::PgConnection;
+/// The row the shared table modules decode.
+type DbRow = sqlx::postgres::PgRow;
+
+/// Locks the rows a shared statement reads until the transaction ends.
+macro_rules! for_update {
+    () => {
+        " FOR UPDATE"
+    };
+}
+
+/// Locks the row a claim takes, skipping rows another daemon's claim holds:
+/// daemons claiming at once take different jobs instead of queueing.
+macro_rules! for_update_skip_locked {
+    () => {
+        " FOR UPDATE SKIP LOCKED"
+    };
+}
+
+#[path = "../tables/builds.rs"]
+#[allow(clippy::duplicate_mod)]
 mod builds;
+#[path = "../tables/github.rs"]
+#[allow(clippy::duplicate_mod)]
 mod github;
+#[path = "../tables/index.rs"]
+#[allow(clippy::duplicate_mod)]
 mod index;
+#[path = "../tables/jobs.rs"]
+#[allow(clippy::duplicate_mod)]
 mod jobs;
+#[path = "../tables/logs.rs"]
+#[allow(clippy::duplicate_mod)]
 mod logs;
 
 use std::str::FromStr;
@@ -105,6 +142,26 @@ impl Postgres {
     async fn begin(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Postgres>> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// The advisory lock key every publication holds until its transaction ends
+/// (an arbitrary constant, "ww-publ" in ASCII).
+const PUBLISH_LOCK: i64 = 0x0077_772d_7075_626c;
+
+/// Makes publications take turns, before one looks at the file names it
+/// wants: under READ COMMITTED two daemons could otherwise both see a name
+/// free and both be first.
+async fn serialise_publications(conn: &mut Conn) -> DbResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PUBLISH_LOCK).execute(conn).await?;
+    Ok(())
+}
+
+/// Locks a build's job row until the transaction ends: a cancel takes the
+/// job before the build, in the order a claim does, so the two never wait
+/// for each other in a circle.
+async fn lock_job_of_build(conn: &mut Conn, build_id: &str) -> DbResult<()> {
+    sqlx::query("SELECT id FROM jobs WHERE build_id = $1 FOR UPDATE").bind(build_id).fetch_optional(conn).await?;
+    Ok(())
 }
 
 /// Sends `change` to every listening daemon when the transaction `conn` is
@@ -259,7 +316,7 @@ impl BuildRecords for Postgres {
     async fn cancel(&self, id: &str) -> DbResult<CancelOutcome> {
         let mut tx = self.begin().await?;
         // The job first, then the build: the order a claim takes them.
-        jobs::lock_of_build(&mut tx, id).await?;
+        lock_job_of_build(&mut tx, id).await?;
         let outcome = match builds::status_for_update(&mut tx, id).await? {
             None => CancelOutcome::NotFound,
             Some(BuildStatus::Queued) => {

@@ -8,10 +8,40 @@
 //! and fails at once (whatever the busy timeout) when another writer got
 //! there first. Its [`Changes`] are in-process: one daemon uses the file.
 
+// The table modules are shared with the PostgreSQL backend
+// (`src/db/tables/`): compiled here for SQLite's connection and row. SQLite
+// has no row locks (`FOR UPDATE` is a syntax error): every read-then-write
+// transaction starts with `BEGIN IMMEDIATE` and so holds the one write lock
+// from its first statement, which serialises what PostgreSQL's row locks do.
+
+/// The connection the shared table modules take.
+type Conn = sqlx::SqliteConnection;
+/// The row the shared table modules decode.
+type DbRow = sqlx::sqlite::SqliteRow;
+
+/// No row lock: the transaction's write lock covers it.
+macro_rules! for_update {
+    () => {
+        ""
+    };
+}
+
+/// No row lock: one daemon claims from a file, under its write lock.
+macro_rules! for_update_skip_locked {
+    () => {
+        ""
+    };
+}
+
+#[path = "../tables/builds.rs"]
 mod builds;
+#[path = "../tables/github.rs"]
 mod github;
+#[path = "../tables/index.rs"]
 mod index;
+#[path = "../tables/jobs.rs"]
 mod jobs;
+#[path = "../tables/logs.rs"]
 mod logs;
 
 use std::path::Path;
@@ -90,6 +120,12 @@ impl Sqlite {
     async fn begin_immediate(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with(BEGIN_IMMEDIATE).await?)
     }
+}
+
+/// Publications need no lock of their own: they run in a `BEGIN IMMEDIATE`
+/// transaction, which already keeps every other writer out.
+async fn serialise_publications(_conn: &mut Conn) -> DbResult<()> {
+    Ok(())
 }
 
 /// Claims a new build's delivery inside its transaction: `Recorded` when it
@@ -206,7 +242,7 @@ impl BuildRecords for Sqlite {
     #[instrument(skip_all, err, fields(build.id = %id))]
     async fn cancel(&self, id: &str) -> DbResult<CancelOutcome> {
         let mut tx = self.begin_immediate().await?;
-        let outcome = match builds::status(&mut tx, id).await? {
+        let outcome = match builds::status_for_update(&mut tx, id).await? {
             None => CancelOutcome::NotFound,
             Some(BuildStatus::Queued) => {
                 let now = now_ms();
@@ -426,7 +462,27 @@ impl Backend for Sqlite {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::Row;
+
     use super::*;
+
+    /// The shared table modules write `$1`, `$2`, … for both dialects: SQLite
+    /// must bind them by their number (not by the order they appear), and a
+    /// number used twice must take the same value.
+    #[tokio::test]
+    async fn numbered_parameters_bind_by_number_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("p.db"), Duration::from_secs(1)).await.unwrap();
+        let row = sqlx::query("SELECT $2 || $1 || $2 AS joined, $3 IS NULL AS missing")
+            .bind("a")
+            .bind("b")
+            .bind(Option::<&str>::None)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>("joined"), "bab");
+        assert!(row.get::<bool, _>("missing"));
+    }
 
     #[tokio::test]
     async fn a_second_writer_is_told_busy_by_the_code_not_the_text() {
