@@ -1,18 +1,52 @@
 //! The SQLite backend: one file under the data directory, WAL journal, a
 //! busy timeout and foreign keys on every pooled connection, migrations run
-//! at start. Each table has one module that writes it (`builds`,
-//! `jobs`, `logs`, `github`, `index`); this module implements the
-//! store traits on top of them, opening a transaction where an operation
-//! spans tables. Read-then-write transactions start with `BEGIN IMMEDIATE`:
+//! at start. The table modules (`builds`, `jobs`, `logs`, `github`,
+//! `index`) and the store traits on top of them (`stores`) are written once
+//! for both backends, in `src/db/shared/`; this module compiles them for
+//! SQLite and says how its transactions and changes work. Read-then-write transactions start with `BEGIN IMMEDIATE`:
 //! SQLite upgrades a deferred transaction's lock only at its first write,
 //! and fails at once (whatever the busy timeout) when another writer got
 //! there first. Its [`Changes`] are in-process: one daemon uses the file.
 
+// The shared modules (`src/db/shared/`) are compiled here for SQLite's connection and row. SQLite
+// has no row locks (`FOR UPDATE` is a syntax error): every read-then-write
+// transaction starts with `BEGIN IMMEDIATE` and so holds the one write lock
+// from its first statement, which serialises what PostgreSQL's row locks do.
+
+/// The connection the shared table modules take.
+type Conn = sqlx::SqliteConnection;
+/// The row the shared table modules decode.
+type DbRow = sqlx::sqlite::SqliteRow;
+
+/// No row lock: the transaction's write lock covers it.
+macro_rules! for_update {
+    () => {
+        ""
+    };
+}
+
+/// No row lock: one daemon claims from a file, under its write lock.
+macro_rules! for_update_skip_locked {
+    () => {
+        ""
+    };
+}
+
+#[path = "../shared/builds.rs"]
 mod builds;
+#[path = "../shared/github.rs"]
 mod github;
+#[path = "../shared/index.rs"]
 mod index;
+#[path = "../shared/jobs.rs"]
 mod jobs;
+#[path = "../shared/logs.rs"]
 mod logs;
+#[path = "../shared/stores.rs"]
+mod stores;
+
+/// The backend the shared store implementations are compiled for.
+type Store = Sqlite;
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,18 +54,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteError, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use tracing::instrument;
 
 use super::changes::LocalChanges;
-use super::{
-    now_ms, Backend, BuildRecords, Change, Changes, DbError, DbResult, GithubDeliveries, JobQueue, LogLines,
-    PackageIndex,
-};
-use crate::model::index::{IndexFile, Refusal};
-use crate::model::queue::{backoff, AttemptError, Claim, Completed, Completion, Retry};
-use crate::model::{
-    ArtifactRecord, BuildDetails, BuildRecord, BuildStatus, CancelOutcome, Inserted, ListFilter, NewBuild, PendingPush,
-};
+use super::{Backend, Change, Changes, DbError, DbResult};
 
 const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 
@@ -87,322 +112,45 @@ impl Sqlite {
         Ok(self.pool.acquire().await?)
     }
 
-    async fn begin_immediate(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    /// A transaction that only writes: SQLite takes the write lock at its
+    /// first statement, waiting for it up to the busy timeout.
+    async fn begin(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// A transaction that reads then writes: `BEGIN IMMEDIATE` (see the
+    /// module's documentation).
+    async fn begin_write(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with(BEGIN_IMMEDIATE).await?)
     }
-}
 
-/// Claims a new build's delivery inside its transaction: `Recorded` when it
-/// has none or got it, else the build that has it.
-async fn claim_delivery(conn: &mut sqlx::SqliteConnection, build: &NewBuild, now: i64) -> DbResult<Inserted> {
-    let Some(delivery) = &build.delivery else { return Ok(Inserted::Recorded) };
-    Ok(match github::claim_delivery(conn, delivery, &build.id, now).await? {
-        Some(first) => Inserted::DeliveryTaken(first),
-        None => Inserted::Recorded,
-    })
-}
-
-/// Records `error` for a running attempt, then queues the job again or
-/// discards it and fails its build.
-async fn fail_in(conn: &mut sqlx::SqliteConnection, job_id: &str, attempt: i64, error: &str) -> DbResult<Retry> {
-    let now = now_ms();
-    let Some(job) = jobs::running(conn, job_id, attempt).await? else { return Ok(Retry::Stale) };
-    let mut errors = job.errors;
-    errors.push(AttemptError { attempt, at: now, error: error.to_string() });
-    if attempt < job.max_attempts {
-        jobs::reschedule(conn, job_id, now + backoff(attempt).as_millis() as i64, &errors).await?;
-        builds::mark_queued(conn, &job.build_id).await?;
-        Ok(Retry::Scheduled)
-    } else {
-        jobs::discard(conn, job_id, &errors, now).await?;
-        let summary = format!(
-            "gave up after {} attempts: {}",
-            errors.len(),
-            errors.iter().map(|e| format!("attempt {}: {}", e.attempt, e.error)).collect::<Vec<_>>().join("; ")
-        );
-        builds::end(conn, &job.build_id, BuildStatus::Failed, &summary, now).await?;
-        Ok(Retry::Discarded)
-    }
-}
-
-#[async_trait]
-impl BuildRecords for Sqlite {
-    #[instrument(skip_all, err, fields(build.id = %build.id))]
-    async fn insert_queued(&self, build: &NewBuild, max_attempts: u32, max_queued: u32) -> DbResult<Inserted> {
-        let now = now_ms();
-        let mut tx = self.begin_immediate().await?;
-        let queued = builds::queued_by(&mut tx, &build.submitter.client).await?;
-        if queued >= i64::from(max_queued) {
-            tx.rollback().await?;
-            return Ok(Inserted::TooManyQueued(queued));
-        }
-        builds::insert(&mut tx, build, BuildStatus::Queued, now).await?;
-        let inserted = claim_delivery(&mut tx, build, now).await?;
-        if inserted != Inserted::Recorded {
-            tx.rollback().await?;
-            return Ok(inserted);
-        }
-        jobs::enqueue(&mut tx, &build.id, max_attempts, now).await?;
+    /// Commits, then tells this daemon's subscribers: the changes are
+    /// in-process, and sent only once a reader can see what they announce.
+    async fn commit_announcing(&self, tx: sqlx::Transaction<'_, sqlx::Sqlite>, change: Option<Change>) -> DbResult<()> {
         tx.commit().await?;
-        Ok(inserted)
-    }
-
-    #[instrument(skip_all, err, fields(build.id = %build.id))]
-    async fn insert_cached(&self, build: &NewBuild, from: &str, enforce_ownership: bool) -> DbResult<Inserted> {
-        let now = now_ms();
-        let mut tx = self.begin_immediate().await?;
-        builds::insert(&mut tx, build, BuildStatus::Succeeded, now).await?;
-        let inserted = claim_delivery(&mut tx, build, now).await?;
-        if inserted != Inserted::Recorded {
-            tx.rollback().await?;
-            return Ok(inserted);
+        if let Some(change) = change {
+            self.changes.send(change);
         }
-        builds::copy_results(&mut tx, &build.id, from, now).await?;
-        if !build.debug {
-            let artifacts = builds::artifacts(&mut tx, &build.id).await?;
-            let publication = index::Publication {
-                build_id: &build.id,
-                normalized_name: &build.normalized_name,
-                owner: Some(&build.submitter.owner),
-                enforce_ownership,
-                artifacts: &artifacts,
-            };
-            if !index::publish(&mut tx, &publication).await?.is_empty() {
-                tx.rollback().await?;
-                return Ok(Inserted::NotFromCache);
-            }
-        }
-        tx.commit().await?;
-        Ok(inserted)
-    }
-
-    async fn find_cached(&self, cache_key: &str) -> DbResult<Option<BuildRecord>> {
-        let mut conn = self.conn().await?;
-        match builds::cached(&mut conn, cache_key).await? {
-            Some(id) => builds::get(&mut conn, &id).await,
-            None => Ok(None),
-        }
-    }
-
-    async fn get(&self, id: &str) -> DbResult<Option<BuildRecord>> {
-        builds::get(&mut *self.conn().await?, id).await
-    }
-
-    async fn details(&self, id: &str) -> DbResult<Option<BuildDetails>> {
-        let mut conn = self.conn().await?;
-        let Some(build) = builds::get(&mut conn, id).await? else { return Ok(None) };
-        let artifacts = builds::artifacts(&mut conn, id).await?;
-        Ok(Some(BuildDetails { build, artifacts }))
-    }
-
-    async fn artifacts(&self, id: &str) -> DbResult<Vec<ArtifactRecord>> {
-        builds::artifacts(&mut *self.conn().await?, id).await
-    }
-
-    async fn list(&self, filter: &ListFilter) -> DbResult<Vec<BuildDetails>> {
-        builds::list(&mut *self.conn().await?, filter).await
-    }
-
-    #[instrument(skip_all, err, fields(build.id = %id))]
-    async fn cancel(&self, id: &str) -> DbResult<CancelOutcome> {
-        let mut tx = self.begin_immediate().await?;
-        let outcome = match builds::status(&mut tx, id).await? {
-            None => CancelOutcome::NotFound,
-            Some(BuildStatus::Queued) => {
-                let now = now_ms();
-                jobs::cancel_available(&mut tx, id, now).await?;
-                builds::end(&mut tx, id, BuildStatus::Cancelled, "cancelled", now).await?;
-                CancelOutcome::Cancelled
-            }
-            Some(BuildStatus::Running) => {
-                builds::request_cancel(&mut tx, id).await?;
-                CancelOutcome::Requested
-            }
-            Some(done) => CancelOutcome::AlreadyFinished(done),
-        };
-        tx.commit().await?;
-        match outcome {
-            CancelOutcome::Cancelled => {
-                self.changes.send(Change::Finished { build_id: id.to_string(), status: BuildStatus::Cancelled })
-            }
-            CancelOutcome::Requested => self.changes.send(Change::CancelRequested { build_id: id.to_string() }),
-            _ => {}
-        }
-        Ok(outcome)
-    }
-
-    async fn cancel_requested(&self, id: &str) -> DbResult<bool> {
-        builds::cancel_requested(&mut *self.conn().await?, id).await
-    }
-
-    async fn counts_by_status(&self) -> DbResult<Vec<(BuildStatus, i64)>> {
-        builds::counts_by_status(&mut *self.conn().await?).await
-    }
-}
-
-#[async_trait]
-impl JobQueue for Sqlite {
-    #[instrument(skip_all, err)]
-    async fn claim(&self, worker: &str, lease: Duration) -> DbResult<Option<Claim>> {
-        let now = now_ms();
-        let mut tx = self.begin_immediate().await?;
-        let claim = jobs::claim(&mut tx, worker, now + lease.as_millis() as i64, now).await?;
-        if let Some(claim) = &claim {
-            builds::mark_running(&mut tx, &claim.build_id, now).await?;
-        }
-        tx.commit().await?;
-        Ok(claim)
-    }
-
-    #[instrument(skip_all, err)]
-    async fn heartbeat(&self, claim: &Claim, lease: Duration) -> DbResult<bool> {
-        jobs::heartbeat(&mut *self.conn().await?, claim, now_ms() + lease.as_millis() as i64).await
-    }
-
-    #[instrument(skip_all, err, fields(build.id = %claim.build_id))]
-    async fn complete(&self, claim: &Claim, completion: &Completion) -> DbResult<Completed> {
-        let now = now_ms();
-        let mut tx = self.begin_immediate().await?;
-        let job_state = if completion.status == BuildStatus::Cancelled { "cancelled" } else { "completed" };
-        if !jobs::complete(&mut tx, claim, job_state, now).await? {
-            tx.rollback().await?;
-            return Ok(Completed::Stale);
-        }
-        if let Some(publish) = &completion.publish {
-            let Some(build) = builds::get(&mut tx, &claim.build_id).await? else {
-                tx.rollback().await?;
-                return Ok(Completed::Stale);
-            };
-            let publication = index::Publication {
-                build_id: &build.id,
-                normalized_name: &build.normalized_name,
-                owner: publish.owner.as_deref(),
-                enforce_ownership: publish.enforce_ownership,
-                artifacts: &completion.artifacts,
-            };
-            let refusals: Vec<Refusal> = index::publish(&mut tx, &publication).await?;
-            if !refusals.is_empty() {
-                tx.rollback().await?;
-                return Ok(Completed::Refused(refusals));
-            }
-        }
-        builds::finish(
-            &mut tx,
-            &claim.build_id,
-            completion.status,
-            completion.report.as_ref(),
-            completion.error.as_deref(),
-            &completion.artifacts,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Completed::Recorded)
-    }
-
-    #[instrument(skip_all, err)]
-    async fn fail_attempt(&self, claim: &Claim, error: &str) -> DbResult<Retry> {
-        let mut tx = self.begin_immediate().await?;
-        let retry = fail_in(&mut tx, &claim.job_id, claim.attempt, error).await?;
-        tx.commit().await?;
-        Ok(retry)
-    }
-
-    #[instrument(skip_all, err)]
-    async fn release(&self, claim: &Claim) -> DbResult<bool> {
-        let mut tx = self.begin_immediate().await?;
-        let released = jobs::release(&mut tx, claim).await?;
-        if released {
-            builds::mark_queued(&mut tx, &claim.build_id).await?;
-        }
-        tx.commit().await?;
-        Ok(released)
-    }
-
-    #[instrument(skip_all, err)]
-    async fn rescue_expired(&self) -> DbResult<usize> {
-        let expired = jobs::expired(&mut *self.conn().await?, now_ms()).await?;
-        for (job_id, build_id, attempt) in &expired {
-            let mut tx = self.begin_immediate().await?;
-            let retry =
-                fail_in(&mut tx, job_id, *attempt, "the lease expired: the worker stopped without finishing").await?;
-            tx.commit().await?;
-            if retry == Retry::Discarded {
-                // Nobody else will say so: its worker is gone.
-                self.changes.send(Change::Finished { build_id: build_id.clone(), status: BuildStatus::Failed });
-            }
-        }
-        Ok(expired.len())
-    }
-
-    async fn depth(&self) -> DbResult<i64> {
-        jobs::depth(&mut *self.conn().await?).await
-    }
-}
-
-#[async_trait]
-impl LogLines for Sqlite {
-    async fn append(&self, build_id: &str, first_seq: i64, lines: &[String]) -> DbResult<()> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        logs::append(&mut tx, build_id, first_seq, lines).await?;
-        tx.commit().await?;
-        let last_seq = first_seq + lines.len() as i64 - 1;
-        self.changes.send(Change::LogAppended { build_id: build_id.to_string(), first_seq, last_seq });
         Ok(())
     }
-
-    async fn next_seq(&self, build_id: &str) -> DbResult<i64> {
-        logs::next_seq(&mut *self.conn().await?, build_id).await
-    }
-
-    async fn after(&self, build_id: &str, after: i64) -> DbResult<Vec<(i64, String)>> {
-        logs::after(&mut *self.conn().await?, build_id, after).await
-    }
 }
 
-#[async_trait]
-impl GithubDeliveries for Sqlite {
-    async fn build_of(&self, delivery: &str) -> DbResult<Option<String>> {
-        github::build_of(&mut *self.conn().await?, delivery).await
-    }
-
-    async fn remember(&self, push: &PendingPush) -> DbResult<bool> {
-        github::remember(&mut *self.conn().await?, push, now_ms()).await
-    }
-
-    async fn forget(&self, delivery: &str) -> DbResult<()> {
-        github::forget(&mut *self.conn().await?, delivery).await
-    }
-
-    async fn pending(&self) -> DbResult<Vec<(PendingPush, Duration)>> {
-        github::pending(&mut *self.conn().await?, now_ms()).await
-    }
+/// A submitter's inserts need no lock of their own: `BEGIN IMMEDIATE`
+/// already makes the count and the insert one step.
+async fn serialise_submitter(_conn: &mut Conn, _client: &str) -> DbResult<()> {
+    Ok(())
 }
 
-#[async_trait]
-impl PackageIndex for Sqlite {
-    async fn owner_of(&self, normalized_name: &str) -> DbResult<Option<String>> {
-        index::owner_of(&mut *self.conn().await?, normalized_name).await
-    }
+/// A cancel needs no row lock: its `BEGIN IMMEDIATE` keeps claims and
+/// completions out until it commits.
+async fn lock_job_of_build(_conn: &mut Conn, _build_id: &str) -> DbResult<()> {
+    Ok(())
+}
 
-    async fn projects(&self) -> DbResult<Vec<String>> {
-        index::projects(&mut *self.conn().await?).await
-    }
-
-    async fn files(&self, normalized_name: &str) -> DbResult<Vec<IndexFile>> {
-        index::files(&mut *self.conn().await?, normalized_name).await
-    }
-
-    async fn set_yanked(&self, build_id: &str, reason: Option<&str>) -> DbResult<u64> {
-        index::set_yanked(&mut *self.conn().await?, build_id, reason).await
-    }
-
-    async fn yank_state(&self, build_id: &str) -> DbResult<Option<Option<String>>> {
-        index::yank_state(&mut *self.conn().await?, build_id).await
-    }
+/// Publications need no lock of their own: they run in a `BEGIN IMMEDIATE`
+/// transaction, which already keeps every other writer out.
+async fn serialise_publications(_conn: &mut Conn) -> DbResult<()> {
+    Ok(())
 }
 
 #[async_trait]
@@ -426,15 +174,35 @@ impl Backend for Sqlite {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::Row;
+
     use super::*;
+
+    /// The shared table modules write `$1`, `$2`, … for both dialects: SQLite
+    /// must bind them by their number (not by the order they appear), and a
+    /// number used twice must take the same value.
+    #[tokio::test]
+    async fn numbered_parameters_bind_by_number_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("p.db"), Duration::from_secs(1)).await.unwrap();
+        let row = sqlx::query("SELECT $2 || $1 || $2 AS joined, $3 IS NULL AS missing")
+            .bind("a")
+            .bind("b")
+            .bind(Option::<&str>::None)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>("joined"), "bab");
+        assert!(row.get::<bool, _>("missing"));
+    }
 
     #[tokio::test]
     async fn a_second_writer_is_told_busy_by_the_code_not_the_text() {
         let dir = tempfile::tempdir().unwrap();
         // No busy timeout: the second writer fails at once.
         let db = Sqlite::open(&dir.path().join("w.db"), Duration::ZERO).await.unwrap();
-        let first = db.begin_immediate().await.unwrap();
-        let second = db.begin_immediate().await.map(|_| ()).unwrap_err();
+        let first = db.begin_write().await.unwrap();
+        let second = db.begin_write().await.map(|_| ()).unwrap_err();
         assert!(matches!(second, DbError::Busy), "{second:?}");
         drop(first);
         // And an error that is neither stays what it was.

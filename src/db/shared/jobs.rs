@@ -1,16 +1,25 @@
-//! The `jobs` table on PostgreSQL: the only module that writes it. One row
-//! per build, claimed with a lease and an attempt number; every write of a
-//! claim is fenced on its attempt. Claims skip rows another transaction has
-//! locked (`FOR UPDATE SKIP LOCKED`), so daemons claiming at once take
+//! The `jobs` table: the only module that writes it. One row per build,
+//! claimed with a lease and an attempt number; every write of a claim is
+//! fenced on its attempt. On PostgreSQL claims skip rows another transaction
+//! has locked (`FOR UPDATE SKIP LOCKED`), so daemons claiming at once take
 //! different jobs instead of waiting for each other.
+//!
+//! Written once for both backends: `sqlite/mod.rs` and `postgres/mod.rs` each
+//! compile this file as their own module (`#[path]`), with `Conn` and `DbRow`
+//! their dialect's connection and row, and parameters written `$1`, `$2`, …
+//! (which PostgreSQL requires and sqlx's SQLite driver binds by number).
+//! Where the dialects differ, the text comes from the backend:
+//! `for_update!()` and `for_update_skip_locked!()`, empty on SQLite.
 
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
+
+use super::Conn;
 
 use crate::db::DbResult;
 use crate::model::queue::{AttemptError, Claim};
 
 /// Adds a job for `build_id`.
-pub async fn enqueue(conn: &mut PgConnection, build_id: &str, max_attempts: u32, now: i64) -> DbResult<()> {
+pub async fn enqueue(conn: &mut Conn, build_id: &str, max_attempts: u32, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO jobs (id, build_id, state, attempt, max_attempts, scheduled_at, created_at) \
          VALUES ($1, $2, 'available', 0, $3, $4, $5)",
@@ -26,13 +35,14 @@ pub async fn enqueue(conn: &mut PgConnection, build_id: &str, max_attempts: u32,
 }
 
 /// Takes the oldest due job: the claim statement.
-pub async fn claim(conn: &mut PgConnection, worker: &str, lease_until: i64, now: i64) -> DbResult<Option<Claim>> {
-    let row = sqlx::query(
+pub async fn claim(conn: &mut Conn, worker: &str, lease_until: i64, now: i64) -> DbResult<Option<Claim>> {
+    let row = sqlx::query(concat!(
         "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_until = $1, worker = $2 \
          WHERE id = (SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= $3 \
-                     ORDER BY scheduled_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, build_id, attempt",
-    )
+                     ORDER BY scheduled_at, id LIMIT 1",
+        for_update_skip_locked!(),
+        ") RETURNING id, build_id, attempt",
+    ))
     .bind(lease_until)
     .bind(worker)
     .bind(now)
@@ -42,7 +52,7 @@ pub async fn claim(conn: &mut PgConnection, worker: &str, lease_until: i64, now:
 }
 
 /// Extends a claim's lease; false when the claim is stale.
-pub async fn heartbeat(conn: &mut PgConnection, claim: &Claim, lease_until: i64) -> DbResult<bool> {
+pub async fn heartbeat(conn: &mut Conn, claim: &Claim, lease_until: i64) -> DbResult<bool> {
     let done = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND attempt = $3 AND state = 'running'")
         .bind(lease_until)
         .bind(&claim.job_id)
@@ -53,7 +63,7 @@ pub async fn heartbeat(conn: &mut PgConnection, claim: &Claim, lease_until: i64)
 }
 
 /// Marks a claimed job `state` (completed or cancelled); false when stale.
-pub async fn complete(conn: &mut PgConnection, claim: &Claim, state: &str, now: i64) -> DbResult<bool> {
+pub async fn complete(conn: &mut Conn, claim: &Claim, state: &str, now: i64) -> DbResult<bool> {
     let done = sqlx::query(
         "UPDATE jobs SET state = $1, lease_until = NULL, finished_at = $2 \
          WHERE id = $3 AND attempt = $4 AND state = 'running'",
@@ -78,12 +88,13 @@ pub struct Running {
 }
 
 /// The job `job_id` while `attempt` runs it, its row locked until the
-/// transaction ends; `None` when stale.
-pub async fn running(conn: &mut PgConnection, job_id: &str, attempt: i64) -> DbResult<Option<Running>> {
-    let row = sqlx::query(
-        "SELECT build_id, max_attempts, errors FROM jobs WHERE id = $1 AND attempt = $2 AND state = 'running' \
-         FOR UPDATE",
-    )
+/// transaction ends (on SQLite the transaction's write lock covers it);
+/// `None` when stale.
+pub async fn running(conn: &mut Conn, job_id: &str, attempt: i64) -> DbResult<Option<Running>> {
+    let row = sqlx::query(concat!(
+        "SELECT build_id, max_attempts, errors FROM jobs WHERE id = $1 AND attempt = $2 AND state = 'running'",
+        for_update!()
+    ))
     .bind(job_id)
     .bind(attempt)
     .fetch_optional(conn)
@@ -98,7 +109,7 @@ pub async fn running(conn: &mut PgConnection, job_id: &str, attempt: i64) -> DbR
 }
 
 /// Queues a job again at `at`, with its error history.
-pub async fn reschedule(conn: &mut PgConnection, job_id: &str, at: i64, errors: &[AttemptError]) -> DbResult<()> {
+pub async fn reschedule(conn: &mut Conn, job_id: &str, at: i64, errors: &[AttemptError]) -> DbResult<()> {
     sqlx::query(
         "UPDATE jobs SET state = 'available', scheduled_at = $1, lease_until = NULL, worker = NULL, errors = $2 \
          WHERE id = $3",
@@ -112,7 +123,7 @@ pub async fn reschedule(conn: &mut PgConnection, job_id: &str, at: i64, errors: 
 }
 
 /// Gives a job up, with its error history.
-pub async fn discard(conn: &mut PgConnection, job_id: &str, errors: &[AttemptError], now: i64) -> DbResult<()> {
+pub async fn discard(conn: &mut Conn, job_id: &str, errors: &[AttemptError], now: i64) -> DbResult<()> {
     sqlx::query("UPDATE jobs SET state = 'discarded', lease_until = NULL, errors = $1, finished_at = $2 WHERE id = $3")
         .bind(serde_json::to_string(errors).expect("serialisable"))
         .bind(now)
@@ -123,7 +134,7 @@ pub async fn discard(conn: &mut PgConnection, job_id: &str, errors: &[AttemptErr
 }
 
 /// Hands a claimed job back without counting the attempt; false when stale.
-pub async fn release(conn: &mut PgConnection, claim: &Claim) -> DbResult<bool> {
+pub async fn release(conn: &mut Conn, claim: &Claim) -> DbResult<bool> {
     let done = sqlx::query(
         "UPDATE jobs SET state = 'available', attempt = attempt - 1, lease_until = NULL, worker = NULL \
          WHERE id = $1 AND attempt = $2 AND state = 'running'",
@@ -135,16 +146,8 @@ pub async fn release(conn: &mut PgConnection, claim: &Claim) -> DbResult<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Locks a build's job row until the transaction ends: a cancel takes the
-/// job before the build, in the order a claim does, so the two never wait
-/// for each other in a circle.
-pub async fn lock_of_build(conn: &mut PgConnection, build_id: &str) -> DbResult<()> {
-    sqlx::query("SELECT id FROM jobs WHERE build_id = $1 FOR UPDATE").bind(build_id).fetch_optional(conn).await?;
-    Ok(())
-}
-
 /// Cancels a build's job that no worker has claimed.
-pub async fn cancel_available(conn: &mut PgConnection, build_id: &str, now: i64) -> DbResult<()> {
+pub async fn cancel_available(conn: &mut Conn, build_id: &str, now: i64) -> DbResult<()> {
     sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE build_id = $2 AND state = 'available'")
         .bind(now)
         .bind(build_id)
@@ -154,7 +157,7 @@ pub async fn cancel_available(conn: &mut PgConnection, build_id: &str, now: i64)
 }
 
 /// Running jobs whose lease ran out: id, build and attempt.
-pub async fn expired(conn: &mut PgConnection, now: i64) -> DbResult<Vec<(String, String, i64)>> {
+pub async fn expired(conn: &mut Conn, now: i64) -> DbResult<Vec<(String, String, i64)>> {
     Ok(sqlx::query("SELECT id, build_id, attempt FROM jobs WHERE state = 'running' AND lease_until < $1")
         .bind(now)
         .fetch_all(conn)
@@ -165,6 +168,6 @@ pub async fn expired(conn: &mut PgConnection, now: i64) -> DbResult<Vec<(String,
 }
 
 /// Jobs waiting.
-pub async fn depth(conn: &mut PgConnection) -> DbResult<i64> {
+pub async fn depth(conn: &mut Conn) -> DbResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'available'").fetch_one(conn).await?)
 }

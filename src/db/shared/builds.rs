@@ -1,11 +1,18 @@
-//! The `builds` and `artifacts` tables on PostgreSQL: the only module that
-//! writes them. Functions take the caller's connection, so that the backend
-//! can put them in one transaction with other tables' writes.
+//! The `builds` and `artifacts` tables: the only module that writes them.
+//! Functions take the caller's connection, so that the backend can put them
+//! in one transaction with other tables' writes.
+//!
+//! Written once for both backends: `sqlite/mod.rs` and `postgres/mod.rs` each
+//! compile this file as their own module (`#[path]`), with `Conn` and `DbRow`
+//! their dialect's connection and row, and parameters written `$1`, `$2`, …
+//! (which PostgreSQL requires and sqlx's SQLite driver binds by number).
+//! Where the dialects differ, the text comes from the backend:
+//! `for_update!()` locks a row on PostgreSQL and is empty on SQLite.
 
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 use wheelwright_workers::platform::Target;
 
+use super::{Conn, DbRow};
 use crate::db::{DbError, DbResult};
 use crate::model::{
     ArtifactRecord, BuildDetails, BuildRecord, BuildStatus, GitOrigin, ListFilter, NewBuild, StoredReport,
@@ -27,7 +34,7 @@ fn decode(id: &str, column: &str, detail: impl std::fmt::Display) -> DbError {
 }
 
 /// A row as a record; a column that does not decode is an error.
-fn record(row: &PgRow) -> DbResult<BuildRecord> {
+fn record(row: &DbRow) -> DbResult<BuildRecord> {
     let id: String = row.get("id");
     let status: &str = row.get("status");
     let status = BuildStatus::parse(status).ok_or_else(|| decode(&id, "status", format!("unknown `{status}`")))?;
@@ -67,7 +74,7 @@ fn record(row: &PgRow) -> DbResult<BuildRecord> {
     })
 }
 
-fn artifact(row: &PgRow) -> ArtifactRecord {
+fn artifact(row: &DbRow) -> ArtifactRecord {
     ArtifactRecord {
         filename: row.get("filename"),
         target: row.get("target"),
@@ -82,7 +89,7 @@ fn targets_column(targets: &[Target]) -> String {
 }
 
 /// Inserts the row of a new build with `status`.
-pub async fn insert(conn: &mut PgConnection, build: &NewBuild, status: BuildStatus, now: i64) -> DbResult<()> {
+pub async fn insert(conn: &mut Conn, build: &NewBuild, status: BuildStatus, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO builds (id, status, project_name, normalized_name, project_version, requires_python, targets, \
          debug, overrides, source_hash, cache_key, created_at, source_repository, source_ref, source_commit, owner, \
@@ -111,7 +118,7 @@ pub async fn insert(conn: &mut PgConnection, build: &NewBuild, status: BuildStat
 }
 
 /// Builds of `client` waiting in the queue.
-pub async fn queued_by(conn: &mut PgConnection, client: &str) -> DbResult<i64> {
+pub async fn queued_by(conn: &mut Conn, client: &str) -> DbResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM builds WHERE submitter = $1 AND status = 'queued'")
         .bind(client)
         .fetch_one(conn)
@@ -119,7 +126,7 @@ pub async fn queued_by(conn: &mut PgConnection, client: &str) -> DbResult<i64> {
 }
 
 /// Gives build `id` the report and artifacts of build `from`, finished now.
-pub async fn copy_results(conn: &mut PgConnection, id: &str, from: &str, now: i64) -> DbResult<()> {
+pub async fn copy_results(conn: &mut Conn, id: &str, from: &str, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE builds SET cached_from = $1, report = (SELECT report FROM builds WHERE id = $2), started_at = $3, \
          finished_at = $4 WHERE id = $5",
@@ -143,27 +150,30 @@ pub async fn copy_results(conn: &mut PgConnection, id: &str, from: &str, now: i6
 }
 
 /// The id of the newest succeeded build with this cache key.
-pub async fn cached(conn: &mut PgConnection, cache_key: &str) -> DbResult<Option<String>> {
+pub async fn cached(conn: &mut Conn, cache_key: &str) -> DbResult<Option<String>> {
     let sql = "SELECT id FROM builds WHERE cache_key = $1 AND status = 'succeeded' ORDER BY id DESC LIMIT 1";
     Ok(sqlx::query_scalar(sql).bind(cache_key).fetch_optional(conn).await?)
 }
 
 /// One build.
-pub async fn get(conn: &mut PgConnection, id: &str) -> DbResult<Option<BuildRecord>> {
+pub async fn get(conn: &mut Conn, id: &str) -> DbResult<Option<BuildRecord>> {
     let sql = concat!("SELECT ", columns!(), " FROM builds WHERE id = $1");
     sqlx::query(sql).bind(id).fetch_optional(conn).await?.as_ref().map(record).transpose()
 }
 
 /// A build's status, its row locked until the transaction ends (a cancel
-/// and a claim or a completion of the same build take turns).
-pub async fn status_for_update(conn: &mut PgConnection, id: &str) -> DbResult<Option<BuildStatus>> {
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM builds WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await?;
+/// and a claim or a completion of the same build take turns; on SQLite the
+/// transaction's write lock does that).
+pub async fn status_for_update(conn: &mut Conn, id: &str) -> DbResult<Option<BuildStatus>> {
+    let status: Option<String> = sqlx::query_scalar(concat!("SELECT status FROM builds WHERE id = $1", for_update!()))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
     status.map(|s| BuildStatus::parse(&s).ok_or_else(|| decode(id, "status", format!("unknown `{s}`")))).transpose()
 }
 
 /// Builds newest first, with their artifacts from one more query.
-pub async fn list(conn: &mut PgConnection, filter: &ListFilter) -> DbResult<Vec<BuildDetails>> {
+pub async fn list(conn: &mut Conn, filter: &ListFilter) -> DbResult<Vec<BuildDetails>> {
     let sql = concat!(
         "SELECT ",
         columns!(),
@@ -196,7 +206,7 @@ pub async fn list(conn: &mut PgConnection, filter: &ListFilter) -> DbResult<Vec<
 /// The artifacts of several builds in one query, per build in the order of
 /// [`artifacts`].
 async fn artifacts_of(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     ids: &[&str],
 ) -> DbResult<std::collections::HashMap<String, Vec<ArtifactRecord>>> {
     let mut by_build: std::collections::HashMap<String, Vec<ArtifactRecord>> = Default::default();
@@ -218,7 +228,7 @@ async fn artifacts_of(
 }
 
 /// A build's artifacts, wheels by target then the sdist.
-pub async fn artifacts(conn: &mut PgConnection, id: &str) -> DbResult<Vec<ArtifactRecord>> {
+pub async fn artifacts(conn: &mut Conn, id: &str) -> DbResult<Vec<ArtifactRecord>> {
     let rows = sqlx::query(
         "SELECT filename, target, sha256, size, metadata_sha256 FROM artifacts WHERE build_id = $1 \
          ORDER BY target IS NULL, target, filename",
@@ -231,7 +241,7 @@ pub async fn artifacts(conn: &mut PgConnection, id: &str) -> DbResult<Vec<Artifa
 
 /// How a build ended, with its artifacts.
 pub async fn finish(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     id: &str,
     status: BuildStatus,
     report: Option<&StoredReport>,
@@ -265,7 +275,7 @@ pub async fn finish(
 }
 
 /// Marks a claimed build running (once started, its first start is kept).
-pub async fn mark_running(conn: &mut PgConnection, id: &str, now: i64) -> DbResult<()> {
+pub async fn mark_running(conn: &mut Conn, id: &str, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE builds SET status = 'running', started_at = COALESCE(started_at, $1) \
          WHERE id = $2 AND status IN ('queued', 'running')",
@@ -279,7 +289,7 @@ pub async fn mark_running(conn: &mut PgConnection, id: &str, now: i64) -> DbResu
 
 /// Puts a running build back to queued (its job was handed back or will be
 /// retried).
-pub async fn mark_queued(conn: &mut PgConnection, id: &str) -> DbResult<()> {
+pub async fn mark_queued(conn: &mut Conn, id: &str) -> DbResult<()> {
     sqlx::query("UPDATE builds SET status = 'queued' WHERE id = $1 AND status = 'running'")
         .bind(id)
         .execute(conn)
@@ -289,7 +299,7 @@ pub async fn mark_queued(conn: &mut PgConnection, id: &str) -> DbResult<()> {
 
 /// Fails a build outside its targets (out of attempts), or cancels a queued
 /// one: `status` with `error`, finished now.
-pub async fn end(conn: &mut PgConnection, id: &str, status: BuildStatus, error: &str, now: i64) -> DbResult<()> {
+pub async fn end(conn: &mut Conn, id: &str, status: BuildStatus, error: &str, now: i64) -> DbResult<()> {
     sqlx::query("UPDATE builds SET status = $1, error = $2, finished_at = $3 WHERE id = $4")
         .bind(status.as_str())
         .bind(error)
@@ -301,20 +311,20 @@ pub async fn end(conn: &mut PgConnection, id: &str, status: BuildStatus, error: 
 }
 
 /// Flags a running build for its worker to stop.
-pub async fn request_cancel(conn: &mut PgConnection, id: &str) -> DbResult<()> {
+pub async fn request_cancel(conn: &mut Conn, id: &str) -> DbResult<()> {
     sqlx::query("UPDATE builds SET cancel_requested = TRUE WHERE id = $1").bind(id).execute(conn).await?;
     Ok(())
 }
 
 /// Whether a cancel was asked for.
-pub async fn cancel_requested(conn: &mut PgConnection, id: &str) -> DbResult<bool> {
+pub async fn cancel_requested(conn: &mut Conn, id: &str) -> DbResult<bool> {
     let flag: Option<bool> =
         sqlx::query_scalar("SELECT cancel_requested FROM builds WHERE id = $1").bind(id).fetch_optional(conn).await?;
     Ok(flag.unwrap_or(false))
 }
 
 /// Builds per status.
-pub async fn counts_by_status(conn: &mut PgConnection) -> DbResult<Vec<(BuildStatus, i64)>> {
+pub async fn counts_by_status(conn: &mut Conn) -> DbResult<Vec<(BuildStatus, i64)>> {
     let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM builds GROUP BY status").fetch_all(conn).await?;
     rows.iter()
         .map(|r| {

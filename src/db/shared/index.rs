@@ -1,8 +1,17 @@
 //! The `published_files` and `project_owners` tables: what the package
 //! index publishes and who owns each project. The only module that writes
 //! them.
+//!
+//! Written once for both backends: `sqlite/mod.rs` and `postgres/mod.rs` each
+//! compile this file as their own module (`#[path]`), with `Conn` and `DbRow`
+//! their dialect's connection and row, and parameters written `$1`, `$2`, …
+//! (which PostgreSQL requires and sqlx's SQLite driver binds by number).
+//! Where the dialects differ, the text comes from the backend:
+//! `serialise_publications` (see [`publish`]).
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
+
+use super::Conn;
 
 use crate::db::{now_ms, DbResult};
 use crate::model::index::{IndexFile, Refusal};
@@ -26,8 +35,8 @@ pub struct Publication<'a> {
 }
 
 /// The owner of a project, if it has been published.
-pub async fn owner_of(conn: &mut SqliteConnection, normalized_name: &str) -> DbResult<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT owner FROM project_owners WHERE normalized_name = ?")
+pub async fn owner_of(conn: &mut Conn, normalized_name: &str) -> DbResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT owner FROM project_owners WHERE normalized_name = $1")
         .bind(normalized_name)
         .fetch_optional(conn)
         .await?)
@@ -36,9 +45,11 @@ pub async fn owner_of(conn: &mut SqliteConnection, normalized_name: &str) -> DbR
 /// Publishes every file of the build, and makes its owner the project's
 /// when nobody owns it yet; or, when any file name already has other bytes
 /// or the project is someone else's, publishes nothing and says why. Run it
-/// in the transaction that records the build (`BEGIN IMMEDIATE`, so that two
-/// builds of one version cannot both be first).
-pub async fn publish(conn: &mut SqliteConnection, publication: &Publication<'_>) -> DbResult<Vec<Refusal>> {
+/// in the transaction that records the build; it first waits for the
+/// backend's `serialise_publications`, so that two builds of one version
+/// cannot both be first.
+pub async fn publish(conn: &mut Conn, publication: &Publication<'_>) -> DbResult<Vec<Refusal>> {
+    super::serialise_publications(conn).await?;
     let project = publication.normalized_name;
     if publication.enforce_ownership {
         if let Some(owner) = owner_of(conn, project).await? {
@@ -49,7 +60,7 @@ pub async fn publish(conn: &mut SqliteConnection, publication: &Publication<'_>)
     }
     let mut refusals = Vec::new();
     for artifact in publication.artifacts {
-        let published = sqlx::query("SELECT sha256, build_id FROM published_files WHERE filename = ?")
+        let published = sqlx::query("SELECT sha256, build_id FROM published_files WHERE filename = $1")
             .bind(&artifact.filename)
             .fetch_optional(&mut *conn)
             .await?;
@@ -72,7 +83,7 @@ pub async fn publish(conn: &mut SqliteConnection, publication: &Publication<'_>)
     let now = now_ms();
     if let Some(owner) = publication.owner {
         sqlx::query(
-            "INSERT INTO project_owners (normalized_name, owner, build_id, created_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO project_owners (normalized_name, owner, build_id, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (normalized_name) DO NOTHING",
         )
         .bind(project)
@@ -87,7 +98,7 @@ pub async fn publish(conn: &mut SqliteConnection, publication: &Publication<'_>)
         // build's row: its URL is the one pip already knows.
         sqlx::query(
             "INSERT INTO published_files (filename, normalized_name, sha256, build_id, published_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (filename) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (filename) DO NOTHING",
         )
         .bind(&artifact.filename)
         .bind(project)
@@ -101,19 +112,19 @@ pub async fn publish(conn: &mut SqliteConnection, publication: &Publication<'_>)
 }
 
 /// Normalised names of projects with at least one published file.
-pub async fn projects(conn: &mut SqliteConnection) -> DbResult<Vec<String>> {
+pub async fn projects(conn: &mut Conn) -> DbResult<Vec<String>> {
     Ok(sqlx::query_scalar("SELECT DISTINCT normalized_name FROM published_files ORDER BY normalized_name")
         .fetch_all(conn)
         .await?)
 }
 
 /// Every published file of a project, each name once with its first bytes.
-pub async fn files(conn: &mut SqliteConnection, normalized_name: &str) -> DbResult<Vec<IndexFile>> {
+pub async fn files(conn: &mut Conn, normalized_name: &str) -> DbResult<Vec<IndexFile>> {
     let rows = sqlx::query(
         "SELECT p.build_id, p.filename, p.sha256, p.published_at, b.requires_python, b.project_version, a.size, \
          a.metadata_sha256, p.yanked_reason FROM published_files p JOIN builds b ON b.id = p.build_id \
          JOIN artifacts a ON a.build_id = p.build_id AND a.filename = p.filename \
-         WHERE p.normalized_name = ? ORDER BY p.filename",
+         WHERE p.normalized_name = $1 ORDER BY p.filename",
     )
     .bind(normalized_name)
     .fetch_all(conn)
@@ -138,10 +149,10 @@ pub async fn files(conn: &mut SqliteConnection, normalized_name: &str) -> DbResu
 /// Yanks (`reason` given) or unyanks (`None`) the files the index serves
 /// from build `build_id`: its artifacts whose published name still has its
 /// bytes, whichever build published them first. Returns how many.
-pub async fn set_yanked(conn: &mut SqliteConnection, build_id: &str, reason: Option<&str>) -> DbResult<u64> {
+pub async fn set_yanked(conn: &mut Conn, build_id: &str, reason: Option<&str>) -> DbResult<u64> {
     let done = sqlx::query(
-        "UPDATE published_files SET yanked_reason = ? WHERE EXISTS (SELECT 1 FROM artifacts a \
-         WHERE a.build_id = ? AND a.filename = published_files.filename AND a.sha256 = published_files.sha256)",
+        "UPDATE published_files SET yanked_reason = $1 WHERE EXISTS (SELECT 1 FROM artifacts a \
+         WHERE a.build_id = $2 AND a.filename = published_files.filename AND a.sha256 = published_files.sha256)",
     )
     .bind(reason)
     .bind(build_id)
@@ -152,10 +163,10 @@ pub async fn set_yanked(conn: &mut SqliteConnection, build_id: &str, reason: Opt
 
 /// Whether the index serves files of build `build_id` (`None`: none), and
 /// if so the yank reason (`Some(Some(reason))`) or not yanked (`Some(None)`).
-pub async fn yank_state(conn: &mut SqliteConnection, build_id: &str) -> DbResult<Option<Option<String>>> {
+pub async fn yank_state(conn: &mut Conn, build_id: &str) -> DbResult<Option<Option<String>>> {
     let rows: Vec<Option<String>> = sqlx::query_scalar(
         "SELECT p.yanked_reason FROM published_files p JOIN artifacts a ON a.filename = p.filename \
-         AND a.sha256 = p.sha256 WHERE a.build_id = ? ORDER BY p.filename",
+         AND a.sha256 = p.sha256 WHERE a.build_id = $1 ORDER BY p.filename",
     )
     .bind(build_id)
     .fetch_all(conn)
