@@ -2,7 +2,7 @@
 //! attempt number. Heartbeats and results from a stale attempt are refused
 //! (fencing); a job whose lease ran out is taken again, with backoff, up to
 //! its attempt limit, then discarded with its error history. No transaction
-//! stays open while a build runs. (The SQL is the backend's: `db::sqlite::jobs`.)
+//! stays open while a build runs. (The SQL is the backend's: `db::shared::jobs`.)
 
 use std::time::Duration;
 
