@@ -11,17 +11,18 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 # Throwaway servers on loopback for the whole run, stopped and their data
-# removed however the run ends. One S3 directory per run: two runs on one
-# machine must not share or stop each other's server.
-WHEELWRIGHT_S3_DIR=$(mktemp -d)/s3
-export WHEELWRIGHT_S3_DIR
+# removed however the run ends. Their directories are this run's own: two
+# runs on one machine must not share or stop each other's servers. (The
+# `postgres` user, which runs the server, must be able to enter it.)
+run_dir=$(mktemp -d)
+chmod 755 "$run_dir"
+export WHEELWRIGHT_S3_DIR="$run_dir/s3" WHEELWRIGHT_PG_DIR="$run_dir/pg"
 stop_services() {
   scripts/services/s3.sh stop || true
-  rmdir "$(dirname "$WHEELWRIGHT_S3_DIR")" 2>/dev/null || true
   scripts/services/postgres.sh stop || true
+  rm -rf "$run_dir"
 }
 trap stop_services EXIT
-scripts/services/postgres.sh stop
 postgres_url="$(scripts/services/postgres.sh start)"
 eval "$(scripts/services/s3.sh start)"
 export AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY

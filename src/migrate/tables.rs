@@ -179,23 +179,11 @@ async fn existing_rows(
         return Ok(HashMap::new());
     }
     let key_columns: Vec<&str> = key_at.iter().map(|&i| columns[i].as_str()).collect();
-    let mut placeholders = Vec::new();
-    let mut n = 0;
-    for _ in rows {
-        let tuple: Vec<String> = key_at
-            .iter()
-            .map(|_| {
-                n += 1;
-                format!("${n}")
-            })
-            .collect();
-        placeholders.push(format!("({})", tuple.join(", ")));
-    }
     let select = format!(
         "SELECT {} FROM {table} WHERE ({}) IN ({})",
         columns.join(", "),
         key_columns.join(", "),
-        placeholders.join(", ")
+        tuples(rows.len(), key_at.len())
     );
     let mut query = sqlx::query(AssertSqlSafe(select));
     for row in rows {
@@ -222,23 +210,14 @@ async fn insert(
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut tuples = Vec::new();
-    let mut n = 0;
-    for _ in rows {
-        let tuple: Vec<String> = columns
-            .iter()
-            .map(|_| {
-                n += 1;
-                format!("${n}")
-            })
-            .collect();
-        tuples.push(format!("({})", tuple.join(", ")));
-    }
     // Rows checked missing a moment ago: a conflict now means someone else
     // writes the destination, which DO NOTHING leaves to the check of the
     // next run rather than overwriting.
-    let sql =
-        format!("INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING", columns.join(", "), tuples.join(", "));
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING",
+        columns.join(", "),
+        tuples(rows.len(), columns.len())
+    );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
         for (value, column) in row.iter().zip(columns) {
@@ -246,6 +225,15 @@ async fn insert(
         }
     }
     Ok(query.execute(to).await?.rows_affected())
+}
+
+/// `($1, $2), ($3, $4)` for `rows` tuples of `width` parameters.
+fn tuples(rows: usize, width: usize) -> String {
+    let tuple = |row: usize| {
+        let numbers: Vec<String> = (1..=width).map(|i| format!("${}", row * width + i)).collect();
+        format!("({})", numbers.join(", "))
+    };
+    (0..rows).map(tuple).collect::<Vec<_>>().join(", ")
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
@@ -376,6 +364,12 @@ mod tests {
         for child in ["jobs", "artifacts", "build_logs", "github_deliveries", "published_files", "project_owners"] {
             assert!(at("builds") < at(child), "{child} refers to builds");
         }
+    }
+
+    #[test]
+    fn parameters_are_numbered_across_tuples() {
+        assert_eq!(tuples(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(tuples(1, 3), "($1, $2, $3)");
     }
 
     #[test]
