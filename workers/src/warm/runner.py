@@ -8,6 +8,7 @@
 # test changes dies with its child.
 import atexit
 import ctypes
+import gc
 import json
 import os
 import resource as resource_module
@@ -27,6 +28,17 @@ import _pytest.config
 for _name in _pytest.config.default_plugins:
     __import__("_pytest." + _name)
 del _name
+
+# What every session imports or builds after the command line is read, the
+# same for any project: imported (and the JUnit escape's pattern compiled
+# into re's cache) here once, instead of in every child. A cold run imports
+# the same modules; none of them runs project code.
+import email.parser  # noqa: E402,F401  (importlib.metadata, for entry points)
+import pdb  # noqa: E402,F401  (the debugging plugin, at configure)
+import _pytest._argcomplete  # noqa: E402,F401
+import _pytest.junitxml  # noqa: E402
+
+_pytest.junitxml.bin_xml_escape("")
 
 # The protocol pipes, moved out of the way: a child closes them before it
 # runs anything, so it can neither read other requests nor answer for itself.
@@ -226,6 +238,11 @@ def main():
         # host killed its cgroup). A failure ends the runner: in doubt.
         for folder in request["wipe"]:
             wipe(folder)
+        # Everything the runner holds moves to the permanent generation: the
+        # child's collections (pytest runs one at the end of every session)
+        # then walk only what the child made, instead of the whole heap it
+        # shares with the runner, which would also copy every page they touch.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             child(request)
