@@ -9,6 +9,7 @@
 import atexit
 import ctypes
 import gc
+import importlib
 import json
 import os
 import resource as resource_module
@@ -39,6 +40,31 @@ import _pytest._argcomplete  # noqa: E402,F401
 import _pytest.junitxml  # noqa: E402
 
 _pytest.junitxml.bin_xml_escape("")
+
+# The ABI harness, from the runner's own read-only copy (its one argument):
+# imported (so compiled) once here, not in every child. Only its plugin,
+# which installs the model named by the run's environment, is left to the
+# child; a run without the harness drops the package (see `child`).
+HARNESS_PACKAGE = "_wheelwright_abimodel"
+
+
+def drop_harness():
+    for name in [n for n in sys.modules if n == HARNESS_PACKAGE or n.startswith(HARNESS_PACKAGE + ".")]:
+        del sys.modules[name]
+
+
+if len(sys.argv) > 1:
+    sys.path.insert(0, sys.argv[1])
+    try:
+        importlib.import_module(HARNESS_PACKAGE)
+        for _file in sorted(os.listdir(os.path.join(sys.argv[1], HARNESS_PACKAGE))):
+            if _file.endswith(".py") and _file not in ("__init__.py", "plugin.py"):
+                importlib.import_module(HARNESS_PACKAGE + "." + _file[:-3])
+    except Exception as _error:  # the children then import the job's copy
+        drop_harness()
+        os.write(2, ("wheelwright warm runner: the harness: %r\n" % (_error,)).encode())
+    finally:
+        sys.path.remove(sys.argv[1])
 
 # The protocol pipes, moved out of the way: a child closes them before it
 # runs anything, so it can neither read other requests nor answer for itself.
@@ -172,6 +198,8 @@ def child(request):
         os.environ.clear()
         os.environ.update(request["env"])
         tempfile.tempdir = None
+        if not request["harness"]:
+            drop_harness()
         # The runner never changes a signal's disposition, so the child's
         # are a fresh interpreter's (faulthandler's included, on fd 2).
         # What `python -m pytest` puts on sys.path: the working directory,
