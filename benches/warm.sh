@@ -14,19 +14,22 @@
 #
 #   benches/warm.sh [RUNS] [N]      (default 9, 40)
 #   COLD=1 benches/warm.sh [RUNS] [N]
+#   BIN=path/to/wheelwright benches/warm.sh ...   (another build of the
+#       daemon, e.g. one kept from before a change, for before/after rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-9}
 n=${2:-40}
 
 scripts/setup.sh >/dev/null
-cargo build --release --quiet
+bin=${BIN:-target/release/wheelwright}
+[ -n "${BIN:-}" ] || cargo build --release --quiet
 python=$(.venv/bin/python -c 'import sys; print(sys.executable)')
 work=$(mktemp -d)
 . benches/bare_toolchain.sh
 
 data="$work/data"
-target/release/wheelwright serve --data-dir "$data" --bind 127.0.0.1:0 --pythons "$python" --workers 2 \
+"$bin" serve --data-dir "$data" --bind 127.0.0.1:0 --pythons "$python" --workers 2 \
   2>"$work/serve.log" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
