@@ -43,7 +43,10 @@ done
 pyproject=examples/pymult/pyproject.toml
 if [ "${COLD:-}" = 1 ]; then
   pyproject="$work/pyproject.toml"
-  { cat examples/pymult/pyproject.toml; echo 'warm-tests = false'; } >"$pyproject"
+  # Into [tool.wheelwright] itself: appended at the end it would land in
+  # [build-system], which ignores it, and the "cold" runs would be warm.
+  sed '/^\[tool\.wheelwright\]$/a warm-tests = false' examples/pymult/pyproject.toml >"$pyproject"
+  grep -A1 '^\[tool\.wheelwright\]$' "$pyproject" | grep -qx 'warm-tests = false' || { echo "no opt-out in $pyproject"; exit 1; }
 fi
 mode=$([ "${COLD:-}" = 1 ] && echo cold || echo warm)
 files=(-F "files=@examples/pymult/src/pymult.asm;filename=src/pymult.asm"
@@ -96,7 +99,7 @@ succeeded=$(grep -A1 '^event: end' "$work/streams" | grep -c '^data: succeeded' 
 cold=$(grep -c 'the tests run cold' "$work/streams" || true)
 thr_bare=$(( (t1 - t0) / 1000 )); thr_daemon=$(( (t2 - t1) / 1000 ))
 
-.venv/bin/python - "$work/last.json" <<'PY'
+.venv/bin/python - "$work/last.json" "$mode" <<'PY'
 import json, sys
 build = json.load(open(sys.argv[1]))
 report = build.get("report") or build
@@ -104,6 +107,12 @@ print("where the last latency build's time went (engine steps, ms):")
 for t in report.get("targets", []):
     steps = ", ".join("%s %d" % (s["name"], s["duration_ms"]) for s in t.get("steps", []))
     print("  %-15s %s" % (t.get("target"), steps))
+# The path each test run took, as the build's record says: all of the mode
+# measured, or the numbers are not what they claim.
+runners = [r.get("runner") for t in report.get("targets", []) for r in t.get("tests", [])]
+print("test runs of the last latency build: %s" % ", ".join(map(str, runners)))
+if not runners or any(r != sys.argv[2] for r in runners):
+    sys.exit("the last latency build's tests did not all run %s" % sys.argv[2])
 PY
 awk -v lb="$lat_bare" -v ld="$lat_daemon" -v tb="$thr_bare" -v td="$thr_daemon" -v n="$n" -v runs="$runs" -v cold="$cold" -v mode="$mode" 'BEGIN {
   printf "latency, examples/pymult, all three targets tested, %s (%d runs, medians)\n", mode, runs
