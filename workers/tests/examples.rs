@@ -161,6 +161,7 @@ for path in sys.argv[1:]:
         listing.lines().collect::<Vec<_>>(),
         [
             "vecstats-0.2.0/PKG-INFO",
+            "vecstats-0.2.0/README.md",
             "vecstats-0.2.0/pyproject.toml",
             "vecstats-0.2.0/src/vecstats/__init__.py",
             "vecstats-0.2.0/src/vecstats/_native.asm",
