@@ -14,19 +14,22 @@
 #
 #   benches/warm.sh [RUNS] [N]      (default 9, 40)
 #   COLD=1 benches/warm.sh [RUNS] [N]
+#   BIN=path/to/wheelwright benches/warm.sh ...   (another build of the
+#       daemon, e.g. one kept from before a change, for before/after rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-9}
 n=${2:-40}
 
 scripts/setup.sh >/dev/null
-cargo build --release --quiet
+bin=${BIN:-target/release/wheelwright}
+[ -n "${BIN:-}" ] || cargo build --release --quiet
 python=$(.venv/bin/python -c 'import sys; print(sys.executable)')
 work=$(mktemp -d)
 . benches/bare_toolchain.sh
 
 data="$work/data"
-target/release/wheelwright serve --data-dir "$data" --bind 127.0.0.1:0 --pythons "$python" --workers 2 \
+"$bin" serve --data-dir "$data" --bind 127.0.0.1:0 --pythons "$python" --workers 2 \
   2>"$work/serve.log" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
@@ -40,7 +43,10 @@ done
 pyproject=examples/pymult/pyproject.toml
 if [ "${COLD:-}" = 1 ]; then
   pyproject="$work/pyproject.toml"
-  { cat examples/pymult/pyproject.toml; echo 'warm-tests = false'; } >"$pyproject"
+  # Into [tool.wheelwright] itself: appended at the end it would land in
+  # [build-system], which ignores it, and the "cold" runs would be warm.
+  sed '/^\[tool\.wheelwright\]$/a warm-tests = false' examples/pymult/pyproject.toml >"$pyproject"
+  grep -A1 '^\[tool\.wheelwright\]$' "$pyproject" | grep -qx 'warm-tests = false' || { echo "no opt-out in $pyproject"; exit 1; }
 fi
 mode=$([ "${COLD:-}" = 1 ] && echo cold || echo warm)
 files=(-F "files=@examples/pymult/src/pymult.asm;filename=src/pymult.asm"
@@ -93,7 +99,7 @@ succeeded=$(grep -A1 '^event: end' "$work/streams" | grep -c '^data: succeeded' 
 cold=$(grep -c 'the tests run cold' "$work/streams" || true)
 thr_bare=$(( (t1 - t0) / 1000 )); thr_daemon=$(( (t2 - t1) / 1000 ))
 
-.venv/bin/python - "$work/last.json" <<'PY'
+.venv/bin/python - "$work/last.json" "$mode" <<'PY'
 import json, sys
 build = json.load(open(sys.argv[1]))
 report = build.get("report") or build
@@ -101,6 +107,12 @@ print("where the last latency build's time went (engine steps, ms):")
 for t in report.get("targets", []):
     steps = ", ".join("%s %d" % (s["name"], s["duration_ms"]) for s in t.get("steps", []))
     print("  %-15s %s" % (t.get("target"), steps))
+# The path each test run took, as the build's record says: all of the mode
+# measured, or the numbers are not what they claim.
+runners = [r.get("runner") for t in report.get("targets", []) for r in t.get("tests", [])]
+print("test runs of the last latency build: %s" % ", ".join(map(str, runners)))
+if not runners or any(r != sys.argv[2] for r in runners):
+    sys.exit("the last latency build's tests did not all run %s" % sys.argv[2])
 PY
 awk -v lb="$lat_bare" -v ld="$lat_daemon" -v tb="$thr_bare" -v td="$thr_daemon" -v n="$n" -v runs="$runs" -v cold="$cold" -v mode="$mode" 'BEGIN {
   printf "latency, examples/pymult, all three targets tested, %s (%d runs, medians)\n", mode, runs

@@ -82,16 +82,18 @@ fn build_with(root: &Path, targets: &[Target], warm: bool, timeout_secs: u64) ->
 /// A run's results without the path that ran it, with its work directory
 /// named `<work>`. Of a crash's Python stack only the frames above pytest's
 /// own are kept: below them a warm child shows the runner's frames where a
-/// cold run shows `python -m`'s.
+/// cold run shows `python -m`'s; the harness's frames name its folder
+/// `<harness>` (a warm child runs the runner's shared copy, a cold run the
+/// job's).
 fn outcome(run: &TestRun, work_dir: &Path) -> String {
     let mut run = run.clone();
     run.runner = TestPath::Cold;
     if let Some(crash) = run.crash.as_mut() {
         // Random in every run, cold or warm: the guards' register values.
         crash.registers.retain(|(name, _)| name == "rip");
-        crash.python_traceback = crash.python_traceback.as_deref().map(above_pytest);
+        crash.python_traceback = crash.python_traceback.as_deref().map(above_pytest).map(|s| harness_named(&s));
     }
-    run.problem = run.problem.as_deref().map(above_pytest);
+    run.problem = run.problem.as_deref().map(above_pytest).map(|s| harness_named(&s));
     let json = serde_json::to_value(&run).unwrap();
     let text = json.to_string();
     text.replace(&work_dir.display().to_string(), "<work>")
@@ -106,6 +108,21 @@ fn above_pytest(stack: &str) -> String {
         .take_while(|l| !l.contains("/_pytest/"))
         .collect();
     kept.join("\n")
+}
+
+/// `File "<harness>/_wheelwright_abimodel/…"` for every frame in the
+/// harness, wherever its copy lies.
+fn harness_named(stack: &str) -> String {
+    let lines: Vec<String> = stack
+        .lines()
+        .map(|line| match (line.find("File \""), line.find("/_wheelwright_abimodel/")) {
+            (Some(file), Some(package)) if file < package => {
+                format!("{}<harness>{}", &line[..file + "File \"".len()], &line[package..])
+            }
+            _ => line.to_string(),
+        })
+        .collect();
+    lines.join("\n")
 }
 
 fn runs(report: &BuildReport) -> Vec<&TestRun> {

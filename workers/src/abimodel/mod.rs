@@ -63,6 +63,11 @@ pub fn write_line_table(dir: &Path, modules: &[crate::lines::ModuleTable]) -> st
 /// The pytest plugin that installs the finder (`-p` argument).
 pub const PLUGIN: &str = "_wheelwright_abimodel.plugin";
 
+/// The environment variable naming the line table the guards read (the
+/// job's, [`LINE_TABLE`] in its harness folder): a warm run's harness is
+/// the runner's copy (see [`shared_harness`]), which holds no job's table.
+pub const LINE_TABLE_ENV: &str = "WHEELWRIGHT_LINE_TABLE";
+
 /// The environment variable that selects the model.
 pub const MODEL_ENV: &str = "WHEELWRIGHT_ABIMODEL";
 
@@ -116,6 +121,42 @@ pub fn install_harness(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A copy of the harness below `under`, written once and then shared (a
+/// warm runner imports it before it forks, so no child compiles it again):
+/// `under/wheelwright-harness-<digest of its files>`, made in a scratch
+/// folder and renamed into place, so a reader never sees half of it.
+/// Nothing here is ever written after that; `under` must be a folder that
+/// sandboxes see read-only (the pytest environment).
+pub fn shared_harness(under: &Path) -> std::io::Result<std::path::PathBuf> {
+    let mut all = Vec::new();
+    for (rel, contents) in HARNESS {
+        all.extend_from_slice(rel.as_bytes());
+        all.push(0);
+        all.extend_from_slice(contents.as_bytes());
+        all.push(0);
+    }
+    let dir = under.join(format!("wheelwright-harness-{}", &crate::wheel::sha256_hex(&all)[..16]));
+    if dir.join(READY).is_file() {
+        return Ok(dir);
+    }
+    let scratch = tempfile::tempdir_in(under)?;
+    install_harness(scratch.path())?;
+    std::fs::write(scratch.path().join(READY), b"")?;
+    let scratch = scratch.keep();
+    if std::fs::rename(&scratch, &dir).is_err() {
+        // Another build made it first.
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    if dir.join(READY).is_file() {
+        Ok(dir)
+    } else {
+        Err(std::io::Error::other(format!("{} vanished after it was made", dir.display())))
+    }
+}
+
+/// Marks a [`shared_harness`] copy complete.
+const READY: &str = "ready";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +172,20 @@ mod tests {
     fn labels_say_the_run_is_on_the_linux_host() {
         assert_eq!(Model::Windows.label(), "tests run on the Linux host under the Windows x64 ABI model");
         assert!(Model::Macos.label().starts_with("tests run on the Linux host"));
+    }
+
+    #[test]
+    fn the_shared_harness_is_written_once_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = shared_harness(dir.path()).unwrap();
+        for (rel, contents) in HARNESS {
+            assert_eq!(std::fs::read_to_string(first.join(rel)).unwrap(), *contents);
+        }
+        let mtime = std::fs::metadata(first.join(HARNESS[0].0)).unwrap().modified().unwrap();
+        assert_eq!(shared_harness(dir.path()).unwrap(), first);
+        assert_eq!(std::fs::metadata(first.join(HARNESS[0].0)).unwrap().modified().unwrap(), mtime);
+        // Only the copy itself: no scratch folder left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

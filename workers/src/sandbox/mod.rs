@@ -63,12 +63,14 @@ const PROC_READ_ONLY: [&str; 10] = [
 ];
 
 /// Environment variables passed into the sandbox when a step sets them.
-const ENV_ALLOWED: [&str; 10] = [
+const ENV_ALLOWED: [&str; 11] = [
     "PYTHONPATH",
     // The same on warm and cold test runs (crate::warm::HASH_SEED).
     "PYTHONHASHSEED",
     // Which ABI model runs a macOS or Windows wheel's tests (crate::abimodel).
     "WHEELWRIGHT_ABIMODEL",
+    // Where the guards find the job's line table (crate::abimodel).
+    "WHEELWRIGHT_LINE_TABLE",
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONNOUSERSITE",
     "PYTHONFAULTHANDLER",

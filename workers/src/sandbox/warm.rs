@@ -52,6 +52,11 @@ pub struct WarmRun<'a> {
     /// What the child may read besides the runner's read-only paths (the
     /// harness of the ABI model).
     pub read_only: Vec<PathBuf>,
+    /// The runner's copy of the ABI harness, which it imports before it
+    /// forks; inside one of `runner_read_only`.
+    pub runner_harness: Option<PathBuf>,
+    /// Whether this run uses the harness (its own copy on `PYTHONPATH`).
+    pub harness: bool,
     /// pytest's arguments, as after `python -m pytest`.
     pub args: &'a [String],
     /// The variables a cold run would set (allow-listed as for a cold one).
@@ -111,6 +116,11 @@ impl Sandbox {
         let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
             return Err(WarmError::Unavailable("no Landlock helper".into()));
         };
+        if let Some(harness) = run.runner_harness.as_deref() {
+            if !run.runner_read_only.iter().any(|p| harness.starts_with(p)) {
+                return Err(WarmError::Unavailable(format!("{} is not shown read-only", harness.display())));
+            }
+        }
         if !run.dir.starts_with(run.visible) {
             return Err(WarmError::Unavailable(format!("{} is outside {}", run.dir.display(), run.visible.display())));
         }
@@ -118,6 +128,7 @@ impl Sandbox {
             python: run.python.to_path_buf(),
             read_only: run.runner_read_only.clone(),
             writable: run.visible.to_path_buf(),
+            harness: run.runner_harness.clone(),
         };
         let mut runner = match pool.take(&key) {
             Some(runner) => runner,
@@ -190,6 +201,7 @@ impl Sandbox {
             cgroups: cgroups.iter().map(|p| show(p)).collect(),
             rlimits: rlimits.iter().map(|(r, v)| (*r, *v)).collect(),
             wipe,
+            harness: run.harness,
         };
         let started = Instant::now();
         let stop = self.build.as_ref().map(|b| &b.stop);
@@ -235,8 +247,11 @@ impl Sandbox {
         for hierarchy in self.cgroups.iter().chain(&self.memory) {
             mounts.writable.push(hierarchy.base().to_path_buf());
         }
+        // The runner's harness copy, if any, is its one argument.
+        let harness = key.harness.iter().map(|p| p.display().to_string());
         let cmd = Cmd::new(&key.python)
             .args(["-X", "faulthandler", "-X", "dev", "-B", "-c", RUNNER_PY])
+            .args(harness)
             .cwd(&key.writable)
             .env("PYTHONNOUSERSITE", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")

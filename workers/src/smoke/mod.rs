@@ -212,6 +212,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     let native_gdb = job.model.is_none();
     // gdb gets no PYTHONPATH: the site directory holds the upload's files,
     // and gdb's own Python would import them (see `crash::gdb_args`).
+    let line_table = harness.as_ref().map(|h| h.join(abimodel::LINE_TABLE).display().to_string());
     let cmd = |program: &Path, args: Vec<String>, mode: Option<&str>| {
         let cmd = Cmd::new(program)
             .args(args)
@@ -219,6 +220,10 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONNOUSERSITE", "1")
             .env("PYTHONHASHSEED", crate::warm::HASH_SEED);
+        let cmd = match &line_table {
+            Some(table) => cmd.env(abimodel::LINE_TABLE_ENV, table),
+            None => cmd,
+        };
         match mode {
             Some(mode) => cmd.env(abimodel::MODEL_ENV, mode),
             None => cmd,
@@ -235,12 +240,19 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     let warm = match (job.warm, sandbox.warm_pool()) {
         (true, Some(_)) => {
             let visible = sandbox.warm_view(job.root.path());
+            // The runner's own copy of the harness, in the (read-only)
+            // pytest environment; without it the child imports the job's.
+            let runner_harness = abimodel::shared_harness(&job.env.dir)
+                .map_err(|e| tracing::warn!(error = %e, "no shared ABI harness; warm runs import the job's"))
+                .ok();
             let run = WarmRun {
                 python: &job.env.python,
                 runner_read_only: vec![job.interpreter.prefix.clone(), job.env.dir.clone()],
                 visible,
                 dir: job.dir,
                 read_only: harness.iter().cloned().collect(),
+                runner_harness,
+                harness: harness.is_some(),
                 // What follows `python -X faulthandler -X dev -m pytest`:
                 // the runner was started with those flags.
                 args: &pytest_args[6..],

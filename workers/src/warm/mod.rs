@@ -59,6 +59,10 @@ pub struct RunnerKey {
     pub read_only: Vec<PathBuf>,
     /// The writable bind: the folder holding the builds' work directories.
     pub writable: PathBuf,
+    /// The runner's own copy of the ABI harness
+    /// ([`crate::abimodel::shared_harness`], inside a read-only bind), which
+    /// it imports before it forks, so that no child compiles it again.
+    pub harness: Option<PathBuf>,
 }
 
 /// Idle runners by key.
@@ -134,7 +138,7 @@ mod tests {
     #[test]
     fn an_empty_pool_has_nothing_to_give() {
         let pool = WarmPool::new();
-        let key = RunnerKey { python: "/p".into(), read_only: vec![], writable: "/w".into() };
+        let key = RunnerKey { python: "/p".into(), read_only: vec![], writable: "/w".into(), harness: None };
         assert!(pool.take(&key).is_none());
         assert_eq!(pool.idle_count(), 0);
     }

@@ -8,6 +8,8 @@
 # test changes dies with its child.
 import atexit
 import ctypes
+import gc
+import importlib
 import json
 import os
 import resource as resource_module
@@ -27,6 +29,42 @@ import _pytest.config
 for _name in _pytest.config.default_plugins:
     __import__("_pytest." + _name)
 del _name
+
+# What every session imports or builds after the command line is read, the
+# same for any project: imported (and the JUnit escape's pattern compiled
+# into re's cache) here once, instead of in every child. A cold run imports
+# the same modules; none of them runs project code.
+import email.parser  # noqa: E402,F401  (importlib.metadata, for entry points)
+import pdb  # noqa: E402,F401  (the debugging plugin, at configure)
+import _pytest._argcomplete  # noqa: E402,F401
+import _pytest.junitxml  # noqa: E402
+
+_pytest.junitxml.bin_xml_escape("")
+
+# The ABI harness, from the runner's own read-only copy (its one argument):
+# imported (so compiled) once here, not in every child. Only its plugin,
+# which installs the model named by the run's environment, is left to the
+# child; a run without the harness drops the package (see `child`).
+HARNESS_PACKAGE = "_wheelwright_abimodel"
+
+
+def drop_harness():
+    for name in [n for n in sys.modules if n == HARNESS_PACKAGE or n.startswith(HARNESS_PACKAGE + ".")]:
+        del sys.modules[name]
+
+
+if len(sys.argv) > 1:
+    sys.path.insert(0, sys.argv[1])
+    try:
+        importlib.import_module(HARNESS_PACKAGE)
+        for _file in sorted(os.listdir(os.path.join(sys.argv[1], HARNESS_PACKAGE))):
+            if _file.endswith(".py") and _file not in ("__init__.py", "plugin.py"):
+                importlib.import_module(HARNESS_PACKAGE + "." + _file[:-3])
+    except Exception as _error:  # the children then import the job's copy
+        drop_harness()
+        os.write(2, ("wheelwright warm runner: the harness: %r\n" % (_error,)).encode())
+    finally:
+        sys.path.remove(sys.argv[1])
 
 # The protocol pipes, moved out of the way: a child closes them before it
 # runs anything, so it can neither read other requests nor answer for itself.
@@ -160,6 +198,8 @@ def child(request):
         os.environ.clear()
         os.environ.update(request["env"])
         tempfile.tempdir = None
+        if not request["harness"]:
+            drop_harness()
         # The runner never changes a signal's disposition, so the child's
         # are a fresh interpreter's (faulthandler's included, on fd 2).
         # What `python -m pytest` puts on sys.path: the working directory,
@@ -226,6 +266,11 @@ def main():
         # host killed its cgroup). A failure ends the runner: in doubt.
         for folder in request["wipe"]:
             wipe(folder)
+        # Everything the runner holds moves to the permanent generation: the
+        # child's collections (pytest runs one at the end of every session)
+        # then walk only what the child made, instead of the whole heap it
+        # shares with the runner, which would also copy every page they touch.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             child(request)

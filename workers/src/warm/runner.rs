@@ -46,6 +46,10 @@ pub struct Request {
     /// Folders of the runner's sandbox (its `/tmp`, `/dev/shm`) the runner
     /// empties before it forks, for a child that may write them.
     pub wipe: Vec<String>,
+    /// Whether the run uses the ABI harness: if not, the copy the runner
+    /// imported (see [`super::RunnerKey::harness`]) leaves `sys.modules`
+    /// first, as a cold run never has it.
+    pub harness: bool,
 }
 
 /// What the runner says; one field set per frame.

@@ -79,7 +79,11 @@ def register_image(low: int, high: int, slide: int, ranges: list) -> None:
 def line_table(path: str) -> list:
     """The engine's ranges for the module file at ``path`` (by file name),
     ``[]`` when the engine wrote none."""
-    table = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lines.json")
+    # The engine names the job's table: under a warm runner this package
+    # is the runner's shared copy, beside which no job's table lies.
+    table = os.environ.get("WHEELWRIGHT_LINE_TABLE") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "lines.json"
+    )
     try:
         with open(table) as f:
             return json.load(f).get(os.path.basename(path), [])
