@@ -120,6 +120,8 @@ async fn a_rebuild_fetches_the_sources_back_from_the_store_when_the_local_copy_i
 async fn redirected_downloads_send_clients_to_a_presigned_url_that_curl_follows() {
     let (mut settings, _server) = common::s3::s3_store("redirect");
     settings.downloads = Downloads::Redirect;
+    // Set here: the suite's store (second pass) comes with the default expiry.
+    settings.redirect_expiry = std::time::Duration::from_secs(60);
     let app = daemon(settings, Some(Arc::new(Scripted::new(Script::Succeed))), |_| {}).await;
     let build = app.submit(&example("pymult"), &[("targets", "linux-x86_64")]).await;
     let build = app.wait(build["id"].as_str().unwrap()).await;
