@@ -27,6 +27,7 @@ bin=${BIN:-target/release/wheelwright}
 python=$(.venv/bin/python -c 'import sys; print(sys.executable)')
 work=$(mktemp -d)
 . benches/bare_toolchain.sh
+. benches/measure.sh
 
 data="$work/data"
 "$bin" serve --data-dir "$data" --bind 127.0.0.1:0 --pythons "$python" --workers 2 \
@@ -53,7 +54,6 @@ files=(-F "files=@examples/pymult/src/pymult.asm;filename=src/pymult.asm"
        -F "files=@$pyproject;filename=pyproject.toml"
        -F "files=@examples/pymult/README.md;filename=README.md"
        -F "files=@examples/pymult/tests/test_pymult.py;filename=tests/test_pymult.py")
-json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 # One build, upload to the end of its live log; fails on a cold fallback.
 daemon_build() {
@@ -70,34 +70,13 @@ daemon_build() {
 
 # Latency. Two builds first: each worker's runners start, then serve.
 bare "$work/bare"; daemon_build >/dev/null; daemon_build >/dev/null
-: >"$work/bare.t"; : >"$work/daemon.t"
-for _ in $(seq "$runs"); do
-  t0=$(now); bare "$work/bare"; t1=$(now); last=$(daemon_build); t2=$(now)
-  echo $(( (t1 - t0) / 1000 )) >>"$work/bare.t"; echo $(( (t2 - t1) / 1000 )) >>"$work/daemon.t"
-done
-status=$(curl -sf "$base/api/v1/builds/$last" | json_field status)
-[ "$status" = succeeded ] || { echo "the last build $status"; exit 1; }
-lat_bare=$(median <"$work/bare.t"); lat_daemon=$(median <"$work/daemon.t")
+latency_rounds "$runs"
 # Where the time goes, from the last build's record.
 curl -sf "$base/api/v1/builds/$last" >"$work/last.json"
 
 # Throughput: n distinct builds, 2 at a time on both sides.
-t0=$(now)
-seq "$n" | xargs -P 2 -I{} bash -c ". benches/bare_toolchain.sh; python='$python'; bare '$work/bare-{}'"
-t1=$(now)
-uploads=()
-for i in $(seq "$n"); do
-  [ "$i" -gt 1 ] && uploads+=(--next)
-  uploads+=(-sf "${files[@]}" -F targets=all -F "version=3.0.$i" -o /dev/null -w '%header{location}\n' "$base/api/v1/builds")
-done
-curl "${uploads[@]}" >"$work/locations"
-[ "$(grep -c /api/v1/builds/ "$work/locations")" -eq "$n" ] || { echo "uploads failed"; exit 1; }
-curl -sfN -H 'Accept: text/event-stream' $(sed "s|^|$base|" "$work/locations" | sed 's|$|/log|') >"$work/streams"
-t2=$(now)
-succeeded=$(grep -A1 '^event: end' "$work/streams" | grep -c '^data: succeeded' || true)
-[ "$succeeded" -eq "$n" ] || { echo "$((n - succeeded)) builds did not succeed"; exit 1; }
+throughput "$n" 3.0
 cold=$(grep -c 'the tests run cold' "$work/streams" || true)
-thr_bare=$(( (t1 - t0) / 1000 )); thr_daemon=$(( (t2 - t1) / 1000 ))
 
 .venv/bin/python - "$work/last.json" "$mode" <<'PY'
 import json, sys

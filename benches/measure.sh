@@ -1,0 +1,47 @@
+# The measurements benches/daemon.sh and benches/warm.sh make alike. Source
+# it after benches/bare_toolchain.sh (its `bare`, `now` and `median`), with
+# `work`, `base` and `python` set, `files` holding the upload's -F arguments
+# and `daemon_build` defined (one build, upload to the end of its live log;
+# prints the build's id).
+
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+# latency_rounds RUNS: RUNS rounds of the bare script then one daemon build,
+# back to back; sets lat_bare and lat_daemon (medians, µs) and last (the
+# last build's id), and stops the benchmark unless that build succeeded.
+latency_rounds() {
+  local t0 t1 t2 status
+  : >"$work/bare.t"; : >"$work/daemon.t"
+  for _ in $(seq "$1"); do
+    t0=$(now); bare "$work/bare"; t1=$(now); last=$(daemon_build); t2=$(now)
+    echo $(( (t1 - t0) / 1000 )) >>"$work/bare.t"; echo $(( (t2 - t1) / 1000 )) >>"$work/daemon.t"
+  done
+  status=$(curl -sf "$base/api/v1/builds/$last" | json_field status)
+  [ "$status" = succeeded ] || { echo "the last build $status"; exit 1; }
+  lat_bare=$(median <"$work/bare.t"); lat_daemon=$(median <"$work/daemon.t")
+}
+
+# throughput N VERSION: N bare scripts 2 at a time, then N distinct builds
+# (versions VERSION.1 … VERSION.N) through the daemon; sets thr_bare and
+# thr_daemon (µs), leaves the builds' live logs in $work/streams, and stops
+# the benchmark unless every build succeeded. One client process uploads
+# all builds (--next) and one follows their live logs in turn, each ending
+# with the build's status: a client per build, or polling /metrics, would
+# spend on curl start-ups the cores the builds need.
+throughput() {
+  local n=$1 version=$2 t0 t1 t2 succeeded uploads=()
+  t0=$(now)
+  seq "$n" | xargs -P 2 -I{} bash -c ". benches/bare_toolchain.sh; python='$python'; bare '$work/bare-{}'"
+  t1=$(now)
+  for i in $(seq "$n"); do
+    [ "$i" -gt 1 ] && uploads+=(--next)
+    uploads+=(-sf "${files[@]}" -F targets=all -F "version=$version.$i" -o /dev/null -w '%header{location}\n' "$base/api/v1/builds")
+  done
+  curl "${uploads[@]}" >"$work/locations"
+  [ "$(grep -c /api/v1/builds/ "$work/locations")" -eq "$n" ] || { echo "uploads failed"; exit 1; }
+  curl -sfN -H 'Accept: text/event-stream' $(sed "s|^|$base|" "$work/locations" | sed 's|$|/log|') >"$work/streams"
+  t2=$(now)
+  succeeded=$(grep -A1 '^event: end' "$work/streams" | grep -c '^data: succeeded' || true)
+  [ "$succeeded" -eq "$n" ] || { echo "$((n - succeeded)) builds did not succeed"; exit 1; }
+  thr_bare=$(( (t1 - t0) / 1000 )); thr_daemon=$(( (t2 - t1) / 1000 ))
+}
