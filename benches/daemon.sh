@@ -21,17 +21,8 @@ work=$(mktemp -d)
 . benches/bare_toolchain.sh
 . benches/measure.sh
 
-data="$work/data"
-target/release/wheelwright serve --data-dir "$data" --bind 127.0.0.1:0 --pythons "$python" --workers ${WORKERS:-2} ${DAEMON_ARGS:-} \
-  2>"$work/serve.log" &
-daemon=$!
-trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 200); do
-  base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -n 1)
-  [ -n "$base" ] && break
-  sleep 0.05
-done
-[ -n "$base" ] || { cat "$work/serve.log"; exit 1; }
+# shellcheck disable=SC2086 # DAEMON_ARGS is a list of flags
+start_daemon target/release/wheelwright --pythons "$python" --workers ${WORKERS:-2} ${DAEMON_ARGS:-}
 sleep 2
 rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
 

@@ -4,6 +4,24 @@
 # and `daemon_build` defined (one build, upload to the end of its live log;
 # prints the build's id).
 
+# start_daemon BINARY ARGS...: `BINARY serve` on a free loopback port with
+# its data under $work/data and ARGS; sets daemon (its pid) and base (its
+# URL), and stops it and removes $work when the benchmark exits.
+start_daemon() {
+  local bin=$1
+  shift
+  "$bin" serve --data-dir "$work/data" --bind 127.0.0.1:0 "$@" 2>"$work/serve.log" &
+  daemon=$!
+  trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
+  for _ in $(seq 200); do
+    base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -n 1)
+    [ -n "$base" ] && return
+    sleep 0.05
+  done
+  cat "$work/serve.log"
+  exit 1
+}
+
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 # latency_rounds RUNS: RUNS rounds of the bare script then one daemon build,

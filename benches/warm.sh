@@ -29,17 +29,7 @@ work=$(mktemp -d)
 . benches/bare_toolchain.sh
 . benches/measure.sh
 
-data="$work/data"
-"$bin" serve --data-dir "$data" --bind 127.0.0.1:0 --pythons "$python" --workers 2 \
-  2>"$work/serve.log" &
-daemon=$!
-trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 200); do
-  base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -n 1)
-  [ -n "$base" ] && break
-  sleep 0.05
-done
-[ -n "$base" ] || { cat "$work/serve.log"; exit 1; }
+start_daemon "$bin" --pythons "$python" --workers 2
 
 pyproject=examples/pymult/pyproject.toml
 if [ "${COLD:-}" = 1 ]; then
