@@ -179,7 +179,6 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
     let shared = builds::Shared {
         wake: wake.clone(),
         logs: logs.clone(),
-        running: running.clone(),
         events: events.clone(),
         backend: Arc::new(store::BackendWheel::new(daemon_binary(&config)?, data.join("backend"))),
     };

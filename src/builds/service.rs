@@ -134,10 +134,8 @@ const PROJECT_BUILDS: u32 = 500;
 pub struct Shared {
     /// Notified when a job is queued.
     pub wake: Arc<Notify>,
-    /// Live log channels (a cancelled queued build ends its followers).
+    /// Live log channels, which the service's followers subscribe to.
     pub logs: Arc<LogHub>,
-    /// Cancel tokens of the builds running here.
-    pub running: Arc<RunningBuilds>,
     /// Build events.
     pub events: Arc<BuildEvents>,
     /// The build backend's wheel.
@@ -154,7 +152,6 @@ struct Inner {
     settings: ServiceSettings,
     wake: Arc<Notify>,
     logs: Arc<LogHub>,
-    running: Arc<RunningBuilds>,
     events: Arc<BuildEvents>,
     backend: Arc<BackendWheel>,
 }
@@ -182,8 +179,8 @@ impl Drop for Unrecorded<'_> {
 impl BuildService {
     /// The service over `db` and `sources`, with what it shares with the workers.
     pub fn new(db: Database, sources: SourceTrees, settings: ServiceSettings, shared: Shared) -> BuildService {
-        let Shared { wake, logs, running, events, backend } = shared;
-        BuildService(Arc::new(Inner { db, sources, settings, wake, logs, running, events, backend }))
+        let Shared { wake, logs, events, backend } = shared;
+        BuildService(Arc::new(Inner { db, sources, settings, wake, logs, events, backend }))
     }
 
     /// The build backend's wheel, which every sdist needs to build.
@@ -320,12 +317,14 @@ impl BuildService {
             CancelOutcome::AlreadyFinished(status) => {
                 return Err(ServiceError::AlreadyFinished(format!("build `{id}` already {status}")))
             }
+            // Its followers are ended, and a running build is stopped by
+            // the daemon that runs it, through the change the store
+            // announces (dispatch::relay); the build events are this
+            // daemon's own.
             CancelOutcome::Cancelled => {
-                self.0.logs.finish(id, BuildStatus::Cancelled.as_str());
                 self.0.events.publish(BuildEvent::Finished { build_id: id.into(), status: BuildStatus::Cancelled });
             }
-            // Running here: stop it now rather than at the watcher's next look.
-            CancelOutcome::Requested => self.0.running.cancel(id),
+            CancelOutcome::Requested => {}
         }
         Ok(())
     }
