@@ -35,10 +35,10 @@ pub const HARNESS: &[(&str, &str)] = &[
     ("_wheelwright_abimodel/images.py", include_str!("harness/_wheelwright_abimodel/images.py")),
 ];
 
-/// Where the line table goes below the harness folder: per module file
+/// The line table's file name in the job's harness folder: per module file
 /// name, `[start, end, "src/x.asm:LINE: text"]` ranges of linked addresses,
 /// read by the guards (`guards.py`) for their messages, never by the host.
-pub const LINE_TABLE: &str = "_wheelwright_abimodel/lines.json";
+pub const LINE_TABLE_FILE: &str = "lines.json";
 
 /// The value of [`MODEL_ENV`] for a target's run: the model's name for
 /// macOS and Windows, and for Linux `linux-x86_64`, which is no model (the
@@ -53,19 +53,20 @@ pub const LINUX_GUARDS_NOTE: &str = "tests run natively, with wheelwright's ABI 
      between CPython and the module (callee-saved registers, stack alignment)";
 
 /// Writes the line table of the modules (file name in the wheel, table
-/// from [`crate::lines::ModuleLines::table`]) into an installed harness.
-pub fn write_line_table(dir: &Path, modules: &[crate::lines::ModuleTable]) -> std::io::Result<()> {
+/// from [`crate::lines::ModuleLines::table`]) to `path`, which the run
+/// names in [`LINE_TABLE_ENV`].
+pub fn write_line_table(path: &Path, modules: &[crate::lines::ModuleTable]) -> std::io::Result<()> {
     let table: serde_json::Map<String, serde_json::Value> =
         modules.iter().map(|(name, ranges)| (name.clone(), serde_json::json!(ranges))).collect();
-    std::fs::write(dir.join(LINE_TABLE), serde_json::Value::Object(table).to_string())
+    std::fs::write(path, serde_json::Value::Object(table).to_string())
 }
 
 /// The pytest plugin that installs the finder (`-p` argument).
 pub const PLUGIN: &str = "_wheelwright_abimodel.plugin";
 
 /// The environment variable naming the line table the guards read (the
-/// job's, [`LINE_TABLE`] in its harness folder): a warm run's harness is
-/// the runner's copy (see [`shared_harness`]), which holds no job's table.
+/// job's, [`LINE_TABLE_FILE`] in its harness folder): the package itself is
+/// the shared copy (see [`shared_harness`]), which holds no job's table.
 pub const LINE_TABLE_ENV: &str = "WHEELWRIGHT_LINE_TABLE";
 
 /// The environment variable that selects the model.

@@ -160,12 +160,10 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         None if job.guards => Some(abimodel::harness_mode(crate::platform::Target::Linux)),
         None => None,
     };
-    let harness = mode.map(|_| harness_dir(job.dir));
-    if let Some(harness) = &harness {
-        std::fs::create_dir(harness).map_err(|e| install_err(format!("{}: {e}", harness.display())))?;
-        abimodel::install_harness(harness).map_err(|e| install_err(e.to_string()))?;
-        abimodel::write_line_table(harness, job.line_table).map_err(|e| install_err(e.to_string()))?;
-    }
+    let harness = match mode {
+        Some(_) => Some(RunHarness::prepare(job).map_err(|e| install_err(e.to_string()))?),
+        None => None,
+    };
     if job.tests.iter().any(|(rel, _)| is_test_module(rel)) {
         for (rel, source) in job.tests {
             let dest = tests_dir.join(rel);
@@ -206,13 +204,13 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         pytest_args.splice(6..6, ["-p".to_string(), abimodel::PLUGIN.to_string()]);
     }
     let python_path = match &harness {
-        Some(harness) => format!("{}:{}", harness.display(), site.display()),
+        Some(harness) => format!("{}:{}", harness.package.display(), site.display()),
         None => site.display().to_string(),
     };
     let native_gdb = job.model.is_none();
     // gdb gets no PYTHONPATH: the site directory holds the upload's files,
     // and gdb's own Python would import them (see `crash::gdb_args`).
-    let line_table = harness.as_ref().map(|h| h.join(abimodel::LINE_TABLE).display().to_string());
+    let line_table = harness.as_ref().map(|h| h.table.display().to_string());
     let cmd = |program: &Path, args: Vec<String>, mode: Option<&str>| {
         let cmd = Cmd::new(program)
             .args(args)
@@ -232,7 +230,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     let mut mounts =
         Mounts::job(job.dir).read_only(&job.interpreter.prefix).read_only(&job.env.dir).running_project_code();
     if let Some(harness) = &harness {
-        mounts = mounts.read_only(harness);
+        mounts = mounts.read_only(&harness.job_dir);
     }
     let pytest = cmd(&job.env.python, pytest_args.clone(), mode).env("PYTHONPATH", python_path.clone());
     let mut log = String::new();
@@ -240,17 +238,16 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
     let warm = match (job.warm, sandbox.warm_pool()) {
         (true, Some(_)) => {
             let visible = sandbox.warm_view(job.root.path());
-            // The runner's own copy of the harness, in the (read-only)
-            // pytest environment; without it the child imports the job's.
-            let runner_harness = abimodel::shared_harness(&job.env.dir)
-                .map_err(|e| tracing::warn!(error = %e, "no shared ABI harness; warm runs import the job's"))
-                .ok();
+            // The shared copy of the harness, which the runner imports
+            // before it forks; without one (the job has its own) the child
+            // imports the job's.
+            let runner_harness = harness.as_ref().and_then(|h| h.shared.then(|| h.package.clone()));
             let run = WarmRun {
                 python: &job.env.python,
                 runner_read_only: vec![job.interpreter.prefix.clone(), job.env.dir.clone()],
                 visible,
                 dir: job.dir,
-                read_only: harness.iter().cloned().collect(),
+                read_only: harness.iter().map(|h| h.job_dir.clone()).collect(),
                 runner_harness,
                 harness: harness.is_some(),
                 // What follows `python -X faulthandler -X dev -m pytest`:
@@ -373,12 +370,47 @@ fn gdb_script(job: &SmokeJob<'_>, marker: &crash::Marker, python_path: &str) -> 
     Ok(script)
 }
 
-/// Where the ABI model's harness is written for the job in `dir`: its
-/// sibling `<dir>.abimodel`, outside the folder the tests may write.
-fn harness_dir(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".abimodel");
-    dir.with_file_name(name)
+/// The ABI harness of one run: the package on `PYTHONPATH` and the job's
+/// line table, both where the tests cannot write.
+#[derive(Debug)]
+struct RunHarness {
+    /// What goes on `PYTHONPATH`: the shared copy in the pytest environment
+    /// ([`abimodel::shared_harness`]), or the job's own when there is none.
+    package: PathBuf,
+    /// Whether `package` is the shared copy (a warm runner imports it).
+    shared: bool,
+    /// The job's sibling `<dir>.abimodel`, outside the folder the tests may
+    /// write, shown read-only: the line table, and the job's own copy of
+    /// the package when it has one.
+    job_dir: PathBuf,
+    /// The line table the guards read ([`abimodel::LINE_TABLE_ENV`]).
+    table: PathBuf,
+}
+
+impl RunHarness {
+    /// Writes the job's line table and, only when the pytest environment
+    /// has no shared copy of the package, the job's own copy. Every file a
+    /// run writes is one the host must create and delete again (on this
+    /// file system, with no journal, creating one costs about half a
+    /// millisecond of CPU): the shared copy saves a run fifteen.
+    fn prepare(job: &SmokeJob<'_>) -> std::io::Result<RunHarness> {
+        let mut name = job.dir.file_name().unwrap_or_default().to_os_string();
+        name.push(".abimodel");
+        let job_dir = job.dir.with_file_name(name);
+        std::fs::create_dir(&job_dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", job_dir.display())))?;
+        let table = job_dir.join(abimodel::LINE_TABLE_FILE);
+        abimodel::write_line_table(&table, job.line_table)?;
+        let (package, shared) = match abimodel::shared_harness(&job.env.dir) {
+            Ok(shared) => (shared, true),
+            Err(e) => {
+                tracing::warn!(error = %e, "no shared ABI harness; the job gets its own copy");
+                abimodel::install_harness(&job_dir)?;
+                (job_dir.clone(), false)
+            }
+        };
+        Ok(RunHarness { package, shared, job_dir, table })
+    }
 }
 
 /// The stack pytest's faulthandler dumped before the timeout.

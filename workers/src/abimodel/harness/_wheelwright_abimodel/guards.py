@@ -25,9 +25,9 @@ target (the Linux ELF module included, loaded by :mod:`elf` for this):
   stubs (``PyInit_<name>``, every table entry, callbacks) carry a
   ``WIN64`` guard, and every import is behind :func:`checked_call`.
 
-The line table (``lines.json`` beside this package, written by the engine:
-per module file, ranges of linked addresses and ``src/x.asm:LINE: text``)
-is read only here, for messages.
+The line table (the job's file named by ``WHEELWRIGHT_LINE_TABLE``, written
+by the engine: per module file, ranges of linked addresses and
+``src/x.asm:LINE: text``) is read only here, for messages.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def register_image(low: int, high: int, slide: int, ranges: list) -> None:
 def line_table(path: str) -> list:
     """The engine's ranges for the module file at ``path`` (by file name),
     ``[]`` when the engine wrote none."""
-    # The engine names the job's table: under a warm runner this package
-    # is the runner's shared copy, beside which no job's table lies.
+    # The engine names the job's table: this package is the shared copy in
+    # the pytest environment, beside which no job's table lies.
     table = os.environ.get("WHEELWRIGHT_LINE_TABLE") or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "lines.json"
     )
