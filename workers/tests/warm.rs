@@ -311,3 +311,31 @@ fn away_from_tmp_each_run_gets_the_runners_tmp_and_dev_shm_emptied_as_a_cold_run
     assert_eq!(runner_of("first"), runner_of("second"));
     assert!(Path::new("/usr/bin").exists());
 }
+
+#[test]
+fn work_directories_under_dev_shm_are_never_emptied_by_a_runner_nor_opened_to_a_child() {
+    // The runner's sandbox has a /dev/shm tmpfs of its own; binds of work
+    // directories below /dev/shm lie inside it. Emptying it before a fork
+    // once removed them: every build on the runner lost its files.
+    let root = tempfile::tempdir_in("/dev/shm").unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    std::fs::write(root.join("kept"), "another build's file").unwrap();
+    let pool = Arc::new(WarmPool::new());
+    let test = "import os, tempfile\n\n\
+                def test_tmp_is_the_run_directory_s_own():\n\
+                \x20   assert os.environ['HOME'] == os.getcwd() + '/.tmp' == tempfile.gettempdir()\n\
+                \x20   for shared in ('/tmp', '/dev/shm'):\n\
+                \x20       try:\n\
+                \x20           open(shared + '/planted', 'w')\n\
+                \x20           raise AssertionError(shared + ' is writable')\n\
+                \x20       except PermissionError:\n\
+                \x20           pass\n";
+    let dir = project(&[("src/pymult.asm", PYMULT), ("tests/test_tmp.py", test)]);
+    for build in ["first", "second", "third"] {
+        let report = build_in(dir.path(), &root.join(build), pooled(&pool, &root, 60));
+        let run = only_run(&report);
+        assert_eq!((run.runner, run.passed, run.failed, run.errors), (TestPath::Warm, 1, 0, 0), "{run:#?}");
+    }
+    assert_eq!(std::fs::read_to_string(root.join("kept")).unwrap(), "another build's file");
+    assert!(run_dir(&root.join("first")).is_dir());
+}

@@ -159,8 +159,11 @@ impl Sandbox {
             .map_err(|e| WarmError::Unavailable(format!("{}: {e}", output_path.display())))?;
         // The runner's own /tmp and /dev/shm are the child's, emptied before
         // it is forked, as a cold run gets fresh ones: unless one of the
-        // runner's binds lies under /tmp, which a rule for /tmp would open.
-        let private_tmp = !key.writable.starts_with("/tmp") && !key.read_only.iter().any(|p| p.starts_with("/tmp"));
+        // runner's binds lies under either, inside the runner's tmpfs there,
+        // where a rule for the folder would open it and emptying the folder
+        // would reach into it (other builds' work directories).
+        let under_private = |p: &Path| PRIVATE.iter().any(|folder| p.starts_with(folder));
+        let private_tmp = !under_private(&key.writable) && !key.read_only.iter().any(|p| under_private(p));
         let tmp = if private_tmp { PathBuf::from("/tmp") } else { run.dir.join(".tmp") };
         if !private_tmp {
             std::fs::create_dir(&tmp).map_err(|e| WarmError::Unavailable(format!("{}: {e}", tmp.display())))?;

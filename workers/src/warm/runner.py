@@ -14,9 +14,9 @@ import json
 import os
 import resource as resource_module
 import runpy
-import shutil
 import signal
 import site
+import stat
 import struct
 import sys
 import tempfile
@@ -238,17 +238,21 @@ def child(request):
 BASE_PATH = [p for p in sys.path if p]
 
 
-def wipe(folder):
-    """Empties `folder` without following links, and nothing on another
-    file system (a mount point)."""
-    device = os.lstat(folder).st_dev
+def wipe(folder, device=None):
+    """Empties `folder` without following links and without entering
+    another file system at any depth: a mount point (a bind of the host's)
+    is left, so the folder holding it cannot be removed, and the error ends
+    the runner (in doubt)."""
+    if device is None:
+        device = os.lstat(folder).st_dev
     with os.scandir(folder) as entries:
         for entry in entries:
             info = entry.stat(follow_symlinks=False)
             if info.st_dev != device:
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
+            if stat.S_ISDIR(info.st_mode):
+                wipe(entry.path, device)
+                os.rmdir(entry.path)
             else:
                 os.unlink(entry.path)
 
