@@ -150,6 +150,9 @@ pub fn build(project: &Project, options: &BuildOptions, on_event: &(dyn Fn(Event
     } else {
         targets.iter().map(|&t| build_target(t)).collect()
     };
+    if let Some(warm) = session.as_ref().map(Session::zygote_runs).filter(|n| *n > 0) {
+        on_event(Event::Log { target: None, text: format!("note: {warm} links ran on a warm linker") });
+    }
     drop(session);
     let sdist = match options.check_only {
         true => None,

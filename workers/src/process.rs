@@ -223,7 +223,21 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     // The parent's copies of the pipe's write end went with `command`.
     drop(command);
     let pgid = child.id() as libc::pid_t;
+    supervise(pgid, reader, move || child.wait(), limits, cancel, started).map_err(spawn_error)
+}
 
+/// Watches a started run: collects the output of `reader` under the cap,
+/// waits with `wait` (on another thread) for its end, and kills the process
+/// group `pgid` on timeout or cancellation, and after any end. An error of
+/// `wait` comes back as it is (the group is killed all the same).
+pub(crate) fn supervise(
+    pgid: libc::pid_t,
+    reader: std::io::PipeReader,
+    wait: impl FnOnce() -> std::io::Result<std::process::ExitStatus> + Send + 'static,
+    limits: &RunLimits,
+    cancel: &CancelToken,
+    started: Instant,
+) -> std::io::Result<Output> {
     let max_output = limits.max_output;
     let collected = Arc::new(Mutex::new(Collected::default()));
     let (collected_tx, collected_rx) = mpsc::channel();
@@ -234,7 +248,7 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     });
     let (done_tx, done_rx) = mpsc::channel();
     let waiter = std::thread::spawn(move || {
-        let status = child.wait();
+        let status = wait();
         let _ = done_tx.send(());
         status
     });
@@ -264,7 +278,7 @@ pub fn run(cmd: &Cmd, limits: &RunLimits, cancel: &CancelToken) -> Result<Output
     unsafe {
         libc::killpg(pgid, libc::SIGKILL);
     }
-    let status = waiter.join().expect("waiter thread panicked").map_err(spawn_error)?;
+    let status = waiter.join().expect("waiter thread panicked")?;
     // A process that escaped the group (a new session) may hold the pipe
     // open for ever: its output is not waited for past a short grace.
     let abandoned = collected_rx.recv_timeout(OUTPUT_GRACE).is_err();

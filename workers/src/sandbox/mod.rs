@@ -21,6 +21,7 @@ pub mod landlock;
 mod limits;
 mod session;
 mod warm;
+pub mod zygote;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -201,6 +202,8 @@ pub struct Sandbox {
     /// The folder holding every build's work directory, when runners may
     /// serve many builds ([`Sandbox::with_warm_root`]).
     warm_root: Option<PathBuf>,
+    /// Whether sessions link with a warm lld ([`zygote`]).
+    lld_zygote: bool,
 }
 
 impl Sandbox {
@@ -233,6 +236,7 @@ impl Sandbox {
             build: None,
             warm: None,
             warm_root: None,
+            lld_zygote: true,
         };
         let probe = sandbox.wrap(&Cmd::new("/usr/bin/true"), &Mounts::default());
         let out = std::process::Command::new(&probe.program)
@@ -255,7 +259,14 @@ impl Sandbox {
             build: None,
             warm: None,
             warm_root: None,
+            lld_zygote: true,
         }
+    }
+
+    /// Sessions link with a cold lld each time (see [`zygote`]).
+    pub fn without_lld_zygote(mut self) -> Sandbox {
+        self.lld_zygote = false;
+        self
     }
 
     /// Starts the limits of one build as a whole (its memory cgroup, the
@@ -336,7 +347,7 @@ impl Sandbox {
             .into_iter()
             .collect();
         cgroup_procs.extend(group.as_ref().map(|g| g.procs_file()));
-        let setup = ChildSetup { rlimits, cgroup_procs };
+        let setup = ChildSetup { rlimits, cgroup_procs, zygote_shim: None };
         let (wrapped, setup) = match &self.isolation {
             // The helper joins the cgroup and lowers the rlimits inside the
             // sandbox, so the daemon starts bubblewrap without a pre-exec
@@ -383,7 +394,15 @@ impl Sandbox {
         };
         // The session's server joins the build's group; the tools it runs are born in it.
         let cgroup_procs = self.build.iter().filter_map(|b| b.memory.as_ref()).map(|g| g.procs_file()).collect();
-        let wrapped = self.wrap_program(None, &mounts, &ChildSetup { rlimits: Vec::new(), cgroup_procs });
+        // The warm linker's forks are scoped like cold tools: only with ABI 6.
+        let zygote_shim = match self.lld_zygote && landlock::kernel_abi() >= 6 {
+            true => zygote::shared_shim(&std::env::temp_dir())
+                .inspect_err(|e| tracing::warn!("links run cold: cannot write the lld zygote's shim: {e}"))
+                .ok(),
+            false => None,
+        };
+        let setup = ChildSetup { rlimits: Vec::new(), cgroup_procs, zygote_shim };
+        let wrapped = self.wrap_program(None, &mounts, &setup);
         Some(Session::start(&wrapped, mounts, self.limits.clone(), self.build.clone()))
     }
 
@@ -470,6 +489,9 @@ impl Sandbox {
             for (n, procs) in setup.cgroup_procs.iter().enumerate() {
                 args.extend(["--bind".to_string(), procs.display().to_string(), format!("{CGROUP_PROCS_PATH}-{n}")]);
             }
+            if let Some(shim) = &setup.zygote_shim {
+                args.extend(["--ro-bind".to_string(), shim.display().to_string(), zygote::SHIM_PATH.to_string()]);
+            }
         }
         args.push("--".into());
         if let Some(helper) = helper {
@@ -497,6 +519,7 @@ impl Sandbox {
                 ["/etc/ld.so.cache", "/lib", "/lib64", "/bin", HELPER_PATH]
                     .iter()
                     .chain(&network_files)
+                    .chain(setup.zygote_shim.as_ref().map(|_| &zygote::SHIM_PATH))
                     .flat_map(|p| ["--ro".to_string(), p.to_string()]),
             );
             args.push("--".into());
@@ -520,6 +543,8 @@ fn allowed_env(cmd: &Cmd) -> impl Iterator<Item = &(String, String)> {
 struct ChildSetup {
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     cgroup_procs: Vec<PathBuf>,
+    /// A session's server: the lld zygote's shim to show it ([`zygote::SHIM_PATH`]).
+    zygote_shim: Option<PathBuf>,
 }
 
 /// `/usr` read-only, and the merged-usr links (or the real directories on a

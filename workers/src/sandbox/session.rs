@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::build::BuildState;
+use super::zygote::{self, Zygote};
 use super::{allowed_env, Limits, Mounts};
 use crate::process::{self, CancelToken, Cmd, Exit, Output, RunLimits, SpawnError};
 
@@ -78,6 +79,9 @@ pub struct Reply {
     pub truncated: bool,
     /// Wall-clock time, milliseconds.
     pub duration_ms: u64,
+    /// Whether a warm linker ([`super::zygote`]) ran it.
+    #[serde(default)]
+    pub zygote: bool,
 }
 
 type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Result<Reply, String>>>>>;
@@ -98,6 +102,8 @@ pub struct Session {
     ended: Arc<AtomicBool>,
     stderr: Arc<Mutex<Vec<u8>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Runs served by a warm linker.
+    zygote_runs: AtomicU64,
 }
 
 impl Session {
@@ -145,6 +151,7 @@ impl Session {
             ended,
             stderr,
             threads: vec![reader_thread, stderr_thread],
+            zygote_runs: AtomicU64::new(0),
         })
     }
 
@@ -182,6 +189,11 @@ impl Session {
     /// its server stops).
     pub fn is_alive(&self) -> bool {
         !self.ended.load(Ordering::SeqCst)
+    }
+
+    /// How many of the session's runs a warm linker ([`super::zygote`]) served.
+    pub fn zygote_runs(&self) -> u64 {
+        self.zygote_runs.load(Ordering::Relaxed)
     }
 
     /// Runs `cmd` in the session under the session's limits (and its build's).
@@ -227,12 +239,15 @@ impl Session {
             }
             match reply_rx.recv_timeout(CANCEL_POLL) {
                 Ok(Ok(reply)) => {
+                    if reply.zygote {
+                        self.zygote_runs.fetch_add(1, Ordering::Relaxed);
+                    }
                     return Ok(Output {
                         exit: reply.exit,
                         text: reply.text,
                         truncated: reply.truncated,
                         duration: Duration::from_millis(reply.duration_ms),
-                    })
+                    });
                 }
                 Ok(Err(message)) => return Err(spawn_error(message)),
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
@@ -324,6 +339,10 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static) -> i32 {
     // Each tool enters a Landlock domain of its own, nested in the server's:
     // it can neither signal nor trace the server or another step's tools.
     let scope = super::landlock::scope_ruleset();
+    // Links run as forks of a warm lld where the session shows the shim and
+    // each fork can be scoped as a cold tool is.
+    let shim = Path::new(super::zygote::SHIM_PATH);
+    let warm = Arc::new(WarmLinkers::new((scope.is_some() && shim.is_file()).then(|| shim.to_path_buf())));
     let output = Arc::new(Mutex::new(output));
     let mut runs = Vec::new();
     for line in input.lines() {
@@ -336,8 +355,9 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static) -> i32 {
             }
         };
         let output = output.clone();
+        let warm = warm.clone();
         runs.push(std::thread::spawn(move || {
-            let response = Response { id: request.id, result: run_request(&request, scope) };
+            let response = Response { id: request.id, result: run_request(&request, scope, &warm) };
             let mut line = serde_json::to_vec(&response).expect("a response serialises");
             line.push(b'\n');
             let mut output = output.lock().unwrap_or_else(|e| e.into_inner());
@@ -351,7 +371,54 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static) -> i32 {
     0
 }
 
-fn run_request(request: &Request, scope: Option<std::os::fd::RawFd>) -> Result<Reply, String> {
+/// How many times a session starts a zygote of one linker: one that keeps
+/// ending is not worth more.
+const ZYGOTE_STARTS: u32 = 3;
+
+/// The session's warm linkers, one per lld binary, started at its first link.
+struct WarmLinkers {
+    shim: Option<PathBuf>,
+    zygotes: Mutex<HashMap<PathBuf, (Arc<Zygote>, u32)>>,
+}
+
+impl WarmLinkers {
+    fn new(shim: Option<PathBuf>) -> Self {
+        WarmLinkers { shim, zygotes: Mutex::default() }
+    }
+
+    /// The live zygote of `program` (started when there is none); `None`
+    /// for a program that is not lld, or one whose zygote will not stay up.
+    fn zygote_for(&self, program: &Path) -> Option<Arc<Zygote>> {
+        let shim = self.shim.as_ref()?;
+        if !zygote::is_lld(program) {
+            return None;
+        }
+        let lld = std::fs::canonicalize(program).ok()?;
+        let mut zygotes = self.zygotes.lock().unwrap_or_else(|e| e.into_inner());
+        let starts = match zygotes.get(&lld) {
+            Some((zygote, _)) if zygote.is_alive() => return Some(zygote.clone()),
+            Some((_, starts)) => *starts,
+            None => 0,
+        };
+        if starts >= ZYGOTE_STARTS {
+            return None;
+        }
+        match Zygote::start(&lld, shim) {
+            Ok(zygote) => {
+                let zygote = Arc::new(zygote);
+                zygotes.insert(lld, (zygote.clone(), starts + 1));
+                Some(zygote)
+            }
+            Err(e) => {
+                eprintln!("wheelwright-sandbox-exec: no warm linker: {e}");
+                zygotes.remove(&lld);
+                None
+            }
+        }
+    }
+}
+
+fn run_request(request: &Request, scope: Option<std::os::fd::RawFd>, warm: &WarmLinkers) -> Result<Reply, String> {
     let cmd = Cmd {
         program: request.program.clone(),
         args: request.args.clone(),
@@ -367,6 +434,18 @@ fn run_request(request: &Request, scope: Option<std::os::fd::RawFd>) -> Result<R
         landlock_ruleset: scope,
         stop: None,
     };
-    let out = process::run(&cmd, &limits, &CancelToken::new()).map_err(|e| e.source.to_string())?;
-    Ok(Reply { exit: out.exit, text: out.text, truncated: out.truncated, duration_ms: out.duration.as_millis() as u64 })
+    // What the zygote cannot serve (or not surely) runs cold, the same.
+    let warm_out = warm.zygote_for(&cmd.program).and_then(|zygote| zygote.run(&cmd, &limits));
+    let zygote = warm_out.is_some();
+    let out = match warm_out {
+        Some(out) => out,
+        None => process::run(&cmd, &limits, &CancelToken::new()).map_err(|e| e.source.to_string())?,
+    };
+    Ok(Reply {
+        exit: out.exit,
+        text: out.text,
+        truncated: out.truncated,
+        duration_ms: out.duration.as_millis() as u64,
+        zygote,
+    })
 }
