@@ -199,7 +199,9 @@ fn start_session(
     for dir in tool_dirs {
         mounts = mounts.read_only(dir);
     }
-    match options.sandbox.session(mounts)? {
+    // The linkers are one lld: its warm linker starts with the session.
+    let lld = targets.iter().find_map(|t| toolchain::linker_for(*t, toolchain)).map(|tools| tools.linker.clone());
+    match options.sandbox.session_warming(mounts, lld.as_deref())? {
         Ok(session) => Some(session),
         Err(e) => {
             warn!("no sandbox session, one sandbox per step: {e}");

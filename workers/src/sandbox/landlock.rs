@@ -4,7 +4,8 @@
 //!
 //! Command line: `[--cgroup PROCS] [--rlimit RES=VALUE]... [--ro PATH]...
 //! [--rw PATH]... -- PROGRAM [ARGS]...`, or `--serve [--ro PATH]... [--rw
-//! PATH]... --` to serve a [`super::Session`]; `--connect PORT` allows TCP
+//! PATH]... [--warm-lld LLD] --` to serve a [`super::Session`] (starting
+//! the warm linker of LLD at once); `--connect PORT` allows TCP
 //! connections to that port. With `--cgroup` (repeated: on cgroup v1 a step
 //! joins its build's memory group and its own pids group) it first joins
 //! each cgroup whose `cgroup.procs` file is bound at PROCS; it lowers the
@@ -107,12 +108,14 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
     let (mut ro, mut rw) = (Vec::new(), Vec::new());
     let mut serve = false;
+    let mut warm_lld = None;
     let mut connect = Vec::new();
     let mut cgroups = Vec::new();
     let mut rlimits = Vec::new();
     loop {
         match args.next().as_ref().and_then(|a| a.to_str()) {
             Some("--serve") => serve = true,
+            Some("--warm-lld") => warm_lld = args.next().map(PathBuf::from),
             Some("--connect") => match args.next().as_ref().and_then(|a| a.to_str()).and_then(|p| p.parse().ok()) {
                 Some(port) => connect.push(port),
                 None => {
@@ -158,7 +161,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         return 126;
     }
     let Some(program) = program else {
-        return super::session::serve(std::io::stdin().lock(), std::io::stdout());
+        return super::session::serve(std::io::stdin().lock(), std::io::stdout(), warm_lld);
     };
     let err = std::process::Command::new(&program).args(args).exec();
     eprintln!("wheelwright-sandbox-exec: cannot run {}: {err}", PathBuf::from(program).display());

@@ -347,7 +347,7 @@ impl Sandbox {
             .into_iter()
             .collect();
         cgroup_procs.extend(group.as_ref().map(|g| g.procs_file()));
-        let setup = ChildSetup { rlimits, cgroup_procs, zygote_shim: None };
+        let setup = ChildSetup { rlimits, cgroup_procs, zygote_shim: None, warm_lld: None };
         let (wrapped, setup) = match &self.isolation {
             // The helper joins the cgroup and lowers the rlimits inside the
             // sandbox, so the daemon starts bubblewrap without a pre-exec
@@ -389,6 +389,13 @@ impl Sandbox {
     /// `mounts` shows (see [`Session::covers`]); `None` when steps are not
     /// isolated, or there is no Landlock helper to serve them.
     pub fn session(&self, mounts: Mounts) -> Option<Result<Session, SpawnError>> {
+        self.session_warming(mounts, None)
+    }
+
+    /// [`Sandbox::session`] whose server starts the warm linker of `lld`
+    /// ([`zygote`]) at once, while the build assembles, instead of at the
+    /// first link.
+    pub fn session_warming(&self, mounts: Mounts, lld: Option<&Path>) -> Option<Result<Session, SpawnError>> {
         let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
             return None;
         };
@@ -401,7 +408,9 @@ impl Sandbox {
                 .ok(),
             false => None,
         };
-        let setup = ChildSetup { rlimits: Vec::new(), cgroup_procs, zygote_shim };
+        let warm_lld =
+            lld.filter(|p| zygote_shim.is_some() && p.is_absolute() && zygote::is_lld(p)).map(Path::to_path_buf);
+        let setup = ChildSetup { rlimits: Vec::new(), cgroup_procs, zygote_shim, warm_lld };
         let wrapped = self.wrap_program(None, &mounts, &setup);
         Some(Session::start(&wrapped, mounts, self.limits.clone(), self.build.clone()))
     }
@@ -500,6 +509,9 @@ impl Sandbox {
             if cmd.is_none() {
                 args.push("--serve".into());
             }
+            if let Some(lld) = &setup.warm_lld {
+                args.extend(["--warm-lld".to_string(), lld.display().to_string()]);
+            }
             for port in &mounts.network {
                 args.extend(["--connect".to_string(), port.to_string()]);
             }
@@ -545,6 +557,8 @@ struct ChildSetup {
     cgroup_procs: Vec<PathBuf>,
     /// A session's server: the lld zygote's shim to show it ([`zygote::SHIM_PATH`]).
     zygote_shim: Option<PathBuf>,
+    /// A session's server: the lld whose zygote it starts at once.
+    warm_lld: Option<PathBuf>,
 }
 
 /// `/usr` read-only, and the merged-usr links (or the real directories on a

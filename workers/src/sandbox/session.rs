@@ -328,8 +328,9 @@ fn keep_tail(mut errors: impl Read, kept: &Mutex<Vec<u8>>) {
 }
 
 /// The server, inside the sandbox (after Landlock): runs each request on a
-/// thread of its own and answers when it ends. Returns the exit status.
-pub fn serve(input: impl BufRead, output: impl Write + Send + 'static) -> i32 {
+/// thread of its own and answers when it ends; starts the warm linker of
+/// `warm_lld` (see [`super::zygote`]) at once. Returns the exit status.
+pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, warm_lld: Option<PathBuf>) -> i32 {
     // Not dumpable: a tool the server started cannot ptrace it, nor read
     // its memory through /proc, to forge another step's answer.
     // SAFETY: prctl(PR_SET_DUMPABLE) takes no pointers.
@@ -343,6 +344,11 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static) -> i32 {
     // each fork can be scoped as a cold tool is.
     let shim = Path::new(super::zygote::SHIM_PATH);
     let warm = Arc::new(WarmLinkers::new((scope.is_some() && shim.is_file()).then(|| shim.to_path_buf())));
+    if let Some(lld) = warm_lld {
+        // While the build assembles; a first link waits for it (the lock).
+        let warm = warm.clone();
+        std::thread::spawn(move || warm.zygote_for(&lld));
+    }
     let output = Arc::new(Mutex::new(output));
     let mut runs = Vec::new();
     for line in input.lines() {
