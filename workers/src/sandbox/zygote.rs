@@ -2,7 +2,7 @@
 //! stopped after the dynamic loader has mapped and relocated it and
 //! libLLVM (about 17 ms of CPU per start), but before its `main`; each link
 //! is then a fork of that process which becomes exactly what an `execve`
-//! of lld with the link's argv and environment would have been (argv[0]
+//! of lld with the link's argv and environment would have been (`argv[0]`
 //! picks the flavour: `ld.lld`, `ld64.lld`, `lld-link`).
 //!
 //! The stopping is done by a small C shim (`workers/zygote/lld_zygote.c`,
