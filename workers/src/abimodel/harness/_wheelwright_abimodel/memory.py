@@ -138,11 +138,22 @@ def _executable_ranges() -> list:
     return ranges
 
 
+# The executable mappings as last read. The interpreter's own (where every
+# C-API function lies) never move; a library mapped later is seen by the
+# fresh read a miss makes. Read at import: a warm runner imports this before
+# it forks, and its children start with it (reading the maps costs ~1 ms).
+_known_code = _executable_ranges()
+
+
 def is_code(address: int) -> bool:
     """Whether ``address`` lies in an executable mapping of this process: a
     PE import table does not say whether a name is a function or data, the
     interpreter's own mappings do."""
-    return any(lo <= address < hi for lo, hi in _executable_ranges())
+    global _known_code
+    if any(lo <= address < hi for lo, hi in _known_code):
+        return True
+    _known_code = _executable_ranges()
+    return any(lo <= address < hi for lo, hi in _known_code)
 
 
 def _protection_of(address: int) -> int:

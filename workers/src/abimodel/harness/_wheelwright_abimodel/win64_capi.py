@@ -1709,3 +1709,9 @@ _DATA = frozenset(
     PyWrapperDescr_Type PyZip_Type
     """.split()
 )
+
+
+# Parsed at import (~6 ms): a warm runner imports this module before it
+# forks, so its children find the table made; only the Windows model
+# imports it, and uses it at once.
+_signatures()
