@@ -83,11 +83,14 @@ print("test runs of the last latency build: %s" % ", ".join(map(str, runners)))
 if not runners or any(r != sys.argv[2] for r in runners):
     sys.exit("the last latency build's tests did not all run %s" % sys.argv[2])
 PY
-awk -v lb="$lat_bare" -v ld="$lat_daemon" -v tb="$thr_bare" -v td="$thr_daemon" -v n="$n" -v runs="$runs" -v cold="$cold" -v mode="$mode" 'BEGIN {
+awk -v lb="$lat_bare" -v ld="$lat_daemon" -v tb="$thr_bare" -v td="$thr_daemon" -v n="$n" -v runs="$runs" -v cold="$cold" -v mode="$mode" \
+    -v cb="$cpu_bare" -v cd="$cpu_daemon" 'BEGIN {
   printf "latency, examples/pymult, all three targets tested, %s (%d runs, medians)\n", mode, runs
   printf "  bare toolchain script (tests on Linux) : %8.1f ms\n", lb / 1000
   printf "  daemon, upload to end                  : %8.1f ms  ratio %.2fx (target <= 0.6x)\n", ld / 1000, ld / lb
   printf "throughput, %d distinct builds, parallelism 2 (warm runs fallen back to cold: %d)\n", n, cold
   printf "  bare toolchain script : %8.1f s   %.2f builds/s\n", tb / 1e6, n / (tb / 1e6)
   printf "  daemon, %-4s          : %8.1f s   %.2f builds/s  ratio %.2fx (target >= 2x)\n", mode, td / 1e6, n / (td / 1e6), tb / td
+  if (cb != "" && cd != "")
+    printf "  CPU per build (all processes of each side): bare script %d ms, daemon %d ms (%.2fx)\n", cb, cd, cd / cb
 }'
