@@ -10,6 +10,7 @@ import atexit
 import ctypes
 import gc
 import importlib
+import inspect
 import json
 import os
 import resource as resource_module
@@ -21,6 +22,7 @@ import struct
 import sys
 import tempfile
 import threading
+import types
 
 import pytest  # noqa: F401  (the point of the runner: imported once)
 import _pytest.config
@@ -65,6 +67,121 @@ if len(sys.argv) > 1:
         os.write(2, ("wheelwright warm runner: the harness: %r\n" % (_error,)).encode())
     finally:
         sys.path.remove(sys.argv[1])
+
+# What pytest derives from its own built-in plugin modules, the same in
+# every session whatever the project, computed here once (see "What the
+# runner pre-computes" in docs/warm-runner.md). Each shortcut is taken in
+# the child only if what it was derived from is still exactly what the
+# child's pytest would look at (the same module object, its namespace the
+# same objects); anything else (a conftest, a `-p` or entry-point plugin,
+# a sitecustomize that changed a built-in module; a pytest whose internals
+# are not the ones expected here) gets pytest's own code, as cold.
+import _pytest.fixtures  # noqa: E402
+import pluggy._manager  # noqa: E402
+
+
+def builtin_plugin_modules():
+    """pytest's built-in plugin modules, as imported above."""
+    found = []
+    for name in _pytest.config.default_plugins:
+        module = sys.modules.get("_pytest." + name)
+        if type(module) is types.ModuleType:
+            found.append(module)
+    return found
+
+
+def shortcut_fixture_parsing(modules):
+    """`FixtureManager.parsefactories` over a built-in plugin module looks
+    at every name in it (~2000 names over all of them, each unwrapped to
+    find misplaced fixtures: ~9 ms a session). Only the fixtures and the
+    objects that carry a `__wrapped__` can register a fixture or warn. Each
+    module gets a stand-in holding just those, which the child's own
+    `parsefactories` then parses, when the module's namespace is the one
+    seen here and no other of its objects has gained a `__wrapped__`."""
+    definition = getattr(_pytest.fixtures, "FixtureFunctionDefinition", None)
+    manager = getattr(_pytest.fixtures, "FixtureManager", None)
+    original = getattr(manager, "parsefactories", None)
+    if not isinstance(definition, type) or not inspect.isfunction(original):
+        return
+    stand_ins = {}
+    for module in modules:
+        namespace = dict(module.__dict__)
+        kept = {}
+        for key, value in namespace.items():
+            try:
+                parsed = type(value) is definition or hasattr(value, "__wrapped__")
+            except Exception:
+                parsed = True
+            if parsed:
+                kept[key] = value
+        stand_in = types.ModuleType(module.__name__)
+        stand_in.__dict__.update(kept)
+        others = [value for key, value in namespace.items() if key not in kept]
+        stand_ins[id(module)] = (module, namespace, others, stand_in)
+
+    def unchanged(module, namespace, others):
+        now = module.__dict__
+        if type(module) is not types.ModuleType or len(now) != len(namespace):
+            return False
+        for key, value in namespace.items():
+            if now.get(key, now) is not value:
+                return False
+        for value in others:
+            try:
+                if hasattr(value, "__wrapped__"):
+                    return False
+            except Exception:
+                return False
+        return True
+
+    def parsefactories(self, *args, **kwargs):
+        # Only the call the manager makes for a registered plugin,
+        # `parsefactories(holder=plugin, node=session)`; any other goes
+        # through untouched.
+        if not args and len(kwargs) == 2 and "node" in kwargs:
+            holder = kwargs.get("holder")
+            memo = stand_ins.get(id(holder))
+            if memo is not None and memo[0] is holder and unchanged(*memo[:3]):
+                kwargs["holder"] = memo[3]
+        return original(self, *args, **kwargs)
+
+    parsefactories.__doc__ = original.__doc__
+    manager.parsefactories = parsefactories
+
+
+def shortcut_hook_lookup(modules):
+    """pluggy finds each `pytest_*` attribute of a plugin or hookspec
+    module with `inspect.getattr_static` (~500 a session); for the
+    built-in modules the answer is kept, and given while the module's
+    attribute is the same object as here."""
+    original = getattr(pluggy._manager, "_static_hook_attr", None)
+    if not inspect.isfunction(original) or list(inspect.signature(original).parameters) != ["obj", "name"]:
+        return
+    known = {}
+    hookspec = sys.modules.get("_pytest.hookspec")
+    for module in modules + ([hookspec] if type(hookspec) is types.ModuleType else []):
+        for key, value in module.__dict__.items():
+            if key.startswith("pytest_"):
+                known[(id(module), key)] = (module, value, type(value), original(module, key))
+
+    def _static_hook_attr(obj, name):
+        memo = known.get((id(obj), name))
+        if memo is not None and memo[0] is obj and type(obj) is types.ModuleType:
+            value = obj.__dict__.get(name, known)
+            if value is memo[1] and type(value) is memo[2]:
+                return memo[3]
+        return original(obj, name)
+
+    pluggy._manager._static_hook_attr = _static_hook_attr
+
+
+try:
+    _modules = builtin_plugin_modules()
+    shortcut_fixture_parsing(_modules)
+    shortcut_hook_lookup(_modules)
+    del _modules
+except Exception as _error:  # pytest's own code then runs unshortened
+    os.write(2, ("wheelwright warm runner: the shortcuts: %r\n" % (_error,)).encode())
 
 # The protocol pipes, moved out of the way: a child closes them before it
 # runs anything, so it can neither read other requests nor answer for itself.
