@@ -134,7 +134,9 @@ fn runs(report: &BuildReport) -> Vec<&TestRun> {
 #[test]
 fn every_example_and_test_project_gives_the_same_results_warm_and_cold() {
     let mut projects: Vec<PathBuf> = ["pymult", "vecstats"].iter().map(|e| example(e)).collect();
-    projects.extend(["abibad", "segfault", "win64_long", "hang"].iter().map(|f| fixture(f)));
+    // warm_shadow: a conftest that changes and shadows pytest's built-in
+    // plugins, against what the runner worked out from them before it forked.
+    projects.extend(["abibad", "segfault", "win64_long", "hang", "warm_shadow"].iter().map(|f| fixture(f)));
     for project in projects {
         let (warm, warm_dirs) = build_with(&project, &Target::ALL, true, 5);
         let (cold, cold_dirs) = build_with(&project, &Target::ALL, false, 5);
@@ -147,6 +149,10 @@ fn every_example_and_test_project_gives_the_same_results_warm_and_cold() {
         let warm: Vec<String> = warm_runs.iter().map(|r| outcome(r, warm_dirs.work.path())).collect();
         let cold: Vec<String> = cold_runs.iter().map(|r| outcome(r, cold_dirs.work.path())).collect();
         assert_eq!(warm, cold, "{}", project.display());
+        if project.ends_with("warm_shadow") {
+            // Every planted change seen (only the test meant to fail fails).
+            assert!(cold_runs.iter().all(|r| (r.passed, r.failed, r.errors) == (6, 1, 0)), "{cold_runs:#?}");
+        }
     }
 }
 
