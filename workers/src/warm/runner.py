@@ -150,10 +150,11 @@ def shortcut_fixture_parsing(modules):
 
 
 def shortcut_hook_lookup(modules):
-    """pluggy finds each `pytest_*` attribute of a plugin or hookspec
-    module with `inspect.getattr_static` (~500 a session); for the
-    built-in modules the answer is kept, and given while the module's
-    attribute is the same object as here."""
+    """pluggy finds each `pytest_*` attribute of a plugin, and every
+    attribute of the hook specifications, with `inspect.getattr_static`
+    (~500 a session); for the built-in modules and `_pytest.hookspec` the
+    answer is kept, and given while the module's attribute is the same
+    object as here."""
     original = getattr(pluggy._manager, "_static_hook_attr", None)
     if not inspect.isfunction(original) or list(inspect.signature(original).parameters) != ["obj", "name"]:
         return
@@ -161,7 +162,7 @@ def shortcut_hook_lookup(modules):
     hookspec = sys.modules.get("_pytest.hookspec")
     for module in modules + ([hookspec] if type(hookspec) is types.ModuleType else []):
         for key, value in module.__dict__.items():
-            if key.startswith("pytest_"):
+            if key.startswith("pytest_") or module is hookspec:
                 known[(id(module), key)] = (module, value, type(value), original(module, key))
 
     def _static_hook_attr(obj, name):
@@ -175,10 +176,61 @@ def shortcut_hook_lookup(modules):
     pluggy._manager._static_hook_attr = _static_hook_attr
 
 
+def shortcut_entry_points(path):
+    """Every session reads the `entry_points.txt` of every distribution on
+    sys.path three times (pytest's plugins, pluggy's, the rewrite marks):
+    ~2.5 ms. The stdlib's own cache of each sys.path folder's listing
+    (`importlib.metadata.FastPath`, kept while the folder's mtime is the
+    same) is filled here for the interpreter's and the environment's
+    folders, and those distributions' `entry_points.txt` are kept, given
+    while `stat` says the file is the one read here (same device, inode,
+    size and change time), read again otherwise."""
+    import importlib.metadata as metadata
+
+    distribution = getattr(metadata, "PathDistribution", None)
+    original = getattr(distribution, "read_text", None)
+    if not inspect.isfunction(original):
+        return
+    def mark(info):
+        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+    kept = {}
+    for found in metadata.distributions(path=path):
+        folder = getattr(found, "_path", None)
+        if type(found) is not distribution or folder is None:
+            continue
+        file = os.path.join(str(folder), "entry_points.txt")
+        try:
+            before = os.stat(file)
+            with open(file, encoding="utf-8") as opened:
+                text = opened.read()
+            if mark(os.stat(file)) == mark(before):
+                kept[file] = (mark(before), text)
+        except (OSError, ValueError):
+            continue
+
+    def read_text(self, filename):
+        if filename == "entry_points.txt" and type(self) is distribution:
+            file = os.path.join(str(self._path), filename)
+            memo = kept.get(file)
+            if memo is not None:
+                try:
+                    same = mark(os.stat(file)) == memo[0]
+                except OSError:
+                    same = False
+                if same:
+                    return memo[1]
+        return original(self, filename)
+
+    read_text.__doc__ = original.__doc__
+    distribution.read_text = read_text
+
+
 try:
     _modules = builtin_plugin_modules()
     shortcut_fixture_parsing(_modules)
     shortcut_hook_lookup(_modules)
+    shortcut_entry_points([p for p in sys.path if p])
     del _modules
 except Exception as _error:  # pytest's own code then runs unshortened
     os.write(2, ("wheelwright warm runner: the shortcuts: %r\n" % (_error,)).encode())
