@@ -103,6 +103,11 @@ def shortcut_fixture_parsing(modules):
     original = getattr(manager, "parsefactories", None)
     if not isinstance(definition, type) or not inspect.isfunction(original):
         return
+    # pytest 9's call, `parsefactories(holder=plugin, node=session)`;
+    # earlier ones pass the plugin positionally, and get no stand-ins.
+    holder = inspect.signature(original).parameters.get("holder")
+    if holder is None or holder.kind is not inspect.Parameter.KEYWORD_ONLY:
+        return
     stand_ins = {}
     for module in modules:
         namespace = dict(module.__dict__)
