@@ -13,6 +13,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import resource as resource_module
 import runpy
 import signal
@@ -231,11 +232,34 @@ def shortcut_entry_points(path):
     distribution.read_text = read_text
 
 
+def warm_patterns():
+    """The regular expressions every session compiles whatever the project,
+    compiled here into `re`'s and `fnmatch`'s caches (keyed on the pattern:
+    a cached pattern is the one a compile would make), as the JUnit escape's
+    above: argparse's (a parser, its help formatter, a parse of options and
+    paths), `fnmatch`'s of pytest's default `python_files`,
+    `norecursedirs` and doctest globs, the JUnit writer's. ~1.5 ms. A
+    pattern some pytest no longer uses only costs a cache entry."""
+    import argparse
+    import fnmatch
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-o", action="append")
+    parser.add_argument("paths", nargs="*")
+    parser.parse_known_args(["-o", "x", "path"])
+    argparse.HelpFormatter("x")
+    defaults = ["test_*.py", "*_test.py", "*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv"]
+    for pattern in defaults + ["{arch}", "test*.txt", "test*"]:
+        fnmatch.fnmatch("x", pattern)
+    re.sub(r"\.py$", "", "x.py")
+
+
 try:
     _modules = builtin_plugin_modules()
     shortcut_fixture_parsing(_modules)
     shortcut_hook_lookup(_modules)
     shortcut_entry_points([p for p in sys.path if p])
+    warm_patterns()
     del _modules
 except Exception as _error:  # pytest's own code then runs unshortened
     os.write(2, ("wheelwright warm runner: the shortcuts: %r\n" % (_error,)).encode())
