@@ -150,8 +150,11 @@ fn every_example_and_test_project_gives_the_same_results_warm_and_cold() {
         let cold: Vec<String> = cold_runs.iter().map(|r| outcome(r, cold_dirs.work.path())).collect();
         assert_eq!(warm, cold, "{}", project.display());
         if project.ends_with("warm_shadow") {
-            // Every planted change seen (only the test meant to fail fails).
-            assert!(cold_runs.iter().all(|r| (r.passed, r.failed, r.errors) == (6, 1, 0)), "{cold_runs:#?}");
+            // Every planted change seen: only the test meant to fail fails.
+            let only_the_meant_one = |r: &&TestRun| {
+                r.errors == 0 && r.failures.len() == 1 && r.failures[0].test.ends_with("::test_this_one_fails_alike")
+            };
+            assert!(cold_runs.iter().all(only_the_meant_one), "{cold_runs:#?}");
         }
     }
 }
