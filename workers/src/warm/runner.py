@@ -6,6 +6,7 @@
 # {"pid": N} when the child exists, {"status": S} (waitpid's raw status)
 # when it has ended. The runner never imports project code: everything a
 # test changes dies with its child.
+import abc
 import atexit
 import ctypes
 import gc
@@ -91,6 +92,105 @@ def builtin_plugin_modules():
     return found
 
 
+HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time
+INERT_DESCRIPTORS = tuple(
+    type(x)
+    for x in (
+        type.__dict__["__dict__"],  # getset_descriptor
+        type.__dict__["__mro__"],  # member_descriptor
+        object.__init__,  # wrapper_descriptor
+        str.join,  # method_descriptor
+        dict.__dict__["fromkeys"],  # classmethod_descriptor
+        len,  # builtin_function_or_method
+    )
+)
+
+
+def unwrapped_plainly(function):
+    """Whether unwrapping `function` (a function) ends at a function
+    without `__wrapped__`, through functions only (a `functools.wraps`
+    chain, such as a `contextlib.contextmanager`'s)."""
+    for _ in range(100):
+        if type(function) is not types.FunctionType:
+            return False
+        if "__wrapped__" not in function.__dict__:
+            return True
+        function = function.__dict__["__wrapped__"]
+    return False
+
+
+def plain_instances(kind):
+    """Whether an instance of `kind` is itself when read through a class
+    and has no `__wrapped__`, by looking at the dictionaries of `kind`'s
+    classes only (no `__get__`, no `__wrapped__`, no `__getattr__` or
+    `__getattribute__` written in Python, no per-instance attributes): no
+    code runs to decide."""
+    if type(kind) is not type or kind.__dictoffset__ != 0:
+        return False
+    for base in kind.__mro__:
+        namespace = vars(base)
+        if "__get__" in namespace or "__wrapped__" in namespace:
+            return False
+        # A built-in type's own attribute lookup is C code.
+        if base.__flags__ & HEAP_TYPE and ("__getattr__" in namespace or "__getattribute__" in namespace):
+            return False
+    return True
+
+
+def inert_value(value):
+    """Whether `parsefactories` finds nothing in `value`, an attribute of a
+    class it parses an instance of: no fixture, no unwrapping that ends at
+    one, and reading it through the class runs no code. Decided on the
+    value's type and own attributes only, so that deciding runs no code
+    either."""
+    kind = type(value)
+    if kind is types.FunctionType:
+        return unwrapped_plainly(value)
+    if kind is property or kind in INERT_DESCRIPTORS:
+        return True
+    if kind is staticmethod or kind is classmethod:
+        function = value.__func__
+        return unwrapped_plainly(function) and value.__dict__.get("__wrapped__", function) is function
+    if kind is type or kind is abc.ABCMeta:
+        # A nested class (an exception, say): read through the class, it is
+        # itself; looking for its `__wrapped__` runs no code when none of
+        # its classes nor its metaclass's define one.
+        return not any("__wrapped__" in vars(base) for base in value.__mro__ + kind.__mro__)
+    # Anything else must be an instance without per-instance attributes of
+    # a type with no `__get__` (a string, a number, a tuple, a dict, an ABC's
+    # cache…): read through the class, it is itself, and it can hold neither
+    # a fixture nor a `__wrapped__`.
+    return plain_instances(kind)
+
+
+def inert_class(cls, definition):
+    """Whether `parsefactories` over an instance of `cls` (exactly) finds
+    nothing and runs no code: every attribute of `cls` and of its
+    metaclass, through their MROs, inert (none a fixture definition, no
+    property on the metaclass), and nothing that changes how the instance
+    is listed or read (`__dir__`, `__class__`, `__getattribute__`) or how
+    the class's attributes are (the metaclass's `__getattr__`,
+    `__getattribute__`). The built-in types in the MROs cannot change."""
+    if not cls.__flags__ & HEAP_TYPE:
+        return False
+    # `dir()` reads the instance's `__dict__` and `__class__`; the
+    # metaclass's attributes are read for the names only the instance has,
+    # and its properties would run their code.
+    refusals = ((cls, ("__dir__", "__class__", "__getattribute__"), ()), (type(cls), ("__getattr__", "__getattribute__"), (property,)))
+    for owner, refused, kinds in refusals:
+        for base in owner.__mro__:
+            if not base.__flags__ & HEAP_TYPE:
+                continue
+            namespace = base.__dict__
+            for name in refused:
+                if name in namespace:
+                    return False
+            for value in namespace.values():
+                if type(value) is definition or type(value) in kinds or not inert_value(value):
+                    return False
+    return True
+
+
 def shortcut_fixture_parsing(modules):
     """`FixtureManager.parsefactories` over a built-in plugin module looks
     at every name in it (~2000 names over all of them, each unwrapped to
@@ -140,6 +240,16 @@ def shortcut_fixture_parsing(modules):
                 return False
         return True
 
+    # The instances of pytest's own classes a session registers (the
+    # session, its config, the plugin manager, the terminal reporter…): for
+    # an instance, parsefactories looks only at what its class and its
+    # metaclass hold (a name only the instance has finds nothing there).
+    classes = {}
+    for module in modules:
+        for value in module.__dict__.values():
+            if isinstance(value, type) and value.__module__ == module.__name__ and inert_class(value, definition):
+                classes[id(value)] = value
+
     def parsefactories(self, *args, **kwargs):
         # Only the call the manager makes for a registered plugin,
         # `parsefactories(holder=plugin, node=session)`; any other goes
@@ -149,6 +259,9 @@ def shortcut_fixture_parsing(modules):
             memo = stand_ins.get(id(holder))
             if memo is not None and memo[0] is holder and unchanged(*memo[:3]):
                 kwargs["holder"] = memo[3]
+            elif classes.get(id(type(holder))) is type(holder) and inert_class(type(holder), definition):
+                # Nothing there can register a fixture, warn, or run code.
+                return None
         return original(self, *args, **kwargs)
 
     parsefactories.__doc__ = original.__doc__
