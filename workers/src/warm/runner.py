@@ -150,12 +150,14 @@ def inert_value(value):
         return True
     if kind is staticmethod or kind is classmethod:
         function = value.__func__
-        return unwrapped_plainly(function) and value.__dict__.get("__wrapped__", function) is function
+        copied = getattr(value, "__dict__", {})  # 3.10+: the function's attributes
+        return unwrapped_plainly(function) and copied.get("__wrapped__", function) is function
     if kind is type or kind is abc.ABCMeta:
         # A nested class (an exception, say): read through the class, it is
         # itself; looking for its `__wrapped__` runs no code when none of
-        # its classes nor its metaclass's define one.
-        return not any("__wrapped__" in vars(base) for base in value.__mro__ + kind.__mro__)
+        # its classes nor its metaclass's define one (nor a `__getattr__`).
+        bases = value.__mro__ + kind.__mro__
+        return not any("__wrapped__" in vars(base) or "__getattr__" in vars(base) for base in bases)
     # Anything else must be an instance without per-instance attributes of
     # a type with no `__get__` (a string, a number, a tuple, a dict, an ABC's
     # cache…): read through the class, it is itself, and it can hold neither
@@ -310,6 +312,7 @@ def shortcut_entry_points(path):
     original = getattr(distribution, "read_text", None)
     if not inspect.isfunction(original):
         return
+
     def mark(info):
         return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
