@@ -16,6 +16,9 @@
 #   COLD=1 benches/warm.sh [RUNS] [N]
 #   BIN=path/to/wheelwright benches/warm.sh ...   (another build of the
 #       daemon, e.g. one kept from before a change, for before/after rounds)
+#   WORK_DIR=/dev/shm/ww benches/warm.sh ...      (the daemon's --work-dir;
+#       TMPDIR=/dev/shm puts the bare script's files and all the daemon's
+#       data on the tmpfs as well)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-9}
@@ -29,7 +32,8 @@ work=$(mktemp -d)
 . benches/bare_toolchain.sh
 . benches/measure.sh
 
-start_daemon "$bin" --pythons "$python" --workers 2
+# WORK_DIR=dir: the daemon's build work directories there (--work-dir).
+start_daemon "$bin" --pythons "$python" --workers 2 ${WORK_DIR:+--work-dir "$WORK_DIR"}
 
 pyproject=examples/pymult/pyproject.toml
 if [ "${COLD:-}" = 1 ]; then

@@ -43,6 +43,12 @@ pub struct ServeArgs {
     /// Where the database, sources and artifacts live [default: ~/.local/share/wheelwright].
     #[arg(long, env = "WHEELWRIGHT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where builds' work directories go, one per running build, removed when it ends
+    /// [default: DATA_DIR/jobs]. A tmpfs (e.g. /dev/shm/wheelwright) spares the file system the
+    /// files every build creates and deletes; its contents then take memory (at most the
+    /// per-build disk budget times the workers). Must be a directory only this user can write.
+    #[arg(long, env = "WHEELWRIGHT_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
     /// Builds that run at once [default: the number of CPUs].
     #[arg(long, env = "WHEELWRIGHT_WORKERS")]
     pub workers: Option<usize>,
@@ -135,6 +141,7 @@ pub struct ServeArgs {
 struct FileConfig {
     bind: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    work_dir: Option<PathBuf>,
     workers: Option<usize>,
     tokens: Option<Vec<String>>,
     max_upload: Option<u64>,
@@ -206,6 +213,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Where builds' work directories go (`--work-dir`; `data_dir/jobs` by default).
+    pub work_dir: PathBuf,
     /// Concurrent builds.
     pub workers: usize,
     /// Bearer tokens for writes; empty means writes are open (loopback only).
@@ -289,7 +298,11 @@ impl Config {
         }
         let config = Config {
             bind: args.bind.or(file.bind).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir),
+            data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(default_data_dir),
+            work_dir: args
+                .work_dir
+                .or(file.work_dir)
+                .unwrap_or_else(|| args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir).join("jobs")),
             workers: args
                 .workers
                 .or(file.workers)
@@ -430,11 +443,12 @@ impl Config {
             ),
         };
         format!(
-            "bind={} data_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
+            "bind={} data_dir={} work_dir={} workers={} tokens={} max_upload={} insecure={} sandbox={:?} smoke={} \
              step_timeout={}s lease={}s max_attempts={} cache_dir={} pythons={} public_url={} allowed_hosts={} \
              github={} index_ownership={:?} max_queued_per_client={} database={} db_max_connections={} store={}",
             self.bind,
             self.data_dir.display(),
+            self.work_dir.display(),
             self.workers,
             tokens,
             self.max_upload,
@@ -497,6 +511,20 @@ mod tests {
         assert_eq!(config.max_upload, 2048);
         assert_eq!(config.limits.timeout_secs, 9);
         assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+
+    #[test]
+    fn the_work_directory_is_in_the_data_directory_unless_a_flag_or_the_file_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = Config::load(ServeArgs { data_dir: Some(data.clone()), ..ServeArgs::default() }).unwrap();
+        assert_eq!(config.work_dir, data.join("jobs"));
+        let file = dir.path().join("wheelwright.toml");
+        std::fs::write(&file, "work-dir = \"/dev/shm/ww\"\n").unwrap();
+        let args = ServeArgs { config: Some(file.clone()), data_dir: Some(data.clone()), ..ServeArgs::default() };
+        assert_eq!(Config::load(args).unwrap().work_dir, PathBuf::from("/dev/shm/ww"));
+        let args = ServeArgs { config: Some(file), work_dir: Some("/srv/ww".into()), ..ServeArgs::default() };
+        assert_eq!(Config::load(args).unwrap().work_dir, PathBuf::from("/srv/ww"));
     }
 
     #[test]

@@ -102,16 +102,50 @@ fn daemon_binary(config: &Config) -> anyhow::Result<std::path::PathBuf> {
     }
 }
 
+/// The folder of the builds' work directories (`--work-dir`), made if it is
+/// missing, as its absolute path without links. Refused unless it is a
+/// directory of this user's that no one else may write: the sandboxes bind
+/// what lies in it, and the host writes and removes there (a folder such as
+/// `/dev/shm/wheelwright` could have been made, or linked, by anyone).
+fn work_dir(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "the work directory {} must be a directory of this user's (uid {uid}) that no one else may write \
+             (it is {}, owned by uid {}, mode {:o})",
+            dir.display(),
+            if meta.file_type().is_symlink() {
+                "a symbolic link"
+            } else if meta.is_dir() {
+                "a directory"
+            } else {
+                "a file"
+            },
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
+    std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))
+}
+
 /// Opens the data directory and the database, checks the sandbox and finds
 /// the interpreters and tools: everything the API and the workers share.
 /// `executor` runs claimed builds; `None` is the engine.
 pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> anyhow::Result<AppState> {
     let data = &config.data_dir;
     let sources_dir = data.join("sources");
-    let jobs_dir = data.join("jobs");
-    for dir in [data, &sources_dir, &jobs_dir] {
+    for dir in [data, &sources_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let jobs_dir = work_dir(&config.work_dir)?;
     let db = db::Database::open(&config.database, &data.join("wheelwright.db"))
         .await
         .with_context(|| format!("cannot open the database ({})", config.database.url))?;
@@ -119,8 +153,9 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
     let sources = store::SourceTrees::open(&sources_dir, store.clone()).context("cannot open the source store")?;
     let sandbox = match config.sandbox {
         // Warm test runners serve every build (each job's work dir is in jobs/).
-        SandboxKind::Bwrap => Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?
-            .with_warm_root(std::fs::canonicalize(&jobs_dir).unwrap_or_else(|_| jobs_dir.clone())),
+        SandboxKind::Bwrap => {
+            Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?.with_warm_root(jobs_dir.clone())
+        }
         SandboxKind::None => Sandbox::none(config.limits.clone()),
     };
     let interpreters = if config.pythons.is_empty() {
@@ -206,4 +241,24 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
         github::statuses::follow_builds(&state, statuses.clone());
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_work_directory_others_may_write_or_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = super::work_dir(&dir.path().join("a/b")).unwrap();
+        assert_eq!(std::fs::metadata(&made).unwrap().permissions().mode() & 0o777, 0o700);
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let refused = super::work_dir(&open).unwrap_err().to_string();
+        assert!(refused.contains("that no one else may write") && refused.contains("mode 1777"), "{refused}");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&made, &link).unwrap();
+        assert!(super::work_dir(&link).unwrap_err().to_string().contains("a symbolic link"));
+    }
 }

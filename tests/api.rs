@@ -358,3 +358,26 @@ async fn health_metrics_and_openapi_answer() {
     assert_eq!(projects["projects"], serde_json::json!([{"name": "pymult"}, {"name": "wheelwright-backend"}]));
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_run_in_a_work_directory_on_a_tmpfs_and_leave_nothing_there() {
+    // `--work-dir` on /dev/shm: every target built and tested (warm) there,
+    // and the build's folder gone when it ends; the data stays in the data
+    // directory.
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let work = shm.path().join("wheelwright");
+    let app = TestApp::spawn_with(|args| args.work_dir = Some(work.clone())).await;
+    let build = app.submit(&example("pymult"), &[("targets", "all")]).await;
+    let build = app.wait(build["id"].as_str().unwrap()).await;
+    assert_eq!(build["status"], "succeeded", "{build}");
+    for target in build["targets"].as_array().unwrap() {
+        assert_eq!(
+            (target["tests"][0]["passed"].as_u64(), target["tests"][0]["runner"].as_str()),
+            (Some(7), Some("warm"))
+        );
+    }
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "the build's work directory is removed");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&work).unwrap().permissions().mode() & 0o777, 0o700);
+    app.stop().await.unwrap();
+}
