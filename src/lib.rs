@@ -120,7 +120,7 @@ fn work_dir(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
         anyhow::bail!(
             "the work directory {} must be a directory of this user's (uid {uid}) that no one else may write \
-             (it is {}, owned by uid {}, mode {:o})",
+             (it is {}, owned by uid {}, mode {:o}; `chmod go-w` it, or name another)",
             dir.display(),
             if meta.file_type().is_symlink() {
                 "a symbolic link"
