@@ -89,7 +89,8 @@ pub struct RunLimits {
     pub max_output: usize,
     /// setrlimit calls made in the child before it executes.
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
-    /// Cgroups' `cgroup.procs` files the child joins, in order, before it
+    /// Cgroups' join files (`tasks` on v1: the child is single-threaded
+    /// between fork and exec) the child writes `0` into, in order, before it
     /// executes (its build's, its step's).
     pub cgroup_procs: Vec<PathBuf>,
     /// A Landlock ruleset (file descriptor) the child restricts itself with

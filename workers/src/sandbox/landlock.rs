@@ -8,7 +8,8 @@
 //! the warm linker of LLD at once); `--connect PORT` allows TCP
 //! connections to that port. With `--cgroup` (repeated: on cgroup v1 a step
 //! joins its build's memory group and its own pids group) it first joins
-//! each cgroup whose `cgroup.procs` file is bound at PROCS; it lowers the
+//! each cgroup whose join file (`tasks` on v1, see `cgroup::join_file`) is
+//! bound at PROCS, by writing `0` while it is single-threaded; it lowers the
 //! rlimits before it restricts itself.
 
 use std::ffi::OsString;

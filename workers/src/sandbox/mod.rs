@@ -343,10 +343,10 @@ impl Sandbox {
         // The build's group, unless the step's own group sits inside it (v2).
         let mut cgroup_procs: Vec<PathBuf> = build_group
             .filter(|b| group.is_none() || !b.holds_step_groups())
-            .map(|b| b.procs_file())
+            .map(|b| b.join_file())
             .into_iter()
             .collect();
-        cgroup_procs.extend(group.as_ref().map(|g| g.procs_file()));
+        cgroup_procs.extend(group.as_ref().map(|g| g.join_file()));
         let setup = ChildSetup { rlimits, cgroup_procs, zygote_shim: None, warm_lld: None };
         let (wrapped, setup) = match &self.isolation {
             // The helper joins the cgroup and lowers the rlimits inside the
@@ -400,7 +400,7 @@ impl Sandbox {
             return None;
         };
         // The session's server joins the build's group; the tools it runs are born in it.
-        let cgroup_procs = self.build.iter().filter_map(|b| b.memory.as_ref()).map(|g| g.procs_file()).collect();
+        let cgroup_procs = self.build.iter().filter_map(|b| b.memory.as_ref()).map(|g| g.join_file()).collect();
         // The warm linker's forks are scoped like cold tools: only with ABI 6.
         let zygote_shim = match self.lld_zygote && landlock::kernel_abi() >= 6 {
             true => zygote::shared_shim(&std::env::temp_dir())

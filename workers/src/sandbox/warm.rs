@@ -145,10 +145,10 @@ impl Sandbox {
         }
         let mut cgroups: Vec<PathBuf> = build_group
             .filter(|b| group.is_none() || !b.holds_step_groups())
-            .map(|b| b.procs_file())
+            .map(|b| b.join_file())
             .into_iter()
             .collect();
-        cgroups.extend(group.as_ref().map(|g| g.procs_file()));
+        cgroups.extend(group.as_ref().map(|g| g.join_file()));
 
         // A FIFO made by the host before the child exists, opened for
         // reading here first: the child's stdout and stderr are a pipe, as
