@@ -184,3 +184,50 @@ fn a_forked_child_can_signal_neither_the_zygote_nor_the_server_and_holds_none_of
     assert_eq!(pwd.text, format!("{}\n/usr/bin/sh\n", dir.path().display()));
     assert!(zygote.is_alive());
 }
+
+#[test]
+fn a_zygote_that_dies_mid_run_ends_the_run_kills_its_child_and_serves_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = zygote::shared_shim(dir.path()).unwrap();
+    let zygote = std::sync::Arc::new(zygote::Zygote::start(Path::new("/usr/bin/sh"), &shim).unwrap());
+    let scope = landlock::scope_ruleset().expect("Landlock ABI 6 on this kernel");
+    let limits = RunLimits { landlock_ruleset: Some(scope), timeout: Duration::from_secs(30), ..RunLimits::default() };
+    // The child says who it and its zygote are, then waits.
+    let pids = dir.path().join("pids");
+    let cmd = Cmd::new("/usr/bin/sh").arg("-c").arg(format!("echo $$ $PPID > {}; sleep 30", pids.display()));
+    let run = {
+        let zygote = zygote.clone();
+        std::thread::spawn(move || zygote.run(&cmd, &limits).map(|out| out.exit))
+    };
+    let started = std::time::Instant::now();
+    let written = loop {
+        match std::fs::read_to_string(&pids) {
+            Ok(text) if text.ends_with('\n') => break text,
+            _ if started.elapsed() > Duration::from_secs(10) => panic!("the child never wrote its pids"),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let [child, parent]: [i32; 2] =
+        written.split_whitespace().map(|p| p.parse().unwrap()).collect::<Vec<_>>().try_into().unwrap();
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(parent, libc::SIGKILL) }, 0);
+    // Not served: the caller runs it cold. And the child went with its run.
+    assert_eq!(run.join().unwrap(), None);
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    // SIGKILL is delivered asynchronously: gone (or a zombie) within moments.
+    let gone = || {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) == Some("Z")
+    };
+    let killed = std::time::Instant::now();
+    while !gone() && killed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(gone(), "the run's child outlived it");
+    assert!(!zygote.is_alive());
+    let again = zygote.run(
+        &Cmd::new("/usr/bin/sh").arg("-c").arg("true"),
+        &RunLimits { landlock_ruleset: Some(scope), ..RunLimits::default() },
+    );
+    assert!(again.is_none(), "a zygote in doubt serves nothing more");
+}
