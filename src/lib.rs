@@ -103,36 +103,12 @@ fn daemon_binary(config: &Config) -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// The folder of the builds' work directories (`--work-dir`), made if it is
-/// missing, as its absolute path without links. Refused unless it is a
-/// directory of this user's that no one else may write: the sandboxes bind
-/// what lies in it, and the host writes and removes there (a folder such as
-/// `/dev/shm/wheelwright` could have been made, or linked, by anyone).
+/// missing, as its absolute path without links; refused unless this user's
+/// alone ([`wheelwright_workers::sandbox::private_dir`]): the sandboxes bind
+/// what lies in it, and the host writes and removes there.
 fn work_dir(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
-    let meta = std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
-        anyhow::bail!(
-            "the work directory {} must be a directory of this user's (uid {uid}) that no one else may write \
-             (it is {}, owned by uid {}, mode {:o}; `chmod go-w` it, or name another)",
-            dir.display(),
-            if meta.file_type().is_symlink() {
-                "a symbolic link"
-            } else if meta.is_dir() {
-                "a directory"
-            } else {
-                "a file"
-            },
-            meta.uid(),
-            meta.mode() & 0o7777
-        );
-    }
+    wheelwright_workers::sandbox::private_dir(dir, 0)
+        .with_context(|| format!("the work directory {}", dir.display()))?;
     std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))
 }
 
@@ -245,20 +221,16 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
     #[test]
-    fn a_work_directory_others_may_write_or_a_link_is_refused() {
+    fn a_work_directory_others_may_write_is_refused_with_its_path() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let made = super::work_dir(&dir.path().join("a/b")).unwrap();
         assert_eq!(std::fs::metadata(&made).unwrap().permissions().mode() & 0o777, 0o700);
         let open = dir.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        let refused = super::work_dir(&open).unwrap_err().to_string();
-        assert!(refused.contains("that no one else may write") && refused.contains("mode 1777"), "{refused}");
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&made, &link).unwrap();
-        assert!(super::work_dir(&link).unwrap_err().to_string().contains("a symbolic link"));
+        let refused = format!("{:#}", super::work_dir(&open).unwrap_err());
+        assert!(refused.starts_with("the work directory ") && refused.contains("mode 1777"), "{refused}");
     }
 }

@@ -19,9 +19,12 @@ mod build;
 mod cgroup;
 pub mod landlock;
 mod limits;
+mod private;
 mod session;
 mod warm;
 pub mod zygote;
+
+pub use private::private_dir;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -27,7 +27,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -71,15 +71,8 @@ pub fn shared_shim(under: &Path) -> std::io::Result<PathBuf> {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     let dir = under.join(format!("wheelwright-{uid}"));
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    let meta = std::fs::symlink_metadata(&dir)?;
-    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
-        return Err(std::io::Error::other(format!("{} is not a private directory of this user's", dir.display())));
-    }
+    // Not even readable by others: what is preloaded into every link.
+    super::private_dir(&dir, 0o077)?;
     let path = dir.join(format!("lld-zygote-{}.so", &crate::wheel::sha256_hex(SHIM)[..16]));
     if std::fs::read(&path).is_ok_and(|bytes| bytes == SHIM) {
         return Ok(path);
