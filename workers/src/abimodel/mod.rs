@@ -129,14 +129,19 @@ pub fn install_harness(dir: &Path) -> std::io::Result<()> {
 /// Nothing here is ever written after that; `under` must be a folder that
 /// sandboxes see read-only (the pytest environment).
 pub fn shared_harness(under: &Path) -> std::io::Result<std::path::PathBuf> {
-    let mut all = Vec::new();
-    for (rel, contents) in HARNESS {
-        all.extend_from_slice(rel.as_bytes());
-        all.push(0);
-        all.extend_from_slice(contents.as_bytes());
-        all.push(0);
-    }
-    let dir = under.join(format!("wheelwright-harness-{}", &crate::wheel::sha256_hex(&all)[..16]));
+    // The digest of files compiled into the engine: the same for every run.
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let digest = DIGEST.get_or_init(|| {
+        let mut all = Vec::new();
+        for (rel, contents) in HARNESS {
+            all.extend_from_slice(rel.as_bytes());
+            all.push(0);
+            all.extend_from_slice(contents.as_bytes());
+            all.push(0);
+        }
+        crate::wheel::sha256_hex(&all)[..16].to_string()
+    });
+    let dir = under.join(format!("wheelwright-harness-{digest}"));
     if dir.join(READY).is_file() {
         return Ok(dir);
     }

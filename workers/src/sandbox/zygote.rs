@@ -73,7 +73,9 @@ pub fn shared_shim(under: &Path) -> std::io::Result<PathBuf> {
     let dir = under.join(format!("wheelwright-{uid}"));
     // Not even readable by others: what is preloaded into every link.
     super::private_dir(&dir, 0o077)?;
-    let path = dir.join(format!("lld-zygote-{}.so", &crate::wheel::sha256_hex(SHIM)[..16]));
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let digest = DIGEST.get_or_init(|| crate::wheel::sha256_hex(SHIM)[..16].to_string());
+    let path = dir.join(format!("lld-zygote-{digest}.so"));
     if std::fs::read(&path).is_ok_and(|bytes| bytes == SHIM) {
         return Ok(path);
     }
