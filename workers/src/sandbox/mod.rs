@@ -411,8 +411,9 @@ impl Sandbox {
                 .ok(),
             false => None,
         };
-        let warm_lld =
-            lld.filter(|p| zygote_shim.is_some() && p.is_absolute() && zygote::is_lld(p)).map(Path::to_path_buf);
+        let warm_lld = lld
+            .filter(|p| zygote_shim.is_some() && p.is_absolute() && zygote::lld_binary(p).is_some())
+            .map(Path::to_path_buf);
         let setup = ChildSetup { rlimits: Vec::new(), cgroup_procs, zygote_shim, warm_lld };
         let wrapped = self.wrap_program(None, &mounts, &setup);
         Some(Session::start(&wrapped, mounts, self.limits.clone(), self.build.clone()))

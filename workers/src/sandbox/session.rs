@@ -384,8 +384,12 @@ const ZYGOTE_STARTS: u32 = 3;
 /// The session's warm linkers, one per lld binary, started at its first link.
 struct WarmLinkers {
     shim: Option<PathBuf>,
-    zygotes: Mutex<HashMap<PathBuf, (Arc<Zygote>, u32)>>,
+    zygotes: Mutex<HashMap<PathBuf, Tried>>,
 }
+
+/// One lld binary's zygote (none after a failed start) and how many starts
+/// were tried.
+type Tried = (Option<Arc<Zygote>>, u32);
 
 impl WarmLinkers {
     fn new(shim: Option<PathBuf>) -> Self {
@@ -396,31 +400,27 @@ impl WarmLinkers {
     /// for a program that is not lld, or one whose zygote will not stay up.
     fn zygote_for(&self, program: &Path) -> Option<Arc<Zygote>> {
         let shim = self.shim.as_ref()?;
-        if !zygote::is_lld(program) {
-            return None;
-        }
-        let lld = std::fs::canonicalize(program).ok()?;
+        let lld = zygote::lld_binary(program)?;
         let mut zygotes = self.zygotes.lock().unwrap_or_else(|e| e.into_inner());
         let starts = match zygotes.get(&lld) {
-            Some((zygote, _)) if zygote.is_alive() => return Some(zygote.clone()),
+            Some((Some(zygote), _)) if zygote.is_alive() => return Some(zygote.clone()),
             Some((_, starts)) => *starts,
             None => 0,
         };
         if starts >= ZYGOTE_STARTS {
             return None;
         }
-        match Zygote::start(&lld, shim) {
-            Ok(zygote) => {
-                let zygote = Arc::new(zygote);
-                zygotes.insert(lld, (zygote.clone(), starts + 1));
-                Some(zygote)
-            }
+        // A failed start counts too: a zygote that cannot start is not
+        // tried again at every link (each try may wait seconds, the lock held).
+        let zygote = match Zygote::start(&lld, shim) {
+            Ok(zygote) => Some(Arc::new(zygote)),
             Err(e) => {
                 eprintln!("wheelwright-sandbox-exec: no warm linker: {e}");
-                zygotes.remove(&lld);
                 None
             }
-        }
+        };
+        zygotes.insert(lld, (zygote.clone(), starts + 1));
+        zygote
     }
 }
 

@@ -59,9 +59,10 @@ const STARTED: i32 = 2;
 const EXITED: i32 = 3;
 const NOT_STARTED: i32 = 4;
 
-/// Whether `program` is the lld multicall binary (through any of its names).
-pub fn is_lld(program: &Path) -> bool {
-    std::fs::canonicalize(program).is_ok_and(|real| real.file_name().is_some_and(|n| n == "lld"))
+/// The lld multicall binary `program` names (through any of its names),
+/// as its real path; `None` for any other program.
+pub fn lld_binary(program: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(program).ok().filter(|real| real.file_name().is_some_and(|n| n == "lld"))
 }
 
 /// Writes the shim once to a content-addressed file in a directory of this
