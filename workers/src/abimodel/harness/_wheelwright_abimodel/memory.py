@@ -127,33 +127,36 @@ def process_symbol(name: str) -> int:
     return address
 
 
-def _executable_ranges() -> list:
-    ranges = []
+def _mappings() -> list:
+    """Every mapping of this process, as ``(low, high, executable)``."""
+    found = []
     with open("/proc/self/maps") as maps:
         for line in maps:
             fields = line.split()
-            if len(fields) >= 2 and "x" in fields[1]:
+            if len(fields) >= 2:
                 lo, hi = fields[0].split("-")
-                ranges.append((int(lo, 16), int(hi, 16)))
-    return ranges
+                found.append((int(lo, 16), int(hi, 16), "x" in fields[1]))
+    return found
 
 
-# The executable mappings as last read. The interpreter's own (where every
-# C-API function lies) never move; a library mapped later is seen by the
-# fresh read a miss makes. Read at import: a warm runner imports this before
-# it forks, and its children start with it (reading the maps costs ~1 ms).
-_known_code = _executable_ranges()
+# The mappings as last read. The interpreter's own (where every C-API
+# function and variable lies) never move; a library mapped later is seen by
+# the fresh read a miss makes. Read at import: a warm runner imports this
+# before it forks, and its children start with it (reading the maps costs
+# ~1 ms, once per C-API symbol a module binds otherwise).
+_known = _mappings()
 
 
 def is_code(address: int) -> bool:
     """Whether ``address`` lies in an executable mapping of this process: a
     PE import table does not say whether a name is a function or data, the
     interpreter's own mappings do."""
-    global _known_code
-    if any(lo <= address < hi for lo, hi in _known_code):
-        return True
-    _known_code = _executable_ranges()
-    return any(lo <= address < hi for lo, hi in _known_code)
+    global _known
+    for lo, hi, executable in _known:
+        if lo <= address < hi:
+            return executable
+    _known = _mappings()
+    return any(lo <= address < hi and executable for lo, hi, executable in _known)
 
 
 def _protection_of(address: int) -> int:
