@@ -146,6 +146,10 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         eprintln!("wheelwright-sandbox-exec: give either a program to run or --serve");
         return 126;
     }
+    if warm_lld.is_some() && !serve {
+        eprintln!("wheelwright-sandbox-exec: --warm-lld is for --serve only");
+        return 126;
+    }
     // The cgroup first, so that everything the program starts is counted.
     for procs in &cgroups {
         if let Err(e) = std::fs::write(procs, "0") {
