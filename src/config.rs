@@ -296,13 +296,11 @@ impl Config {
             limits.timeout_secs = secs;
             limits.cpu_secs = secs;
         }
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
         let config = Config {
             bind: args.bind.or(file.bind).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(default_data_dir),
-            work_dir: args
-                .work_dir
-                .or(file.work_dir)
-                .unwrap_or_else(|| args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir).join("jobs")),
+            work_dir: args.work_dir.or(file.work_dir).unwrap_or_else(|| data_dir.join("jobs")),
+            data_dir,
             workers: args
                 .workers
                 .or(file.workers)

@@ -207,7 +207,6 @@ pub struct StepGroup {
     v2: bool,
 }
 
-/// A fresh name `PREFIX-NS-PID-START-N`: this process's, never used before.
 /// The file a process writes `0` into to join the group in `dir`. On v1,
 /// `tasks`: it moves the writing thread only, and so skips the global lock
 /// a `cgroup.procs` write takes to move a whole thread group, whose first
@@ -221,6 +220,7 @@ fn join_file(dir: &Path, v2: bool) -> PathBuf {
     dir.join(if v2 { "cgroup.procs" } else { "tasks" })
 }
 
+/// A fresh name `PREFIX-NS-PID-START-N`: this process's, never used before.
 fn fresh_name(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("{prefix}-{}-{}", Owner::this().tag(), NEXT.fetch_add(1, Ordering::Relaxed))
@@ -356,24 +356,25 @@ impl BuildGroup {
         Ok(group)
     }
 
-    /// The `cgroup.procs` of the build's processes outside its step groups
-    /// (on v2, the build's `tools` leaf).
-    pub fn procs_file(&self) -> PathBuf {
+    /// Where the build's processes outside its step groups are: the group
+    /// itself on v1, its `tools` leaf on v2.
+    fn leaf(&self) -> PathBuf {
         if self.v2 {
-            self.dir.join("tools/cgroup.procs")
+            self.dir.join("tools")
         } else {
-            self.dir.join("cgroup.procs")
+            self.dir.clone()
         }
     }
 
+    /// The `cgroup.procs` of the build's processes outside its step groups.
+    pub fn procs_file(&self) -> PathBuf {
+        self.leaf().join("cgroup.procs")
+    }
+
     /// The file a sandbox's first process writes `0` into to join the build
-    /// ([`join_file`]; on v2 the `tools` leaf's).
+    /// ([`join_file`]).
     pub fn join_file(&self) -> PathBuf {
-        if self.v2 {
-            self.dir.join("tools/cgroup.procs")
-        } else {
-            join_file(&self.dir, false)
-        }
+        join_file(&self.leaf(), self.v2)
     }
 
     /// Whether a step of the build joins only its own step group, which

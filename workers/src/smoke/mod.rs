@@ -160,10 +160,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         None if job.guards => Some(abimodel::harness_mode(crate::platform::Target::Linux)),
         None => None,
     };
-    let harness = match mode {
-        Some(_) => Some(RunHarness::prepare(job).map_err(|e| install_err(e.to_string()))?),
-        None => None,
-    };
+    let harness = mode.map(|_| RunHarness::prepare(job)).transpose().map_err(|e| install_err(e.to_string()))?;
     if job.tests.iter().any(|(rel, _)| is_test_module(rel)) {
         for (rel, source) in job.tests {
             let dest = tests_dir.join(rel);
@@ -204,13 +201,13 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
         pytest_args.splice(6..6, ["-p".to_string(), abimodel::PLUGIN.to_string()]);
     }
     let python_path = match &harness {
-        Some(harness) => format!("{}:{}", harness.package.display(), site.display()),
+        Some(harness) => format!("{}:{}", harness.package().display(), site.display()),
         None => site.display().to_string(),
     };
     let native_gdb = job.model.is_none();
     // gdb gets no PYTHONPATH: the site directory holds the upload's files,
     // and gdb's own Python would import them (see `crash::gdb_args`).
-    let line_table = harness.as_ref().map(|h| h.table.display().to_string());
+    let line_table = harness.as_ref().map(|h| h.table().display().to_string());
     let cmd = |program: &Path, args: Vec<String>, mode: Option<&str>| {
         let cmd = Cmd::new(program)
             .args(args)
@@ -241,7 +238,7 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
             // The shared copy of the harness, which the runner imports
             // before it forks; without one (the job has its own) the child
             // imports the job's.
-            let runner_harness = harness.as_ref().and_then(|h| h.shared.then(|| h.package.clone()));
+            let runner_harness = harness.as_ref().and_then(|h| h.shared.clone());
             let run = WarmRun {
                 python: &job.env.python,
                 runner_read_only: vec![job.interpreter.prefix.clone(), job.env.dir.clone()],
@@ -374,17 +371,14 @@ fn gdb_script(job: &SmokeJob<'_>, marker: &crash::Marker, python_path: &str) -> 
 /// line table, both where the tests cannot write.
 #[derive(Debug)]
 struct RunHarness {
-    /// What goes on `PYTHONPATH`: the shared copy in the pytest environment
-    /// ([`abimodel::shared_harness`]), or the job's own when there is none.
-    package: PathBuf,
-    /// Whether `package` is the shared copy (a warm runner imports it).
-    shared: bool,
+    /// The shared copy of the package in the pytest environment
+    /// ([`abimodel::shared_harness`]; a warm runner imports it), or `None`
+    /// when there is none and the job has its own in `job_dir`.
+    shared: Option<PathBuf>,
     /// The job's sibling `<dir>.abimodel`, outside the folder the tests may
     /// write, shown read-only: the line table, and the job's own copy of
     /// the package when it has one.
     job_dir: PathBuf,
-    /// The line table the guards read ([`abimodel::LINE_TABLE_ENV`]).
-    table: PathBuf,
 }
 
 impl RunHarness {
@@ -399,17 +393,26 @@ impl RunHarness {
         let job_dir = job.dir.with_file_name(name);
         std::fs::create_dir(&job_dir)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", job_dir.display())))?;
-        let table = job_dir.join(abimodel::LINE_TABLE_FILE);
-        abimodel::write_line_table(&table, job.line_table)?;
-        let (package, shared) = match abimodel::shared_harness(&job.env.dir) {
-            Ok(shared) => (shared, true),
+        abimodel::write_line_table(&job_dir.join(abimodel::LINE_TABLE_FILE), job.line_table)?;
+        let shared = match abimodel::shared_harness(&job.env.dir) {
+            Ok(shared) => Some(shared),
             Err(e) => {
                 tracing::warn!(error = %e, "no shared ABI harness; the job gets its own copy");
                 abimodel::install_harness(&job_dir)?;
-                (job_dir.clone(), false)
+                None
             }
         };
-        Ok(RunHarness { package, shared, job_dir, table })
+        Ok(RunHarness { shared, job_dir })
+    }
+
+    /// What goes on `PYTHONPATH`.
+    fn package(&self) -> &Path {
+        self.shared.as_deref().unwrap_or(&self.job_dir)
+    }
+
+    /// The line table the guards read ([`abimodel::LINE_TABLE_ENV`]).
+    fn table(&self) -> PathBuf {
+        self.job_dir.join(abimodel::LINE_TABLE_FILE)
     }
 }
 

@@ -260,17 +260,7 @@ def parse_prototype(line: str) -> Signature:
     )
 
 
-_SIGNATURES: dict[str, Signature] | None = None
-
-
 def _signatures() -> dict[str, Signature]:
-    global _SIGNATURES
-    if _SIGNATURES is None:
-        table = {}
-        for line in _PROTOTYPES.strip().splitlines():
-            sig = parse_prototype(line)
-            table[sig.name] = sig
-        _SIGNATURES = table
     return _SIGNATURES
 
 
@@ -1711,7 +1701,7 @@ _DATA = frozenset(
 )
 
 
-# Parsed at import (~6 ms): a warm runner imports this module before it
-# forks, so its children find the table made; only the Windows model
-# imports it, and uses it at once.
-_signatures()
+# Parsed at import (~6 ms): a warm runner imports every harness module
+# before it forks, so its children find the table made; a cold run imports
+# this module only under the Windows model, which uses it at once.
+_SIGNATURES: dict[str, Signature] = {sig.name: sig for sig in map(parse_prototype, _PROTOTYPES.strip().splitlines())}
