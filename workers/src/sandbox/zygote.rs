@@ -32,7 +32,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::process::{self, CancelToken, Cmd, Output, RunLimits};
@@ -92,7 +92,7 @@ pub fn shared_shim(under: &Path) -> std::io::Result<PathBuf> {
 pub struct Zygote {
     control: OwnedFd,
     pid: libc::pid_t,
-    child: Mutex<Child>,
+    child: Child,
     /// Set when the zygote is in doubt: it serves nothing more.
     broken: Arc<AtomicBool>,
 }
@@ -131,7 +131,7 @@ impl Zygote {
                 )));
             }
         }
-        Ok(Zygote { control: ours, pid, child: Mutex::new(child), broken: Arc::default() })
+        Ok(Zygote { control: ours, pid, child, broken: Arc::default() })
     }
 
     /// Whether the zygote still serves.
@@ -199,7 +199,7 @@ impl Zygote {
 impl Drop for Zygote {
     fn drop(&mut self) {
         self.end();
-        let _ = self.child.lock().unwrap_or_else(|e| e.into_inner()).wait();
+        let _ = self.child.wait();
     }
 }
 
