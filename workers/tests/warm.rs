@@ -135,8 +135,11 @@ fn runs(report: &BuildReport) -> Vec<&TestRun> {
 fn every_example_and_test_project_gives_the_same_results_warm_and_cold() {
     let mut projects: Vec<PathBuf> = ["pymult", "vecstats"].iter().map(|e| example(e)).collect();
     // warm_shadow: a conftest that changes and shadows pytest's built-in
-    // plugins, against what the runner worked out from them before it forked.
-    projects.extend(["abibad", "segfault", "win64_long", "hang", "warm_shadow"].iter().map(|f| fixture(f)));
+    // plugins, against what the runner worked out from them before it forked;
+    // warm_sitecustomize: the wheel's sitecustomize changes one before pytest
+    // makes its first configuration, which a runner makes ahead of time.
+    let fixtures = ["abibad", "segfault", "win64_long", "hang", "warm_shadow", "warm_sitecustomize"];
+    projects.extend(fixtures.iter().map(|f| fixture(f)));
     for project in projects {
         let (warm, warm_dirs) = build_with(&project, &Target::ALL, true, 5);
         let (cold, cold_dirs) = build_with(&project, &Target::ALL, false, 5);
@@ -155,6 +158,10 @@ fn every_example_and_test_project_gives_the_same_results_warm_and_cold() {
                 r.errors == 0 && r.failures.len() == 1 && r.failures[0].test.ends_with("::test_this_one_fails_alike")
             };
             assert!(cold_runs.iter().all(only_the_meant_one), "{cold_runs:#?}");
+        }
+        if project.ends_with("warm_sitecustomize") {
+            let all_passed = |r: &&TestRun| r.errors == 0 && r.failures.is_empty() && r.passed == 2;
+            assert!(cold_runs.iter().all(all_passed), "{cold_runs:#?}");
         }
     }
 }

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import types
+import warnings
 
 import pytest  # noqa: F401  (the point of the runner: imported once)
 import _pytest.config
@@ -370,6 +371,190 @@ def warm_patterns():
     re.sub(r"\.py$", "", "x.py")
 
 
+class RecordingEnviron(dict):
+    """`os.environ` while the runner makes the first configuration: the
+    same variables, and a note of every one read (with the value read,
+    `None` when absent). Listing, changing or copying it makes the
+    configuration unusable (`whole`), as its inputs are then unknown."""
+
+    def __init__(self, real):
+        super().__init__(real)
+        self.read = {}
+        self.whole = False
+
+    def __getitem__(self, key):
+        self.read[key] = dict.get(self, key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        self.read[key] = dict.get(self, key)
+        return dict.get(self, key, default)
+
+    def __contains__(self, key):
+        self.read[key] = dict.get(self, key)
+        return dict.__contains__(self, key)
+
+    def _unknown(self, *args, **kwargs):
+        self.whole = True
+        raise RuntimeError("the environment was listed or changed")
+
+    __iter__ = __len__ = __setitem__ = __delitem__ = keys = items = values = _unknown
+    copy = pop = popitem = clear = update = setdefault = _unknown
+
+
+def excluded_plugins(args):
+    """The `-p no:NAME` arguments, in order, exactly as
+    `PytestPluginManager.consider_preparse(args, exclude_only=True)` finds
+    them: all that the first configuration takes from the command line."""
+    found = []
+    i = 0
+    while i < len(args):
+        opt = args[i]
+        i += 1
+        if not isinstance(opt, str):
+            continue
+        if opt == "-p":
+            if i >= len(args):
+                break
+            parg = args[i]
+            i += 1
+        elif opt.startswith("-p"):
+            parg = opt[2:]
+        else:
+            continue
+        if isinstance(parg, str) and parg.strip().startswith("no:"):
+            found.append(parg.strip())
+        elif not isinstance(parg, str):
+            return None  # pytest would fail on it: let it
+    return found
+
+
+# The arguments the smoke step passes (`-p no:cacheprovider`, then others
+# that the first configuration does not look at).
+PREMADE_ARGS = ("-p", "no:cacheprovider")
+
+
+def module_state():
+    """Every module's namespace, the containers it holds and the namespaces
+    of the classes it defines, copied one level deep: what making a
+    configuration must leave as it was for a child's own to be the same.
+    Compared with `==`, which finds the same objects the same without
+    calling their `__eq__` (the identity comes first)."""
+    state = []
+    for name, module in list(sys.modules.items()):
+        if type(module) is not types.ModuleType:
+            continue
+        namespace = dict(module.__dict__)
+        inner = []
+        for key, value in namespace.items():
+            kind = type(value)
+            if kind is dict or kind is list or kind is set:
+                inner.append((key, kind(value)))
+            elif isinstance(value, type) and vars(value).get("__module__") == name:
+                inner.append((key, dict(vars(value))))
+        state.append((name, module, namespace, inner))
+    return state
+
+
+def make_config(original, prog):
+    """`get_config(PREMADE_ARGS, None, prog=prog)`, recording the
+    environment it reads; `None` when anything else in it depends on the
+    moment (another read of the working directory, a warning, the whole
+    environment)."""
+    real_environ, real_getcwd = os.environ, os.getcwd
+    calls = []
+
+    def getcwd():
+        calls.append(1)
+        return real_getcwd()
+
+    recording = RecordingEnviron(real_environ)
+    os.environ, os.getcwd = recording, getcwd
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            config = original(list(PREMADE_ARGS), None, prog=prog)
+    finally:
+        os.environ, os.getcwd = real_environ, real_getcwd
+    # The one read of the working directory is `invocation_params.dir`,
+    # which the child replaces.
+    if caught or recording.whole or len(calls) != 1:
+        return None
+    return config, dict(recording.read)
+
+
+def shortcut_first_config():
+    """`python -m pytest` starts with `get_config`: a plugin manager, a
+    Config with its argument parser, and every built-in plugin registered
+    (each one's `pytest_addoption` run): ~11 ms, the same for any project.
+    The runner makes it once (`make_config`), after a forked probe has made
+    one too and found that nothing but new objects came of it
+    (`module_state` before and after); a child takes it, with its own
+    `invocation_params`, for its first `get_config` if it asks for the
+    same excluded plugins and program name, its environment holds what the
+    making read, and no project code ran before (see `child`)."""
+    config_module = _pytest.config
+    original = getattr(config_module, "get_config", None)
+    params = getattr(getattr(config_module, "Config", None), "InvocationParams", None)
+    prog_name = getattr(config_module, "_get_prog_name", None)
+    if not (inspect.isfunction(original) and inspect.isclass(params) and inspect.isfunction(prog_name)):
+        return
+    wanted = ["args", "plugins", "prog"]
+    if list(inspect.signature(original).parameters) != wanted or "dir" not in inspect.signature(params).parameters:
+        return
+    # What `_console_main` passes when runpy runs pytest/__main__.py.
+    prog = prog_name([os.path.join(os.path.dirname(pytest.__file__), "__main__.py")])
+    read, write = os.pipe()
+    probe = os.fork()
+    if probe == 0:
+        verdict = b"0"
+        try:
+            os.close(read)
+            before = module_state()
+            made = make_config(original, prog)
+            del made
+            verdict = b"1" if module_state() == before else b"0"
+        finally:
+            os.write(write, verdict)
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        verdict = answer.read()
+    os.waitpid(probe, 0)
+    if verdict != b"1":
+        os.write(2, b"wheelwright warm runner: making a configuration changed a module: not kept\n")
+        return
+    made = make_config(original, prog)
+    if made is None:
+        return
+    premade = {"config": made[0], "env": made[1], "prog": prog, "excluded": excluded_plugins(PREMADE_ARGS)}
+    PREMADE.append(premade)
+
+    def get_config(args=None, plugins=None, *, prog=None):
+        kept = PREMADE.pop() if PREMADE else None
+        if (
+            kept is not None
+            and plugins is None
+            and prog == kept["prog"]
+            and args is not None
+            and type(args) is list
+            and excluded_plugins(args) == kept["excluded"]
+            and all(os.environ.get(key) == value for key, value in kept["env"].items())
+        ):
+            config = kept["config"]
+            # What `get_config` itself puts there, now.
+            config.invocation_params = params(args=args or (), plugins=plugins, dir=__import__("pathlib").Path.cwd())
+            return config
+        return original(args, plugins, prog=prog)
+
+    get_config.__doc__ = original.__doc__
+    config_module.get_config = get_config
+
+
+# The configuration made before the fork, for the child's first get_config
+# (emptied in a child that must not take it).
+PREMADE = []
+
 try:
     _modules = builtin_plugin_modules()
     shortcut_fixture_parsing(_modules)
@@ -377,6 +562,7 @@ try:
     shortcut_entry_points([p for p in sys.path if p])
     warm_patterns()
     del _modules
+    shortcut_first_config()
 except Exception as _error:  # pytest's own code then runs unshortened
     os.write(2, ("wheelwright warm runner: the shortcuts: %r\n" % (_error,)).encode())
 
@@ -525,6 +711,11 @@ def child(request):
         # ships one, shadows the interpreter's).
         sys.modules.pop("sitecustomize", None)
         site.execsitecustomize()
+        # Project code that ran before pytest (the wheel's sitecustomize, or
+        # one on PYTHONPATH) may have changed what the first configuration
+        # was made from: pytest then makes its own.
+        if not from_interpreter(sys.modules.get("sitecustomize")):
+            PREMADE.clear()
         sys.argv[:] = ["-m"] + request["args"]
         try:
             # Exactly what `python -m pytest` runs (pytest/__main__.py).
@@ -550,6 +741,16 @@ def child(request):
 
 
 BASE_PATH = [p for p in sys.path if p]
+INTERPRETER_HOMES = sorted({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)})
+
+
+def from_interpreter(module):
+    """Whether `module` is absent, or a file of the interpreter's own (as
+    the runner's `sitecustomize` is: read-only in every sandbox)."""
+    if module is None:
+        return True
+    file = getattr(module, "__file__", None)
+    return isinstance(file, str) and any(os.path.realpath(file).startswith(home) for home in INTERPRETER_HOMES)
 
 
 def wipe(folder, device=None):
