@@ -232,5 +232,9 @@ mod tests {
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
         let refused = format!("{:#}", super::work_dir(&open).unwrap_err());
         assert!(refused.starts_with("the work directory ") && refused.contains("mode 1777"), "{refused}");
+        // Its own folder fine, but inside one others may write: they could swap it.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = format!("{:#}", super::work_dir(&open.join("jobs")).unwrap_err());
+        assert!(refused.contains(&format!("lies in {}, which others may write", open.display())), "{refused}");
     }
 }
