@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, info_span, warn, Instrument};
 use wheelwright_workers::pipeline::Event;
 use wheelwright_workers::process::CancelToken;
@@ -29,6 +29,36 @@ use crate::state::AppState;
 struct Watch {
     lost_lease: AtomicBool,
     handed_back: AtomicBool,
+}
+
+/// The build's log as this attempt writes it: lines reach the writer task in
+/// order, and [`BuildLog::flushed`] waits until every line sent so far is in
+/// the database. The build's final status is recorded only after that, so a
+/// client that sees the status final reads the whole log.
+#[derive(Clone)]
+struct BuildLog(mpsc::UnboundedSender<LogMessage>);
+
+enum LogMessage {
+    Event(Event),
+    /// Answered once every line sent before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+impl BuildLog {
+    fn send(&self, event: Event) {
+        let _ = self.0.send(LogMessage::Event(event));
+    }
+
+    fn line(&self, text: impl Into<String>) {
+        self.send(Event::Log { target: None, text: text.into() });
+    }
+
+    async fn flushed(&self) {
+        let (done, written) = oneshot::channel();
+        if self.0.send(LogMessage::Flush(done)).is_ok() {
+            let _ = written.await;
+        }
+    }
 }
 
 /// Runs `claim`'s build to its end; never panics the worker.
@@ -66,16 +96,14 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
     let cancel = CancelToken::new();
     state.running.insert(&build.id, cancel.clone());
 
-    let (events, receiver) = mpsc::unbounded_channel::<Event>();
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let log = BuildLog(sender);
     let first_seq = state.db.logs.next_seq(&build.id).await?;
     let writer = tokio::spawn(write_logs(state.clone(), build.id.clone(), first_seq, receiver));
-    let _ = events.send(Event::Log {
-        target: None,
-        text: format!(
-            "attempt {} of build {} ({} {})",
-            claim.attempt, build.id, build.project_name, build.project_version
-        ),
-    });
+    log.line(format!(
+        "attempt {} of build {} ({} {})",
+        claim.attempt, build.id, build.project_name, build.project_version
+    ));
     state.events.publish(BuildEvent::Started { build_id: build.id.clone() });
     let watch = Arc::new(Watch::default());
     let watcher = tokio::spawn(watch_build(state.clone(), claim.clone(), cancel.clone(), watch.clone()));
@@ -101,43 +129,39 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         cancel: cancel.clone(),
     };
     let executor = state.executor.clone();
-    let engine_events = events.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        executor.execute(&job, &|event| {
-            let _ = engine_events.send(event);
-        })
-    })
-    .await;
+    let engine_log = log.clone();
+    let outcome = tokio::task::spawn_blocking(move || executor.execute(&job, &|event| engine_log.send(event))).await;
     watcher.abort();
     let _ = watcher.await;
 
     let ending = if watch.lost_lease.load(Ordering::SeqCst) {
         warn!("the lease was lost; another attempt owns this build");
-        let _ = events.send(Event::Log { target: None, text: "lease lost: this attempt's results are dropped".into() });
+        log.line("lease lost: this attempt's results are dropped");
         None
     } else if watch.handed_back.load(Ordering::SeqCst) {
-        let _ = events.send(Event::Log { target: None, text: "shutting down: the build is handed back".into() });
+        log.line("shutting down: the build is handed back");
         state.db.jobs.release(claim).await?;
         None
     } else if cancel.is_cancelled() {
-        let _ = events.send(Event::Log { target: None, text: "cancelled".into() });
+        log.line("cancelled");
         let report = outcome.ok().and_then(|r| r.ok());
-        Some(record(state, claim, &build, &events, BuildStatus::Cancelled, report, Some("cancelled".into())).await?)
+        Some(record(state, claim, &build, &log, BuildStatus::Cancelled, report, Some("cancelled".into())).await?)
     } else {
         match outcome {
             Err(panic) => anyhow::bail!("the engine stopped unexpectedly: {panic}"),
             Ok(Err(project_error)) => {
                 let message = project_error.to_string();
-                let _ = events.send(Event::Log { target: None, text: format!("error: {message}") });
-                Some(record(state, claim, &build, &events, BuildStatus::Failed, None, Some(message)).await?)
+                log.line(format!("error: {message}"));
+                Some(record(state, claim, &build, &log, BuildStatus::Failed, None, Some(message)).await?)
             }
             Ok(Ok(report)) => match report.infrastructure_failure() {
                 Some(reason) => {
-                    let _ = events.send(Event::Log { target: None, text: format!("host failure: {reason}") });
+                    log.line(format!("host failure: {reason}"));
+                    log.flushed().await;
                     let reason = host_paths(state, &build.id).scrub(&reason);
                     match state.db.jobs.fail_attempt(claim, &reason).await? {
                         Retry::Scheduled => {
-                            let _ = events.send(Event::Log { target: None, text: "the build will be retried".into() });
+                            log.line("the build will be retried");
                             None
                         }
                         Retry::Discarded => Some(BuildStatus::Failed),
@@ -146,12 +170,12 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
                 }
                 None => {
                     let status = if report.succeeded() { BuildStatus::Succeeded } else { BuildStatus::Failed };
-                    Some(record(state, claim, &build, &events, status, Some(report), None).await?)
+                    Some(record(state, claim, &build, &log, status, Some(report), None).await?)
                 }
             },
         }
     };
-    drop(events);
+    drop(log);
     let _ = writer.await;
     if let Some(status) = ending {
         info!(status = status.as_str(), "build finished");
@@ -168,7 +192,7 @@ async fn record(
     state: &AppState,
     claim: &Claim,
     build: &BuildRecord,
-    events: &mpsc::UnboundedSender<Event>,
+    log: &BuildLog,
     status: BuildStatus,
     report: Option<BuildReport>,
     error: Option<String>,
@@ -184,10 +208,9 @@ async fn record(
     let paths = host_paths(state, &build.id);
     let mut report = report.map(|r| paths.scrub_report(&r));
     let error = error.map(|e| paths.scrub(&e));
-    let mut notes = Vec::new();
     let publish = if status == BuildStatus::Succeeded && build.debug {
         // A debug wheel has the release wheel's name: it must never stand in for it.
-        notes.push("debug build: its files are not published to the package index".to_string());
+        log.line("debug build: its files are not published to the package index");
         None
     } else if status == BuildStatus::Succeeded {
         Some(Publish {
@@ -199,11 +222,14 @@ async fn record(
     };
     let mut completion =
         Completion { status, report: report.as_ref().map(StoredReport::from), error, artifacts, publish };
+    // Every line before the status that ends the build.
+    log.flushed().await;
     let mut outcome = state.db.jobs.complete(claim, &completion).await?;
     if let Completed::Refused(refusals) = &outcome {
         // Recorded again, failed and unpublished, with the reasons.
         let message = refuse(report.as_mut(), refusals);
-        notes.extend(message.lines().map(str::to_string));
+        log.line(message.clone());
+        log.flushed().await;
         completion.status = BuildStatus::Failed;
         completion.report = report.as_ref().map(StoredReport::from);
         completion.error = Some(message);
@@ -214,9 +240,6 @@ async fn record(
         Completed::Recorded => {}
         Completed::Stale => anyhow::bail!("the claim went stale before the result was recorded"),
         Completed::Refused(_) => anyhow::bail!("an unpublished build was refused publication"),
-    }
-    for note in notes {
-        let _ = events.send(Event::Log { target: None, text: note });
     }
     Ok(completion.status)
 }
@@ -350,16 +373,22 @@ const LOG_BATCH_LINES: usize = 500;
 /// Turns engine events into numbered log lines, written to the database in
 /// batches; live followers (on any daemon) hear of each batch from the
 /// database's changes.
-async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events: mpsc::UnboundedReceiver<Event>) {
+async fn write_logs(
+    state: AppState,
+    build_id: String,
+    mut seq: i64,
+    mut messages: mpsc::UnboundedReceiver<LogMessage>,
+) {
     let host_paths = host_paths(&state, &build_id);
-    while let Some(event) = events.recv().await {
-        let mut lines = render(&state, &event);
+    while let Some(message) = messages.recv().await {
+        let (mut lines, mut flushes) = (Vec::new(), Vec::new());
+        take(&state, message, &mut lines, &mut flushes);
         // A short window gathers a burst of lines into one transaction; the
-        // end of the build (the channel closing) ends it at once.
+        // end of the build (the channel closing) or a flush ends it at once.
         let until = tokio::time::Instant::now() + LOG_BATCH_WINDOW;
-        while lines.len() < LOG_BATCH_LINES {
-            match tokio::time::timeout_at(until, events.recv()).await {
-                Ok(Some(event)) => lines.extend(render(&state, &event)),
+        while lines.len() < LOG_BATCH_LINES && flushes.is_empty() {
+            match tokio::time::timeout_at(until, messages.recv()).await {
+                Ok(Some(message)) => take(&state, message, &mut lines, &mut flushes),
                 Ok(None) | Err(_) => break,
             }
         }
@@ -367,10 +396,23 @@ async fn write_logs(state: AppState, build_id: String, mut seq: i64, mut events:
         for line in &mut lines {
             *line = host_paths.scrub(line);
         }
-        if let Err(e) = state.db.logs.append(&build_id, seq, &lines).await {
-            warn!("writing log lines failed: {e}");
+        if !lines.is_empty() {
+            if let Err(e) = state.db.logs.append(&build_id, seq, &lines).await {
+                warn!("writing log lines failed: {e}");
+            }
+            seq += lines.len() as i64;
         }
-        seq += lines.len() as i64;
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// A message into the batch being gathered: its lines, or who waits for it.
+fn take(state: &AppState, message: LogMessage, lines: &mut Vec<String>, flushes: &mut Vec<oneshot::Sender<()>>) {
+    match message {
+        LogMessage::Event(event) => lines.extend(render(state, &event)),
+        LogMessage::Flush(done) => flushes.push(done),
     }
 }
 
