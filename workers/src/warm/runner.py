@@ -14,6 +14,7 @@ import importlib
 import inspect
 import json
 import os
+import pathlib
 import re
 import resource as resource_module
 import runpy
@@ -543,7 +544,7 @@ def shortcut_first_config():
         ):
             config = kept["config"]
             # What `get_config` itself puts there, now.
-            config.invocation_params = params(args=args or (), plugins=plugins, dir=__import__("pathlib").Path.cwd())
+            config.invocation_params = params(args=args or (), plugins=plugins, dir=pathlib.Path.cwd())
             return config
         return original(args, plugins, prog=prog)
 
@@ -741,7 +742,9 @@ def child(request):
 
 
 BASE_PATH = [p for p in sys.path if p]
-INTERPRETER_HOMES = sorted({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)})
+INTERPRETER_HOMES = sorted(
+    {os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+)
 
 
 def from_interpreter(module):
