@@ -34,7 +34,7 @@ files=(-F "files=@examples/pymult/src/pymult.asm;filename=src/pymult.asm"
 # One build, upload to the end of its live log (the stream ends with the build).
 daemon_build() {
   local id
-  id=$(curl -sf "${files[@]}" -F targets=all -F rebuild=true "$base/api/v1/builds" | json_field id)
+  id=$(submit -F targets=all -F rebuild=true)
   curl -sfN -H 'Accept: text/event-stream' "$base/api/v1/builds/$id/log" | grep -q '^event: end' || true
   echo "$id"
 }

@@ -35,6 +35,16 @@ cpu_groups_remove() { for g in "$cpu_root"-*; do [ -d "$g" ] && rmdir "$g" 2>/de
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
+# submit ARGS...: uploads the form in $files with ARGS to $base and prints
+# the new build's id, taken from the Location header: no interpreter starts
+# on a measured path (`json_field` is ~20 ms of Python start-up).
+submit() {
+  local location
+  location=$(curl -sf "${files[@]}" "$@" -o /dev/null -w '%header{location}' "$base/api/v1/builds")
+  [ -n "$location" ] || return 1
+  echo "${location##*/}"
+}
+
 # latency_rounds RUNS: RUNS rounds of the bare script then one daemon build,
 # back to back; sets lat_bare and lat_daemon (medians, µs) and last (the
 # last build's id), and stops the benchmark unless that build succeeded.

@@ -52,7 +52,7 @@ files=(-F "files=@examples/pymult/src/pymult.asm;filename=src/pymult.asm"
 # One build, upload to the end of its live log; fails on a cold fallback.
 daemon_build() {
   local id
-  id=$(curl -sf "${files[@]}" -F targets=all -F rebuild=true "$base/api/v1/builds" | json_field id)
+  id=$(submit -F targets=all -F rebuild=true)
   curl -sfN -H 'Accept: text/event-stream' "$base/api/v1/builds/$id/log" >"$work/stream"
   if [ "$mode" = warm ] && grep -q 'the tests run cold' "$work/stream"; then
     grep 'warm runner' "$work/stream" | head -n 1 >&2
