@@ -11,6 +11,7 @@ import atexit
 import ctypes
 import gc
 import importlib
+import importlib.machinery
 import inspect
 import json
 import os
@@ -711,11 +712,17 @@ def child(request):
         # path: import the first `sitecustomize` found (the wheel's, if it
         # ships one, shadows the interpreter's).
         sys.modules.pop("sitecustomize", None)
+        # Project code that runs before pytest (the wheel's sitecustomize,
+        # one on PYTHONPATH, or a module of the project that the
+        # interpreter's own sitecustomize imports) may change what the first
+        # configuration was made from: pytest then makes its own. Decided on
+        # where the module is found and on every module it brought in, not on
+        # what it leaves in sys.modules (a failing one removes itself).
+        found = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
+        before = set(sys.modules)
         site.execsitecustomize()
-        # Project code that ran before pytest (the wheel's sitecustomize, or
-        # one on PYTHONPATH) may have changed what the first configuration
-        # was made from: pytest then makes its own.
-        if not from_interpreter(sys.modules.get("sitecustomize")):
+        brought = [sys.modules[name] for name in set(sys.modules) - before]
+        if not (found is None or from_interpreter(found.origin)) or not all(map(module_from_interpreter, brought)):
             PREMADE.clear()
         sys.argv[:] = ["-m"] + request["args"]
         try:
@@ -743,17 +750,24 @@ def child(request):
 
 BASE_PATH = [p for p in sys.path if p]
 INTERPRETER_HOMES = sorted(
-    {os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    {os.path.abspath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
 )
 
 
-def from_interpreter(module):
-    """Whether `module` is absent, or a file of the interpreter's own (as
-    the runner's `sitecustomize` is: read-only in every sandbox)."""
-    if module is None:
-        return True
-    file = getattr(module, "__file__", None)
-    return isinstance(file, str) and any(os.path.realpath(file).startswith(home) for home in INTERPRETER_HOMES)
+def from_interpreter(file):
+    """Whether `file` lies in the interpreter's own folders (read-only in
+    every sandbox), as named: a distribution's link there (Debian's
+    `sitecustomize.py` into `/etc`) is the distribution's."""
+    return isinstance(file, str) and any(os.path.abspath(file).startswith(home) for home in INTERPRETER_HOMES)
+
+
+def module_from_interpreter(module):
+    """Whether `module` is built in or a file of the interpreter's own."""
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    if spec is not None and not getattr(spec, "has_location", False):
+        return origin in ("built-in", "frozen", None)
+    return from_interpreter(origin)
 
 
 def wipe(folder, device=None):
