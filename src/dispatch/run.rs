@@ -100,6 +100,27 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
     let log = BuildLog(sender);
     let first_seq = state.db.logs.next_seq(&build.id).await?;
     let writer = tokio::spawn(write_logs(state.clone(), build.id.clone(), first_seq, receiver));
+    let ending = attempt(state, claim, &build, &log, cancel).await;
+    // Every line is written before anyone (this function, or `execute` on an
+    // error, failing the attempt) says the build ended.
+    drop(log);
+    let _ = writer.await;
+    if let Ok(Some(status)) = ending {
+        info!(status = status.as_str(), "build finished");
+        finished(state, &build.id, status).await;
+    }
+    ending.map(|_| ())
+}
+
+/// The attempt itself, logging to `log`: the build's final status when this
+/// attempt recorded one (`None` when it was handed back, lost or retried).
+async fn attempt(
+    state: &AppState,
+    claim: &Claim,
+    build: &BuildRecord,
+    log: &BuildLog,
+    cancel: CancelToken,
+) -> anyhow::Result<Option<BuildStatus>> {
     log.line(format!(
         "attempt {} of build {} ({} {})",
         claim.attempt, build.id, build.project_name, build.project_version
@@ -140,19 +161,21 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
         None
     } else if watch.handed_back.load(Ordering::SeqCst) {
         log.line("shutting down: the build is handed back");
+        // Before another attempt may number lines after these.
+        log.flushed().await;
         state.db.jobs.release(claim).await?;
         None
     } else if cancel.is_cancelled() {
         log.line("cancelled");
         let report = outcome.ok().and_then(|r| r.ok());
-        Some(record(state, claim, &build, &log, BuildStatus::Cancelled, report, Some("cancelled".into())).await?)
+        Some(record(state, claim, build, log, BuildStatus::Cancelled, report, Some("cancelled".into())).await?)
     } else {
         match outcome {
             Err(panic) => anyhow::bail!("the engine stopped unexpectedly: {panic}"),
             Ok(Err(project_error)) => {
                 let message = project_error.to_string();
                 log.line(format!("error: {message}"));
-                Some(record(state, claim, &build, &log, BuildStatus::Failed, None, Some(message)).await?)
+                Some(record(state, claim, build, log, BuildStatus::Failed, None, Some(message)).await?)
             }
             Ok(Ok(report)) => match report.infrastructure_failure() {
                 Some(reason) => {
@@ -170,18 +193,12 @@ async fn run(state: &AppState, claim: &Claim) -> anyhow::Result<()> {
                 }
                 None => {
                     let status = if report.succeeded() { BuildStatus::Succeeded } else { BuildStatus::Failed };
-                    Some(record(state, claim, &build, &log, status, Some(report), None).await?)
+                    Some(record(state, claim, build, log, status, Some(report), None).await?)
                 }
             },
         }
     };
-    drop(log);
-    let _ = writer.await;
-    if let Some(status) = ending {
-        info!(status = status.as_str(), "build finished");
-        finished(state, &build.id, status).await;
-    }
-    Ok(())
+    Ok(ending)
 }
 
 /// Stores the artifacts, then completes the job, publishes a successful
@@ -398,7 +415,17 @@ async fn write_logs(
         }
         if !lines.is_empty() {
             if let Err(e) = state.db.logs.append(&build_id, seq, &lines).await {
-                warn!("writing log lines failed: {e}");
+                // Another attempt of the build (a retry claimed at once, or the
+                // one that took over a lost lease) may have numbered lines
+                // since: once more, after its last line.
+                let next = state.db.logs.next_seq(&build_id).await.unwrap_or(seq);
+                let again = match next > seq {
+                    true => state.db.logs.append(&build_id, next, &lines).await.map(|()| seq = next),
+                    false => Err(e),
+                };
+                if let Err(e) = again {
+                    warn!("writing log lines failed: {e}");
+                }
             }
             seq += lines.len() as i64;
         }
