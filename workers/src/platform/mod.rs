@@ -148,7 +148,8 @@ pub enum LinkerFlavor {
 /// small object, and lld's thread pool (three threads started and joined
 /// per link) costs more than it saves, ~4 ms of wall time per link on the
 /// 2-core host of BENCHMARKS.md. The output is the same bytes with any
-/// number of threads.
+/// number of threads. The toolchain's lld is 19 (TOOLCHAIN.md), whose three
+/// flavours take these spellings (checked); much older lld may not.
 fn lld_one_thread(target: Target) -> &'static str {
     match target {
         Target::Windows => "/threads:1",
