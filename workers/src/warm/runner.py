@@ -530,7 +530,6 @@ def shortcut_first_config():
     if made is None:
         return
     premade = {"config": made[0], "env": made[1], "prog": prog, "excluded": excluded_plugins(PREMADE_ARGS)}
-    PREMADE.append(premade)
 
     def get_config(args=None, plugins=None, *, prog=None):
         kept = PREMADE.pop() if PREMADE else None
@@ -542,6 +541,7 @@ def shortcut_first_config():
             and type(args) is list
             and excluded_plugins(args) == kept["excluded"]
             and all(os.environ.get(key) == value for key, value in kept["env"].items())
+            and all(module.__dict__ == namespace for module, namespace in kept["modules"])
         ):
             config = kept["config"]
             # What `get_config` itself puts there, now.
@@ -551,6 +551,15 @@ def shortcut_first_config():
 
     get_config.__doc__ = original.__doc__
     config_module.get_config = get_config
+    # And, whatever ran in the child before its get_config, pytest's and
+    # pluggy's modules as they were when the configuration was made (the same
+    # names bound to the same objects: compared by identity first).
+    premade["modules"] = [
+        (module, dict(module.__dict__))
+        for name, module in sys.modules.items()
+        if type(module) is types.ModuleType and name.split(".")[0] in ("_pytest", "pytest", "pluggy")
+    ]
+    PREMADE.append(premade)
 
 
 # The configuration made before the fork, for the child's first get_config
