@@ -479,8 +479,9 @@ def make_config(original, prog):
     finally:
         os.environ, os.getcwd = real_environ, real_getcwd
     # The one read of the working directory is `invocation_params.dir`,
-    # which the child replaces.
-    if caught or recording.whole or len(calls) != 1:
+    # which the child replaces (through `os.getcwd`; Python 3.10's pathlib
+    # holds its own reference to it, so there none is seen).
+    if caught or recording.whole or len(calls) > 1:
         return None
     return config, dict(recording.read)
 
