@@ -19,6 +19,10 @@
 #   WORK_DIR=/dev/shm/ww benches/warm.sh ...      (the daemon's --work-dir;
 #       TMPDIR=/dev/shm puts the bare script's files and all the daemon's
 #       data on the tmpfs as well)
+#   TEST_FILE=benches/one_test.py benches/warm.sh ...   (the floor: the
+#       daemon's builds upload this file as pymult's tests, one test that
+#       imports the module, while the bare script runs pymult's own; no work
+#       on the test runner's side can give more than the ratios printed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-9}
@@ -47,7 +51,7 @@ mode=$([ "${COLD:-}" = 1 ] && echo cold || echo warm)
 files=(-F "files=@examples/pymult/src/pymult.asm;filename=src/pymult.asm"
        -F "files=@$pyproject;filename=pyproject.toml"
        -F "files=@examples/pymult/README.md;filename=README.md"
-       -F "files=@examples/pymult/tests/test_pymult.py;filename=tests/test_pymult.py")
+       -F "files=@${TEST_FILE:-examples/pymult/tests/test_pymult.py};filename=tests/test_pymult.py")
 
 # One build, upload to the end of its live log; fails on a cold fallback.
 daemon_build() {
@@ -88,7 +92,9 @@ if not runners or any(r != sys.argv[2] for r in runners):
     sys.exit("the last latency build's tests did not all run %s" % sys.argv[2])
 PY
 awk -v lb="$lat_bare" -v ld="$lat_daemon" -v tb="$thr_bare" -v td="$thr_daemon" -v n="$n" -v runs="$runs" -v cold="$cold" -v mode="$mode" \
-    -v cb="$cpu_bare" -v cd="$cpu_daemon" 'BEGIN {
+    -v cb="$cpu_bare" -v cd="$cpu_daemon" -v tests="${TEST_FILE:-}" 'BEGIN {
+  if (tests != "")
+    printf "FLOOR: the daemon tests %s in place of the tests of pymult (the bare script runs those)\n", tests
   printf "latency, examples/pymult, all three targets tested, %s (%d runs, medians)\n", mode, runs
   printf "  bare toolchain script (tests on Linux) : %8.1f ms\n", lb / 1000
   printf "  daemon, upload to end                  : %8.1f ms  ratio %.2fx (target <= 0.6x)\n", ld / 1000, ld / lb
