@@ -12,8 +12,11 @@
  *
  * Request (server -> zygote, one SOCK_SEQPACKET message): NUL-terminated
  * fields "Z1", argc, envc, nrlimits, then nrlimits "RESOURCE=VALUE", the
- * cwd (empty: none), argc arguments, envc "KEY=VALUE"; with exactly two
- * descriptors (SCM_RIGHTS): the reply socket and the output pipe.
+ * cwd (empty: none), argc arguments, envc "KEY=VALUE"; with three to
+ * 3 + MAX_CGROUPS descriptors (SCM_RIGHTS): the reply socket, the output
+ * pipe, the Landlock ruleset the child restricts itself with (the server's:
+ * the shim makes no rules of its own), then the cgroup files (`tasks` or
+ * `cgroup.procs`) the child joins by writing 0.
  * Replies (zygote or child -> server, on the reply socket): 8 bytes, a
  * kind and a value (see enum reply). Anything malformed ends the zygote.
  */
@@ -38,6 +41,8 @@
 #define MAX_REQUEST (128 * 1024)
 #define MAX_FIELDS 4096
 #define MAX_CHILDREN 256
+#define MAX_CGROUPS 4
+#define MAX_PASSED (3 + MAX_CGROUPS)
 
 enum reply {
     REPLY_READY = 1,     /* value: the zygote's pid */
@@ -90,15 +95,12 @@ static int parse(char *buf, size_t len, struct request *req) {
     return 0;
 }
 
-struct scope_attr {
-    uint64_t handled_access_fs, handled_access_net, scoped;
-};
-
 /* In the child: what process::run gives a tool, then the real start. */
-static void become(struct request *req, int reply, int output, start_main_fn real,
+static void become(struct request *req, const int *passed, int npassed, start_main_fn real,
                    int (*main_fn)(int, char **, char **), void (*init)(void), void (*fini)(void),
                    void (*rtld_fini)(void), void *stack_end, const sigset_t *mask) {
     int err = 0;
+    int reply = passed[0], output = passed[1], ruleset = passed[2];
     char **field = req->fields + 4;
     if (setpgid(0, 0) != 0)
         err = errno;
@@ -124,12 +126,14 @@ static void become(struct request *req, int reply, int output, start_main_fn rea
         err = errno;
     if (!err && (dup2(devnull, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0))
         err = errno;
-    /* A nested Landlock domain that scopes signals and abstract sockets:
-     * the tool can signal or trace neither the zygote nor the server. */
-    struct scope_attr attr = {0, 0, 1 /* abstract unix sockets */ | 2 /* signals */};
-    int ruleset = err ? -1 : (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
-    if (!err && ruleset < 0)
-        err = errno;
+    /* The cgroups first, so that the tool's memory is counted from its start
+     * (one thread here: writing 0 to `tasks` moves the process). */
+    for (int i = 3; !err && i < npassed; i++)
+        if (write(passed[i], "0", 1) != 1)
+            err = errno ? errno : EIO;
+    /* A nested Landlock domain, the server's ruleset: at least it scopes
+     * signals and abstract sockets, so that the tool can signal or trace
+     * neither the zygote nor the server. */
     if (!err && (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_landlock_restrict_self, ruleset, 0) != 0))
         err = errno;
     if (err) {
@@ -211,7 +215,7 @@ int __libc_start_main(int (*main_fn)(int, char **, char **), int argc, char **ar
             _exit(0);
         if (!(fds[0].revents & POLLIN))
             continue;
-        char cbuf[CMSG_SPACE(2 * sizeof(int))];
+        char cbuf[CMSG_SPACE(MAX_PASSED * sizeof(int))];
         struct iovec iov = {buf, sizeof buf};
         struct msghdr msg = {0};
         msg.msg_iov = &iov;
@@ -228,11 +232,14 @@ int __libc_start_main(int (*main_fn)(int, char **, char **), int argc, char **ar
         }
         struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
         if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || !cmsg || cmsg->cmsg_level != SOL_SOCKET ||
-            cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)) ||
-            CMSG_NXTHDR(&msg, cmsg))
+            cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len < CMSG_LEN(3 * sizeof(int)) ||
+            (cmsg->cmsg_len - CMSG_LEN(0)) % sizeof(int) != 0 || CMSG_NXTHDR(&msg, cmsg))
             _exit(2);
-        int passed[2];
-        memcpy(passed, CMSG_DATA(cmsg), sizeof passed);
+        int npassed = (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int passed[MAX_PASSED];
+        if (npassed > MAX_PASSED)
+            _exit(2);
+        memcpy(passed, CMSG_DATA(cmsg), (size_t)npassed * sizeof(int));
         if (parse(buf, (size_t)n, &req) != 0)
             _exit(2);
         int slot = -1;
@@ -243,9 +250,10 @@ int __libc_start_main(int (*main_fn)(int, char **, char **), int argc, char **ar
         if (pid == 0) {
             close(control);
             close(sigfd);
-            become(&req, passed[0], passed[1], real, main_fn, init, fini, rtld_fini, stack_end, &old);
+            become(&req, passed, npassed, real, main_fn, init, fini, rtld_fini, stack_end, &old);
         }
-        close(passed[1]);
+        for (int i = 1; i < npassed; i++)
+            close(passed[i]);
         if (pid < 0) {
             say(passed[0], REPLY_NOT_STARTED, slot < 0 ? EAGAIN : errno);
             close(passed[0]);

@@ -10,13 +10,15 @@
 //! it takes over `__libc_start_main` and serves fork requests there (the
 //! idea of AFL's fork server). Each child, before lld's own code runs, gets
 //! what [`process::run`] gives a tool: its own process group, the request's
-//! rlimits, a nested Landlock domain that scopes signals and abstract
-//! sockets, the working directory, the environment, stdin from
-//! `/dev/null` and stdout/stderr into the pipe the server reads under its
-//! output cap; every descriptor of the zygote is closed.
+//! rlimits, its cgroups, a nested Landlock domain made from the request's
+//! ruleset (the same one a cold run restricts itself with), the working
+//! directory, the environment, stdin from `/dev/null` and stdout/stderr into
+//! the pipe the server reads under its output cap; every descriptor of the
+//! zygote is closed.
 //!
 //! The channel: a `SOCK_SEQPACKET` socket only the server and the zygote
-//! hold, and per request a reply socket and the output pipe passed over it.
+//! hold, and per request a reply socket, the output pipe, the Landlock
+//! ruleset and the cgroup files to join passed over it.
 //! The zygote answers only pids and `waitpid` statuses; anything malformed,
 //! late or missing ends the zygote, and the run falls back to a plain
 //! [`process::run`] of the tool (cold), with the same result. Timeouts kill
@@ -52,6 +54,9 @@ const REPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// How long past a run's timeout its exit status may take to arrive.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// The most cgroups a child joins (the shim's `MAX_CGROUPS`).
+const MAX_CGROUPS: usize = 4;
 
 // Reply kinds (see the shim).
 const READY: i32 = 1;
@@ -139,23 +144,34 @@ impl Zygote {
         !self.broken.load(Ordering::SeqCst)
     }
 
-    /// Runs `cmd` as a fork of the zygote under `limits` (which must scope
-    /// the tool with a Landlock ruleset, as the shim always does, and join
-    /// no cgroup). `None`: the zygote could not serve it and nothing of it
-    /// ran past its setup: run it cold. A zygote in doubt is ended.
+    /// Runs `cmd` as a fork of the zygote under `limits`, which must hold
+    /// the Landlock ruleset the child restricts itself with (as a cold run
+    /// would) and at most [`MAX_CGROUPS`] cgroup files to join. `None`: the
+    /// zygote could not serve it and nothing of it ran past its setup: run
+    /// it cold. A zygote in doubt is ended.
     pub fn run(&self, cmd: &Cmd, limits: &RunLimits) -> Option<Output> {
-        if !self.is_alive() || limits.landlock_ruleset.is_none() || !limits.cgroup_procs.is_empty() {
+        let ruleset = limits.landlock_ruleset?;
+        if !self.is_alive() || limits.cgroup_procs.len() > MAX_CGROUPS {
             return None;
         }
         let payload = encode(cmd, &limits.rlimits)?;
+        // Opened here, written by the child: it sees no cgroup file system.
+        let cgroups: Vec<std::fs::File> = limits
+            .cgroup_procs
+            .iter()
+            .map(|procs| std::fs::OpenOptions::new().write(true).open(procs))
+            .collect::<std::io::Result<_>>()
+            .ok()?;
         let started = Instant::now();
         let (reply, reply_theirs) = seqpacket_pair().ok()?;
         let (reader, writer) = std::io::pipe().ok()?;
-        if send_with_fds(&self.control, &payload, [reply_theirs.as_raw_fd(), writer.as_raw_fd()]).is_err() {
+        let mut passed = vec![reply_theirs.as_raw_fd(), writer.as_raw_fd(), ruleset];
+        passed.extend(cgroups.iter().map(AsRawFd::as_raw_fd));
+        if send_with_fds(&self.control, &payload, &passed).is_err() {
             self.end();
             return None;
         }
-        drop((reply_theirs, writer));
+        drop((reply_theirs, writer, cgroups));
         let pid = match read_reply(&reply, Instant::now() + REPLY_WAIT) {
             // A pid that cannot be a child of the zygote's is a lie.
             Some((STARTED, pid)) if pid > 1 && pid != self.pid => pid,
@@ -253,14 +269,14 @@ fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Sends one message carrying `fds`.
-fn send_with_fds(socket: &OwnedFd, payload: &[u8], fds: [RawFd; 2]) -> std::io::Result<()> {
-    const FDS_LEN: usize = std::mem::size_of::<[RawFd; 2]>();
+/// Sends one message carrying `fds` (at most 3 + [`MAX_CGROUPS`]).
+fn send_with_fds(socket: &OwnedFd, payload: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
+    let fds_len = std::mem::size_of_val(fds);
     // u64s, so that the control buffer is aligned for a cmsghdr.
     let mut control = [0u64; 8];
     // SAFETY: CMSG_SPACE is arithmetic.
-    let space = unsafe { libc::CMSG_SPACE(FDS_LEN as u32) } as usize;
-    assert!(space <= std::mem::size_of_val(&control));
+    let space = unsafe { libc::CMSG_SPACE(fds_len as u32) } as usize;
+    assert!(fds.len() <= 3 + MAX_CGROUPS && space <= std::mem::size_of_val(&control));
     let mut iov = libc::iovec { iov_base: payload.as_ptr() as *mut libc::c_void, iov_len: payload.len() };
     // SAFETY: msghdr is plain data; every pointer set below outlives the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -273,8 +289,8 @@ fn send_with_fds(socket: &OwnedFd, payload: &[u8], fds: [RawFd; 2]) -> std::io::
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(FDS_LEN as u32) as usize;
-        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), FDS_LEN);
+        (*cmsg).cmsg_len = libc::CMSG_LEN(fds_len as u32) as usize;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), fds_len);
         libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
     };
     if sent != payload.len() as isize {
