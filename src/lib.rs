@@ -128,10 +128,11 @@ pub async fn start(config: Config, executor: Option<Arc<dyn BuildExecutor>>) -> 
     let store = store::open(&config.store, data)?;
     let sources = store::SourceTrees::open(&sources_dir, store.clone()).context("cannot open the source store")?;
     let sandbox = match config.sandbox {
-        // Warm test runners serve every build (each job's work dir is in jobs/).
-        SandboxKind::Bwrap => {
-            Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?.with_warm_root(jobs_dir.clone())
-        }
+        // Warm test runners and sandbox sessions serve every build (each
+        // job's work dir is in jobs/, its sources in sources/).
+        SandboxKind::Bwrap => Sandbox::bubblewrap(config.limits.clone(), config.helper.clone())?
+            .with_warm_root(jobs_dir.clone())
+            .with_session_pool(vec![sources_dir.clone()]),
         SandboxKind::None => Sandbox::none(config.limits.clone()),
     };
     let interpreters = if config.pythons.is_empty() {

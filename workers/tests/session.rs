@@ -140,3 +140,95 @@ fn a_session_covers_only_steps_it_confines_as_their_own_sandbox_would() {
     assert!(!session.covers(&Cmd::new("nasm"), &Mounts::job(job.path())));
     assert!(session.covers(&Cmd::new(source.path().join("bin/tool")), &Mounts::job(job.path())));
 }
+
+/// Two builds one after the other through a daemon's pool of sessions (the
+/// warm root holds their work directories, another folder their sources):
+/// the second gets the first's server and warm linker, and every run of
+/// each, cold or forked from the linker, reaches only its own build's
+/// paths and is counted in its own build's memory group.
+#[test]
+fn a_pooled_session_serves_builds_in_turn_each_run_confined_to_its_own_build() {
+    const LLD: &str = "/usr/lib/llvm-19/bin/ld.lld";
+    let top = tempfile::tempdir().unwrap();
+    let (jobs, sources) = (top.path().join("jobs"), top.path().join("sources"));
+    for build in ["a", "b"] {
+        std::fs::create_dir_all(jobs.join(build)).unwrap();
+        std::fs::create_dir_all(sources.join(build)).unwrap();
+        std::fs::write(sources.join(build).join("input.asm"), format!("source of {build}\n")).unwrap();
+        std::fs::write(jobs.join(build).join("copy"), "made by the host\n").unwrap();
+    }
+    let sandbox = sandbox(Limits::default()).with_warm_root(&jobs).with_session_pool(vec![sources.clone()]);
+    let pool = sandbox.session_pool().unwrap().clone();
+    let path = |dir: &std::path::Path, name: &str| dir.join(name).display().to_string();
+    let denied = |out: &wheelwright_workers::process::Output| out.text.matches("Permission denied").count();
+
+    for (build, other) in [("a", "b"), ("b", "a")] {
+        let (job, source) = (jobs.join(build), sources.join(build));
+        let (other_job, other_source) = (jobs.join(other), sources.join(other));
+        let limits = sandbox.for_build(&job);
+        let mounts = Mounts::job(&job).read_only(&source);
+        let session = limits.sandbox().session_warming(mounts, Some(std::path::Path::new(LLD))).unwrap().unwrap();
+        assert!(session.is_pooled());
+        assert_eq!(pool.starts(), 1, "build {build}: one server for both builds");
+
+        let own = format!("cat {} > {}; cat {}", path(&source, "input.asm"), path(&job, "copy"), path(&job, "copy"));
+        let out = session.run(&sh(&own), &CancelToken::new()).unwrap();
+        assert_eq!((out.exit, out.text.as_str()), (Exit::Code(0), format!("source of {build}\n").as_str()));
+
+        // Everything of the other build, and the session's shared /tmp.
+        let script = format!(
+            "cat {}; cat {}; echo x > {}; echo x > /tmp/left-by-{build}; ls /tmp; true",
+            path(&other_source, "input.asm"),
+            path(&other_job, "copy"),
+            path(&other_job, &format!("written-by-{build}"))
+        );
+        let out = session.run(&sh(&script), &CancelToken::new()).unwrap();
+        assert_eq!(denied(&out), 5, "build {build}: {}", out.text);
+        assert!(!other_job.join(format!("written-by-{build}")).exists());
+
+        // A fork of the warm linker is confined the same.
+        let link = Cmd::new(LLD).args(["-shared", "-o", &path(&job, "out.so"), &path(&other_job, "copy")]);
+        let out = session.run(&link, &CancelToken::new()).unwrap();
+        assert_ne!(out.exit, Exit::Code(0));
+        assert!(out.text.contains("Permission denied"), "build {build}: {}", out.text);
+        assert_eq!(session.zygote_runs(), 1, "build {build}: the link was a fork of the warm linker");
+
+        // In the build's memory group (when the host gives us one).
+        let group = session.run(&sh("grep memory /proc/self/cgroup"), &CancelToken::new()).unwrap();
+        if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+            assert!(group.text.contains("/build-"), "build {build}: {}", group.text);
+        }
+        drop(session);
+    }
+    assert_eq!(pool.starts(), 1);
+}
+
+/// A build that leaves a process behind (out of its run's process group)
+/// does not hand its pooled session back: the next build gets a server of
+/// its own, and the leftover dies with its build.
+#[test]
+fn a_pooled_session_whose_build_left_a_process_is_not_handed_on() {
+    let top = tempfile::tempdir().unwrap();
+    let jobs = top.path().join("jobs");
+    for build in ["a", "b"] {
+        std::fs::create_dir_all(jobs.join(build)).unwrap();
+    }
+    let sandbox = sandbox(Limits::default()).with_warm_root(&jobs).with_session_pool(Vec::new());
+    let pool = sandbox.session_pool().unwrap().clone();
+    let run = |build: &str, script: &str| {
+        let limits = sandbox.for_build(&jobs.join(build));
+        let session = limits.sandbox().session(Mounts::job(&jobs.join(build))).unwrap().unwrap();
+        assert!(session.is_pooled());
+        let out = session.run(&sh(script), &CancelToken::new()).unwrap();
+        assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+        (session, limits)
+    };
+    let (session, limits) = run("a", "setsid sleep 30 </dev/null >/dev/null 2>&1 & sleep 0.3; echo started");
+    drop(session);
+    drop(limits);
+    let (session, limits) = run("b", "true");
+    assert_eq!(pool.starts(), 2, "the server that held a leftover served no other build");
+    drop((session, limits));
+    let (_session, _limits) = run("a", "true");
+    assert_eq!(pool.starts(), 2, "a build that leaves nothing hands its server on");
+}

@@ -392,6 +392,15 @@ impl BuildGroup {
             .unwrap_or(0)
     }
 
+    /// Whether any process is left in the build (in doubt: yes).
+    pub fn is_populated(&self) -> bool {
+        if self.v2 {
+            return std::fs::read_to_string(self.dir.join("cgroup.events"))
+                .map_or(true, |events| !events.lines().any(|l| l == "populated 0"));
+        }
+        std::fs::read_to_string(self.procs_file()).map_or(true, |procs| !procs.trim().is_empty())
+    }
+
     /// Kills every process of the build, until none is left.
     pub fn kill_all(&self) {
         if self.v2 && std::fs::write(self.dir.join("cgroup.kill"), "1").is_ok() {

@@ -66,6 +66,25 @@ pub fn restrict(ro: &[PathBuf], rw: &[PathBuf], connect: &[u16]) -> Result<Enfor
     })
 }
 
+/// The ruleset of one tool run in a session that serves many builds
+/// ([`super::session`]): reading `ro`, writing `rw` (folders, or single
+/// files such as devices), no TCP, no signals or abstract sockets outside;
+/// for [`crate::process::RunLimits::landlock_ruleset`]. `None`: this kernel
+/// cannot enforce all of it (a shared session is then not used).
+pub fn confine_ruleset(ro: &[PathBuf], rw: &[PathBuf]) -> Result<Option<std::os::fd::OwnedFd>, landlock::RulesetError> {
+    let existing = |paths: &[PathBuf]| paths.iter().filter(|p| p.exists()).cloned().collect::<Vec<_>>();
+    let created = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(ABI_WANTED))?
+        .handle_access(AccessNet::from_all(ABI_WANTED))?
+        .scope(Scope::from_all(ABI_WANTED))?
+        .create()?
+        .add_rules(path_beneath_rules(existing(ro), AccessFs::from_read(ABI_WANTED)))?
+        .add_rules(path_beneath_rules(existing(rw), AccessFs::from_all(ABI_WANTED)))?;
+    // Isolation between builds rests on this ruleset alone: all or nothing.
+    Ok(if kernel_abi() >= 6 { created.into() } else { None })
+}
+
 /// A Landlock ruleset that adds nothing but scoping (no signals, no abstract
 /// sockets outside the domain it makes), for
 /// [`crate::process::RunLimits::landlock_ruleset`]; `None` before ABI 6.

@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use build::BuildSandbox;
 pub use cgroup::Hierarchy;
 pub use limits::Limits;
-pub use session::Session;
+pub use session::{Session, SessionPool};
 pub use warm::WarmRun;
 
 use crate::process::{self, CancelToken, Cmd, Output, RunLimits, SpawnError};
@@ -207,6 +207,8 @@ pub struct Sandbox {
     warm_root: Option<PathBuf>,
     /// Whether sessions link with a warm lld ([`zygote`]).
     lld_zygote: bool,
+    /// Sessions kept between builds ([`Sandbox::with_session_pool`]).
+    sessions: Option<Arc<SessionPool>>,
 }
 
 impl Sandbox {
@@ -240,6 +242,7 @@ impl Sandbox {
             warm: None,
             warm_root: None,
             lld_zygote: true,
+            sessions: None,
         };
         let probe = sandbox.wrap(&Cmd::new("/usr/bin/true"), &Mounts::default());
         let out = std::process::Command::new(&probe.program)
@@ -263,7 +266,23 @@ impl Sandbox {
             warm: None,
             warm_root: None,
             lld_zygote: true,
+            sessions: None,
         }
+    }
+
+    /// Lets a session serve builds one after the other
+    /// ([`session::SessionPool`]): those whose work directory lies in the
+    /// warm root ([`Sandbox::with_warm_root`]); each of
+    /// `read_only_roots` (the folder of the builds' sources) is shown whole,
+    /// read-only. Every run is confined to its own build's paths.
+    pub fn with_session_pool(mut self, read_only_roots: Vec<PathBuf>) -> Sandbox {
+        self.sessions = Some(Arc::new(SessionPool::new(read_only_roots)));
+        self
+    }
+
+    /// The pool of sessions, when builds share them.
+    pub fn session_pool(&self) -> Option<&Arc<SessionPool>> {
+        self.sessions.as_ref()
     }
 
     /// Sessions link with a cold lld each time (see [`zygote`]).
@@ -350,7 +369,7 @@ impl Sandbox {
             .into_iter()
             .collect();
         cgroup_procs.extend(group.as_ref().map(|g| g.join_file()));
-        let setup = ChildSetup { rlimits, cgroup_procs, zygote_shim: None, warm_lld: None };
+        let setup = ChildSetup { rlimits, cgroup_procs, ..ChildSetup::default() };
         let (wrapped, setup) = match &self.isolation {
             // The helper joins the cgroup and lowers the rlimits inside the
             // sandbox, so the daemon starts bubblewrap without a pre-exec
@@ -402,8 +421,22 @@ impl Sandbox {
         let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
             return None;
         };
+        if let Some(session) = self.pooled_session(&mounts, lld) {
+            return Some(Ok(session));
+        }
         // The session's server joins the build's group; the tools it runs are born in it.
         let cgroup_procs = self.build.iter().filter_map(|b| b.memory.as_ref()).map(|g| g.join_file()).collect();
+        let (zygote_shim, warm_lld) = self.warm_linker(lld);
+        let setup = ChildSetup { cgroup_procs, zygote_shim, warm_lld, ..ChildSetup::default() };
+        let wrapped = self.wrap_program(None, &mounts, &setup);
+        Some(
+            session::Core::start(&wrapped, mounts, self.limits.clone())
+                .map(|core| Session::own(core, self.build.clone())),
+        )
+    }
+
+    /// The shim to show a session, and the lld its server starts warm.
+    fn warm_linker(&self, lld: Option<&Path>) -> (Option<PathBuf>, Option<PathBuf>) {
         // The warm linker's forks are scoped like cold tools: only with ABI 6.
         let zygote_shim = match self.lld_zygote && landlock::kernel_abi() >= 6 {
             true => zygote::shared_shim(&std::env::temp_dir())
@@ -414,9 +447,64 @@ impl Sandbox {
         let warm_lld = lld
             .filter(|p| zygote_shim.is_some() && p.is_absolute() && zygote::lld_binary(p).is_some())
             .map(Path::to_path_buf);
-        let setup = ChildSetup { rlimits: Vec::new(), cgroup_procs, zygote_shim, warm_lld };
-        let wrapped = self.wrap_program(None, &mounts, &setup);
-        Some(Session::start(&wrapped, mounts, self.limits.clone(), self.build.clone()))
+        (zygote_shim, warm_lld)
+    }
+
+    /// A pooled session for a build's steps seeing `mounts`, when the pool
+    /// may serve it: the build's work directory lies in the warm root, and
+    /// the steps need neither the network nor to run project code.
+    fn pooled_session(&self, mounts: &Mounts, lld: Option<&Path>) -> Option<Session> {
+        let pool = self.sessions.as_ref()?;
+        let root = self.warm_root.as_ref()?;
+        let [work] = mounts.writable.as_slice() else { return None };
+        if pool.off.load(std::sync::atomic::Ordering::SeqCst)
+            || !mounts.network.is_empty()
+            || mounts.runs_project_code
+            || !work.starts_with(root)
+            || work == root
+        {
+            return None;
+        }
+        // Its runs join the build's memory group, through the folder of
+        // the groups that the session shows its server. Only a build with
+        // one: through it the build's memory is counted, and the session
+        // handed back only when nothing of the build is left in it.
+        let groups_dir = self.memory.as_ref()?.base().to_path_buf();
+        let group = self.build.as_ref()?.memory.as_ref()?;
+        let cgroups = vec![group.join_file().strip_prefix(&groups_dir).ok()?.to_path_buf()];
+        let groups_dir = Some(groups_dir);
+        let mut read_only: Vec<PathBuf> = mounts
+            .read_only
+            .iter()
+            .map(|p| pool.roots.iter().find(|r| p.starts_with(r)).unwrap_or(p).clone())
+            .collect();
+        read_only.sort();
+        read_only.dedup();
+        let (zygote_shim, warm_lld) = self.warm_linker(lld);
+        let key = session::PoolKey { writable: vec![root.clone()], read_only, lld: warm_lld.clone() };
+        let core = match pool.take(&key) {
+            Some(core) => core,
+            None => {
+                let view =
+                    Mounts { writable: key.writable.clone(), read_only: key.read_only.clone(), ..Mounts::default() };
+                let setup = ChildSetup { zygote_shim, warm_lld, groups_dir, ..ChildSetup::default() };
+                let wrapped = self.wrap_program(None, &view, &setup);
+                let core = session::Core::start(&wrapped, view, self.limits.clone())
+                    .inspect_err(|e| tracing::warn!("no pooled session: {e}"))
+                    .ok()?;
+                pool.started();
+                // A first run, confined and joining the build's group, as
+                // every run will: a host where that fails gets sessions of
+                // each build's own.
+                if let Err(why) = core.probe(mounts, &cgroups) {
+                    tracing::warn!("builds get sessions of their own: a pooled one cannot confine a run ({why})");
+                    pool.off.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return None;
+                }
+                Arc::new(core)
+            }
+        };
+        Some(Session::pooled(core, self.build.clone(), pool.clone(), key, mounts.clone(), cgroups))
     }
 
     /// The command line that runs `cmd` isolated (unchanged without isolation).
@@ -502,6 +590,9 @@ impl Sandbox {
             for (n, procs) in setup.cgroup_procs.iter().enumerate() {
                 args.extend(["--bind".to_string(), procs.display().to_string(), format!("{CGROUP_PROCS_PATH}-{n}")]);
             }
+            if let Some(groups) = &setup.groups_dir {
+                args.extend(["--bind".to_string(), groups.display().to_string(), session::GROUPS_PATH.to_string()]);
+            }
             if let Some(shim) = &setup.zygote_shim {
                 args.extend(["--ro-bind".to_string(), shim.display().to_string(), zygote::SHIM_PATH.to_string()]);
             }
@@ -530,6 +621,9 @@ impl Sandbox {
             }
             for path in binds.iter().filter(|(_, w)| *w).map(|(p, _)| p) {
                 args.extend(["--rw".to_string(), path.display().to_string()]);
+            }
+            if setup.groups_dir.is_some() {
+                args.extend(["--rw".to_string(), session::GROUPS_PATH.to_string()]);
             }
             args.extend(
                 ["/etc/ld.so.cache", "/lib", "/lib64", "/bin", HELPER_PATH]
@@ -563,6 +657,9 @@ struct ChildSetup {
     zygote_shim: Option<PathBuf>,
     /// A session's server: the lld whose zygote it starts at once.
     warm_lld: Option<PathBuf>,
+    /// A pooled session's server: the folder of the builds' memory groups,
+    /// shown at [`session::GROUPS_PATH`] (the runs join theirs).
+    groups_dir: Option<PathBuf>,
 }
 
 /// `/usr` read-only, and the merged-usr links (or the real directories on a

@@ -11,9 +11,17 @@
 //! Protocol: one JSON [`Request`] per line on the helper's stdin, one JSON
 //! [`Response`] per line on its stdout, matched by `id`; requests run
 //! concurrently. The server ends when its stdin closes.
+//!
+//! A daemon's sessions serve many builds, one after the other
+//! ([`SessionPool`]): such a session shows every build's work directory and
+//! sources, and each run is confined ([`Confine`]) by a Landlock domain of
+//! its own to what a session of its build alone would show, and joins its
+//! build's memory group. So the sandbox's start and the warm linker's
+//! (~45 ms of CPU together) are paid once per pooled session, not per build.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -57,7 +65,34 @@ pub struct Request {
     pub max_output: usize,
     /// rlimits for the tool.
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    /// In a session shared by many builds: what the tool may reach.
+    #[serde(default)]
+    pub confine: Option<Confine>,
 }
+
+/// What one run in a shared session may reach: its build's paths, and the
+/// build's memory group to join.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confine {
+    /// Readable (with the system's folders).
+    pub read_only: Vec<PathBuf>,
+    /// Writable.
+    pub writable: Vec<PathBuf>,
+    /// Join files (`tasks`, `cgroup.procs`) relative to the session's view
+    /// of the builds' groups ([`GROUPS_PATH`]).
+    pub cgroups: Vec<PathBuf>,
+}
+
+/// Where a shared session shows the folder of the builds' memory groups
+/// (writable by the server only: no run's domain holds it).
+pub const GROUPS_PATH: &str = "/run/wheelwright/build-groups";
+
+/// What every confined run may read besides its build's paths.
+const SYSTEM_READ_ONLY: [&str; 6] = ["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/proc"];
+
+/// The devices a confined run may write (no `/tmp`: a shared session's is
+/// shared).
+const DEVICES: [&str; 5] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 
 /// What the server answers.
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,14 +121,33 @@ pub struct Reply {
 
 type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Result<Reply, String>>>>>;
 
-/// A running session; killed (with everything in it) when dropped.
+/// A build's session: a server of its own, or one of a [`SessionPool`]'s
+/// for the time of the build (handed back when dropped, while it serves).
 #[derive(Debug)]
 pub struct Session {
+    core: Option<Arc<Core>>,
+    /// The build whose limits bound the session's runs.
+    build: Option<Arc<BuildState>>,
+    /// In a pooled session: the build's own view and memory group.
+    shared: Option<Shared>,
+    /// Runs served by a warm linker.
+    zygote_runs: AtomicU64,
+}
+
+/// A pooled session's use by one build.
+#[derive(Debug)]
+struct Shared {
+    mounts: Mounts,
+    cgroups: Vec<PathBuf>,
+    pool: Arc<SessionPool>,
+    key: PoolKey,
+}
+
+/// A running server; killed (with everything in it) when dropped.
+#[derive(Debug)]
+pub struct Core {
     mounts: Mounts,
     limits: Limits,
-    /// The build whose limits bound the session (its server is in the
-    /// build's memory group).
-    build: Option<Arc<BuildState>>,
     pgid: libc::pid_t,
     child: Mutex<Option<Child>>,
     input: Mutex<Option<ChildStdin>>,
@@ -102,19 +156,12 @@ pub struct Session {
     ended: Arc<AtomicBool>,
     stderr: Arc<Mutex<Vec<u8>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    /// Runs served by a warm linker.
-    zygote_runs: AtomicU64,
 }
 
-impl Session {
+impl Core {
     /// Starts `wrapped` (bubblewrap running the helper in serve mode);
-    /// `mounts` is what it was given to see; `build` the build it serves.
-    pub(super) fn start(
-        wrapped: &Cmd,
-        mounts: Mounts,
-        limits: Limits,
-        build: Option<Arc<BuildState>>,
-    ) -> Result<Session, SpawnError> {
+    /// `mounts` is what it was given to see.
+    pub(super) fn start(wrapped: &Cmd, mounts: Mounts, limits: Limits) -> Result<Core, SpawnError> {
         let spawn_error = |source| SpawnError { program: wrapped.program.display().to_string(), source };
         // No pre-exec hook (so std can use posix_spawn rather than fork the
         // whole daemon): the server is ours, and it sets the rlimits on
@@ -139,10 +186,9 @@ impl Session {
         let stderr_thread = std::thread::spawn(move || keep_tail(errors, &kept));
         let (waiting, gone) = (pending.clone(), ended.clone());
         let reader_thread = std::thread::spawn(move || dispatch(output, &waiting, &gone));
-        Ok(Session {
+        Ok(Core {
             mounts,
             limits,
-            build,
             pgid,
             child: Mutex::new(Some(child)),
             input: Mutex::new(input),
@@ -151,60 +197,45 @@ impl Session {
             ended,
             stderr,
             threads: vec![reader_thread, stderr_thread],
-            zygote_runs: AtomicU64::new(0),
         })
     }
 
-    /// Whether a step with `mounts` running `cmd` may run in this session:
-    /// it can write exactly where it could in a sandbox of its own, finds
-    /// what it reads (read-only where it would be read-only), and needs
-    /// neither a cgroup nor the network. It may see more read-only: the
-    /// session shows the union of what the build's tool runs read.
-    pub fn covers(&self, cmd: &Cmd, mounts: &Mounts) -> bool {
-        let under = |path: &Path, roots: &[PathBuf]| roots.iter().any(|r| path.starts_with(r));
-        let visible: Vec<PathBuf> = self.mounts.writable.iter().chain(&self.mounts.read_only).cloned().collect();
-        // The deepest mount holding a path decides (bubblewrap binds parents
-        // before children).
-        let read_only_here = |path: &Path| {
-            let writable = self.mounts.writable.iter().map(|m| (m, true));
-            let deepest = writable
-                .chain(self.mounts.read_only.iter().map(|m| (m, false)))
-                .filter(|(m, _)| path.starts_with(m))
-                .max_by_key(|(m, _)| m.components().count());
-            matches!(deepest, Some((_, false)))
-        };
-        let program_dir = cmd.program.parent().unwrap_or(Path::new("/"));
-        !mounts.runs_project_code
-            && !self.mounts.runs_project_code
-            && mounts.network.is_empty()
-            && self.mounts.network.is_empty()
-            && mounts.writable.iter().all(|p| under(p, &self.mounts.writable))
-            && self.mounts.writable.iter().all(|p| under(p, &mounts.writable))
-            && mounts.read_only.iter().all(|p| read_only_here(p))
-            && cmd.program.is_absolute()
-            && (program_dir.starts_with("/usr") || under(program_dir, &visible))
-    }
-
-    /// Whether the session still serves (it ends when cancelled, or when
-    /// its server stops).
+    /// Whether the server still serves (it ends when killed, or when it stops).
     pub fn is_alive(&self) -> bool {
         !self.ended.load(Ordering::SeqCst)
     }
 
-    /// How many of the session's runs a warm linker ([`super::zygote`]) served.
-    pub fn zygote_runs(&self) -> u64 {
-        self.zygote_runs.load(Ordering::Relaxed)
-    }
-
-    /// Runs `cmd` in the session under the session's limits (and its build's).
-    pub fn run(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
-        match &self.build {
-            Some(build) => build.bounded(|| self.run_request(cmd, cancel)),
-            None => self.run_request(cmd, cancel),
+    /// One run of `/usr/bin/true` as a run of a build seeing `mounts` would
+    /// be made (confined, joining `cgroups`): `Err` says why it failed.
+    pub(super) fn probe(&self, mounts: &Mounts, cgroups: &[PathBuf]) -> Result<(), String> {
+        let confine = Confine {
+            read_only: mounts.read_only.clone(),
+            writable: mounts.writable.clone(),
+            cgroups: cgroups.to_vec(),
+        };
+        let reply = self
+            .run_request(&Cmd::new("/usr/bin/true"), Some(confine), &CancelToken::new(), &|| false)
+            .map_err(|e| e.source.to_string())?;
+        match reply.exit {
+            Exit::Code(0) => Ok(()),
+            other => Err(format!("{other:?}: {}", reply.text.trim())),
         }
     }
 
-    fn run_request(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
+    /// Whether no run waits for an answer.
+    fn is_idle(&self) -> bool {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Sends `cmd` (confined by `confine`) and waits for its answer,
+    /// watching `cancel` and `stopped`; any doubt kills the server.
+    fn run_request(
+        &self,
+        cmd: &Cmd,
+        confine: Option<Confine>,
+        cancel: &CancelToken,
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<Reply, SpawnError> {
         let spawn_error = |message: String| SpawnError {
             program: cmd.program.display().to_string(),
             source: std::io::Error::other(message),
@@ -219,6 +250,7 @@ impl Session {
             timeout_ms: self.limits.timeout().as_millis() as u64,
             max_output: self.limits.max_output,
             rlimits: self.limits.rlimits(),
+            confine,
         };
         let (reply_tx, reply_rx) = mpsc::channel();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, reply_tx);
@@ -228,9 +260,13 @@ impl Session {
             self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         }
         let deadline = started + self.limits.timeout() + SERVER_GRACE;
-        let ended_by_us =
-            |exit: Exit| Output { exit, text: String::new(), truncated: false, duration: started.elapsed() };
-        let stopped = || self.build.as_ref().is_some_and(|b| b.stop.is_cancelled());
+        let ended_by_us = |exit: Exit| Reply {
+            exit,
+            text: String::new(),
+            truncated: false,
+            duration_ms: started.elapsed().as_millis() as u64,
+            zygote: false,
+        };
         loop {
             if cancel.is_cancelled() || stopped() {
                 // A build limit's reason replaces this (see BuildState::explain).
@@ -238,17 +274,7 @@ impl Session {
                 return Ok(ended_by_us(Exit::Cancelled));
             }
             match reply_rx.recv_timeout(CANCEL_POLL) {
-                Ok(Ok(reply)) => {
-                    if reply.zygote {
-                        self.zygote_runs.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Ok(Output {
-                        exit: reply.exit,
-                        text: reply.text,
-                        truncated: reply.truncated,
-                        duration: Duration::from_millis(reply.duration_ms),
-                    });
-                }
+                Ok(Ok(reply)) => return Ok(reply),
                 Ok(Err(message)) => return Err(spawn_error(message)),
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
                     self.kill();
@@ -288,7 +314,7 @@ impl Session {
     }
 }
 
-impl Drop for Session {
+impl Drop for Core {
     fn drop(&mut self) {
         self.input.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.kill();
@@ -298,6 +324,198 @@ impl Drop for Session {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+impl Session {
+    /// A session of one build's own.
+    pub(super) fn own(core: Core, build: Option<Arc<BuildState>>) -> Session {
+        Session { core: Some(Arc::new(core)), build, shared: None, zygote_runs: AtomicU64::new(0) }
+    }
+
+    /// `core` of `pool` for one build: its runs see only `mounts` (what a
+    /// session of the build's own would show) and join `cgroups`.
+    pub(super) fn pooled(
+        core: Arc<Core>,
+        build: Option<Arc<BuildState>>,
+        pool: Arc<SessionPool>,
+        key: PoolKey,
+        mounts: Mounts,
+        cgroups: Vec<PathBuf>,
+    ) -> Session {
+        let shared = Shared { mounts, cgroups, pool, key };
+        Session { core: Some(core), build, shared: Some(shared), zygote_runs: AtomicU64::new(0) }
+    }
+
+    fn core(&self) -> &Core {
+        self.core.as_deref().expect("a session holds its server until dropped")
+    }
+
+    /// Whether a step with `mounts` running `cmd` may run in this session:
+    /// it can write exactly where it could in a sandbox of its own, finds
+    /// what it reads (read-only where it would be read-only), and needs
+    /// neither a cgroup nor the network. It may see more read-only: the
+    /// session shows the union of what the build's tool runs read.
+    pub fn covers(&self, cmd: &Cmd, mounts: &Mounts) -> bool {
+        let view = self.shared.as_ref().map_or(&self.core().mounts, |s| &s.mounts);
+        covers(view, cmd, mounts)
+    }
+
+    /// Whether the session still serves (it ends when cancelled, or when
+    /// its server stops).
+    pub fn is_alive(&self) -> bool {
+        self.core().is_alive()
+    }
+
+    /// Whether the session's server is one of a pool's, shared with other builds.
+    pub fn is_pooled(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// How many of the session's runs a warm linker ([`super::zygote`]) served.
+    pub fn zygote_runs(&self) -> u64 {
+        self.zygote_runs.load(Ordering::Relaxed)
+    }
+
+    /// Runs `cmd` in the session under the session's limits (and its build's).
+    pub fn run(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
+        match &self.build {
+            Some(build) => build.bounded(|| self.run_once(cmd, cancel)),
+            None => self.run_once(cmd, cancel),
+        }
+    }
+
+    fn run_once(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
+        let confine = self.shared.as_ref().map(|s| Confine {
+            read_only: s.mounts.read_only.clone(),
+            writable: s.mounts.writable.clone(),
+            cgroups: s.cgroups.clone(),
+        });
+        let stopped = || self.build.as_ref().is_some_and(|b| b.stop.is_cancelled());
+        let reply = self.core().run_request(cmd, confine, cancel, &stopped)?;
+        if reply.zygote {
+            self.zygote_runs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Output {
+            exit: reply.exit,
+            text: reply.text,
+            truncated: reply.truncated,
+            duration: Duration::from_millis(reply.duration_ms),
+        })
+    }
+
+    /// Kills everything in the session; waiting steps see it end.
+    pub fn kill(&self) {
+        self.core().kill();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let core = self.core.take().expect("dropped once");
+        // A pooled server goes back while it serves, nothing waits on it and
+        // nothing the build started is left (a tool that left the process
+        // group its run killed would otherwise live on beside the next
+        // build's); anything else ends with the build.
+        let left = self.build.as_ref().and_then(|b| b.memory.as_ref()).is_none_or(|group| group.is_populated());
+        if let Some(shared) = self.shared.take() {
+            if core.is_alive() && core.is_idle() && !left {
+                shared.pool.put(shared.key, core);
+            }
+        }
+    }
+}
+
+/// [`Session::covers`] for a session showing `view`.
+fn covers(view: &Mounts, cmd: &Cmd, mounts: &Mounts) -> bool {
+    let under = |path: &Path, roots: &[PathBuf]| roots.iter().any(|r| path.starts_with(r));
+    let visible: Vec<PathBuf> = view.writable.iter().chain(&view.read_only).cloned().collect();
+    // The deepest mount holding a path decides (bubblewrap binds parents
+    // before children).
+    let read_only_here = |path: &Path| {
+        let writable = view.writable.iter().map(|m| (m, true));
+        let deepest = writable
+            .chain(view.read_only.iter().map(|m| (m, false)))
+            .filter(|(m, _)| path.starts_with(m))
+            .max_by_key(|(m, _)| m.components().count());
+        matches!(deepest, Some((_, false)))
+    };
+    let program_dir = cmd.program.parent().unwrap_or(Path::new("/"));
+    !mounts.runs_project_code
+        && !view.runs_project_code
+        && mounts.network.is_empty()
+        && view.network.is_empty()
+        && mounts.writable.iter().all(|p| under(p, &view.writable))
+        && view.writable.iter().all(|p| under(p, &mounts.writable))
+        && mounts.read_only.iter().all(|p| read_only_here(p))
+        && cmd.program.is_absolute()
+        && (program_dir.starts_with("/usr") || under(program_dir, &visible))
+}
+
+/// How many idle servers a pool keeps.
+const MAX_IDLE: usize = 4;
+
+/// Sessions kept between builds (see the module's documentation): idle
+/// servers, by what they show.
+#[derive(Debug)]
+pub struct SessionPool {
+    idle: Mutex<Vec<(PoolKey, Arc<Core>)>>,
+    /// Folders shown whole, read-only, that hold each build's own (the
+    /// source store's trees): a build's read-only path inside one is shown
+    /// through it.
+    pub(super) roots: Vec<PathBuf>,
+    starts: AtomicU64,
+    /// Set when a pooled server failed its first run: builds then get
+    /// sessions of their own.
+    pub(super) off: AtomicBool,
+}
+
+/// What a pooled server shows, and the lld it keeps warm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolKey {
+    /// Its mounts (writable, then read-only), sorted.
+    pub(super) writable: Vec<PathBuf>,
+    pub(super) read_only: Vec<PathBuf>,
+    pub(super) lld: Option<PathBuf>,
+}
+
+impl SessionPool {
+    /// A pool whose servers show each of `read_only_roots` whole.
+    pub fn new(read_only_roots: Vec<PathBuf>) -> SessionPool {
+        SessionPool {
+            idle: Mutex::default(),
+            roots: read_only_roots,
+            starts: AtomicU64::new(0),
+            off: AtomicBool::new(false),
+        }
+    }
+
+    /// How many servers the pool has started.
+    pub fn starts(&self) -> u64 {
+        self.starts.load(Ordering::Relaxed)
+    }
+
+    /// Counts a start.
+    pub(super) fn started(&self) {
+        self.starts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An idle server showing `key`, if one still serves.
+    pub(super) fn take(&self, key: &PoolKey) -> Option<Arc<Core>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|(_, core)| core.is_alive());
+        let at = idle.iter().position(|(k, _)| k == key)?;
+        Some(idle.remove(at).1)
+    }
+
+    fn put(&self, key: PoolKey, core: Arc<Core>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push((key, core));
+        // The longest idle goes first, ended outside the lock.
+        let excess = idle.len().saturating_sub(MAX_IDLE);
+        let ended: Vec<_> = idle.drain(..excess).collect();
+        drop(idle);
+        drop(ended);
     }
 }
 
@@ -424,6 +642,28 @@ impl WarmLinkers {
     }
 }
 
+/// The ruleset and the join files of a confined run.
+fn confinement(confine: &Confine) -> Result<(std::os::fd::OwnedFd, Vec<PathBuf>), String> {
+    let mut read_only = confine.read_only.clone();
+    read_only.extend(SYSTEM_READ_ONLY.iter().map(PathBuf::from));
+    let mut writable = confine.writable.clone();
+    writable.extend(DEVICES.iter().map(PathBuf::from));
+    let ruleset = super::landlock::confine_ruleset(&read_only, &writable)
+        .map_err(|e| format!("cannot make the run's Landlock ruleset: {e}"))?
+        .ok_or("this kernel cannot confine a run of a shared session")?;
+    let mut groups = Vec::new();
+    for relative in &confine.cgroups {
+        // Only below the groups' folder: no `..`, no root.
+        if relative.as_os_str().is_empty()
+            || !relative.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!("not a build group's file: {}", relative.display()));
+        }
+        groups.push(Path::new(GROUPS_PATH).join(relative));
+    }
+    Ok((ruleset, groups))
+}
+
 fn run_request(request: &Request, scope: Option<std::os::fd::RawFd>, warm: &WarmLinkers) -> Result<Reply, String> {
     let cmd = Cmd {
         program: request.program.clone(),
@@ -432,12 +672,21 @@ fn run_request(request: &Request, scope: Option<std::os::fd::RawFd>, warm: &Warm
         env: request.env.clone(),
         clear_env: false,
     };
+    // A run of a shared session: a domain of its build's paths only, and
+    // its build's memory group.
+    let confined = match &request.confine {
+        Some(confine) => Some(confinement(confine)?),
+        None => None,
+    };
     let limits = RunLimits {
         timeout: Duration::from_millis(request.timeout_ms),
         max_output: request.max_output,
         rlimits: request.rlimits.clone(),
-        cgroup_procs: Vec::new(),
-        landlock_ruleset: scope,
+        cgroup_procs: confined.as_ref().map(|(_, groups)| groups.clone()).unwrap_or_default(),
+        landlock_ruleset: match &confined {
+            Some((ruleset, _)) => Some(ruleset.as_raw_fd()),
+            None => scope,
+        },
         stop: None,
     };
     // What the zygote cannot serve (or not surely) runs cold, the same.
