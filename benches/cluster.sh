@@ -74,14 +74,15 @@ files=(-F "files=@examples/pymult/src/pymult.asm;filename=src/pymult.asm"
        -F "files=@examples/pymult/pyproject.toml;filename=pyproject.toml"
        -F "files=@examples/pymult/README.md;filename=README.md"
        -F "files=@examples/pymult/tests/test_pymult.py;filename=tests/test_pymult.py")
-json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-
 # latency BASE: one build through BASE, upload to the end of its live log.
+# The build's address comes from the Location header and its status from
+# the log's end event: no interpreter starts inside the measured time.
 latency() {
-  local id
-  id=$(curl -sf "${files[@]}" -F targets=all -F rebuild=true "$1/api/v1/builds" | json_field id)
-  curl -sfN -H 'Accept: text/event-stream' "$1/api/v1/builds/$id/log" | grep -q '^event: end' || true
-  [ "$(curl -sf "$1/api/v1/builds/$id" | json_field status)" = succeeded ] || { echo "build $id failed"; exit 1; }
+  local location
+  location=$(curl -sf "${files[@]}" -F targets=all -F rebuild=true -o /dev/null -w '%header{location}' "$1/api/v1/builds")
+  [ -n "$location" ] || { echo "upload to $1 failed"; exit 1; }
+  curl -sfN -H 'Accept: text/event-stream' "$1$location/log" >"$work/latency.stream"
+  grep -A1 '^event: end' "$work/latency.stream" | grep -q '^data: succeeded' || { echo "build $location failed"; exit 1; }
 }
 
 # throughput ROUND FOLLOW BASE...: N distinct builds uploaded by one curl
