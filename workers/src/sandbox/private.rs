@@ -81,6 +81,9 @@ fn safe_ancestors(dir: &Path, uid: u32, missing_ok: bool) -> std::io::Result<()>
             Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             other => other?,
         };
+        if pending.is_empty() && !meta.file_type().is_symlink() {
+            return Ok(()); // `dir` itself: the caller's check, with its own words
+        }
         if meta.uid() != 0 && meta.uid() != uid {
             return Err(refuse(&next, &meta, "another user owns"));
         }
@@ -92,9 +95,6 @@ fn safe_ancestors(dir: &Path, uid: u32, missing_ok: bool) -> std::io::Result<()>
             let target = std::fs::read_link(&next)?;
             pending.extend(target.components().rev().map(|c| c.as_os_str().to_os_string()));
             continue;
-        }
-        if pending.is_empty() {
-            return Ok(()); // `dir` itself: the caller's check
         }
         let (mode, sticky) = (meta.mode(), meta.mode() & 0o1000 != 0);
         if mode & 0o002 != 0 && !sticky {
@@ -243,5 +243,8 @@ mod tests {
         std::os::unix::fs::chown(&theirs, Some(12345), None).unwrap();
         let refused = private_dir(&theirs.join("work"), 0).unwrap_err().to_string();
         assert!(refused.contains("another user owns") && refused.contains("uid 12345"), "{refused}");
+        // The folder itself: said as such, not as a folder it lies in.
+        let refused = private_dir(&theirs, 0).unwrap_err().to_string();
+        assert!(refused.contains("must be a directory of this user's") && refused.contains("uid 12345"), "{refused}");
     }
 }
