@@ -186,6 +186,22 @@ fn a_pooled_session_serves_builds_in_turn_each_run_confined_to_its_own_build() {
         assert_eq!(denied(&out), 5, "build {build}: {}", out.text);
         assert!(!other_job.join(format!("written-by-{build}")).exists());
 
+        // Nor, by path, the metadata Landlock leaves alone: modes, owners,
+        // times (of the other build's files and of the folder of them all;
+        // by path not even its own: seccomp sees no paths).
+        let script = format!(
+            "chmod 000 {other}; chmod 000 {jobs}; chown $(id -u) {other}; touch -c {other}; chmod 600 {own}; true",
+            other = path(&other_job, "copy"),
+            jobs = jobs.display(),
+            own = path(&job, "copy"),
+        );
+        let out = session.run(&sh(&script), &CancelToken::new()).unwrap();
+        assert_eq!(out.text.matches("Operation not permitted").count(), 5, "build {build}: {}", out.text);
+        let mode =
+            |p: &std::path::Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions());
+        assert_ne!(mode(&other_job.join("copy")) & 0o777, 0);
+        assert_ne!(mode(&jobs) & 0o777, 0);
+
         // A fork of the warm linker is confined the same.
         let link = Cmd::new(LLD).args(["-shared", "-o", &path(&job, "out.so"), &path(&other_job, "copy")]);
         let out = session.run(&link, &CancelToken::new()).unwrap();

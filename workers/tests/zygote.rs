@@ -231,3 +231,36 @@ fn a_zygote_that_dies_mid_run_ends_the_run_kills_its_child_and_serves_nothing_mo
     );
     assert!(again.is_none(), "a zygote in doubt serves nothing more");
 }
+
+#[test]
+fn a_fork_joins_the_groups_and_domain_it_is_given_and_a_crashing_one_ends_its_zygote() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = zygote::shared_shim(dir.path()).unwrap();
+    let zygote = zygote::Zygote::start(Path::new("/usr/bin/sh"), &shim).unwrap();
+    // A plain file stands in for a cgroup's `tasks`: the fork writes 0 into
+    // the descriptor the server opened, before its program runs.
+    let (join, secret) = (dir.path().join("tasks"), tempfile::tempdir().unwrap());
+    std::fs::write(&join, "").unwrap();
+    std::fs::write(secret.path().join("s"), "secret").unwrap();
+    let ruleset = landlock::confine_ruleset(&["/usr".into(), "/lib".into(), "/lib64".into()], &[dir.path().into()])
+        .unwrap()
+        .expect("Landlock ABI 6 on this kernel");
+    let limits = RunLimits {
+        landlock_ruleset: Some(std::os::fd::AsRawFd::as_raw_fd(&ruleset)),
+        cgroup_procs: vec![join.clone()],
+        ..RunLimits::default()
+    };
+    let script = format!("cat {}/s; echo here > {}/w; echo end", secret.path().display(), dir.path().display());
+    let out = zygote.run(&Cmd::new("/usr/bin/sh").arg("-c").arg(&script).cwd(dir.path()), &limits).unwrap();
+    assert!(out.text.contains("Permission denied") && !out.text.contains("secret"), "{}", out.text);
+    assert!(out.text.ends_with("end\n"), "{}", out.text);
+    assert_eq!(std::fs::read_to_string(&join).unwrap(), "0");
+    assert_eq!(std::fs::read_to_string(dir.path().join("w")).unwrap(), "here\n");
+    assert!(zygote.is_alive());
+
+    // A fork that dies of a crash signal ends the zygote: the next link gets
+    // a fresh address layout.
+    let crash = zygote.run(&Cmd::new("/usr/bin/sh").arg("-c").arg("kill -SEGV $$"), &limits).unwrap();
+    assert_eq!(crash.exit, Exit::Signal(libc::SIGSEGV), "{}", crash.text);
+    assert!(!zygote.is_alive());
+}

@@ -254,6 +254,9 @@ int __libc_start_main(int (*main_fn)(int, char **, char **), int argc, char **ar
         }
         for (int i = 1; i < npassed; i++)
             close(passed[i]);
+        /* Nothing of this request (paths, arguments, environment) is left
+         * for the next fork, which may be another build's. */
+        explicit_bzero(buf, (size_t)n);
         if (pid < 0) {
             say(passed[0], REPLY_NOT_STARTED, slot < 0 ? EAGAIN : errno);
             close(passed[0]);

@@ -67,7 +67,7 @@ pub fn restrict(ro: &[PathBuf], rw: &[PathBuf], connect: &[u16]) -> Result<Enfor
 }
 
 /// The ruleset of one tool run in a session that serves many builds
-/// ([`super::session`]): reading `ro`, writing `rw` (folders, or single
+/// (a [`super::SessionPool`]'s): reading `ro`, writing `rw` (folders, or single
 /// files such as devices), no TCP, no signals or abstract sockets outside;
 /// for [`crate::process::RunLimits::landlock_ruleset`]. `None`: this kernel
 /// cannot enforce all of it (a shared session is then not used).
@@ -128,6 +128,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
     let (mut ro, mut rw) = (Vec::new(), Vec::new());
     let mut serve = false;
+    let mut shared = false;
     let mut warm_lld = None;
     let mut connect = Vec::new();
     let mut cgroups = Vec::new();
@@ -135,6 +136,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     loop {
         match args.next().as_ref().and_then(|a| a.to_str()) {
             Some("--serve") => serve = true,
+            Some("--shared") => shared = true,
             Some("--warm-lld") => warm_lld = args.next().map(PathBuf::from),
             Some("--connect") => match args.next().as_ref().and_then(|a| a.to_str()).and_then(|p| p.parse().ok()) {
                 Some(port) => connect.push(port),
@@ -165,8 +167,8 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         eprintln!("wheelwright-sandbox-exec: give either a program to run or --serve");
         return 126;
     }
-    if warm_lld.is_some() && !serve {
-        eprintln!("wheelwright-sandbox-exec: --warm-lld is for --serve only");
+    if (warm_lld.is_some() || shared) && !serve {
+        eprintln!("wheelwright-sandbox-exec: --warm-lld and --shared are for --serve only");
         return 126;
     }
     // The cgroup first, so that everything the program starts is counted.
@@ -184,8 +186,14 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         eprintln!("wheelwright-sandbox-exec: landlock: {e}");
         return 126;
     }
+    // A server of builds in turn: what Landlock leaves to every run
+    // (metadata by path, watches, IPC objects) is refused to all of them.
+    if let Err(e) = shared.then(super::seccomp::refuse_metadata_and_ipc).transpose() {
+        eprintln!("wheelwright-sandbox-exec: seccomp: {e}");
+        return 126;
+    }
     let Some(program) = program else {
-        return super::session::serve(std::io::stdin().lock(), std::io::stdout(), warm_lld);
+        return super::session::serve(std::io::stdin().lock(), std::io::stdout(), warm_lld, shared);
     };
     let err = std::process::Command::new(&program).args(args).exec();
     eprintln!("wheelwright-sandbox-exec: cannot run {}: {err}", PathBuf::from(program).display());

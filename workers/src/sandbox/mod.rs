@@ -20,6 +20,7 @@ mod cgroup;
 pub mod landlock;
 mod limits;
 mod private;
+pub mod seccomp;
 mod session;
 mod warm;
 pub mod zygote;
@@ -457,7 +458,7 @@ impl Sandbox {
         let pool = self.sessions.as_ref()?;
         let root = self.warm_root.as_ref()?;
         let [work] = mounts.writable.as_slice() else { return None };
-        if pool.off.load(std::sync::atomic::Ordering::SeqCst)
+        if !pool.is_on()
             || !mounts.network.is_empty()
             || mounts.runs_project_code
             || !work.starts_with(root)
@@ -481,7 +482,12 @@ impl Sandbox {
         read_only.sort();
         read_only.dedup();
         let (zygote_shim, warm_lld) = self.warm_linker(lld);
-        let key = session::PoolKey { writable: vec![root.clone()], read_only, lld: warm_lld.clone() };
+        let key = session::PoolKey {
+            writable: vec![root.clone()],
+            read_only,
+            lld: warm_lld.clone(),
+            limits: self.limits.clone(),
+        };
         let core = match pool.take(&key) {
             Some(core) => core,
             None => {
@@ -497,8 +503,8 @@ impl Sandbox {
                 // every run will: a host where that fails gets sessions of
                 // each build's own.
                 if let Err(why) = core.probe(mounts, &cgroups) {
-                    tracing::warn!("builds get sessions of their own: a pooled one cannot confine a run ({why})");
-                    pool.off.store(true, std::sync::atomic::Ordering::SeqCst);
+                    tracing::warn!("this build gets a session of its own: a pooled one cannot confine a run ({why})");
+                    pool.failed();
                     return None;
                 }
                 Arc::new(core)
@@ -607,6 +613,9 @@ impl Sandbox {
             if let Some(lld) = &setup.warm_lld {
                 args.extend(["--warm-lld".to_string(), lld.display().to_string()]);
             }
+            if setup.groups_dir.is_some() {
+                args.push("--shared".into());
+            }
             for port in &mounts.network {
                 args.extend(["--connect".to_string(), port.to_string()]);
             }
@@ -658,7 +667,8 @@ struct ChildSetup {
     /// A session's server: the lld whose zygote it starts at once.
     warm_lld: Option<PathBuf>,
     /// A pooled session's server: the folder of the builds' memory groups,
-    /// shown at [`session::GROUPS_PATH`] (the runs join theirs).
+    /// shown at [`session::GROUPS_PATH`] (the runs join theirs); with it the
+    /// server serves `--shared` (see [`session::serve`]).
     groups_dir: Option<PathBuf>,
 }
 

@@ -465,18 +465,23 @@ pub struct SessionPool {
     /// through it.
     pub(super) roots: Vec<PathBuf>,
     starts: AtomicU64,
-    /// Set when a pooled server failed its first run: builds then get
-    /// sessions of their own.
-    pub(super) off: AtomicBool,
+    /// How many pooled servers failed their first run: past
+    /// [`PROBE_FAILURES`], builds get sessions of their own.
+    failures: AtomicU64,
 }
 
-/// What a pooled server shows, and the lld it keeps warm.
+/// How many failed first runs turn a pool off.
+const PROBE_FAILURES: u64 = 3;
+
+/// What a pooled server shows, the lld it keeps warm and the limits it
+/// runs every tool under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolKey {
     /// Its mounts (writable, then read-only), sorted.
     pub(super) writable: Vec<PathBuf>,
     pub(super) read_only: Vec<PathBuf>,
     pub(super) lld: Option<PathBuf>,
+    pub(super) limits: Limits,
 }
 
 impl SessionPool {
@@ -486,8 +491,18 @@ impl SessionPool {
             idle: Mutex::default(),
             roots: read_only_roots,
             starts: AtomicU64::new(0),
-            off: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
         }
+    }
+
+    /// Whether builds still get pooled sessions.
+    pub(super) fn is_on(&self) -> bool {
+        self.failures.load(Ordering::SeqCst) < PROBE_FAILURES
+    }
+
+    /// Counts a pooled server whose first run failed.
+    pub(super) fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::SeqCst);
     }
 
     /// How many servers the pool has started.
@@ -547,8 +562,10 @@ fn keep_tail(mut errors: impl Read, kept: &Mutex<Vec<u8>>) {
 
 /// The server, inside the sandbox (after Landlock): runs each request on a
 /// thread of its own and answers when it ends; starts the warm linker of
-/// `warm_lld` (see [`super::zygote`]) at once. Returns the exit status.
-pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, warm_lld: Option<PathBuf>) -> i32 {
+/// `warm_lld` (see [`super::zygote`]) at once. A `shared` server (of a
+/// [`SessionPool`]) runs only confined requests, and keeps only `warm_lld`
+/// warm. Returns the exit status.
+pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, warm_lld: Option<PathBuf>, shared: bool) -> i32 {
     // Not dumpable: a tool the server started cannot ptrace it, nor read
     // its memory through /proc, to forge another step's answer.
     // SAFETY: prctl(PR_SET_DUMPABLE) takes no pointers.
@@ -561,7 +578,11 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, warm_lld:
     // Links run as forks of a warm lld where the session shows the shim and
     // each fork can be scoped as a cold tool is.
     let shim = Path::new(super::zygote::SHIM_PATH);
-    let warm = Arc::new(WarmLinkers::new((scope.is_some() && shim.is_file()).then(|| shim.to_path_buf())));
+    let shim = (scope.is_some() && shim.is_file()).then(|| shim.to_path_buf());
+    // A shared server starts no other lld: its zygote lives across builds,
+    // outside any run's domain, so it is the one the host named.
+    let only = if shared { Some(warm_lld.as_deref().and_then(zygote::lld_binary)) } else { None };
+    let warm = Arc::new(WarmLinkers::new(shim, only));
     if let Some(lld) = warm_lld {
         // While the build assembles; a first link waits for it (the lock).
         let warm = warm.clone();
@@ -581,7 +602,12 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, warm_lld:
         let output = output.clone();
         let warm = warm.clone();
         runs.push(std::thread::spawn(move || {
-            let response = Response { id: request.id, result: run_request(&request, scope, &warm) };
+            let result = match request.confine.is_none() && shared {
+                // Its own domain holds every build's folders.
+                true => Err("a shared session runs only confined requests".to_string()),
+                false => run_request(&request, scope, &warm),
+            };
+            let response = Response { id: request.id, result };
             let mut line = serde_json::to_vec(&response).expect("a response serialises");
             line.push(b'\n');
             let mut output = output.lock().unwrap_or_else(|e| e.into_inner());
@@ -602,6 +628,8 @@ const ZYGOTE_STARTS: u32 = 3;
 /// The session's warm linkers, one per lld binary, started at its first link.
 struct WarmLinkers {
     shim: Option<PathBuf>,
+    /// `Some`: the only lld (real path) a zygote may be started of, if any.
+    only: Option<Option<PathBuf>>,
     zygotes: Mutex<HashMap<PathBuf, Tried>>,
 }
 
@@ -610,8 +638,8 @@ struct WarmLinkers {
 type Tried = (Option<Arc<Zygote>>, u32);
 
 impl WarmLinkers {
-    fn new(shim: Option<PathBuf>) -> Self {
-        WarmLinkers { shim, zygotes: Mutex::default() }
+    fn new(shim: Option<PathBuf>, only: Option<Option<PathBuf>>) -> Self {
+        WarmLinkers { shim, only, zygotes: Mutex::default() }
     }
 
     /// The live zygote of `program` (started when there is none); `None`
@@ -619,6 +647,9 @@ impl WarmLinkers {
     fn zygote_for(&self, program: &Path) -> Option<Arc<Zygote>> {
         let shim = self.shim.as_ref()?;
         let lld = zygote::lld_binary(program)?;
+        if self.only.as_ref().is_some_and(|only| only.as_ref() != Some(&lld)) {
+            return None;
+        }
         let mut zygotes = self.zygotes.lock().unwrap_or_else(|e| e.into_inner());
         let starts = match zygotes.get(&lld) {
             Some((Some(zygote), _)) if zygote.is_alive() => return Some(zygote.clone()),

@@ -58,6 +58,9 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// The most cgroups a child joins (the shim's `MAX_CGROUPS`).
 const MAX_CGROUPS: usize = 4;
 
+/// Signals a crash ends a fork with: the zygote that forked it is ended.
+const CRASHES: [i32; 6] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT, libc::SIGSYS];
+
 // Reply kinds (see the shim).
 const READY: i32 = 1;
 const STARTED: i32 = 2;
@@ -146,7 +149,7 @@ impl Zygote {
 
     /// Runs `cmd` as a fork of the zygote under `limits`, which must hold
     /// the Landlock ruleset the child restricts itself with (as a cold run
-    /// would) and at most [`MAX_CGROUPS`] cgroup files to join. `None`: the
+    /// would) and at most four cgroup files to join. `None`: the
     /// zygote could not serve it and nothing of it ran past its setup: run
     /// it cold. A zygote in doubt is ended.
     pub fn run(&self, cmd: &Cmd, limits: &RunLimits) -> Option<Output> {
@@ -185,7 +188,15 @@ impl Zygote {
         let deadline = started + limits.timeout + EXIT_GRACE;
         let broken = self.broken.clone();
         let wait = move || match read_reply(&reply, deadline) {
-            Some((EXITED, status)) => Ok(std::process::ExitStatus::from_raw(status)),
+            Some((EXITED, status)) => {
+                let status = std::process::ExitStatus::from_raw(status);
+                // A fork that crashed may have been probing the address
+                // layout every fork shares: the next link gets a fresh one.
+                if status.signal().is_some_and(|s| CRASHES.contains(&s)) {
+                    broken.store(true, Ordering::SeqCst);
+                }
+                Ok(status)
+            }
             // The child's setup failed before lld's code ran.
             Some((NOT_STARTED, errno)) => Err(std::io::Error::from_raw_os_error(errno)),
             _ => {

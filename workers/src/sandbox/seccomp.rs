@@ -1,0 +1,163 @@
+//! A seccomp filter for the server of a session that serves many builds in
+//! turn ([`super::session::SessionPool`]), inherited by every tool it runs.
+//!
+//! Such a session shows every build's work directory, and Landlock, which
+//! keeps a run to its own build's paths, does not govern a file's metadata:
+//! by path, a tool could still change the mode, owner, times or extended
+//! attributes of another build's files (or of the folder holding them all),
+//! watch the folder for new builds with inotify, or leave SysV IPC objects
+//! and keys behind, which outlive every process of its build. nasm and lld
+//! need none of that, so the calls fail with `EPERM`; the descriptor-based
+//! forms (`fchmod`, `fchown`, `fsetxattr`, `futimens`), which reach only
+//! files the run could open, stay allowed. Any other architecture's calls
+//! (the x32 ABI) end the process.
+
+use std::io;
+
+/// The x86-64 calls refused, by number (`asm/unistd_64.h`).
+const REFUSED: &[u32] = &[
+    90,  // chmod
+    268, // fchmodat
+    452, // fchmodat2
+    92,  // chown
+    94,  // lchown
+    260, // fchownat
+    132, // utime
+    235, // utimes
+    261, // futimesat
+    188, // setxattr
+    189, // lsetxattr
+    197, // removexattr
+    198, // lremovexattr
+    463, // setxattrat
+    466, // removexattrat
+    254, // inotify_add_watch
+    300, // fanotify_init
+    301, // fanotify_mark
+    303, // name_to_handle_at
+    29,  // shmget
+    64,  // semget
+    68,  // msgget
+    240, // mq_open
+    248, // add_key
+    249, // request_key
+    250, // keyctl
+];
+
+/// `utimensat`: refused only with a path (`futimens` passes none).
+const UTIMENSAT: u32 = 280;
+
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+// Classic BPF (linux/filter.h, linux/seccomp.h).
+const LD_W_ABS: u16 = 0x20;
+const JEQ_K: u16 = 0x15;
+const JGE_K: u16 = 0x35;
+const RET_K: u16 = 0x06;
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+const RET_ALLOW: u32 = 0x7fff_0000;
+// Offsets in struct seccomp_data.
+const NR: u32 = 0;
+const ARCH: u32 = 4;
+const ARG1_LOW: u32 = 24;
+const ARG1_HIGH: u32 = 28;
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt: 0, jf: 0, k }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// The filter's program.
+fn program() -> Vec<libc::sock_filter> {
+    let errno = RET_ERRNO | libc::EPERM as u32;
+    let mut p = vec![
+        stmt(LD_W_ABS, ARCH),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(RET_K, RET_KILL_PROCESS),
+        stmt(LD_W_ABS, NR),
+        jump(JGE_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(RET_K, RET_KILL_PROCESS),
+    ];
+    for &nr in REFUSED {
+        p.push(jump(JEQ_K, nr, 0, 1));
+        p.push(stmt(RET_K, errno));
+    }
+    // utimensat(fd, path, …): allowed only when path is NULL.
+    p.extend([
+        jump(JEQ_K, UTIMENSAT, 0, 5),
+        stmt(LD_W_ABS, ARG1_LOW),
+        jump(JEQ_K, 0, 0, 2),
+        stmt(LD_W_ABS, ARG1_HIGH),
+        jump(JEQ_K, 0, 1, 0),
+        stmt(RET_K, errno),
+        stmt(RET_K, RET_ALLOW),
+    ]);
+    p
+}
+
+/// Installs the filter on the calling thread (before it starts others:
+/// they and every child inherit it). Sets `no_new_privs`, which it needs.
+pub fn refuse_metadata_and_ipc() -> io::Result<()> {
+    let program = program();
+    let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: prctl with integer arguments; then PR_SET_SECCOMP reads the
+    // program `fprog` points to, alive for the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    #[test]
+    fn refused_calls_fail_with_eperm_and_descriptor_forms_still_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let path = CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
+        // In a child: the filter stays with the process that installs it.
+        // SAFETY: the child only makes system calls and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = (|| unsafe {
+                refuse_metadata_and_ipc().ok()?;
+                let eperm = |r: libc::c_int| r == -1 && *libc::__errno_location() == libc::EPERM;
+                let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+                let checks = [
+                    eperm(libc::chmod(path.as_ptr(), 0o600)),
+                    eperm(libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), 0o600, 0)),
+                    eperm(libc::chown(path.as_ptr(), libc::getuid(), libc::getgid())),
+                    eperm(libc::utimensat(libc::AT_FDCWD, path.as_ptr(), std::ptr::null(), 0)),
+                    eperm(libc::shmget(libc::IPC_PRIVATE, 4096, 0o600)),
+                    eperm(libc::inotify_add_watch(libc::inotify_init1(0), path.as_ptr(), libc::IN_MODIFY)),
+                    fd >= 0 && libc::fchmod(fd, 0o600) == 0,
+                    fd >= 0 && libc::futimens(fd, std::ptr::null()) == 0,
+                ];
+                Some(checks.iter().position(|ok| !ok).map_or(0, |i| 10 + i as i32))
+            })()
+            .unwrap_or(1);
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 0, "check {} failed (10 = the first)", libc::WEXITSTATUS(status));
+        // Outside the child, untouched.
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    }
+}
