@@ -43,22 +43,12 @@ pub enum Enforced {
 /// writing `rw`, no TCP but connecting to `connect` ports, and no signals or
 /// abstract sockets outside.
 pub fn restrict(ro: &[PathBuf], rw: &[PathBuf], connect: &[u16]) -> Result<Enforced, landlock::RulesetError> {
-    let existing = |paths: Vec<PathBuf>| paths.into_iter().filter(|p| p.exists()).collect::<Vec<_>>();
     let mut readable: Vec<PathBuf> = ro.to_vec();
     readable.extend(ALWAYS_READABLE.iter().map(PathBuf::from));
     let mut writable: Vec<PathBuf> = rw.to_vec();
     writable.extend(ALWAYS_WRITABLE.iter().map(PathBuf::from));
     let ports = connect.iter().map(|&port| Ok::<_, landlock::RulesetError>(NetPort::new(port, AccessNet::ConnectTcp)));
-    let status = Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::from_all(ABI_WANTED))?
-        .handle_access(AccessNet::from_all(ABI_WANTED))?
-        .scope(Scope::from_all(ABI_WANTED))?
-        .create()?
-        .add_rules(path_beneath_rules(existing(readable), AccessFs::from_read(ABI_WANTED)))?
-        .add_rules(path_beneath_rules(existing(writable), AccessFs::from_all(ABI_WANTED)))?
-        .add_rules(ports)?
-        .restrict_self()?;
+    let status = paths_ruleset(&readable, &writable)?.add_rules(ports)?.restrict_self()?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => Enforced::Fully,
         RulesetStatus::PartiallyEnforced => Enforced::Partially,
@@ -72,17 +62,24 @@ pub fn restrict(ro: &[PathBuf], rw: &[PathBuf], connect: &[u16]) -> Result<Enfor
 /// for [`crate::process::RunLimits::landlock_ruleset`]. `None`: this kernel
 /// cannot enforce all of it (a shared session is then not used).
 pub fn confine_ruleset(ro: &[PathBuf], rw: &[PathBuf]) -> Result<Option<std::os::fd::OwnedFd>, landlock::RulesetError> {
+    let created = paths_ruleset(ro, rw)?;
+    // Isolation between builds rests on this ruleset alone: all or nothing.
+    Ok(if kernel_abi() >= 6 { created.into() } else { None })
+}
+
+/// A ruleset handling every access this crate knows (as far as the kernel
+/// does), with reading the existing paths of `ro` and everything on those
+/// of `rw` allowed, and every scope.
+fn paths_ruleset(ro: &[PathBuf], rw: &[PathBuf]) -> Result<landlock::RulesetCreated, landlock::RulesetError> {
     let existing = |paths: &[PathBuf]| paths.iter().filter(|p| p.exists()).cloned().collect::<Vec<_>>();
-    let created = Ruleset::default()
+    Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(ABI_WANTED))?
         .handle_access(AccessNet::from_all(ABI_WANTED))?
         .scope(Scope::from_all(ABI_WANTED))?
         .create()?
         .add_rules(path_beneath_rules(existing(ro), AccessFs::from_read(ABI_WANTED)))?
-        .add_rules(path_beneath_rules(existing(rw), AccessFs::from_all(ABI_WANTED)))?;
-    // Isolation between builds rests on this ruleset alone: all or nothing.
-    Ok(if kernel_abi() >= 6 { created.into() } else { None })
+        .add_rules(path_beneath_rules(existing(rw), AccessFs::from_all(ABI_WANTED)))
 }
 
 /// A Landlock ruleset that adds nothing but scoping (no signals, no abstract
