@@ -264,3 +264,71 @@ fn a_fork_joins_the_groups_and_domain_it_is_given_and_a_crashing_one_ends_its_zy
     assert_eq!(crash.exit, Exit::Signal(libc::SIGSEGV), "{}", crash.text);
     assert!(!zygote.is_alive());
 }
+
+/// A stand-in zygote, statically linked (so the shim is not loaded into
+/// it), that says it is ready and then answers every request with `MODE`'s
+/// malformed reply.
+const FAKE_ZYGOTE: &str = r#"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+int main(void) {
+    int control = atoi(getenv("WHEELWRIGHT_ZYGOTE_FD"));
+    int32_t ready[2] = {1, (int32_t)getpid()};
+    send(control, ready, sizeof ready, 0);
+    for (;;) {
+        char buf[65536];
+        union { char b[CMSG_SPACE(8 * sizeof(int))]; struct cmsghdr align; } cbuf;
+        struct iovec iov = {buf, sizeof buf};
+        struct msghdr msg = {0};
+        msg.msg_iov = &iov; msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.b; msg.msg_controllen = sizeof cbuf.b;
+        if (recvmsg(control, &msg, 0) <= 0) return 0;
+        int reply;
+        memcpy(&reply, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof reply);
+        int32_t answer[3] = {2, 0, 0};
+        size_t size = 8;
+        if (MODE == 1) {                          /* a message of another size, */
+            pid_t child = fork();                 /* about a real child of its own */
+            if (child == 0) { prctl(PR_SET_PDEATHSIG, SIGKILL); pause(); _exit(0); }
+            answer[1] = child;
+            size = 12;
+        }
+        if (MODE == 2) answer[1] = 1;             /* a pid that cannot be its child's */
+        if (MODE == 3) answer[1] = getpid();      /* its own pid */
+        if (MODE == 4) answer[0] = 99;            /* a kind that does not exist */
+        send(reply, answer, size, 0);
+    }
+}
+"#;
+
+#[test]
+fn a_zygote_that_answers_malformed_is_ended_and_the_run_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = zygote::shared_shim(dir.path()).unwrap();
+    let source = dir.path().join("fake.c");
+    std::fs::write(&source, FAKE_ZYGOTE).unwrap();
+    let scope = landlock::scope_ruleset().expect("Landlock ABI 6 on this kernel");
+    let limits = RunLimits { landlock_ruleset: Some(scope), ..RunLimits::default() };
+    for (mode, what) in [(1, "a reply of 12 bytes"), (2, "pid 1"), (3, "the zygote's own pid"), (4, "an unknown kind")]
+    {
+        let fake = dir.path().join(format!("fake-{mode}"));
+        let cc = std::process::Command::new("cc")
+            .args(["-static", "-O1", &format!("-DMODE={mode}"), "-o"])
+            .arg(&fake)
+            .arg(&source)
+            .output()
+            .unwrap();
+        assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+        let zygote = zygote::Zygote::start(&fake, &shim).expect("the stand-in says it is ready");
+        assert!(zygote.is_alive());
+        let out = zygote.run(&Cmd::new("/usr/bin/sh").arg("-c").arg("echo ran"), &limits);
+        assert!(out.is_none(), "{what}: served {out:?}");
+        assert!(!zygote.is_alive(), "{what}: the zygote still serves");
+    }
+}

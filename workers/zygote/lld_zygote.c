@@ -215,13 +215,17 @@ int __libc_start_main(int (*main_fn)(int, char **, char **), int argc, char **ar
             _exit(0);
         if (!(fds[0].revents & POLLIN))
             continue;
-        char cbuf[CMSG_SPACE(MAX_PASSED * sizeof(int))];
+        /* Aligned for the cmsghdr it holds. */
+        union {
+            char buf[CMSG_SPACE(MAX_PASSED * sizeof(int))];
+            struct cmsghdr align;
+        } cbuf;
         struct iovec iov = {buf, sizeof buf};
         struct msghdr msg = {0};
         msg.msg_iov = &iov;
         msg.msg_iovlen = 1;
-        msg.msg_control = cbuf;
-        msg.msg_controllen = sizeof cbuf;
+        msg.msg_control = cbuf.buf;
+        msg.msg_controllen = sizeof cbuf.buf;
         ssize_t n = recvmsg(control, &msg, MSG_CMSG_CLOEXEC);
         if (n == 0)
             _exit(0); /* the server closed the channel */
