@@ -294,8 +294,14 @@ int main(void) {
         int32_t answer[3] = {2, 0, 0};
         size_t size = 8;
         if (MODE == 1) {                          /* a message of another size, */
-            pid_t child = fork();                 /* about a real child of its own */
-            if (child == 0) { prctl(PR_SET_PDEATHSIG, SIGKILL); pause(); _exit(0); }
+            pid_t parent = getpid();
+            pid_t child = fork();                 /* about a real child of its own, */
+            if (child == 0) {                     /* which ends with it */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent) _exit(0); /* it ended before the prctl */
+                pause();
+                _exit(0);
+            }
             answer[1] = child;
             size = 12;
         }
