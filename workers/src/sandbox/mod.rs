@@ -656,6 +656,14 @@ fn allowed_env(cmd: &Cmd) -> impl Iterator<Item = &(String, String)> {
     cmd.env.iter().filter(|(k, _)| ENV_ALLOWED.contains(&k.as_str()))
 }
 
+/// What a confined run (a warm test's child, a tool of a shared session)
+/// may read besides its own paths.
+const CONFINED_READ_ONLY: [&str; 6] = ["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/proc"];
+
+/// The devices a confined run may write (a warm test's child `/dev/tty`
+/// too, and `/dev/shm` only as its runner's `PRIVATE` says).
+const CONFINED_DEVICES: [&str; 5] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+
 /// What a step's first process does to itself before it executes: join the
 /// build's and the step's cgroups, lower its rlimits.
 #[derive(Debug, Default)]

@@ -83,16 +83,16 @@ pub struct Confine {
     pub cgroups: Vec<PathBuf>,
 }
 
+impl Confine {
+    /// A run of a build whose steps see `mounts`, joining `cgroups`.
+    fn of(mounts: &Mounts, cgroups: &[PathBuf]) -> Confine {
+        Confine { read_only: mounts.read_only.clone(), writable: mounts.writable.clone(), cgroups: cgroups.to_vec() }
+    }
+}
+
 /// Where a shared session shows the folder of the builds' memory groups
 /// (writable by the server only: no run's domain holds it).
 pub const GROUPS_PATH: &str = "/run/wheelwright/build-groups";
-
-/// What every confined run may read besides its build's paths.
-const SYSTEM_READ_ONLY: [&str; 6] = ["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/proc"];
-
-/// The devices a confined run may write (no `/tmp`: a shared session's is
-/// shared).
-const DEVICES: [&str; 5] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 
 /// What the server answers.
 #[derive(Debug, Serialize, Deserialize)]
@@ -208,11 +208,7 @@ impl Core {
     /// One run of `/usr/bin/true` as a run of a build seeing `mounts` would
     /// be made (confined, joining `cgroups`): `Err` says why it failed.
     pub(super) fn probe(&self, mounts: &Mounts, cgroups: &[PathBuf]) -> Result<(), String> {
-        let confine = Confine {
-            read_only: mounts.read_only.clone(),
-            writable: mounts.writable.clone(),
-            cgroups: cgroups.to_vec(),
-        };
+        let confine = Confine::of(mounts, cgroups);
         let reply = self
             .run_request(&Cmd::new("/usr/bin/true"), Some(confine), &CancelToken::new(), &|| false)
             .map_err(|e| e.source.to_string())?;
@@ -386,11 +382,7 @@ impl Session {
     }
 
     fn run_once(&self, cmd: &Cmd, cancel: &CancelToken) -> Result<Output, SpawnError> {
-        let confine = self.shared.as_ref().map(|s| Confine {
-            read_only: s.mounts.read_only.clone(),
-            writable: s.mounts.writable.clone(),
-            cgroups: s.cgroups.clone(),
-        });
+        let confine = self.shared.as_ref().map(|s| Confine::of(&s.mounts, &s.cgroups));
         let stopped = || self.build.as_ref().is_some_and(|b| b.stop.is_cancelled());
         let reply = self.core().run_request(cmd, confine, cancel, &stopped)?;
         if reply.zygote {
@@ -676,9 +668,10 @@ impl WarmLinkers {
 /// The ruleset and the join files of a confined run.
 fn confinement(confine: &Confine) -> Result<(std::os::fd::OwnedFd, Vec<PathBuf>), String> {
     let mut read_only = confine.read_only.clone();
-    read_only.extend(SYSTEM_READ_ONLY.iter().map(PathBuf::from));
+    read_only.extend(super::CONFINED_READ_ONLY.iter().map(PathBuf::from));
     let mut writable = confine.writable.clone();
-    writable.extend(DEVICES.iter().map(PathBuf::from));
+    // No `/tmp`: a shared session's is shared.
+    writable.extend(super::CONFINED_DEVICES.iter().map(PathBuf::from));
     let ruleset = super::landlock::confine_ruleset(&read_only, &writable)
         .map_err(|e| format!("cannot make the run's Landlock ruleset: {e}"))?
         .ok_or("this kernel cannot confine a run of a shared session")?;

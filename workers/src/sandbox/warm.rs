@@ -25,15 +25,9 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 /// Where a warm run's stdout and stderr go, in its run directory: a FIFO.
 pub const OUTPUT_FILE: &str = ".wheelwright-output";
 
-/// Devices a warm run may write (`/dev/shm` only as [`PRIVATE`] says).
-const DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
-
 /// The runner's private folders a child may write once the runner has
 /// emptied them (see `private_tmp`).
 const PRIVATE: [&str; 2] = ["/tmp", "/dev/shm"];
-
-/// What a warm run's child may read besides its own paths.
-const SYSTEM_READ_ONLY: [&str; 6] = ["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/proc"];
 
 /// One pytest run on a warm runner.
 #[derive(Debug)]
@@ -190,10 +184,12 @@ impl Sandbox {
             .iter()
             .chain(&run.read_only)
             .map(|p| show(p))
-            .chain(SYSTEM_READ_ONLY.iter().map(|p| p.to_string()))
+            .chain(super::CONFINED_READ_ONLY.iter().map(|p| p.to_string()))
             .collect();
-        let writable =
-            std::iter::once(show(run.dir)).chain(DEVICES.iter().map(|d| d.to_string())).chain(wipe.clone()).collect();
+        let writable = std::iter::once(show(run.dir))
+            .chain(super::CONFINED_DEVICES.iter().chain(&["/dev/tty"]).map(|d| d.to_string()))
+            .chain(wipe.clone())
+            .collect();
         let request = Request {
             dir: show(run.dir),
             output: show(&output_path),
