@@ -76,6 +76,51 @@ fn a_step_can_write_only_to_its_job_directory() {
 }
 
 #[test]
+fn a_step_can_change_no_metadata_of_the_hosts_devices_and_holds_no_capability_in_any_set() {
+    // Landlock governs reading and writing, not chmod, utime or xattrs, and
+    // a daemon running as root owns the host's device nodes bubblewrap binds:
+    // the helper remounts them read-only before the step starts. Same mode
+    // and a new time only: a hole would show without harming the host.
+    let job = tempfile::tempdir().unwrap();
+    let script = r#"
+import os, time
+for device in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"):
+    for what, change in (
+        ("chmod", lambda: os.chmod(device, os.stat(device).st_mode & 0o7777)),
+        ("utime", lambda: os.utime(device)),
+        ("setxattr", lambda: os.setxattr(device, "user.step", b"1")),
+    ):
+        try:
+            change()
+            print("changed", what, device)
+        except OSError as refused:
+            assert refused.errno in (1, 13, 30), (what, device, refused)
+with open("/dev/null", "w") as null, open("/dev/zero", "rb") as zero:
+    null.write("still a device")
+    assert zero.read(4) == bytes(4)
+with open("/proc/self/status") as status:
+    for line in status:
+        if line.startswith("Cap"):
+            print(line.split()[0], line.split()[1])
+"#;
+    let before = std::fs::metadata("/dev/null").unwrap();
+    let out = sandbox(Limits::default())
+        .run(
+            &Cmd::new("/usr/bin/python3").arg("-c").arg(script),
+            &Mounts::job(job.path()).running_project_code(),
+            &CancelToken::new(),
+        )
+        .unwrap();
+    assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+    assert!(!out.text.contains("changed"), "{}", out.text);
+    for set in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert!(out.text.contains(&format!("{set} 0000000000000000")), "{set}: {}", out.text);
+    }
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata("/dev/null").unwrap().mtime(), before.mtime());
+}
+
+#[test]
 fn the_landlock_helper_confines_what_it_runs() {
     if landlock::kernel_abi() == 0 {
         eprintln!("this kernel has no Landlock; the helper's confinement cannot be observed here");

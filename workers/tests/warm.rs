@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -203,6 +204,10 @@ fn two_concurrent_builds_on_one_warm_root_cannot_read_signal_or_trace_each_other
     let (spy_on_b, spy_on_a) = (project_spying(&a, &b), project_spying(&b, &a));
     let pool = Arc::new(WarmPool::new());
     let sandbox = pooled(&pool, &root, 60);
+    let mode_of = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let (root_mode, work_mode) = (mode_of(&root), mode_of(&b));
     let (report_a, report_b) = std::thread::scope(|s| {
         let build_a = s.spawn(|| build_in(spy_on_b.path(), &a, sandbox.clone()));
         let build_b = s.spawn(|| build_in(spy_on_a.path(), &b, sandbox.clone()));
@@ -223,6 +228,29 @@ fn two_concurrent_builds_on_one_warm_root_cannot_read_signal_or_trace_each_other
         assert_eq!(target(report, Target::Linux).status, Status::Succeeded);
     }
     assert!(!run_dir(&a).join("planted").exists() && !run_dir(&b).join("planted").exists());
+    // What each child changed of the folder of work directories in its own
+    // view reached nothing of the host's.
+    assert_eq!((mode_of(&root), mode_of(&a), mode_of(&b)), (root_mode, work_mode, work_mode));
+    for path in [&root, &a, &b, &run_dir(&a), &run_dir(&b)] {
+        assert_eq!(xattr(path, "user.spy"), None, "{}", path.display());
+    }
+    let secret = std::fs::metadata(run_dir(&a).join("secret.txt")).unwrap();
+    assert!(secret.modified().unwrap() > std::time::UNIX_EPOCH + Duration::from_secs(1));
+}
+
+/// The value of the extended attribute `name` of `path`, if it has one.
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut value = vec![0u8; 4096];
+    // SAFETY: valid C strings and a buffer of the size given.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+    if n < 0 {
+        return None;
+    }
+    value.truncate(n as usize);
+    Some(value)
 }
 
 #[test]
@@ -305,8 +333,9 @@ fn warm_tests_false_runs_the_tests_cold() {
 }
 
 #[test]
-fn away_from_tmp_each_run_gets_the_runners_tmp_and_dev_shm_emptied_as_a_cold_run_gets_fresh_ones() {
-    // Work directories outside /tmp: the runner's own /tmp can be the child's.
+fn each_run_gets_a_fresh_tmp_and_dev_shm_as_a_cold_run_does() {
+    // Two builds on one runner: what the first leaves in its /tmp and
+    // /dev/shm (tmpfs mounts of its own view) is gone for the second.
     let root = tempfile::tempdir_in("/var/tmp").unwrap();
     let root = std::fs::canonicalize(root.path()).unwrap();
     let pool = Arc::new(WarmPool::new());
@@ -332,24 +361,29 @@ fn away_from_tmp_each_run_gets_the_runners_tmp_and_dev_shm_emptied_as_a_cold_run
 }
 
 #[test]
-fn work_directories_under_dev_shm_are_never_emptied_by_a_runner_nor_opened_to_a_child() {
-    // The runner's sandbox has a /dev/shm tmpfs of its own; binds of work
-    // directories below /dev/shm lie inside it. Emptying it before a fork
-    // once removed them: every build on the runner lost its files.
+fn work_directories_under_dev_shm_are_bound_into_a_fresh_dev_shm_as_a_cold_run_sees_them() {
+    // The runner's sandbox has a /dev/shm tmpfs of its own, with the binds
+    // of work directories below /dev/shm inside it. A child's view has a
+    // fresh /dev/shm (and /tmp), as a cold run's, with only its own run
+    // directory bound back inside: nothing of another build's, and what the
+    // child leaves there goes with it.
     let root = tempfile::tempdir_in("/dev/shm").unwrap();
     let root = std::fs::canonicalize(root.path()).unwrap();
     std::fs::write(root.join("kept"), "another build's file").unwrap();
     let pool = Arc::new(WarmPool::new());
-    let test = "import os, tempfile\n\n\
-                def test_tmp_is_the_run_directory_s_own():\n\
-                \x20   assert os.environ['HOME'] == os.getcwd() + '/.tmp' == tempfile.gettempdir()\n\
-                \x20   for shared in ('/tmp', '/dev/shm'):\n\
-                \x20       try:\n\
-                \x20           open(shared + '/planted', 'w')\n\
-                \x20           raise AssertionError(shared + ' is writable')\n\
-                \x20       except PermissionError:\n\
-                \x20           pass\n";
-    let dir = project(&[("src/pymult.asm", PYMULT), ("tests/test_tmp.py", test)]);
+    let test = format!(
+        "import os, tempfile\n\n\
+         def test_dev_shm_is_fresh_and_holds_only_this_run():\n\
+         \x20   assert os.environ['HOME'] == '/tmp' == tempfile.gettempdir()\n\
+         \x20   assert os.listdir('/tmp') == []\n\
+         \x20   assert os.listdir('/dev/shm') == ['{top}'], os.listdir('/dev/shm')\n\
+         \x20   assert os.listdir('{root}') == [os.getcwd().split('/')[len('{root}'.split('/'))]]\n\
+         \x20   open('/dev/shm/left-behind', 'w').close()\n\
+         \x20   open('/tmp/left-behind', 'w').close()\n",
+        top = root.strip_prefix("/dev/shm").unwrap().components().next().unwrap().as_os_str().to_string_lossy(),
+        root = root.display(),
+    );
+    let dir = project(&[("src/pymult.asm", PYMULT), ("tests/test_tmp.py", &test)]);
     for build in ["first", "second", "third"] {
         let report = build_in(dir.path(), &root.join(build), pooled(&pool, &root, 60));
         let run = only_run(&report);
@@ -357,4 +391,5 @@ fn work_directories_under_dev_shm_are_never_emptied_by_a_runner_nor_opened_to_a_
     }
     assert_eq!(std::fs::read_to_string(root.join("kept")).unwrap(), "another build's file");
     assert!(run_dir(&root.join("first")).is_dir());
+    assert!(!Path::new("/dev/shm/left-behind").exists() && !root.join("left-behind").exists());
 }

@@ -10,7 +10,9 @@
 //! joins its build's memory group and its own pids group) it first joins
 //! each cgroup whose join file (`tasks` on v1, see `cgroup::join_file`) is
 //! bound at PROCS, by writing `0` while it is single-threaded; it lowers the
-//! rlimits before it restricts itself.
+//! rlimits before it restricts itself. Before all that it makes the host's
+//! files it sees unchangeable and drops the capabilities bubblewrap left it
+//! for that (`sandbox/caps.rs`).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -174,6 +176,11 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
             eprintln!("wheelwright-sandbox-exec: cannot join the step's cgroup: {e}");
             return 126;
         }
+    }
+    // Then the host's files it sees unchangeable, and every capability gone.
+    if let Err(e) = super::caps::seal_host_files(&cgroups).and_then(|_| super::caps::drop_all()) {
+        eprintln!("wheelwright-sandbox-exec: {e}");
+        return 126;
     }
     if let Err(e) = crate::process::set_rlimits(&rlimits) {
         eprintln!("wheelwright-sandbox-exec: setrlimit: {e}");

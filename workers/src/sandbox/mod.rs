@@ -16,6 +16,7 @@
 //! local builds only (the build's cgroup and disk budget still apply).
 
 mod build;
+mod caps;
 mod cgroup;
 pub mod landlock;
 mod limits;
@@ -543,6 +544,15 @@ impl Sandbox {
         ]
         .map(String::from)
         .to_vec();
+        // What the helper (or a warm runner's child) needs to make the
+        // host's files unchangeable before the step starts, and then drops.
+        let helper = helper.as_ref().filter(|_| !setup.runner_views);
+        if helper.is_some() || setup.runner_views {
+            args.extend(caps::KEPT.iter().flat_map(|cap| ["--cap-add".to_string(), cap.to_string()]));
+        }
+        if setup.runner_views {
+            args.extend(["--dir".to_string(), warm::VIEW_ROOT.to_string()]);
+        }
         let mut setenv = |k: &str, v: &str| args.extend(["--setenv".to_string(), k.to_string(), v.to_string()]);
         setenv("PATH", "/usr/local/bin:/usr/bin:/bin");
         setenv("HOME", "/tmp");
@@ -678,6 +688,10 @@ struct ChildSetup {
     /// shown at [`session::GROUPS_PATH`] (the runs join theirs); with it the
     /// server serves `--shared` (see [`session::serve`]).
     groups_dir: Option<PathBuf>,
+    /// A warm runner: no helper (Landlock would forbid the mounts), and
+    /// the capabilities its children need to make each run's view of its
+    /// own, which every child drops before it runs anything of a build's.
+    runner_views: bool,
 }
 
 /// `/usr` read-only, and the merged-usr links (or the real directories on a

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{allowed_env, cgroup, ChildSetup, Isolation, Mounts, Sandbox};
 use crate::process::{CancelToken, Cmd, Exit, Output};
-use crate::warm::{Ended, Request, Runner, RunnerKey, WarmError, WarmPool, HASH_SEED, RUNNER_PY};
+use crate::warm::{Ended, Request, Runner, RunnerKey, ViewMount, WarmError, WarmPool, HASH_SEED, RUNNER_PY};
 
 /// How long a runner may take to import pytest and say it is ready.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -25,9 +25,12 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 /// Where a warm run's stdout and stderr go, in its run directory: a FIFO.
 pub const OUTPUT_FILE: &str = ".wheelwright-output";
 
-/// The runner's private folders a child may write once the runner has
-/// emptied them (see `private_tmp`).
-const PRIVATE: [&str; 2] = ["/tmp", "/dev/shm"];
+/// An empty folder of a runner's sandbox, where each child mounts the root
+/// of its own view (in a mount namespace of its own) before it moves into it.
+pub const VIEW_ROOT: &str = "/run/wheelwright/view";
+
+/// The size of a view's `/dev`, which holds only mount points and links.
+const DEV_SIZE: u64 = 64 << 10;
 
 /// One pytest run on a warm runner.
 #[derive(Debug)]
@@ -151,24 +154,11 @@ impl Sandbox {
         let output_path = run.dir.join(OUTPUT_FILE);
         let output = Collector::start(&output_path, self.limits.max_output)
             .map_err(|e| WarmError::Unavailable(format!("{}: {e}", output_path.display())))?;
-        // The runner's own /tmp and /dev/shm are the child's, emptied before
-        // it is forked, as a cold run gets fresh ones: unless one of the
-        // runner's binds lies under either, inside the runner's tmpfs there,
-        // where a rule for the folder would open it and emptying the folder
-        // would reach into it (other builds' work directories).
-        let under_private = |p: &Path| PRIVATE.iter().any(|folder| p.starts_with(folder));
-        let private_tmp = !under_private(&key.writable) && !key.read_only.iter().any(|p| under_private(p));
-        let tmp = if private_tmp { PathBuf::from("/tmp") } else { run.dir.join(".tmp") };
-        if !private_tmp {
-            std::fs::create_dir(&tmp).map_err(|e| WarmError::Unavailable(format!("{}: {e}", tmp.display())))?;
-        }
-        let wipe: Vec<String> = if private_tmp { PRIVATE.iter().map(|p| p.to_string()).collect() } else { Vec::new() };
-
         let show = |p: &Path| p.display().to_string();
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
-        env.insert("HOME".into(), show(&tmp));
-        env.insert("TMPDIR".into(), show(&tmp));
+        env.insert("HOME".into(), "/tmp".into());
+        env.insert("TMPDIR".into(), "/tmp".into());
         env.insert("LANG".into(), "C.UTF-8".into());
         let cmd = Cmd {
             program: run.python.to_path_buf(),
@@ -187,8 +177,7 @@ impl Sandbox {
             .chain(super::CONFINED_READ_ONLY.iter().map(|p| p.to_string()))
             .collect();
         let writable = std::iter::once(show(run.dir))
-            .chain(super::CONFINED_DEVICES.iter().chain(&["/dev/tty"]).map(|d| d.to_string()))
-            .chain(wipe.clone())
+            .chain(super::CONFINED_DEVICES.iter().chain(&["/dev/tty", "/tmp", "/dev/shm"]).map(|d| d.to_string()))
             .collect();
         let request = Request {
             dir: show(run.dir),
@@ -199,7 +188,7 @@ impl Sandbox {
             writable,
             cgroups: cgroups.iter().map(|p| show(p)).collect(),
             rlimits: rlimits.iter().map(|(r, v)| (*r, *v)).collect(),
-            wipe,
+            view: self.child_view(run),
             harness: run.harness,
         };
         let started = Instant::now();
@@ -235,6 +224,57 @@ impl Sandbox {
         Ok(Output { exit, text, truncated, duration })
     }
 
+    /// What a child of a runner sees: what a cold run's sandbox shows
+    /// (`wrap_program`), made by the child in a mount namespace of its own
+    /// from the runner's: the system's folders read-only, `/proc`, a `/dev`
+    /// of the host's devices bound read-only, fresh `/tmp` and `/dev/shm`,
+    /// the runner's read-only paths and the run's, and its own directory;
+    /// nothing else of the folder of work directories, no cgroup folder.
+    /// Parents before children; paths the runs may write are resolved
+    /// without following links.
+    fn child_view(&self, run: &WarmRun<'_>) -> Vec<ViewMount> {
+        let show = |p: &Path| p.display().to_string();
+        let tmpfs = |path: &str, size: u64| ViewMount::Tmpfs { path: path.into(), size, mode: 0o755 };
+        let bind = |path: &Path, writable: bool| ViewMount::Bind {
+            path: show(path),
+            writable,
+            nofollow: path.starts_with(run.visible),
+        };
+        let mut view = vec![bind(Path::new("/usr"), false)];
+        for dir in ["/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
+            match std::fs::read_link(dir) {
+                Ok(target) => view.push(ViewMount::Symlink { path: dir.into(), target: show(&target) }),
+                Err(_) if Path::new(dir).is_dir() => view.push(bind(Path::new(dir), false)),
+                Err(_) => {}
+            }
+        }
+        if Path::new("/etc/ld.so.cache").exists() {
+            view.push(bind(Path::new("/etc/ld.so.cache"), false));
+        }
+        view.push(bind(Path::new("/proc"), true));
+        view.push(tmpfs("/dev", DEV_SIZE));
+        view.extend(super::caps::DEVICES.iter().map(|d| ViewMount::Device { path: d.to_string() }));
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            view.push(ViewMount::Symlink { path: format!("/dev/{link}"), target: target.into() });
+        }
+        view.push(tmpfs("/dev/shm", self.limits.tmp_size));
+        view.push(tmpfs("/tmp", self.limits.tmp_size));
+        let mut binds: Vec<ViewMount> =
+            run.runner_read_only.iter().chain(&run.read_only).map(|p| bind(p, false)).collect();
+        binds.push(bind(run.dir, true));
+        view.extend(binds);
+        // A path bound twice (the interpreter's prefix is /usr) once.
+        let mut seen = std::collections::HashSet::new();
+        view.retain(|m| seen.insert(m.path().to_string()));
+        view.sort_by_key(|m| Path::new(m.path()).components().count());
+        view
+    }
+
     /// A new runner for `key`, in a sandbox that shows the builds' folder
     /// writable (each run's child narrows that to its own directory) and
     /// the cgroup folders its runs' children join.
@@ -255,7 +295,8 @@ impl Sandbox {
             .env("PYTHONNOUSERSITE", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONHASHSEED", HASH_SEED);
-        let wrapped = self.wrap_program(Some(&cmd), &mounts, &ChildSetup::default());
+        let setup = ChildSetup { runner_views: true, ..ChildSetup::default() };
+        let wrapped = self.wrap_program(Some(&cmd), &mounts, &setup);
         Runner::start(&wrapped, STARTUP)
     }
 }

@@ -1,9 +1,11 @@
 //! The warm test runner: per interpreter (and per place it may see), a pool
 //! of long-lived Python processes, each in a sandbox of its own, that have
 //! imported pytest once and fork a child per test run. The child isolates
-//! itself before it touches the project (a fresh Landlock domain over only
-//! its run directory, its own session and process group, the step's cgroup
-//! and rlimits, the allow-listed environment, a fresh temp directory), then
+//! itself before it touches the project (a view of its own: a mount
+//! namespace showing what a cold run's sandbox shows, with fresh `/tmp` and
+//! `/dev/shm`, and no capability left; a fresh Landlock domain over only its
+//! run directory, its own session and process group, the step's cgroup and
+//! rlimits, the allow-listed environment), then
 //! runs pytest in-process. The engine reads the results from the run
 //! directory exactly as after a cold run; the runner only reports the
 //! child's waitpid status, so no child can answer for another.
@@ -19,7 +21,7 @@ mod runner;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub use runner::{Ended, Request, Runner, RUNNER_PY};
+pub use runner::{Ended, Request, Runner, ViewMount, RUNNER_PY};
 
 /// The hash seed every test run gets, warm or cold: a forked child
 /// inherits its runner's hash secret, so both paths use this one.

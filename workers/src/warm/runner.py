@@ -661,6 +661,155 @@ def restrict(read_only, writable):
     os.close(ruleset)
 
 
+# Making a run's view (see `Sandbox::child_view` and "The view of a warm
+# run" in docs/warm-runner.md). The runner keeps CAP_SYS_ADMIN and
+# CAP_SETPCAP in its sandbox's user namespace for its children to do this;
+# each child drops both (and every other) before anything of a build runs.
+VIEW_ROOT = "/run/wheelwright/view"  # sandbox::warm::VIEW_ROOT
+CLONE_NEWNS = 0x20000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+# The per-mount flags a bind keeps from its source, as statvfs's ST_* bit
+# and mount's MS_* bit (a copied mount may not change its access-time flags):
+# read-only, nosuid, nodev, noexec, noatime, nodiratime, relatime.
+KEPT_MOUNT_FLAGS = [(1, 1), (2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21)]
+MNT_DETACH = 2
+SYS_PIVOT_ROOT, SYS_OPENAT2, SYS_CAPSET = 155, 437, 126
+RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x02, 0x04
+PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
+
+
+class OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def checked(result, what):
+    if result != 0:
+        raise OSError(ctypes.get_errno(), what)
+
+
+def mount(source, target, fstype, flags, data):
+    encode = lambda text: None if text is None else os.fsencode(text)  # noqa: E731
+    checked(LIBC.mount(encode(source), encode(target), encode(fstype), flags, encode(data)), "mount %s" % target)
+
+
+def open_source(path, nofollow):
+    """An O_PATH descriptor of what the runner sees at `path`; with
+    `nofollow`, resolved without following any link (a path a run may have
+    written: a link there must not make the child bind something else)."""
+    flags = os.O_PATH | os.O_CLOEXEC
+    if not nofollow:
+        return os.open(path, flags)
+    how = OpenHow(flags, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    fd = LIBC.syscall(SYS_OPENAT2, -100, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "openat2 %s" % path)
+    return fd
+
+
+def mount_point(target, is_dir):
+    if is_dir:
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+
+
+def bind(path, target, writable, nofollow, device):
+    """Binds the runner's `path` at `target` (with its submounts), then sets
+    the bind's own flags: the source's, nosuid, read-only unless
+    `writable`, nodev unless `device`. False when there is no such path."""
+    try:
+        fd = open_source(path, nofollow)
+    except FileNotFoundError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if device and not stat.S_ISCHR(info.st_mode):
+            return False
+        mount_point(target, stat.S_ISDIR(info.st_mode))
+        mount("/proc/self/fd/%d" % fd, target, None, MS_BIND | MS_REC, None)
+        source = os.fstatvfs(fd).f_flag
+        flags = MS_NOSUID
+        for st, ms in KEPT_MOUNT_FLAGS:
+            flags |= ms if source & st else 0
+        flags |= 0 if writable else MS_RDONLY
+        flags = flags & ~MS_NODEV if device else flags | MS_NODEV
+        mount(None, target, None, MS_REMOUNT | MS_BIND | flags, None)
+    finally:
+        os.close(fd)
+    return True
+
+
+def enter_view(view):
+    """Moves the child into a mount namespace of its own whose root is a
+    fresh tmpfs holding only `view` (see `Sandbox::child_view`), the
+    runner's and every other run's files out of sight. Then drops every
+    capability."""
+    checked(LIBC.unshare(CLONE_NEWNS), "unshare")
+    mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    mount("tmpfs", VIEW_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096")
+    for entry in view:
+        kind, path = entry["kind"], entry["path"]
+        target = VIEW_ROOT + path
+        if kind == "tmpfs":
+            mount_point(target, True)
+            options = "mode=%o,size=%d" % (entry["mode"], entry["size"])
+            mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+        elif kind == "symlink":
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.symlink(entry["target"], target)
+        elif kind == "bind":
+            if not bind(path, target, entry["writable"], entry["nofollow"], device=False):
+                raise FileNotFoundError(path)
+        elif kind == "device":
+            bind(path, target, False, False, device=True)
+        else:
+            raise ValueError("a view entry of kind %r" % kind)
+    os.chdir(VIEW_ROOT)
+    checked(LIBC.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    # The runner's root, now stacked under the view's: detached.
+    checked(LIBC.umount2(b".", MNT_DETACH), "umount2")
+    os.chdir("/")
+    drop_capabilities()
+
+
+def drop_capabilities():
+    """Every capability of the child gone for good: the bounding set, the
+    ambient set, then effective, permitted and inheritable (capset v3)."""
+    with open("/proc/sys/kernel/cap_last_cap") as last:
+        for cap in range(int(last.read()) + 1):
+            checked(LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "PR_CAPBSET_DROP %d" % cap)
+    LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+    data = (ctypes.c_uint32 * 6)()
+    checked(LIBC.syscall(SYS_CAPSET, header, data), "capset")
+    with open("/proc/self/status") as status:
+        sets = [line.split() for line in status if line.startswith("Cap")]
+    if len(sets) < 5 or any(int(value, 16) for _, value in sets):
+        raise OSError("a capability is still held: %r" % (sets,))
+
+
+def views_work():
+    """Whether a child can make a view here (a forked probe unshares its
+    mount namespace and mounts a tmpfs at VIEW_ROOT): the runner answers
+    ready only then."""
+    probe = os.fork()
+    if probe == 0:
+        code = 1
+        try:
+            checked(LIBC.unshare(CLONE_NEWNS), "unshare")
+            mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+            mount("tmpfs", VIEW_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k")
+            code = 0
+        except BaseException as error:
+            os.write(2, ("wheelwright warm runner: no view can be made here: %r\n" % (error,)).encode())
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(probe, 0)
+    return status == 0
+
+
 def read_exact(n):
     data = b""
     while len(data) < n:
@@ -703,6 +852,7 @@ def child(request):
         for procs in request["cgroups"]:
             with open(procs, "w") as group:
                 group.write("0")
+        enter_view(request["view"])
         for resource, value in request["rlimits"]:
             resource_module.setrlimit(resource, (value, value))
         restrict(request["read_only"], request["writable"])
@@ -780,38 +930,16 @@ def module_from_interpreter(module):
     return from_interpreter(origin)
 
 
-def wipe(folder, device=None):
-    """Empties `folder` without following links and without entering
-    another file system at any depth: a mount point (a bind of the host's)
-    is left, so the folder holding it cannot be removed, and the error ends
-    the runner (in doubt)."""
-    if device is None:
-        device = os.lstat(folder).st_dev
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            info = entry.stat(follow_symlinks=False)
-            if info.st_dev != device:
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                wipe(entry.path, device)
-                os.rmdir(entry.path)
-            else:
-                os.unlink(entry.path)
-
-
 def main():
     # Not dumpable: no child can trace the runner or read its memory.
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if not views_work():
+        return 1
     answer({"ready": ABI})
     while True:
         request = receive()
         if request is None:
             return 0
-        # What the last child left in the runner's /tmp and /dev/shm goes
-        # before the next one may write there (its processes are dead: the
-        # host killed its cgroup). A failure ends the runner: in doubt.
-        for folder in request["wipe"]:
-            wipe(folder)
         # Everything the runner holds moves to the permanent generation: the
         # child's collections (pytest runs one at the end of every session)
         # then walk only what the child made, instead of the whole heap it

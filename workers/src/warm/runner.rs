@@ -43,13 +43,67 @@ pub struct Request {
     pub cgroups: Vec<String>,
     /// rlimits the child sets on itself.
     pub rlimits: Vec<(u32, u64)>,
-    /// Folders of the runner's sandbox (its `/tmp`, `/dev/shm`) the runner
-    /// empties before it forks, for a child that may write them.
-    pub wipe: Vec<String>,
+    /// What the child's own view shows, in order: it makes it in a mount
+    /// namespace of its own before anything else of the run.
+    pub view: Vec<ViewMount>,
     /// Whether the run uses the ABI harness: if not, the copy the runner
     /// imported (see [`super::RunnerKey::harness`]) leaves `sys.modules`
     /// first, as a cold run never has it.
     pub harness: bool,
+}
+
+/// One entry of a child's view (see `Sandbox::child_view`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ViewMount {
+    /// A fresh tmpfs of `size` bytes whose root has `mode`.
+    Tmpfs {
+        /// Where.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+        /// Its root's permission bits.
+        mode: u32,
+    },
+    /// A symbolic link to `target`.
+    Symlink {
+        /// Where.
+        path: String,
+        /// What it points to.
+        target: String,
+    },
+    /// What the runner sees at `path`, bound at the same place (with what
+    /// is mounted below it), read-only unless `writable`, never allowing
+    /// devices or set-user-ID; `nofollow`: `path` is resolved without
+    /// following symbolic links (a runner's run may have written there).
+    Bind {
+        /// The path, the same in the runner's sandbox and in the view.
+        path: String,
+        /// Whether the child may write there (its Landlock rules decide
+        /// what it may write in the end).
+        writable: bool,
+        /// Whether to resolve `path` without following links.
+        nofollow: bool,
+    },
+    /// A device node of the runner's (the host's), bound read-only: read
+    /// and written through, its metadata unchangeable. Left out where the
+    /// runner has none.
+    Device {
+        /// The device's path.
+        path: String,
+    },
+}
+
+impl ViewMount {
+    /// Where in the view it goes.
+    pub fn path(&self) -> &str {
+        match self {
+            ViewMount::Tmpfs { path, .. }
+            | ViewMount::Symlink { path, .. }
+            | ViewMount::Bind { path, .. }
+            | ViewMount::Device { path } => path,
+        }
+    }
 }
 
 /// What the runner says; one field set per frame.
