@@ -679,6 +679,11 @@ RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x02, 0x04
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 
 
+# The highest capability number this kernel knows (read once, not per child).
+with open("/proc/sys/kernel/cap_last_cap") as _last:
+    CAP_LAST = int(_last.read())
+
+
 class OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
@@ -777,9 +782,8 @@ def enter_view(view):
 def drop_capabilities():
     """Every capability of the child gone for good: the bounding set, the
     ambient set, then effective, permitted and inheritable (capset v3)."""
-    with open("/proc/sys/kernel/cap_last_cap") as last:
-        for cap in range(int(last.read()) + 1):
-            checked(LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "PR_CAPBSET_DROP %d" % cap)
+    for cap in range(CAP_LAST + 1):
+        checked(LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "PR_CAPBSET_DROP %d" % cap)
     LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)
     data = (ctypes.c_uint32 * 6)()
