@@ -95,6 +95,17 @@ for device in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urand
             print("changed", what, device)
         except OSError as refused:
             assert refused.errno in (1, 13, 30), (what, device, refused)
+# Through a descriptor too: stdin is the daemon's /dev/null.
+for what, change in (
+    ("fchmod of stdin", lambda: os.fchmod(0, os.fstat(0).st_mode & 0o7777)),
+    ("chmod of /proc/self/fd/0", lambda: os.chmod("/proc/self/fd/0", os.stat("/proc/self/fd/0").st_mode & 0o7777)),
+    ("utime of /proc/self/fd/0", lambda: os.utime("/proc/self/fd/0")),
+):
+    try:
+        change()
+        print("changed", what)
+    except OSError as refused:
+        assert refused.errno in (1, 13, 30), (what, refused)
 with open("/dev/null", "w") as null, open("/dev/zero", "rb") as zero:
     null.write("still a device")
     assert zero.read(4) == bytes(4)

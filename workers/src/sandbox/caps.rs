@@ -15,7 +15,7 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 /// The device nodes bubblewrap's `--dev` binds from the host.
@@ -71,26 +71,63 @@ pub fn seal_host_files(joined: &[PathBuf]) -> std::io::Result<()> {
         .iter()
         .map(Path::new)
         .filter(|d| std::fs::symlink_metadata(d).is_ok_and(|info| info.file_type().is_char_device()));
-    let bound: Vec<&Path> = devices.chain(joined.iter().map(PathBuf::as_path)).filter(|p| is_bound(p)).collect();
+    let mut bound = Vec::new();
+    for path in devices.chain(joined.iter().map(PathBuf::as_path)) {
+        if is_bound(path)? {
+            bound.push(path);
+        }
+    }
     if bound.is_empty() {
         return Ok(());
     }
     own_mounts()?;
-    bound.into_iter().try_for_each(seal)
+    bound.into_iter().try_for_each(seal)?;
+    standard_fds_sealed()
 }
 
-/// Whether `path` is on another file system than its folder (a bind).
-fn is_bound(path: &Path) -> bool {
-    let dev = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.dev()).ok();
-    match (dev(path), path.parent().and_then(dev)) {
-        (Some(own), Some(folder)) => own != folder,
-        _ => false,
+/// Whether `path` is a mount of its own (a bind): its mount differs from
+/// its folder's.
+fn is_bound(path: &Path) -> std::io::Result<bool> {
+    let mount_id = |p: &Path| -> std::io::Result<u64> {
+        let name = c_path(p)?;
+        // SAFETY: `name` is a valid C string and `info` a statx to fill.
+        let mut info: libc::statx = unsafe { std::mem::zeroed() };
+        let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC;
+        if unsafe { libc::statx(libc::AT_FDCWD, name.as_ptr(), flags, libc::STATX_MNT_ID, &mut info) } != 0 {
+            return Err(io_error(&format!("statx {}", p.display())));
+        }
+        if info.stx_mask & libc::STATX_MNT_ID == 0 {
+            return Err(std::io::Error::other(format!("statx gives no mount id for {}", p.display())));
+        }
+        Ok(info.stx_mnt_id)
+    };
+    let folder = path.parent().unwrap_or(Path::new("/"));
+    Ok(mount_id(path)? != mount_id(folder)?)
+}
+
+/// Points each of the standard descriptors that is a character device (the
+/// daemon's `/dev/null` as stdin: a descriptor of the host's node on a
+/// writable mount, through which `fchmod` would still reach it) at the
+/// sealed `/dev/null` instead; pipes and sockets stay.
+fn standard_fds_sealed() -> std::io::Result<()> {
+    for fd in 0..3 {
+        // SAFETY: fstat into a zeroed stat of a descriptor number.
+        let mut info: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut info) } != 0 || info.st_mode & libc::S_IFMT != libc::S_IFCHR {
+            continue;
+        }
+        let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+        // SAFETY: dup2 onto a standard descriptor from one we own.
+        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) } < 0 {
+            return Err(io_error("dup2 of the sealed /dev/null"));
+        }
     }
+    Ok(())
 }
 
 /// Remounts the mount at `path` (a bind of one file or folder) read-only,
-/// nosuid and noexec, keeping its access-time and nodev flags (which a
-/// copied mount may not change).
+/// nosuid and noexec, keeping its access-time, nodev and nosymfollow flags
+/// (which a copied mount may not change, or which only restrict).
 pub fn seal(path: &Path) -> std::io::Result<()> {
     let name = c_path(path)?;
     // SAFETY: `name` is a valid C string and `info` a statvfs to fill.
@@ -103,6 +140,7 @@ pub fn seal(path: &Path) -> std::io::Result<()> {
         (libc::ST_NOATIME, libc::MS_NOATIME),
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
         (libc::ST_RELATIME, libc::MS_RELATIME),
+        (ST_NOSYMFOLLOW, libc::MS_NOSYMFOLLOW),
     ];
     let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC;
     for (st, ms) in kept {
@@ -130,6 +168,9 @@ struct CapData {
     permitted: u32,
     inheritable: u32,
 }
+
+/// statvfs's flag for a nosymfollow mount (Linux 5.10; not in `libc`).
+const ST_NOSYMFOLLOW: libc::c_ulong = 0x2000;
 
 /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
 const CAP_VERSION_3: u32 = 0x2008_0522;

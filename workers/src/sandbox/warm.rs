@@ -202,7 +202,20 @@ impl Sandbox {
             }
             group.kill_all();
         }
-        let ended = ended?;
+        let ended = match ended {
+            Ok(ended) => ended,
+            Err(e) => {
+                // What the child said before it gave up (why it could not
+                // isolate itself), for the log of the cold run that follows.
+                let (text, _) = output.finish();
+                let _ = std::fs::remove_file(&output_path);
+                return Err(match (e, text.trim()) {
+                    (e, "") => e,
+                    (WarmError::Unavailable(why), said) => WarmError::Unavailable(format!("{why}: {said}")),
+                    (WarmError::Protocol(why), said) => WarmError::Protocol(format!("{why}: {said}")),
+                });
+            }
+        };
         let exit = match ended {
             Ended::Status(status) if libc::WIFEXITED(status) => Exit::Code(libc::WEXITSTATUS(status)),
             Ended::Status(status) if libc::WIFSIGNALED(status) => Exit::Signal(libc::WTERMSIG(status)),
@@ -291,7 +304,8 @@ impl Sandbox {
         let cmd = Cmd::new(&key.python)
             .args(["-X", "faulthandler", "-X", "dev", "-B", "-c", RUNNER_PY])
             .args(harness)
-            .cwd(&key.writable)
+            // Not the folder of work directories: nothing is looked up there.
+            .cwd("/")
             .env("PYTHONNOUSERSITE", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONHASHSEED", HASH_SEED);

@@ -4,9 +4,17 @@
 # once, then serves runs: one length-prefixed JSON request on fd 0, one
 # forked child per request, and two length-prefixed JSON answers on fd 1:
 # {"pid": N} when the child exists, {"status": S} (waitpid's raw status)
-# when it has ended. The runner never imports project code: everything a
-# test changes dies with its child.
-import abc
+# when it has ended; {"unisolated": S} instead of both when the child died
+# before it was isolated (see `child`). The runner never imports project
+# code: everything a test changes dies with its child.
+import sys
+
+# `-c` puts the working directory first on sys.path: nothing is imported
+# from wherever the runner was started.
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+
+import abc  # noqa: E402
 import atexit
 import ctypes
 import gc
@@ -23,7 +31,6 @@ import signal
 import site
 import stat
 import struct
-import sys
 import tempfile
 import threading
 import types
@@ -666,13 +673,14 @@ def restrict(read_only, writable):
 # CAP_SETPCAP in its sandbox's user namespace for its children to do this;
 # each child drops both (and every other) before anything of a build runs.
 VIEW_ROOT = "/run/wheelwright/view"  # sandbox::warm::VIEW_ROOT
-CLONE_NEWNS = 0x20000
+CLONE_NEWNS, CLONE_NEWIPC = 0x20000, 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 # The per-mount flags a bind keeps from its source, as statvfs's ST_* bit
 # and mount's MS_* bit (a copied mount may not change its access-time flags):
-# read-only, nosuid, nodev, noexec, noatime, nodiratime, relatime.
-KEPT_MOUNT_FLAGS = [(1, 1), (2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21)]
+# read-only, nosuid, nodev, noexec, noatime, nodiratime, relatime,
+# nosymfollow.
+KEPT_MOUNT_FLAGS = [(1, 1), (2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21), (0x2000, 256)]
 MNT_DETACH = 2
 SYS_PIVOT_ROOT, SYS_OPENAT2, SYS_CAPSET = 155, 437, 126
 RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x02, 0x04
@@ -749,9 +757,11 @@ def bind(path, target, writable, nofollow, device):
 def enter_view(view):
     """Moves the child into a mount namespace of its own whose root is a
     fresh tmpfs holding only `view` (see `Sandbox::child_view`), the
-    runner's and every other run's files out of sight. Then drops every
-    capability."""
-    checked(LIBC.unshare(CLONE_NEWNS), "unshare")
+    runner's and every other run's files out of sight, and into an IPC
+    namespace of its own (as a cold run's: a SysV object or message queue
+    outlives its maker, and would wait there for the next build). Then
+    drops every capability."""
+    checked(LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
     mount(None, "/", None, MS_REC | MS_PRIVATE, None)
     mount("tmpfs", VIEW_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096")
     for entry in view:
@@ -776,6 +786,11 @@ def enter_view(view):
     # The runner's root, now stacked under the view's: detached.
     checked(LIBC.umount2(b".", MNT_DETACH), "umount2")
     os.chdir("/")
+    # Its stdin was the runner's /dev/null: the host's node on a writable
+    # mount, through which `fchmod` would still reach it. Now the view's.
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
     drop_capabilities()
 
 
@@ -802,7 +817,7 @@ def views_work():
     if probe == 0:
         code = 1
         try:
-            checked(LIBC.unshare(CLONE_NEWNS), "unshare")
+            checked(LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
             mount(None, "/", None, MS_REC | MS_PRIVATE, None)
             mount("tmpfs", VIEW_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k")
             code = 0
@@ -842,9 +857,10 @@ def answer(message):
     os.write(ANSWERS, struct.pack(">I", len(body)) + body)
 
 
-def child(request):
-    """The forked child: isolate, then run pytest as `python -m pytest`
-    would. Never returns."""
+def child(request, isolated):
+    """The forked child: isolate, say so on `isolated` (a pipe to the
+    runner, closed at once), then run pytest as `python -m pytest` would.
+    Never returns."""
     code = 70
     try:
         os.setsid()
@@ -852,7 +868,8 @@ def child(request):
         os.dup2(out, 1)
         os.dup2(out, 2)
         os.close(out)
-        os.closerange(3, 1 << 16)
+        os.closerange(3, isolated)
+        os.closerange(isolated + 1, 1 << 16)
         for procs in request["cgroups"]:
             with open(procs, "w") as group:
                 group.write("0")
@@ -860,6 +877,9 @@ def child(request):
         for resource, value in request["rlimits"]:
             resource_module.setrlimit(resource, (value, value))
         restrict(request["read_only"], request["writable"])
+        # Isolated: whatever fails from here on is the run's own.
+        os.write(isolated, b"1")
+        os.close(isolated)
         os.chdir(request["dir"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -949,9 +969,19 @@ def main():
         # then walk only what the child made, instead of the whole heap it
         # shares with the runner, which would also copy every page they touch.
         gc.freeze()
+        told, isolated = os.pipe()
         pid = os.fork()
         if pid == 0:
-            child(request)
+            child(request, isolated)
+        os.close(isolated)
+        # One byte once the child is isolated; none if it died before (a
+        # view or a domain it could not make): the host runs the tests cold.
+        said = os.read(told, 1)
+        os.close(told)
+        if said != b"1":
+            _, status = os.waitpid(pid, 0)
+            answer({"unisolated": status})
+            continue
         answer({"pid": pid})
         _, status = os.waitpid(pid, 0)
         # Whatever the child left in its group goes with it.

@@ -116,6 +116,9 @@ struct Answer {
     pid: Option<i64>,
     /// The child ended: waitpid's raw status.
     status: Option<i32>,
+    /// The child died before it was isolated (in place of `pid` and
+    /// `status`): waitpid's raw status.
+    unisolated: Option<i32>,
 }
 
 /// How a run the runner carried out ended, from its point of view.
@@ -224,9 +227,16 @@ impl Runner {
                     return Err(WarmError::Protocol("the runner ended mid-run".into()))
                 }
                 Ok(Err(why)) => return Err(WarmError::Protocol(why)),
-                Ok(Ok(Answer { pid: Some(_), ready: None, status: None })) if !seen_pid => seen_pid = true,
-                Ok(Ok(Answer { status: Some(status), ready: None, pid: None })) if seen_pid => {
+                Ok(Ok(Answer { pid: Some(_), ready: None, status: None, unisolated: None })) if !seen_pid => {
+                    seen_pid = true
+                }
+                Ok(Ok(Answer { status: Some(status), ready: None, pid: None, unisolated: None })) if seen_pid => {
                     return Ok(Ended::Status(status))
+                }
+                Ok(Ok(Answer { unisolated: Some(status), ready: None, pid: None, status: None })) if !seen_pid => {
+                    return Err(WarmError::Unavailable(format!(
+                        "the runner's child could not isolate itself (waitpid status {status:#x})"
+                    )))
                 }
                 Ok(Ok(_)) => return Err(WarmError::Protocol("an answer out of turn".into())),
             }
@@ -313,4 +323,45 @@ fn read_frame(input: &mut impl Read) -> Result<Vec<u8>, String> {
     let mut body = vec![0u8; size as usize];
     input.read_exact(&mut body).map_err(|e| format!("an answer cut short: {e}"))?;
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in runner that says it is ready, reads one request and
+    /// answers that its child died before it was isolated.
+    const UNISOLATED: &str = r#"
+import json, os, struct, sys
+def answer(message):
+    body = json.dumps(message).encode()
+    os.write(1, struct.pack(">I", len(body)) + body)
+answer({"ready": 6})
+size = struct.unpack(">I", sys.stdin.buffer.read(4))[0]
+sys.stdin.buffer.read(size)
+answer({"unisolated": 17920})
+sys.stdin.buffer.read()
+"#;
+
+    #[test]
+    fn a_child_that_could_not_isolate_itself_is_no_run_and_sends_the_tests_cold() {
+        let mut runner =
+            Runner::start(&Cmd::new("python3").args(["-c", UNISOLATED]), Duration::from_secs(30)).expect("starts");
+        let request = Request {
+            dir: "/nowhere".into(),
+            output: "/nowhere/out".into(),
+            args: vec![],
+            env: Default::default(),
+            read_only: vec![],
+            writable: vec![],
+            cgroups: vec![],
+            rlimits: vec![],
+            view: vec![],
+            harness: false,
+        };
+        match runner.run(&request, Duration::from_secs(30), &CancelToken::new(), None) {
+            Err(WarmError::Unavailable(why)) => assert!(why.contains("could not isolate itself"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
