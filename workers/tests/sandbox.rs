@@ -76,7 +76,7 @@ fn a_step_can_write_only_to_its_job_directory() {
 }
 
 #[test]
-fn a_step_can_change_no_metadata_of_the_hosts_devices_and_holds_no_capability_in_any_set() {
+fn a_step_can_change_no_metadata_of_the_hosts_devices_holds_no_capability_and_reaches_no_keyring() {
     // Landlock governs reading and writing, not chmod, utime or xattrs, and
     // a daemon running as root owns the host's device nodes bubblewrap binds:
     // the helper remounts them read-only before the step starts. Same mode
@@ -113,6 +113,18 @@ with open("/proc/self/status") as status:
     for line in status:
         if line.startswith("Cap"):
             print(line.split()[0], line.split()[1])
+# Keyrings are namespaced by nothing a sandbox unshares (the daemon's
+# session keyring would be every step's): every key call is refused.
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+for what, call in (
+    ("add_key", (248, b"user", b"step", b"x", 1, ctypes.c_long(-4))),
+    ("request_key", (249, b"user", b"step", None, 0)),
+    ("keyctl of the session keyring", (250, ctypes.c_long(0), ctypes.c_long(-3), ctypes.c_long(0))),
+):
+    if libc.syscall(*call) != -1 or ctypes.get_errno() != 1:
+        print("reached a keyring:", what, ctypes.get_errno())
 "#;
     let before = std::fs::metadata("/dev/null").unwrap();
     let out = sandbox(Limits::default())
@@ -124,6 +136,7 @@ with open("/proc/self/status") as status:
         .unwrap();
     assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
     assert!(!out.text.contains("changed"), "{}", out.text);
+    assert!(!out.text.contains("reached a keyring"), "{}", out.text);
     for set in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
         assert!(out.text.contains(&format!("{set} 0000000000000000")), "{set}: {}", out.text);
     }

@@ -178,7 +178,9 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     }
     // Then the host's files it sees unchangeable, and every capability gone.
-    if let Err(e) = super::caps::seal_host_files(&cgroups).and_then(|_| super::caps::drop_all()) {
+    // And no key management call, for it or anything it starts.
+    let sealed = super::caps::seal_host_files(&cgroups).and_then(|_| super::caps::drop_all());
+    if let Err(e) = sealed.and_then(|_| super::seccomp::refuse_keys()) {
         eprintln!("wheelwright-sandbox-exec: {e}");
         return 126;
     }

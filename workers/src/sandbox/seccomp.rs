@@ -6,11 +6,14 @@
 //! by path, a tool could still change the mode, owner, times or extended
 //! attributes of another build's files (or of the folder holding them all),
 //! watch the folder for new builds with inotify, or leave SysV IPC objects
-//! and keys behind, which outlive every process of its build. nasm and lld
+//! behind, which outlive every process of its build. nasm and lld
 //! need none of that, so the calls fail with `EPERM`; the descriptor-based
 //! forms (`fchmod`, `fchown`, `fsetxattr`, `futimens`), which reach only
 //! files the run could open, stay allowed. Any other architecture's calls
 //! (the x32 ABI) end the process.
+//!
+//! Every step, and every warm test child, gets a smaller filter: the key
+//! management calls refused (`KEYS`).
 
 use std::io;
 
@@ -39,9 +42,6 @@ const REFUSED: &[u32] = &[
     64,  // semget
     68,  // msgget
     240, // mq_open
-    248, // add_key
-    249, // request_key
-    250, // keyctl
 ];
 
 /// `utimensat`: refused only with a path (`futimens` passes none).
@@ -72,21 +72,63 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// The filter's program.
-fn program() -> Vec<libc::sock_filter> {
-    let errno = RET_ERRNO | libc::EPERM as u32;
-    let mut p = vec![
+/// The kernel's key management calls, which every step is refused (as
+/// Docker's default profile refuses them): keyrings are not namespaced by
+/// anything a sandbox unshares. Every step would hold the daemon's session
+/// keyring, a warm test could hand the runner a keyring of its own
+/// (`KEYCTL_SESSION_TO_PARENT`) for the next build, a key outlives its
+/// maker and counts against a quota of the user's across every namespace,
+/// and `request_key` can start the host's `/sbin/request-key` as root.
+const KEYS: &[u32] = &[
+    248, // add_key
+    249, // request_key
+    250, // keyctl
+];
+
+/// The start of every filter: another architecture's calls (x32, i386)
+/// end the process; then the call's number is loaded.
+fn prologue() -> Vec<libc::sock_filter> {
+    vec![
         stmt(LD_W_ABS, ARCH),
         jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
         stmt(RET_K, RET_KILL_PROCESS),
         stmt(LD_W_ABS, NR),
         jump(JGE_K, X32_SYSCALL_BIT, 0, 1),
         stmt(RET_K, RET_KILL_PROCESS),
-    ];
-    for &nr in REFUSED {
-        p.push(jump(JEQ_K, nr, 0, 1));
-        p.push(stmt(RET_K, errno));
+    ]
+}
+
+/// `EPERM` for each call of `numbers`.
+fn refusing(numbers: &[u32]) -> impl Iterator<Item = libc::sock_filter> + '_ {
+    let errno = RET_ERRNO | libc::EPERM as u32;
+    numbers.iter().flat_map(move |&nr| [jump(JEQ_K, nr, 0, 1), stmt(RET_K, errno)])
+}
+
+/// The filter of every step ([`refuse_keys`]): the key calls refused.
+fn keys_program() -> Vec<libc::sock_filter> {
+    let mut p = prologue();
+    p.extend(refusing(KEYS));
+    p.push(stmt(RET_K, RET_ALLOW));
+    p
+}
+
+/// [`refuse_keys`]'s program as the bytes of its `struct sock_filter`
+/// array (native byte order), in hex: what a warm test child installs
+/// ([`crate::warm::Request::seccomp`]), so that both paths refuse the same.
+pub fn keys_program_hex() -> String {
+    let mut hex = String::new();
+    for f in keys_program() {
+        let bytes = [&f.code.to_ne_bytes()[..], &[f.jt, f.jf], &f.k.to_ne_bytes()[..]].concat();
+        hex.extend(bytes.iter().map(|b| format!("{b:02x}")));
     }
+    hex
+}
+
+/// The shared server's filter ([`refuse_metadata_and_ipc`]).
+fn program() -> Vec<libc::sock_filter> {
+    let errno = RET_ERRNO | libc::EPERM as u32;
+    let mut p = prologue();
+    p.extend(refusing(REFUSED));
     // utimensat(fd, path, …): allowed only when path is NULL.
     p.extend([
         jump(JEQ_K, UTIMENSAT, 0, 5),
@@ -103,7 +145,16 @@ fn program() -> Vec<libc::sock_filter> {
 /// Installs the filter on the calling thread (before it starts others:
 /// they and every child inherit it). Sets `no_new_privs`, which it needs.
 pub fn refuse_metadata_and_ipc() -> io::Result<()> {
-    let program = program();
+    install(&program())
+}
+
+/// Refuses the key management calls (`KEYS`) to the calling thread and
+/// everything it starts: every step. Sets `no_new_privs`.
+pub fn refuse_keys() -> io::Result<()> {
+    install(&keys_program())
+}
+
+fn install(program: &[libc::sock_filter]) -> io::Result<()> {
     let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut libc::sock_filter };
     // SAFETY: prctl with integer arguments; then PR_SET_SECCOMP reads the
     // program `fprog` points to, alive for the call.
@@ -159,5 +210,46 @@ mod tests {
         assert_eq!(libc::WEXITSTATUS(status), 0, "check {} failed (10 = the first)", libc::WEXITSTATUS(status));
         // Outside the child, untouched.
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    }
+
+    /// Runs `check` in a forked child after [`refuse_keys`]; its exit code.
+    fn in_child_refusing_keys(check: impl FnOnce() -> i32) -> i32 {
+        // SAFETY: the child only makes system calls and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = if refuse_keys().is_ok() { check() } else { 1 };
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        libc::WEXITSTATUS(status)
+    }
+
+    #[test]
+    fn every_key_call_fails_with_eperm_and_others_pass() {
+        let code = in_child_refusing_keys(|| unsafe {
+            let eperm = |r: libc::c_long| r == -1 && *libc::__errno_location() == libc::EPERM;
+            let user = c"user".as_ptr();
+            let checks = [
+                eperm(libc::syscall(libc::SYS_add_key, user, c"k".as_ptr(), c"v".as_ptr(), 1, -4)),
+                eperm(libc::syscall(libc::SYS_request_key, user, c"k".as_ptr(), 0, 0)),
+                eperm(libc::syscall(libc::SYS_keyctl, 0, -3, 0)),
+                libc::getpid() > 0,
+                libc::getuid() == libc::geteuid(),
+            ];
+            checks.iter().position(|ok| !ok).map_or(0, |i| 10 + i as i32)
+        });
+        assert_eq!(code, 0, "check {code} failed (10 = the first)");
+    }
+
+    #[test]
+    fn the_hex_program_a_warm_child_installs_is_the_filter_every_step_gets() {
+        let program = keys_program();
+        let hex = keys_program_hex();
+        assert_eq!(hex.len(), program.len() * 16);
+        // The first instruction: load the architecture (code 0x20, k 4).
+        assert_eq!(&hex[..16], "2000000004000000");
     }
 }

@@ -32,6 +32,18 @@ pub const VIEW_ROOT: &str = "/run/wheelwright/view";
 /// The size of a view's `/dev`, which holds only mount points and links.
 const DEV_SIZE: u64 = 64 << 10;
 
+/// How much of what a child said before it gave up isolating itself goes
+/// into the error (and so the log of the cold run that follows).
+const UNISOLATED_TEXT: usize = 2 << 10;
+
+/// `text` cut to at most `max` bytes (at a character's start), marked so.
+fn capped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    format!("{}… [cut after {max} bytes]", &text[..text.floor_char_boundary(max)])
+}
+
 /// One pytest run on a warm runner.
 #[derive(Debug)]
 pub struct WarmRun<'a> {
@@ -190,6 +202,7 @@ impl Sandbox {
             rlimits: rlimits.iter().map(|(r, v)| (*r, *v)).collect(),
             view: self.child_view(run),
             harness: run.harness,
+            seccomp: super::seccomp::keys_program_hex(),
         };
         let started = Instant::now();
         let stop = self.build.as_ref().map(|b| &b.stop);
@@ -209,10 +222,14 @@ impl Sandbox {
                 // isolate itself), for the log of the cold run that follows.
                 let (text, _) = output.finish();
                 let _ = std::fs::remove_file(&output_path);
+                // Capped: it is the log of a run that never started, and
+                // the cold run's own output follows it. After a protocol
+                // error the child's text is its tests' output, not why.
                 return Err(match (e, text.trim()) {
-                    (e, "") => e,
-                    (WarmError::Unavailable(why), said) => WarmError::Unavailable(format!("{why}: {said}")),
-                    (WarmError::Protocol(why), said) => WarmError::Protocol(format!("{why}: {said}")),
+                    (WarmError::Unavailable(why), said) if !said.is_empty() => {
+                        WarmError::Unavailable(format!("{why}: {}", capped(said, UNISOLATED_TEXT)))
+                    }
+                    (e, _) => e,
                 });
             }
         };
@@ -368,5 +385,17 @@ impl Collector {
         let _ = self.done.recv_timeout(OUTPUT_GRACE);
         let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         (String::from_utf8_lossy(&kept.0).into_owned(), kept.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped;
+
+    #[test]
+    fn what_a_child_said_is_cut_at_a_character_and_marked() {
+        assert_eq!(capped("short", 10), "short");
+        let long = "é".repeat(10); // 20 bytes
+        assert_eq!(capped(&long, 5), "éé… [cut after 5 bytes]");
     }
 }

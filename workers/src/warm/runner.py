@@ -17,7 +17,6 @@ if sys.path and sys.path[0] == "":
 import abc  # noqa: E402
 import atexit
 import ctypes
-import errno
 import gc
 import importlib
 import importlib.machinery
@@ -830,29 +829,22 @@ def views_work():
     return status == 0
 
 
-SYS_KEYCTL, KEYCTL_CLEAR, KEYCTL_GET_PERSISTENT = 250, 7, 22
-KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -2, -4, -5
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 
 
-def keyctl(*args):
-    return LIBC.syscall(SYS_KEYCTL, *[ctypes.c_long(a) for a in args])
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def clear_keyrings():
-    """Empties the keyrings every child of the runner shares, once the last
-    child's processes are dead: its user's keyring, user session keyring
-    and persistent keyring (the user namespace's, which the runner's
-    children all have; a cold run has its own). A key outlives its maker,
-    as a SysV object does, and would wait there for the next build."""
-    for ring in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
-        if keyctl(KEYCTL_CLEAR, ring) != 0:
-            raise OSError(ctypes.get_errno(), "clearing keyring %d" % ring)
-    persistent = keyctl(KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_PROCESS_KEYRING)
-    if persistent < 0:
-        if ctypes.get_errno() not in (errno.EOPNOTSUPP, errno.ENOSYS):
-            raise OSError(ctypes.get_errno(), "the persistent keyring")
-    elif keyctl(KEYCTL_CLEAR, persistent) != 0:
-        raise OSError(ctypes.get_errno(), "clearing the persistent keyring")
+def refuse(program):
+    """Installs the seccomp filter `program` (the bytes of a `struct
+    sock_filter` array, from the host: the calls every step is refused,
+    the key management calls among them) on the child and everything it
+    starts. `restrict` has set no_new_privs, which it needs."""
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(code, ctypes.c_void_p))
+    if len(program) % 8 or LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
 
 
 def read_exact(n):
@@ -903,6 +895,7 @@ def child(request, isolated):
         for resource, value in request["rlimits"]:
             resource_module.setrlimit(resource, (value, value))
         restrict(request["read_only"], request["writable"])
+        refuse(bytes.fromhex(request["seccomp"]))
         # Isolated: whatever fails from here on is the run's own.
         os.write(isolated, b"1")
         os.close(isolated)
@@ -1015,13 +1008,6 @@ def main():
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-        # A failure ends the runner before it answers: in doubt, and the
-        # host runs the tests again cold.
-        try:
-            clear_keyrings()
-        except OSError as error:
-            os.write(2, ("wheelwright warm runner: %r\n" % (error,)).encode())
-            return 1
         answer({"status": status})
 
 

@@ -50,6 +50,10 @@ pub struct Request {
     /// imported (see [`super::RunnerKey::harness`]) leaves `sys.modules`
     /// first, as a cold run never has it.
     pub harness: bool,
+    /// A seccomp filter (the bytes of its `struct sock_filter` array, in
+    /// hex) the child installs once isolated: the calls every step is
+    /// refused ([`crate::sandbox::seccomp::keys_program_hex`]).
+    pub seccomp: String,
 }
 
 /// One entry of a child's view (see `Sandbox::child_view`).
@@ -358,6 +362,7 @@ sys.stdin.buffer.read()
             rlimits: vec![],
             view: vec![],
             harness: false,
+            seccomp: String::new(),
         };
         match runner.run(&request, Duration::from_secs(30), &CancelToken::new(), None) {
             Err(WarmError::Unavailable(why)) => assert!(why.contains("could not isolate itself"), "{why}"),
