@@ -47,6 +47,12 @@ const HELPER_PATH: &str = "/run/wheelwright/sandbox-exec";
 /// group are in different hierarchies).
 const CGROUP_PROCS_PATH: &str = "/run/wheelwright/cgroup.procs";
 
+/// What of the sandbox's fresh `/proc` is hidden (`/dev/null`, read-only,
+/// bound over it, as Docker masks them): the keys the daemon's user may
+/// view, with their names, and its key quotas. Key calls are refused to
+/// every step ([`seccomp::refuse_keys`]); the listing is not a call.
+const PROC_HIDDEN: [&str; 2] = ["/proc/keys", "/proc/key-users"];
+
 /// What of the sandbox's fresh `/proc` is bound read-only over it. A fresh
 /// procfs lets a process whose uid is the host's root write the host's
 /// kernel settings (`/proc/sys/kernel/core_pattern` runs a program as host
@@ -321,6 +327,9 @@ impl Sandbox {
                     (Some(_), _) => layers.push("no landlock (kernel)".into()),
                     (None, _) => layers.push("no landlock (helper not found)".into()),
                 }
+                if helper.is_some() {
+                    layers.push("key calls refused (seccomp)".into());
+                }
             }
             Isolation::None => layers.push("NO ISOLATION (--sandbox=none)".into()),
         }
@@ -573,6 +582,9 @@ impl Sandbox {
         args.extend(["--proc", "/proc"].map(String::from));
         for path in PROC_READ_ONLY {
             args.extend(["--ro-bind-try", path, path].map(String::from));
+        }
+        for path in PROC_HIDDEN.iter().filter(|p| Path::new(p).exists()) {
+            args.extend(["--ro-bind", "/dev/null", path].map(String::from));
         }
         // Sized: an unsized tmpfs may take half the host's memory.
         let tmp_size = self.limits.tmp_size.to_string();

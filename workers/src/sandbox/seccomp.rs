@@ -6,14 +6,20 @@
 //! by path, a tool could still change the mode, owner, times or extended
 //! attributes of another build's files (or of the folder holding them all),
 //! watch the folder for new builds with inotify, or leave SysV IPC objects
-//! behind, which outlive every process of its build. nasm and lld
-//! need none of that, so the calls fail with `EPERM`; the descriptor-based
-//! forms (`fchmod`, `fchown`, `fsetxattr`, `futimens`), which reach only
-//! files the run could open, stay allowed. Any other architecture's calls
-//! (the x32 ABI) end the process.
+//! behind, which outlive every process of its build (io_uring, which could
+//! do some of it unseen, is refused too). nasm and lld need none of that,
+//! so the calls fail with `EPERM`; the descriptor-based forms (`fchmod`,
+//! `fchown`, `fsetxattr`, `futimens`), which reach only files the run could
+//! open, stay allowed. Any other architecture's calls (the x32 ABI) end the
+//! process.
 //!
 //! Every step, and every warm test child, gets a smaller filter: the key
-//! management calls refused (`KEYS`).
+//! management calls refused (`KEYS`), in every table of calls.
+
+// The filters name x86-64's (and its i386 and x32 tables') call numbers;
+// on another architecture they would refuse the wrong calls.
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("the seccomp filters are written for x86-64 (wheelwright builds and runs x86-64 modules)");
 
 use std::io;
 
@@ -42,18 +48,25 @@ const REFUSED: &[u32] = &[
     64,  // semget
     68,  // msgget
     240, // mq_open
+    // io_uring: its operations include setxattr and fsetxattr by path,
+    // which the calls above would not see.
+    425, // io_uring_setup
+    426, // io_uring_enter
+    427, // io_uring_register
 ];
 
 /// `utimensat`: refused only with a path (`futimens` passes none).
 const UTIMENSAT: u32 = 280;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 // Classic BPF (linux/filter.h, linux/seccomp.h).
 const LD_W_ABS: u16 = 0x20;
 const JEQ_K: u16 = 0x15;
 const JGE_K: u16 = 0x35;
+const AND_K: u16 = 0x54;
 const RET_K: u16 = 0x06;
 const RET_KILL_PROCESS: u32 = 0x8000_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
@@ -85,18 +98,13 @@ const KEYS: &[u32] = &[
     250, // keyctl
 ];
 
-/// The start of every filter: another architecture's calls (x32, i386)
-/// end the process; then the call's number is loaded.
-fn prologue() -> Vec<libc::sock_filter> {
-    vec![
-        stmt(LD_W_ABS, ARCH),
-        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
-        stmt(RET_K, RET_KILL_PROCESS),
-        stmt(LD_W_ABS, NR),
-        jump(JGE_K, X32_SYSCALL_BIT, 0, 1),
-        stmt(RET_K, RET_KILL_PROCESS),
-    ]
-}
+/// The same calls in the i386 table (`int 0x80`, which an x86-64 process
+/// may still use: a module's test may, so such calls are not killed).
+const KEYS_I386: &[u32] = &[
+    286, // add_key
+    287, // request_key
+    288, // keyctl
+];
 
 /// `EPERM` for each call of `numbers`.
 fn refusing(numbers: &[u32]) -> impl Iterator<Item = libc::sock_filter> + '_ {
@@ -104,10 +112,26 @@ fn refusing(numbers: &[u32]) -> impl Iterator<Item = libc::sock_filter> + '_ {
     numbers.iter().flat_map(move |&nr| [jump(JEQ_K, nr, 0, 1), stmt(RET_K, errno)])
 }
 
-/// The filter of every step ([`refuse_keys`]): the key calls refused.
+/// The filter of every step ([`refuse_keys`]): the key calls refused in
+/// each of the three tables an x86-64 process can call through (x86-64,
+/// x32, whose numbers are x86-64's with `X32_SYSCALL_BIT` set, and i386),
+/// everything else allowed: unlike the shared server's, it runs project
+/// code, which may use the other tables for other calls.
 fn keys_program() -> Vec<libc::sock_filter> {
-    let mut p = prologue();
-    p.extend(refusing(KEYS));
+    let mut x86_64 = vec![
+        // No other architecture reaches an x86-64 kernel's filter.
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(RET_K, RET_KILL_PROCESS),
+        stmt(LD_W_ABS, NR),
+        stmt(AND_K, !X32_SYSCALL_BIT),
+    ];
+    x86_64.extend(refusing(KEYS));
+    x86_64.push(stmt(RET_K, RET_ALLOW));
+    let skip = u8::try_from(x86_64.len()).expect("a short program");
+    let mut p = vec![stmt(LD_W_ABS, ARCH), jump(JEQ_K, AUDIT_ARCH_I386, skip, 0)];
+    p.extend(x86_64);
+    p.push(stmt(LD_W_ABS, NR));
+    p.extend(refusing(KEYS_I386));
     p.push(stmt(RET_K, RET_ALLOW));
     p
 }
@@ -127,7 +151,16 @@ pub fn keys_program_hex() -> String {
 /// The shared server's filter ([`refuse_metadata_and_ipc`]).
 fn program() -> Vec<libc::sock_filter> {
     let errno = RET_ERRNO | libc::EPERM as u32;
-    let mut p = prologue();
+    // Another table's calls (x32, i386) end the process: nasm and lld make
+    // none, and each would need its own list.
+    let mut p = vec![
+        stmt(LD_W_ABS, ARCH),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(RET_K, RET_KILL_PROCESS),
+        stmt(LD_W_ABS, NR),
+        jump(JGE_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(RET_K, RET_KILL_PROCESS),
+    ];
     p.extend(refusing(REFUSED));
     // utimensat(fd, path, …): allowed only when path is NULL.
     p.extend([
@@ -149,9 +182,34 @@ pub fn refuse_metadata_and_ipc() -> io::Result<()> {
 }
 
 /// Refuses the key management calls (`KEYS`) to the calling thread and
-/// everything it starts: every step. Sets `no_new_privs`.
+/// everything it starts: every step. First leaves the session keyring it
+/// inherited (the daemon's) for an empty one, so that no kernel user of
+/// keys the filter does not see (a socket that takes a key by serial)
+/// finds the daemon's keys possessed. Sets `no_new_privs`.
 pub fn refuse_keys() -> io::Result<()> {
+    leave_session_keyring()?;
     install(&keys_program())
+}
+
+/// `KEYCTL_JOIN_SESSION_KEYRING`.
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+
+/// Joins a new, empty, anonymous session keyring (freed with the last
+/// process holding it). A kernel without keys has nothing to leave.
+fn leave_session_keyring() -> io::Result<()> {
+    // SAFETY: keyctl with integer arguments and a null name.
+    let joined =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>()) };
+    if joined >= 0 {
+        return Ok(());
+    }
+    match io::Error::last_os_error() {
+        e if e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
+        e => Err(io::Error::new(
+            e.kind(),
+            format!("cannot leave the daemon's session keyring: {e} (a non-root daemon's keys count against kernel.keys.maxkeys)"),
+        )),
+    }
 }
 
 fn install(program: &[libc::sock_filter]) -> io::Result<()> {
@@ -194,6 +252,7 @@ mod tests {
                     eperm(libc::chown(path.as_ptr(), libc::getuid(), libc::getgid())),
                     eperm(libc::utimensat(libc::AT_FDCWD, path.as_ptr(), std::ptr::null(), 0)),
                     eperm(libc::shmget(libc::IPC_PRIVATE, 4096, 0o600)),
+                    eperm(libc::syscall(libc::SYS_io_uring_setup, 8, [0u8; 120].as_mut_ptr()) as libc::c_int),
                     eperm(libc::inotify_add_watch(libc::inotify_init1(0), path.as_ptr(), libc::IN_MODIFY)),
                     fd >= 0 && libc::fchmod(fd, 0o600) == 0,
                     fd >= 0 && libc::futimens(fd, std::ptr::null()) == 0,
@@ -227,6 +286,31 @@ mod tests {
         libc::WEXITSTATUS(status)
     }
 
+    /// A call through the x86-64 `syscall` instruction with `nr` as it is.
+    unsafe fn raw_syscall(nr: i64, a: i64, b: i64) -> i64 {
+        let ret: i64;
+        // SAFETY: a system call of two integer arguments; the instruction
+        // clobbers rcx and r11.
+        unsafe {
+            std::arch::asm!("syscall", inlateout("rax") nr => ret, in("rdi") a, in("rsi") b,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret
+    }
+
+    /// A call through the i386 table (`int 0x80`).
+    unsafe fn int80(nr: i64, a: i64, b: i64) -> i64 {
+        let ret: i64;
+        // SAFETY: as above; rbx (reserved by LLVM) is swapped in and out,
+        // and r8-r11 may come back cleared.
+        unsafe {
+            std::arch::asm!("xchg {a}, rbx", "int 0x80", "xchg {a}, rbx", a = inout(reg) a => _,
+                inlateout("rax") nr => ret, in("rcx") b, lateout("r8") _, lateout("r9") _,
+                lateout("r10") _, lateout("r11") _, options(nostack));
+        }
+        ret
+    }
+
     #[test]
     fn every_key_call_fails_with_eperm_and_others_pass() {
         let code = in_child_refusing_keys(|| unsafe {
@@ -238,10 +322,42 @@ mod tests {
                 eperm(libc::syscall(libc::SYS_keyctl, 0, -3, 0)),
                 libc::getpid() > 0,
                 libc::getuid() == libc::geteuid(),
+                // keyctl(KEYCTL_GET_KEYRING_ID, the session keyring) through
+                // the x32 and i386 tables: refused (-EPERM) too; an i386
+                // getpid still works.
+                raw_syscall(0x4000_0000 | 250, 0, -3) == -(libc::EPERM as i64),
+                int80(288, 0, -3) == -(libc::EPERM as i64),
+                int80(20, 0, 0) == i64::from(libc::getpid()),
             ];
             checks.iter().position(|ok| !ok).map_or(0, |i| 10 + i as i32)
         });
         assert_eq!(code, 0, "check {code} failed (10 = the first)");
+    }
+
+    #[test]
+    fn a_step_holds_a_session_keyring_of_its_own_not_the_daemons() {
+        let session = || unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) };
+        let daemons = session();
+        if daemons < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            eprintln!("this kernel has no keys: nothing to leave");
+            return;
+        }
+        assert!(daemons > 0, "{}", io::Error::last_os_error());
+        // SAFETY: the child only makes system calls and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = match leave_session_keyring() {
+                Ok(()) if session() > 0 && session() != daemons => 0,
+                Ok(()) => 2,
+                Err(_) => 1,
+            };
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!((libc::WIFEXITED(status), libc::WEXITSTATUS(status)), (true, 0), "{status:#x}");
+        assert_eq!(session(), daemons, "the parent's is untouched");
     }
 
     #[test]

@@ -830,6 +830,7 @@ def views_work():
 
 
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING = 250, 1
 
 
 class SockFprog(ctypes.Structure):
@@ -841,10 +842,21 @@ def refuse(program):
     sock_filter` array, from the host: the calls every step is refused,
     the key management calls among them) on the child and everything it
     starts. `restrict` has set no_new_privs, which it needs."""
+    if not program or len(program) % 8:
+        raise ValueError("a seccomp program of %d bytes" % len(program))
     code = ctypes.create_string_buffer(program, len(program))
     fprog = SockFprog(len(program) // 8, ctypes.cast(code, ctypes.c_void_p))
-    if len(program) % 8 or LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+    if LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
+
+
+def leave_session_keyring():
+    """What the helper does for a cold step (`seccomp::refuse_keys`): the
+    runner, and so every child, holds a new empty session keyring, not the
+    daemon's. A kernel without keys has none to leave."""
+    if LIBC.syscall(SYS_KEYCTL, ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING), None) < 0:
+        if ctypes.get_errno() != 38:  # ENOSYS
+            raise OSError(ctypes.get_errno(), "KEYCTL_JOIN_SESSION_KEYRING")
 
 
 def read_exact(n):
@@ -976,6 +988,7 @@ def module_from_interpreter(module):
 def main():
     # Not dumpable: no child can trace the runner or read its memory.
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    leave_session_keyring()
     if not views_work():
         return 1
     answer({"ready": ABI})
