@@ -139,7 +139,8 @@ fn every_example_and_test_project_gives_the_same_results_warm_and_cold() {
     // plugins, against what the runner worked out from them before it forked;
     // warm_sitecustomize: the wheel's sitecustomize changes one before pytest
     // makes its first configuration, which a runner makes ahead of time.
-    let fixtures = ["abibad", "segfault", "win64_long", "hang", "warm_shadow", "warm_sitecustomize"];
+    // warm_pty: pseudo-terminals, which a cold run's /dev has.
+    let fixtures = ["abibad", "segfault", "win64_long", "hang", "warm_shadow", "warm_sitecustomize", "warm_pty"];
     projects.extend(fixtures.iter().map(|f| fixture(f)));
     for project in projects {
         // `hang` waits out its timeout; faulthandler's dump comes at four fifths of it, and a
@@ -163,8 +164,9 @@ fn every_example_and_test_project_gives_the_same_results_warm_and_cold() {
             };
             assert!(cold_runs.iter().all(only_the_meant_one), "{cold_runs:#?}");
         }
-        if project.ends_with("warm_sitecustomize") {
-            let all_passed = |r: &&TestRun| r.errors == 0 && r.failures.is_empty() && r.passed == 2;
+        let tests = [("warm_sitecustomize", 2), ("warm_pty", 3)].into_iter().find(|(p, _)| project.ends_with(p));
+        if let Some((_, tests)) = tests {
+            let all_passed = |r: &&TestRun| r.errors == 0 && r.failures.is_empty() && r.passed == tests;
             assert!(cold_runs.iter().all(all_passed), "{cold_runs:#?}");
         }
     }

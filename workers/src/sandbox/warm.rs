@@ -189,7 +189,12 @@ impl Sandbox {
             .chain(super::CONFINED_READ_ONLY.iter().map(|p| p.to_string()))
             .collect();
         let writable = std::iter::once(show(run.dir))
-            .chain(super::CONFINED_DEVICES.iter().chain(&["/dev/tty", "/tmp", "/dev/shm"]).map(|d| d.to_string()))
+            .chain(
+                super::CONFINED_DEVICES
+                    .iter()
+                    .chain(&["/dev/tty", "/dev/pts", "/tmp", "/dev/shm"])
+                    .map(|d| d.to_string()),
+            )
             .collect();
         let request = Request {
             dir: show(run.dir),
@@ -284,6 +289,8 @@ impl Sandbox {
         view.push(bind(Path::new("/proc"), true));
         view.push(tmpfs("/dev", DEV_SIZE));
         view.extend(super::caps::DEVICES.iter().map(|d| ViewMount::Device { path: d.to_string() }));
+        view.push(ViewMount::Devpts { path: "/dev/pts".into() });
+        view.push(ViewMount::Symlink { path: "/dev/ptmx".into(), target: "pts/ptmx".into() });
         for (link, target) in [
             ("fd", "/proc/self/fd"),
             ("stdin", "/proc/self/fd/0"),

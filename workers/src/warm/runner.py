@@ -779,6 +779,10 @@ def enter_view(view):
                 raise FileNotFoundError(path)
         elif kind == "device":
             bind(path, target, False, False, device=True)
+        elif kind == "devpts":
+            # What bubblewrap's --dev mounts for a cold run.
+            mount_point(target, True)
+            mount("devpts", target, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
         else:
             raise ValueError("a view entry of kind %r" % kind)
     os.chdir(VIEW_ROOT)

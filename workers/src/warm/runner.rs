@@ -96,6 +96,12 @@ pub enum ViewMount {
         /// The device's path.
         path: String,
     },
+    /// A new instance of devpts (pseudo-terminals of the child's own), as
+    /// bubblewrap's `--dev` mounts for a cold run.
+    Devpts {
+        /// Where (`/dev/pts`).
+        path: String,
+    },
 }
 
 impl ViewMount {
@@ -105,7 +111,8 @@ impl ViewMount {
             ViewMount::Tmpfs { path, .. }
             | ViewMount::Symlink { path, .. }
             | ViewMount::Bind { path, .. }
-            | ViewMount::Device { path } => path,
+            | ViewMount::Device { path }
+            | ViewMount::Devpts { path } => path,
         }
     }
 }
