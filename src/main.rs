@@ -27,5 +27,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    // Once, before any thread exists (a session keyring belongs to a thread's
+    // credentials): every step inherits an empty keyring, not the login's or
+    // the service manager's, and the helper need not make one per step.
+    if let Err(e) = wheelwright_workers::sandbox::seccomp::hold_an_empty_session_keyring() {
+        tracing::warn!("{e}; each sandboxed step makes its own");
+    }
     wheelwright::cli::run(cli)
 }

@@ -10,7 +10,7 @@
 //! do some of it unseen, is refused too). nasm and lld need none of that,
 //! so the calls fail with `EPERM`; the descriptor-based forms (`fchmod`,
 //! `fchown`, `fsetxattr`, `futimens`), which reach only files the run could
-//! open, stay allowed. Any other architecture's calls (the x32 ABI) end the
+//! open, stay allowed. The other tables' calls (x32, i386) end the
 //! process.
 //!
 //! Every step, and every warm test child, gets a smaller filter: the key
@@ -182,22 +182,34 @@ pub fn refuse_metadata_and_ipc() -> io::Result<()> {
 }
 
 /// Refuses the key management calls (`KEYS`) to the calling thread and
-/// everything it starts: every step. First leaves the session keyring it
-/// inherited (the daemon's) for an empty one, so that no kernel user of
-/// keys the filter does not see (a socket that takes a key by serial)
-/// finds the daemon's keys possessed. Sets `no_new_privs`.
+/// everything it starts: every step. First makes sure the session keyring
+/// it holds is empty ([`hold_an_empty_session_keyring`]), so that no kernel
+/// user of keys the filter does not see (a socket that takes a key by
+/// serial) finds the daemon's keys possessed. Sets `no_new_privs`.
 pub fn refuse_keys() -> io::Result<()> {
-    leave_session_keyring()?;
+    hold_an_empty_session_keyring()?;
     install(&keys_program())
 }
 
-/// `KEYCTL_JOIN_SESSION_KEYRING`.
 const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+const KEYCTL_READ: libc::c_long = 11;
+const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
 
-/// Joins a new, empty, anonymous session keyring (freed with the last
-/// process holding it). A kernel without keys has nothing to leave.
-fn leave_session_keyring() -> io::Result<()> {
-    // SAFETY: keyctl with integer arguments and a null name.
+/// Leaves the calling thread's session keyring for a new, empty, anonymous
+/// one (freed with the last process holding it), unless the one it holds is
+/// empty already. The daemon does this once at its start, before it starts
+/// a thread, so that every step inherits an empty keyring and the helper
+/// has nothing to do: a new keyring per step would count against a
+/// non-root user's quota (`kernel.keys.maxkeys`, 200 by default), which
+/// frees a keyring only when the kernel's collector runs. A kernel without
+/// keys has nothing to leave.
+pub fn hold_an_empty_session_keyring() -> io::Result<()> {
+    // SAFETY: keyctl with integer arguments: the size of the keyring's list
+    // of keys, read into no buffer; then a join with a null name.
+    let listed = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_READ, KEY_SPEC_SESSION_KEYRING, 0, 0) };
+    if listed == 0 {
+        return Ok(());
+    }
     let joined =
         unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>()) };
     if joined >= 0 {
@@ -207,7 +219,7 @@ fn leave_session_keyring() -> io::Result<()> {
         e if e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
         e => Err(io::Error::new(
             e.kind(),
-            format!("cannot leave the daemon's session keyring: {e} (a non-root daemon's keys count against kernel.keys.maxkeys)"),
+            format!("cannot leave the session keyring it inherited for an empty one: {e} (a non-root user's keys count against kernel.keys.maxkeys)"),
         )),
     }
 }
@@ -334,30 +346,50 @@ mod tests {
         assert_eq!(code, 0, "check {code} failed (10 = the first)");
     }
 
-    #[test]
-    fn a_step_holds_a_session_keyring_of_its_own_not_the_daemons() {
+    /// In a forked child: joins a fresh session keyring, with a key in it
+    /// if `with_a_key`, then [`hold_an_empty_session_keyring`]; exits 0 if
+    /// the keyring it then holds is empty and changed exactly when it held
+    /// a key.
+    fn empty_session_keyring_in_child(with_a_key: bool) -> i32 {
         let session = || unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) };
-        let daemons = session();
-        if daemons < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-            eprintln!("this kernel has no keys: nothing to leave");
-            return;
-        }
-        assert!(daemons > 0, "{}", io::Error::last_os_error());
         // SAFETY: the child only makes system calls and exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let code = match leave_session_keyring() {
-                Ok(()) if session() > 0 && session() != daemons => 0,
-                Ok(()) => 2,
-                Err(_) => 1,
+            let code = unsafe {
+                let user = c"user".as_ptr();
+                let made =
+                    libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>());
+                let keyed =
+                    !with_a_key || libc::syscall(libc::SYS_add_key, user, c"k".as_ptr(), c"v".as_ptr(), 1, -3) > 0;
+                let before = session();
+                match hold_an_empty_session_keyring() {
+                    _ if made < 0 || !keyed => 3,
+                    Ok(()) if (session() != before) != with_a_key => 2,
+                    Ok(()) if libc::syscall(libc::SYS_keyctl, KEYCTL_READ, -3, 0, 0) != 0 => 4,
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                }
             };
             unsafe { libc::_exit(code) };
         }
         let mut status = 0;
         // SAFETY: waits for the child forked above.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert_eq!((libc::WIFEXITED(status), libc::WEXITSTATUS(status)), (true, 0), "{status:#x}");
-        assert_eq!(session(), daemons, "the parent's is untouched");
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        libc::WEXITSTATUS(status)
+    }
+
+    #[test]
+    fn a_step_holds_an_empty_session_keyring_made_only_when_the_inherited_one_is_not() {
+        // SAFETY: keyctl with integer arguments.
+        if unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) } < 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS)
+        {
+            eprintln!("this kernel has no keys: nothing to leave");
+            return;
+        }
+        assert_eq!(empty_session_keyring_in_child(true), 0, "a keyring with a key is left");
+        assert_eq!(empty_session_keyring_in_child(false), 0, "an empty keyring is kept");
     }
 
     #[test]

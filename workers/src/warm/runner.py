@@ -834,7 +834,7 @@ def views_work():
 
 
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
-SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING = 250, 1
+SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_READ = 250, 1, 11
 
 
 class SockFprog(ctypes.Structure):
@@ -854,10 +854,15 @@ def refuse(program):
         raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
 
 
-def leave_session_keyring():
-    """What the helper does for a cold step (`seccomp::refuse_keys`): the
-    runner, and so every child, holds a new empty session keyring, not the
-    daemon's. A kernel without keys has none to leave."""
+def hold_an_empty_session_keyring():
+    """What the helper does for a cold step
+    (`seccomp::hold_an_empty_session_keyring`): the runner, and so every
+    child, holds an empty session keyring, a new one unless the one it
+    inherited (the daemon's) is empty already. A kernel without keys has
+    none to leave."""
+    listed = LIBC.syscall(SYS_KEYCTL, ctypes.c_long(KEYCTL_READ), ctypes.c_long(-3), None, ctypes.c_long(0))
+    if listed == 0:
+        return
     if LIBC.syscall(SYS_KEYCTL, ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING), None) < 0:
         if ctypes.get_errno() != 38:  # ENOSYS
             raise OSError(ctypes.get_errno(), "KEYCTL_JOIN_SESSION_KEYRING")
@@ -991,8 +996,8 @@ def module_from_interpreter(module):
 
 def main():
     # Not dumpable: no child can trace the runner or read its memory.
+    hold_an_empty_session_keyring()
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    leave_session_keyring()
     if not views_work():
         return 1
     answer({"ready": ABI})
