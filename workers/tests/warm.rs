@@ -395,3 +395,59 @@ fn work_directories_under_dev_shm_are_bound_into_a_fresh_dev_shm_as_a_cold_run_s
     assert!(run_dir(&root.join("first")).is_dir());
     assert!(!Path::new("/dev/shm/left-behind").exists() && !root.join("left-behind").exists());
 }
+
+/// The host's pid of the parent of a process working in `dir` whose parent
+/// does not (a warm child's runner, which works in `/`).
+fn parent_of_process_in(dir: &Path) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(dir).ok()?;
+    let same = |pid: &str| {
+        std::fs::metadata(format!("/proc/{pid}/cwd")).is_ok_and(|m| (m.dev(), m.ino()) == (want.dev(), want.ino()))
+    };
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || !same(&pid) {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let parent = status.lines().find_map(|l| l.strip_prefix("PPid:"))?.trim().to_string();
+        if !same(&parent) {
+            return parent.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn a_runner_lost_mid_run_sends_the_tests_cold_into_a_fresh_folder() {
+    // The child ran (part of) the tests when its runner died: whatever it
+    // left in its folder must not meet the cold run that replaces it.
+    let root = tempfile::tempdir_in("/var/tmp").unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let pool = Arc::new(WarmPool::new());
+    let test = "import os, time\n\n\
+                def test_runs_in_a_folder_no_run_has_written():\n\
+                \x20   assert not os.path.exists('planted'), 'a run before this one left its files here'\n\
+                \x20   open('planted', 'w').close()\n\
+                \x20   time.sleep(2)\n";
+    let dir = project(&[("src/pymult.asm", PYMULT), ("tests/test_planted.py", test)]);
+    let work = root.join("build");
+    let report = std::thread::scope(|s| {
+        let build = s.spawn(|| build_in(dir.path(), &work, pooled(&pool, &root, 60)));
+        let planted = wait_for_files(&[&work], "planted").remove(0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let runner = loop {
+            if let Some(runner) = parent_of_process_in(&planted) {
+                break runner;
+            }
+            assert!(Instant::now() < deadline, "no process works in {}", planted.display());
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(runner, libc::SIGKILL) }, 0);
+        build.join().unwrap()
+    });
+    let run = only_run(&report);
+    assert_eq!((run.runner, run.passed, run.failed, run.errors), (TestPath::Cold, 1, 0, 0), "{run:#?}");
+    assert_eq!(pool.idle_count(), 0, "the lost runner is not handed on");
+}

@@ -20,6 +20,7 @@ use crate::process::{self, CancelToken, Cmd, Exit};
 use crate::readback::{ReadbackError, Root, JUNIT_MAX};
 use crate::report::{TestPath, TestRun};
 use crate::sandbox::{Mounts, Sandbox, WarmRun};
+use crate::warm::WarmError;
 
 /// Why a smoke test could not be run at all.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +257,17 @@ pub fn run(job: &SmokeJob<'_>, sandbox: &Sandbox, cancel: &CancelToken) -> Resul
                 Ok(out) => {
                     path = TestPath::Warm;
                     Some(out)
+                }
+                Err(e @ WarmError::Protocol(_)) => {
+                    // The child may have run the tests in this folder, and
+                    // left anything there: the cold run gets a fresh one,
+                    // as a folder no sandbox has seen.
+                    let mut name = job.dir.file_name().unwrap_or_default().to_os_string();
+                    name.push("-cold");
+                    let fresh = job.dir.with_file_name(name);
+                    let mut smoked = self::run(&SmokeJob { dir: &fresh, warm: false, ..*job }, sandbox, cancel)?;
+                    smoked.log.insert_str(0, &format!("[wheelwright: {e}; the tests run cold, in a fresh folder]\n"));
+                    return Ok(smoked);
                 }
                 Err(e) => {
                     log.push_str(&format!("[wheelwright: {e}; the tests run cold]\n"));
