@@ -21,6 +21,35 @@ use std::path::{Path, PathBuf};
 /// The device nodes bubblewrap's `--dev` binds from the host.
 pub const DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
 
+/// The most pseudo-terminals a step may hold at once. Terminals come from
+/// one pool for the whole host (`kernel.pty.max`, 4096 by default, a
+/// quarter of it reserved for the host's own `/dev/pts`): without a cap,
+/// one step could take every terminal every other build's and container's
+/// instance draws from.
+pub const PTYS: u32 = 64;
+
+/// The options of a step's devpts instance: bubblewrap's for `--dev`, and
+/// the cap. The helper mounts a cold step's with them, a warm child its
+/// own ([`crate::warm::ViewMount::Devpts`]).
+pub fn devpts_options() -> String {
+    format!("newinstance,ptmxmode=0666,mode=620,max={PTYS}")
+}
+
+/// Puts a devpts instance of its own, capped at [`PTYS`] terminals, over
+/// the step's `/dev/pts` (bubblewrap's `--dev` made that one in a user
+/// namespace above the step's, so it cannot be remounted with a cap), in
+/// the mount namespace [`seal_host_files`] made; `/dev/ptmx` links to it.
+fn capped_ptys() -> std::io::Result<()> {
+    let (target, kind) = (c"/dev/pts", c"devpts");
+    let options = std::ffi::CString::new(devpts_options()).expect("no NUL in the options");
+    let flags = libc::MS_NOSUID | libc::MS_NOEXEC;
+    // SAFETY: valid C strings.
+    if unsafe { libc::mount(kind.as_ptr(), target.as_ptr(), kind.as_ptr(), flags, options.as_ptr().cast()) } != 0 {
+        return Err(io_error("mounting a capped /dev/pts"));
+    }
+    Ok(())
+}
+
 /// The capabilities bubblewrap keeps for the helper: mounting, and
 /// dropping the bounding set.
 pub const KEPT: [&str; 2] = ["CAP_SYS_ADMIN", "CAP_SETPCAP"];
@@ -65,8 +94,9 @@ fn io_error(what: &str) -> std::io::Error {
 /// bubblewrap, the helper finds none): in a mount namespace of the
 /// process's own ([`own_mounts`]), made when there is something to seal.
 /// A device can still be opened, read and written, but not `chmod`ed,
-/// `chown`ed, touched or given xattrs.
-pub fn seal_host_files(joined: &[PathBuf]) -> std::io::Result<()> {
+/// `chown`ed, touched or given xattrs. With `limit_ptys`, `/dev/pts` is
+/// first replaced by a capped instance of the step's own ([`PTYS`]).
+pub fn seal_host_files(joined: &[PathBuf], limit_ptys: bool) -> std::io::Result<()> {
     let devices = DEVICES
         .iter()
         .map(Path::new)
@@ -77,10 +107,13 @@ pub fn seal_host_files(joined: &[PathBuf]) -> std::io::Result<()> {
             bound.push(path);
         }
     }
-    if bound.is_empty() {
+    if bound.is_empty() && !limit_ptys {
         return Ok(());
     }
     own_mounts()?;
+    if limit_ptys {
+        capped_ptys()?;
+    }
     bound.into_iter().try_for_each(seal)?;
     standard_fds_sealed()
 }

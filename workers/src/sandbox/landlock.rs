@@ -132,9 +132,11 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut connect = Vec::new();
     let mut cgroups = Vec::new();
     let mut rlimits = Vec::new();
+    let mut limit_ptys = false;
     loop {
         match args.next().as_ref().and_then(|a| a.to_str()) {
             Some("--serve") => serve = true,
+            Some("--limit-ptys") => limit_ptys = true,
             Some("--shared") => shared = true,
             Some("--warm-lld") => warm_lld = args.next().map(PathBuf::from),
             Some("--connect") => match args.next().as_ref().and_then(|a| a.to_str()).and_then(|p| p.parse().ok()) {
@@ -179,7 +181,9 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
     // Then the host's files it sees unchangeable, and every capability gone.
     // And no key management call, for it or anything it starts.
-    let sealed = super::caps::seal_host_files(&cgroups).and_then(|_| super::caps::drop_all());
+    // (With its terminals capped: only bubblewrap's helper asks, as run by
+    // hand `/dev/pts` is the host's.)
+    let sealed = super::caps::seal_host_files(&cgroups, limit_ptys).and_then(|_| super::caps::drop_all());
     if let Err(e) = sealed.and_then(|_| super::seccomp::refuse_keys()) {
         eprintln!("wheelwright-sandbox-exec: {e}");
         return 126;

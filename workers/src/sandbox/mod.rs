@@ -638,6 +638,7 @@ impl Sandbox {
             if setup.groups_dir.is_some() {
                 args.push("--shared".into());
             }
+            args.push("--limit-ptys".into());
             for port in &mounts.network {
                 args.extend(["--connect".to_string(), port.to_string()]);
             }

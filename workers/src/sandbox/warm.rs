@@ -289,7 +289,7 @@ impl Sandbox {
         view.push(bind(Path::new("/proc"), true));
         view.push(tmpfs("/dev", DEV_SIZE));
         view.extend(super::caps::DEVICES.iter().map(|d| ViewMount::Device { path: d.to_string() }));
-        view.push(ViewMount::Devpts { path: "/dev/pts".into() });
+        view.push(ViewMount::Devpts { path: "/dev/pts".into(), options: super::caps::devpts_options() });
         view.push(ViewMount::Symlink { path: "/dev/ptmx".into(), target: "pts/ptmx".into() });
         for (link, target) in [
             ("fd", "/proc/self/fd"),

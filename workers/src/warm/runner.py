@@ -780,9 +780,10 @@ def enter_view(view):
         elif kind == "device":
             bind(path, target, False, False, device=True)
         elif kind == "devpts":
-            # What bubblewrap's --dev mounts for a cold run.
+            # What bubblewrap's --dev mounts for a cold run, capped as the
+            # helper caps a cold run's.
             mount_point(target, True)
-            mount("devpts", target, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
+            mount("devpts", target, "devpts", MS_NOSUID | MS_NOEXEC, entry["options"])
         else:
             raise ValueError("a view entry of kind %r" % kind)
     os.chdir(VIEW_ROOT)

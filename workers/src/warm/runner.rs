@@ -101,6 +101,9 @@ pub enum ViewMount {
     Devpts {
         /// Where (`/dev/pts`).
         path: String,
+        /// Its mount options (bubblewrap's for `--dev`, and the cap on
+        /// terminals the helper gives a cold run).
+        options: String,
     },
 }
 
@@ -112,7 +115,7 @@ impl ViewMount {
             | ViewMount::Symlink { path, .. }
             | ViewMount::Bind { path, .. }
             | ViewMount::Device { path }
-            | ViewMount::Devpts { path } => path,
+            | ViewMount::Devpts { path, .. } => path,
         }
     }
 }
