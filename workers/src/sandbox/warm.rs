@@ -227,14 +227,19 @@ impl Sandbox {
                 // isolate itself), for the log of the cold run that follows.
                 let (text, _) = output.finish();
                 let _ = std::fs::remove_file(&output_path);
-                // Capped: it is the log of a run that never started, and
-                // the cold run's own output follows it. After a protocol
-                // error the child's text is its tests' output, not why.
+                // Capped: the cold run's own output follows it in the log.
+                // After a protocol error it is what the run printed before
+                // its runner failed, for whoever looks into why.
                 return Err(match (e, text.trim()) {
-                    (WarmError::Unavailable(why), said) if !said.is_empty() => {
+                    (e, "") => e,
+                    (WarmError::Unavailable(why), said) => {
                         WarmError::Unavailable(format!("{why}: {}", capped(said, UNISOLATED_TEXT)))
                     }
-                    (e, _) => e,
+                    (WarmError::Protocol(why), said) => WarmError::Protocol(format!(
+                        "{why}; the run had printed: {}\n{}",
+                        capped(said, UNISOLATED_TEXT),
+                        note.trim()
+                    )),
                 });
             }
         };
