@@ -376,6 +376,12 @@ async fn builds_run_in_a_work_directory_on_a_tmpfs_and_leave_nothing_there() {
             (Some(7), Some("warm"))
         );
     }
+    // Removed by the worker once the build's end is recorded: shortly after
+    // the status reads "succeeded".
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&work).unwrap().count() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "the build's work directory is removed");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&work).unwrap().permissions().mode() & 0o777, 0o700);
