@@ -139,13 +139,17 @@ fn keys_program() -> Vec<libc::sock_filter> {
 /// [`refuse_keys`]'s program as the bytes of its `struct sock_filter`
 /// array (native byte order), in hex: what a warm test child installs
 /// ([`crate::warm::Request::seccomp`]), so that both paths refuse the same.
-pub fn keys_program_hex() -> String {
-    let mut hex = String::new();
-    for f in keys_program() {
-        let bytes = [&f.code.to_ne_bytes()[..], &[f.jt, f.jf], &f.k.to_ne_bytes()[..]].concat();
-        hex.extend(bytes.iter().map(|b| format!("{b:02x}")));
-    }
-    hex
+/// Made once: every warm run sends it.
+pub fn keys_program_hex() -> &'static str {
+    static HEX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut hex = String::new();
+        for f in keys_program() {
+            let bytes = [&f.code.to_ne_bytes()[..], &[f.jt, f.jf], &f.k.to_ne_bytes()[..]].concat();
+            hex.extend(bytes.iter().map(|b| format!("{b:02x}")));
+        }
+        hex
+    });
+    &HEX
 }
 
 /// The shared server's filter ([`refuse_metadata_and_ipc`]).
@@ -251,10 +255,8 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let path = CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
         // In a child: the filter stays with the process that installs it.
-        // SAFETY: the child only makes system calls and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let code = (|| unsafe {
+        let code = in_child(|| {
+            (|| unsafe {
                 refuse_metadata_and_ipc().ok()?;
                 let eperm = |r: libc::c_int| r == -1 && *libc::__errno_location() == libc::EPERM;
                 let fd = libc::open(path.as_ptr(), libc::O_RDWR);
@@ -271,24 +273,20 @@ mod tests {
                 ];
                 Some(checks.iter().position(|ok| !ok).map_or(0, |i| 10 + i as i32))
             })()
-            .unwrap_or(1);
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFEXITED(status), "{status:#x}");
-        assert_eq!(libc::WEXITSTATUS(status), 0, "check {} failed (10 = the first)", libc::WEXITSTATUS(status));
+            .unwrap_or(1)
+        });
+        assert_eq!(code, 0, "check {code} failed (10 = the first)");
         // Outside the child, untouched.
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
     }
 
-    /// Runs `check` in a forked child after [`refuse_keys`]; its exit code.
-    fn in_child_refusing_keys(check: impl FnOnce() -> i32) -> i32 {
+    /// Runs `check` in a forked child (a filter stays with the process that
+    /// installs it); the child's exit code, which `check` returns.
+    fn in_child(check: impl FnOnce() -> i32) -> i32 {
         // SAFETY: the child only makes system calls and exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let code = if refuse_keys().is_ok() { check() } else { 1 };
+            let code = check();
             unsafe { libc::_exit(code) };
         }
         let mut status = 0;
@@ -325,7 +323,10 @@ mod tests {
 
     #[test]
     fn every_key_call_fails_with_eperm_and_others_pass() {
-        let code = in_child_refusing_keys(|| unsafe {
+        let code = in_child(|| unsafe {
+            if refuse_keys().is_err() {
+                return 1;
+            }
             let eperm = |r: libc::c_long| r == -1 && *libc::__errno_location() == libc::EPERM;
             let user = c"user".as_ptr();
             let checks = [
@@ -352,31 +353,19 @@ mod tests {
     /// a key.
     fn empty_session_keyring_in_child(with_a_key: bool) -> i32 {
         let session = || unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) };
-        // SAFETY: the child only makes system calls and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let code = unsafe {
-                let user = c"user".as_ptr();
-                let made =
-                    libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>());
-                let keyed =
-                    !with_a_key || libc::syscall(libc::SYS_add_key, user, c"k".as_ptr(), c"v".as_ptr(), 1, -3) > 0;
-                let before = session();
-                match hold_an_empty_session_keyring() {
-                    _ if made < 0 || !keyed => 3,
-                    Ok(()) if (session() != before) != with_a_key => 2,
-                    Ok(()) if libc::syscall(libc::SYS_keyctl, KEYCTL_READ, -3, 0, 0) != 0 => 4,
-                    Ok(()) => 0,
-                    Err(_) => 1,
-                }
-            };
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFEXITED(status), "{status:#x}");
-        libc::WEXITSTATUS(status)
+        in_child(|| unsafe {
+            let user = c"user".as_ptr();
+            let made = libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>());
+            let keyed = !with_a_key || libc::syscall(libc::SYS_add_key, user, c"k".as_ptr(), c"v".as_ptr(), 1, -3) > 0;
+            let before = session();
+            match hold_an_empty_session_keyring() {
+                _ if made < 0 || !keyed => 3,
+                Ok(()) if (session() != before) != with_a_key => 2,
+                Ok(()) if libc::syscall(libc::SYS_keyctl, KEYCTL_READ, -3, 0, 0) != 0 => 4,
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        })
     }
 
     #[test]

@@ -32,9 +32,10 @@ pub const VIEW_ROOT: &str = "/run/wheelwright/view";
 /// The size of a view's `/dev`, which holds only mount points and links.
 const DEV_SIZE: u64 = 64 << 10;
 
-/// How much of what a child said before it gave up isolating itself goes
-/// into the error (and so the log of the cold run that follows).
-const UNISOLATED_TEXT: usize = 2 << 10;
+/// How much of what a failed warm run printed (why its child could not
+/// isolate itself, or its tests' output before its runner failed) goes
+/// into the error, and so the log of the cold run that follows.
+const FAILED_RUN_TEXT: usize = 2 << 10;
 
 /// `text` cut to at most `max` bytes (at a character's start), marked so.
 fn capped(text: &str, max: usize) -> String {
@@ -223,21 +224,20 @@ impl Sandbox {
         let ended = match ended {
             Ok(ended) => ended,
             Err(e) => {
-                // What the child said before it gave up (why it could not
-                // isolate itself), for the log of the cold run that follows.
+                // What the run printed: why its child could not isolate
+                // itself, or, after a protocol error, its tests' output
+                // before the runner failed. Capped: the cold run's own
+                // output follows it in the log.
                 let (text, _) = output.finish();
                 let _ = std::fs::remove_file(&output_path);
-                // Capped: the cold run's own output follows it in the log.
-                // After a protocol error it is what the run printed before
-                // its runner failed, for whoever looks into why.
                 return Err(match (e, text.trim()) {
                     (e, "") => e,
                     (WarmError::Unavailable(why), said) => {
-                        WarmError::Unavailable(format!("{why}: {}", capped(said, UNISOLATED_TEXT)))
+                        WarmError::Unavailable(format!("{why}: {}", capped(said, FAILED_RUN_TEXT)))
                     }
                     (WarmError::Protocol(why), said) => WarmError::Protocol(format!(
                         "{why}; the run had printed: {}\n{}",
-                        capped(said, UNISOLATED_TEXT),
+                        capped(said, FAILED_RUN_TEXT),
                         note.trim()
                     )),
                 });

@@ -996,8 +996,8 @@ def module_from_interpreter(module):
 
 
 def main():
-    # Not dumpable: no child can trace the runner or read its memory.
     hold_an_empty_session_keyring()
+    # Not dumpable: no child can trace the runner or read its memory.
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     if not views_work():
         return 1

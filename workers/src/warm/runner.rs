@@ -53,7 +53,7 @@ pub struct Request {
     /// A seccomp filter (the bytes of its `struct sock_filter` array, in
     /// hex) the child installs once isolated: the calls every step is
     /// refused ([`crate::sandbox::seccomp::keys_program_hex`]).
-    pub seccomp: String,
+    pub seccomp: &'static str,
 }
 
 /// One entry of a child's view (see `Sandbox::child_view`).
@@ -372,7 +372,7 @@ sys.stdin.buffer.read()
             rlimits: vec![],
             view: vec![],
             harness: false,
-            seccomp: String::new(),
+            seccomp: "",
         };
         match runner.run(&request, Duration::from_secs(30), &CancelToken::new(), None) {
             Err(WarmError::Unavailable(why)) => assert!(why.contains("could not isolate itself"), "{why}"),
