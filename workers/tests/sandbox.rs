@@ -154,6 +154,51 @@ for listing in ("/proc/keys", "/proc/key-users"):
 }
 
 #[test]
+fn a_steps_dev_holds_the_devices_and_one_capped_terminal_instance_and_nothing_it_can_fill() {
+    // bubblewrap's `--dev` would leave an uncapped devpts instance under
+    // the helper's capped one (reachable through /proc/1/root where there
+    // is no Landlock) and an unsized, writable tmpfs at /dev.
+    let job = tempfile::tempdir().unwrap();
+    let script = r#"
+import os, pty
+devpts = [line.split(" - ")[1].split()[2] for line in open("/proc/self/mountinfo") if " - devpts " in line]
+print("devpts", devpts)
+print("dev", sorted(os.listdir("/dev")))
+print("ptmx", os.readlink("/dev/ptmx"), "fd", os.readlink("/dev/fd"))
+try:
+    open("/dev/planted", "w").write("x")
+    print("wrote /dev")
+except OSError as refused:
+    print("refused", refused.errno)
+open("/dev/shm/ok", "w").write("x")
+leader, follower = pty.openpty()
+print("pty", os.ttyname(follower))
+"#;
+    let out = sandbox(Limits::default())
+        .run(
+            &Cmd::new("/usr/bin/python3").arg("-c").arg(script),
+            &Mounts::job(job.path()).running_project_code(),
+            &CancelToken::new(),
+        )
+        .unwrap();
+    assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+    let devpts = out.text.lines().find(|l| l.starts_with("devpts ")).unwrap();
+    assert_eq!(devpts.matches("'").count(), 2, "exactly one devpts instance: {}", out.text);
+    assert!(devpts.contains("max=64"), "capped (caps::PTYS): {}", out.text);
+    assert!(
+        out.text.contains(
+            "dev ['core', 'fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', \
+             'urandom', 'zero']"
+        ),
+        "{}",
+        out.text
+    );
+    assert!(out.text.contains("ptmx pts/ptmx fd /proc/self/fd"), "{}", out.text);
+    assert!(out.text.contains("refused 30"), "/dev is read-only: {}", out.text);
+    assert!(out.text.contains("pty /dev/pts/0"), "{}", out.text);
+}
+
+#[test]
 fn the_landlock_helper_confines_what_it_runs() {
     if landlock::kernel_abi() == 0 {
         eprintln!("this kernel has no Landlock; the helper's confinement cannot be observed here");

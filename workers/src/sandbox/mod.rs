@@ -586,12 +586,17 @@ impl Sandbox {
         for path in PROC_HIDDEN.iter().filter(|p| Path::new(p).exists()) {
             args.extend(["--ro-bind", "/dev/null", path].map(String::from));
         }
+        args.extend(dev_args(helper.is_some()));
         // Sized: an unsized tmpfs may take half the host's memory.
         let tmp_size = self.limits.tmp_size.to_string();
         args.extend(
-            ["--dev", "/dev", "--size", &tmp_size, "--tmpfs", "/tmp", "--size", &tmp_size, "--tmpfs", "/dev/shm"]
-                .map(String::from),
+            ["--size", &tmp_size, "--tmpfs", "/tmp", "--size", &tmp_size, "--tmpfs", "/dev/shm"].map(String::from),
         );
+        if helper.is_some() {
+            // Once all of it is there: the devices, /dev/shm (and the
+            // helper's /dev/pts) are mounts of their own, and stay writable.
+            args.extend(["--remount-ro", "/dev"].map(String::from));
+        }
 
         // Parents before children, so that a read-only source inside the
         // writable job directory stays read-only.
@@ -705,6 +710,37 @@ struct ChildSetup {
     /// the capabilities its children need to make each run's view of its
     /// own, which every child drops before it runs anything of a build's.
     runner_views: bool,
+}
+
+/// How a step's `/dev` is made. Without the helper, bubblewrap's `--dev`.
+/// With it, the same by hand minus `--dev`'s devpts instance: the helper
+/// mounts a capped one of the step's own at `/dev/pts`
+/// ([`caps::PTYS`]), and an uncapped instance left underneath would stay
+/// reachable (through `/proc/1/root`, bubblewrap's init's view) wherever
+/// Landlock, which forbids that, is missing. The folder itself is made
+/// read-only once filled (see [`Sandbox::wrap_program`]): `--dev`'s is an
+/// unsized tmpfs a step could fill.
+fn dev_args(helper: bool) -> Vec<String> {
+    if !helper {
+        return ["--dev", "/dev"].map(String::from).to_vec();
+    }
+    let mut args: Vec<String> = ["--size", "65536", "--tmpfs", "/dev"].map(String::from).to_vec();
+    for device in caps::DEVICES {
+        args.extend(["--dev-bind", device, device].map(String::from));
+    }
+    let links = [
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+        ("/proc/kcore", "/dev/core"),
+        ("pts/ptmx", "/dev/ptmx"),
+    ];
+    for (target, link) in links {
+        args.extend(["--symlink", target, link].map(String::from));
+    }
+    args.extend(["--dir", "/dev/pts", "--dir", "/dev/shm"].map(String::from));
+    args
 }
 
 /// `/usr` read-only, and the merged-usr links (or the real directories on a
