@@ -154,15 +154,17 @@ for listing in ("/proc/keys", "/proc/key-users"):
 }
 
 #[test]
-fn a_steps_dev_holds_the_devices_and_one_capped_terminal_instance_and_nothing_it_can_fill() {
+fn a_steps_root_and_dev_hold_the_devices_and_one_capped_terminal_instance_and_nothing_it_can_fill() {
     // bubblewrap's `--dev` would leave an uncapped devpts instance under
     // the helper's capped one (reachable through /proc/1/root where there
     // is no Landlock) and an unsized, writable tmpfs at /dev.
     let job = tempfile::tempdir().unwrap();
     let script = r#"
 import os, pty
-devpts = [line.split(" - ")[1].split()[2] for line in open("/proc/self/mountinfo") if " - devpts " in line]
+mounts = [line.split() for line in open("/proc/self/mountinfo")]
+devpts = [m[m.index("-") + 3] for m in mounts if m[m.index("-") + 1] == "devpts"]
 print("devpts", devpts)
+print("read-only", [m[4] for m in mounts if m[4] in ("/", "/dev") and m[5].split(",")[0] == "ro"])
 print("dev", sorted(os.listdir("/dev")))
 print("ptmx", os.readlink("/dev/ptmx"), "fd", os.readlink("/dev/fd"))
 try:
@@ -195,6 +197,7 @@ print("pty", os.ttyname(follower))
     );
     assert!(out.text.contains("ptmx pts/ptmx fd /proc/self/fd"), "{}", out.text);
     assert!(out.text.contains("refused 30"), "/dev is read-only: {}", out.text);
+    assert!(out.text.contains("read-only ['/', '/dev']"), "bubblewrap's root and /dev: {}", out.text);
     assert!(out.text.contains("pty /dev/pts/0"), "{}", out.text);
 }
 

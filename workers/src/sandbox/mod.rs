@@ -630,6 +630,10 @@ impl Sandbox {
                 args.extend(["--ro-bind".to_string(), shim.display().to_string(), zygote::SHIM_PATH.to_string()]);
             }
         }
+        // The root bubblewrap made (its folders, the mount points): nothing
+        // of a step's belongs there, and unwritable it cannot be filled
+        // where Landlock does not forbid it.
+        args.extend(["--remount-ro", "/"].map(String::from));
         args.push("--".into());
         if let Some(helper) = helper {
             args.push(HELPER_PATH.into());
