@@ -14,7 +14,8 @@
 //! process.
 //!
 //! Every step, and every warm test child, gets a smaller filter: the key
-//! management calls refused (`KEYS`), in every table of calls.
+//! management calls refused (`KEYS`, and fscrypt's key `ioctl`), in every
+//! table of calls.
 
 // The filters name x86-64's (and its i386 and x32 tables') call numbers;
 // on another architecture they would refuse the wrong calls.
@@ -106,13 +107,45 @@ const KEYS_I386: &[u32] = &[
     288, // keyctl
 ];
 
+/// `ioctl` in the x86-64, x32 (before `X32_SYSCALL_BIT`) and i386 tables.
+const IOCTL: u32 = 16;
+const IOCTL_X32: u32 = 514;
+const IOCTL_I386: u32 = 54;
+
+/// fscrypt's `FS_IOC_ADD_ENCRYPTION_KEY` (`linux/fscrypt.h`): adds a key to
+/// a file system's own keyring, which no key call touches. Any user may,
+/// on a file system with encryption; the key stays until that file system
+/// is unmounted or the key removed, charged to the user's key quota: a
+/// step's would outlive its build. The command is an `unsigned int`: the
+/// kernel reads the argument's low 32 bits.
+const FS_IOC_ADD_ENCRYPTION_KEY: u32 = 0xc050_6617;
+
+/// Refuses `ioctl(_, FS_IOC_ADD_ENCRYPTION_KEY, _)` after the call number
+/// is loaded: on a call other than `ioctl` (or `ioctl_x32`, when given)
+/// it allows.
+fn refusing_the_key_ioctl(ioctl: u32, ioctl_x32: Option<u32>) -> Vec<libc::sock_filter> {
+    let errno = RET_ERRNO | libc::EPERM as u32;
+    let mut p = match ioctl_x32 {
+        Some(x32) => vec![jump(JEQ_K, ioctl, 1, 0), jump(JEQ_K, x32, 0, 3)],
+        None => vec![jump(JEQ_K, ioctl, 0, 3)],
+    };
+    p.extend([
+        stmt(LD_W_ABS, ARG1_LOW),
+        jump(JEQ_K, FS_IOC_ADD_ENCRYPTION_KEY, 0, 1),
+        stmt(RET_K, errno),
+        stmt(RET_K, RET_ALLOW),
+    ]);
+    p
+}
+
 /// `EPERM` for each call of `numbers`.
 fn refusing(numbers: &[u32]) -> impl Iterator<Item = libc::sock_filter> + '_ {
     let errno = RET_ERRNO | libc::EPERM as u32;
     numbers.iter().flat_map(move |&nr| [jump(JEQ_K, nr, 0, 1), stmt(RET_K, errno)])
 }
 
-/// The filter of every step ([`refuse_keys`]): the key calls refused in
+/// The filter of every step ([`refuse_keys`]): the key calls (and fscrypt's
+/// key ioctl) refused in
 /// each of the three tables an x86-64 process can call through (x86-64,
 /// x32, whose numbers are x86-64's with `X32_SYSCALL_BIT` set, and i386),
 /// everything else allowed: unlike the shared server's, it runs project
@@ -126,13 +159,13 @@ fn keys_program() -> Vec<libc::sock_filter> {
         stmt(AND_K, !X32_SYSCALL_BIT),
     ];
     x86_64.extend(refusing(KEYS));
-    x86_64.push(stmt(RET_K, RET_ALLOW));
+    x86_64.extend(refusing_the_key_ioctl(IOCTL, Some(IOCTL_X32)));
     let skip = u8::try_from(x86_64.len()).expect("a short program");
     let mut p = vec![stmt(LD_W_ABS, ARCH), jump(JEQ_K, AUDIT_ARCH_I386, skip, 0)];
     p.extend(x86_64);
     p.push(stmt(LD_W_ABS, NR));
     p.extend(refusing(KEYS_I386));
-    p.push(stmt(RET_K, RET_ALLOW));
+    p.extend(refusing_the_key_ioctl(IOCTL_I386, None));
     p
 }
 
@@ -329,6 +362,7 @@ mod tests {
             }
             let eperm = |r: libc::c_long| r == -1 && *libc::__errno_location() == libc::EPERM;
             let user = c"user".as_ptr();
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
             let checks = [
                 eperm(libc::syscall(libc::SYS_add_key, user, c"k".as_ptr(), c"v".as_ptr(), 1, -4)),
                 eperm(libc::syscall(libc::SYS_request_key, user, c"k".as_ptr(), 0, 0)),
@@ -341,6 +375,18 @@ mod tests {
                 raw_syscall(0x4000_0000 | 250, 0, -3) == -(libc::EPERM as i64),
                 int80(288, 0, -3) == -(libc::EPERM as i64),
                 int80(20, 0, 0) == i64::from(libc::getpid()),
+                // fscrypt's key ioctl, on a descriptor that has no ioctls
+                // (ENOTTY unfiltered), in each table, the high half of the
+                // command ignored as the kernel does; another ioctl passes.
+                null >= 0,
+                eperm(libc::ioctl(null, FS_IOC_ADD_ENCRYPTION_KEY as _, std::ptr::null_mut::<u8>()) as libc::c_long),
+                raw_syscall(16, null.into(), (0xffff_ffff_u64 << 32) as i64 | i64::from(FS_IOC_ADD_ENCRYPTION_KEY))
+                    == -(libc::EPERM as i64),
+                raw_syscall(0x4000_0000 | 514, null.into(), i64::from(FS_IOC_ADD_ENCRYPTION_KEY))
+                    == -(libc::EPERM as i64),
+                int80(54, null.into(), i64::from(FS_IOC_ADD_ENCRYPTION_KEY)) == -(libc::EPERM as i64),
+                raw_syscall(16, null.into(), 0x5401) == -(libc::ENOTTY as i64),
+                int80(54, null.into(), 0x5401) == -(libc::ENOTTY as i64),
             ];
             checks.iter().position(|ok| !ok).map_or(0, |i| 10 + i as i32)
         });
