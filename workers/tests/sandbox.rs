@@ -15,6 +15,16 @@ fn sh(script: &str) -> Cmd {
     Cmd::new("/bin/sh").arg("-c").arg(script)
 }
 
+/// Runs a Python `script` as a project's step in `job`; its output, after
+/// checking that it succeeded.
+fn python_step(job: &Path, script: &str) -> wheelwright_workers::process::Output {
+    let cmd = Cmd::new("/usr/bin/python3").arg("-c").arg(script);
+    let out =
+        sandbox(Limits::default()).run(&cmd, &Mounts::job(job).running_project_code(), &CancelToken::new()).unwrap();
+    assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+    out
+}
+
 #[test]
 fn refuses_to_run_without_a_working_bubblewrap() {
     let err = Sandbox::with_bwrap(None, Limits::default(), None).unwrap_err();
@@ -144,14 +154,7 @@ for listing in ("/proc/keys", "/proc/key-users"):
         pass
 "#;
     let before = std::fs::metadata("/dev/null").unwrap();
-    let out = sandbox(Limits::default())
-        .run(
-            &Cmd::new("/usr/bin/python3").arg("-c").arg(script),
-            &Mounts::job(job.path()).running_project_code(),
-            &CancelToken::new(),
-        )
-        .unwrap();
-    assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+    let out = python_step(job.path(), script);
     assert!(!out.text.contains("changed"), "{}", out.text);
     assert!(!out.text.contains("reached a keyring"), "{}", out.text);
     for set in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
@@ -184,14 +187,7 @@ open("/dev/shm/ok", "w").write("x")
 leader, follower = pty.openpty()
 print("pty", os.ttyname(follower))
 "#;
-    let out = sandbox(Limits::default())
-        .run(
-            &Cmd::new("/usr/bin/python3").arg("-c").arg(script),
-            &Mounts::job(job.path()).running_project_code(),
-            &CancelToken::new(),
-        )
-        .unwrap();
-    assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+    let out = python_step(job.path(), script);
     let devpts = out.text.lines().find(|l| l.starts_with("devpts ")).unwrap();
     assert_eq!(devpts.matches("'").count(), 2, "exactly one devpts instance: {}", out.text);
     assert!(devpts.contains("max=64"), "capped (caps::PTYS): {}", out.text);
