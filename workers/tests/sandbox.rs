@@ -301,19 +301,20 @@ fn a_step_cannot_write_host_kernel_settings_nor_make_user_namespaces_even_withou
     let script = "v=$(cat /proc/sys/kernel/core_pattern); (printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern) 2>&1 \
                   && echo WROTE; s=$(cat /proc/sys/vm/swappiness); (echo \"$s\" > /proc/sys/vm/swappiness) 2>&1 && echo WROTE; \
                   grep -c . /proc/sys/kernel/core_pattern; unshare -U true 2>&1 || echo no-userns; \
-                  (echo x > /planted) 2>&1 || true";
+                  (echo x > /planted) 2>&1 || true; (echo x > /dev/planted) 2>&1 || true";
     let bwrap = toolchain::find(Tool::Bwrap).expect("bubblewrap is installed");
     let without_landlock = Sandbox::with_bwrap(Some(bwrap), Limits::default(), None).unwrap();
     for (name, sandbox) in [("with landlock", sandbox(Limits::default())), ("bubblewrap only", without_landlock)] {
         let out = sandbox.run(&sh(script), &Mounts::job(job.path()), &CancelToken::new()).unwrap();
         let lines: Vec<&str> = out.text.lines().collect();
-        assert_eq!(lines.len(), 6, "{name}: {}", out.text);
+        assert_eq!(lines.len(), 7, "{name}: {}", out.text);
         assert!(lines[0].ends_with("/proc/sys/kernel/core_pattern: Read-only file system"), "{name}: {}", out.text);
         assert!(lines[1].ends_with("/proc/sys/vm/swappiness: Read-only file system"), "{name}: {}", out.text);
         assert_eq!(lines[2], "1", "{name}: /proc/sys stays readable");
         assert_eq!(lines[3], "unshare: unshare failed: No space left on device", "{name}");
         assert_eq!(lines[4], "no-userns", "{name}");
         assert!(lines[5].ends_with("/planted: Read-only file system"), "{name}: bubblewrap's root: {}", out.text);
+        assert!(lines[6].ends_with("/dev/planted: Read-only file system"), "{name}: /dev: {}", out.text);
     }
 }
 

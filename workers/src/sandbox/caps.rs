@@ -28,17 +28,19 @@ pub const DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/ran
 /// instance draws from.
 pub const PTYS: u32 = 64;
 
-/// The options of a step's devpts instance: bubblewrap's for `--dev`, and
-/// the cap. The helper mounts a cold step's with them, a warm child its
+/// The options of a step's devpts instance: those bubblewrap's `--dev`
+/// uses, and the cap. The helper mounts a cold step's with them, a warm child its
 /// own ([`crate::warm::ViewMount::Devpts`]).
 pub fn devpts_options() -> String {
     format!("newinstance,ptmxmode=0666,mode=620,max={PTYS}")
 }
 
-/// Puts a devpts instance of its own, capped at [`PTYS`] terminals, over
-/// the step's `/dev/pts` (bubblewrap's `--dev` made that one in a user
-/// namespace above the step's, so it cannot be remounted with a cap), in
-/// the mount namespace [`seal_host_files`] made; `/dev/ptmx` links to it.
+/// Mounts a devpts instance of the step's own, capped at [`PTYS`]
+/// terminals, at `/dev/pts` (an empty folder the sandbox's hand-built
+/// `/dev` holds; bubblewrap's `--dev` would have mounted an uncapped one
+/// there, in a user namespace above the step's, which cannot be remounted
+/// with a cap), in the mount namespace [`seal_host_files`] made;
+/// `/dev/ptmx` links to it.
 fn capped_ptys() -> std::io::Result<()> {
     let (target, kind) = (c"/dev/pts", c"devpts");
     let options = std::ffi::CString::new(devpts_options()).expect("no NUL in the options");

@@ -592,11 +592,9 @@ impl Sandbox {
         args.extend(
             ["--size", &tmp_size, "--tmpfs", "/tmp", "--size", &tmp_size, "--tmpfs", "/dev/shm"].map(String::from),
         );
-        if helper.is_some() {
-            // Once all of it is there: the devices, /dev/shm (and the
-            // helper's /dev/pts) are mounts of their own, and stay writable.
-            args.extend(["--remount-ro", "/dev"].map(String::from));
-        }
+        // Once all of it is there: the devices, /dev/shm and /dev/pts (the
+        // helper's, or `--dev`'s) are mounts of their own, and stay writable.
+        args.extend(["--remount-ro", "/dev"].map(String::from));
 
         // Parents before children, so that a read-only source inside the
         // writable job directory stays read-only.
@@ -721,9 +719,9 @@ struct ChildSetup {
 /// mounts a capped one of the step's own at `/dev/pts`
 /// ([`caps::PTYS`]), and an uncapped instance left underneath would stay
 /// reachable (through `/proc/1/root`, bubblewrap's init's view) wherever
-/// Landlock, which forbids that, is missing. The folder itself is made
-/// read-only once filled (see [`Sandbox::wrap_program`]): `--dev`'s is an
-/// unsized tmpfs a step could fill.
+/// Landlock, which forbids that, is missing. Either way the folder is
+/// made read-only once filled (see [`Sandbox::wrap_program`]): `--dev`'s
+/// is an unsized tmpfs a step could fill.
 fn dev_args(helper: bool) -> Vec<String> {
     if !helper {
         return ["--dev", "/dev"].map(String::from).to_vec();
