@@ -21,6 +21,20 @@ use std::path::{Path, PathBuf};
 /// The device nodes bubblewrap's `--dev` binds from the host.
 pub const DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
 
+/// The size of a step's (and a warm child's) `/dev`, which holds only
+/// mount points and links.
+pub const DEV_SIZE: u64 = 64 << 10;
+
+/// The links of a step's (and a warm child's) `/dev`, as bubblewrap's
+/// `--dev` makes them: path, target.
+pub const DEV_LINKS: [(&str, &str); 5] = [
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+    ("/dev/ptmx", "pts/ptmx"),
+];
+
 /// The most pseudo-terminals a step may hold at once. Terminals come from
 /// one pool for the whole host (`kernel.pty.max`, 4096 by default, a
 /// quarter of it reserved for the host's own `/dev/pts`): without a cap,

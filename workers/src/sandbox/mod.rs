@@ -726,19 +726,14 @@ fn dev_args(helper: bool) -> Vec<String> {
     if !helper {
         return ["--dev", "/dev"].map(String::from).to_vec();
     }
-    let mut args: Vec<String> = ["--size", "65536", "--tmpfs", "/dev"].map(String::from).to_vec();
+    let size = caps::DEV_SIZE.to_string();
+    let mut args: Vec<String> = ["--size", &size, "--tmpfs", "/dev"].map(String::from).to_vec();
     for device in caps::DEVICES {
         args.extend(["--dev-bind", device, device].map(String::from));
     }
-    let links = [
-        ("/proc/self/fd", "/dev/fd"),
-        ("/proc/self/fd/0", "/dev/stdin"),
-        ("/proc/self/fd/1", "/dev/stdout"),
-        ("/proc/self/fd/2", "/dev/stderr"),
-        ("/proc/kcore", "/dev/core"),
-        ("pts/ptmx", "/dev/ptmx"),
-    ];
-    for (target, link) in links {
+    // `--dev`'s `core` link too (a warm child's view has none; /proc/kcore
+    // is unreadable to a step either way).
+    for (link, target) in caps::DEV_LINKS.iter().chain(&[("/dev/core", "/proc/kcore")]) {
         args.extend(["--symlink", target, link].map(String::from));
     }
     args.extend(["--dir", "/dev/pts", "--dir", "/dev/shm"].map(String::from));

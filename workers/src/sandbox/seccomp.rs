@@ -380,13 +380,16 @@ mod tests {
                 // command ignored as the kernel does; another ioctl passes.
                 null >= 0,
                 eperm(libc::ioctl(null, FS_IOC_ADD_ENCRYPTION_KEY as _, std::ptr::null_mut::<u8>()) as libc::c_long),
-                raw_syscall(16, null.into(), (0xffff_ffff_u64 << 32) as i64 | i64::from(FS_IOC_ADD_ENCRYPTION_KEY))
+                raw_syscall(
+                    IOCTL.into(),
+                    null.into(),
+                    (0xffff_ffff_u64 << 32) as i64 | i64::from(FS_IOC_ADD_ENCRYPTION_KEY),
+                ) == -(libc::EPERM as i64),
+                raw_syscall((X32_SYSCALL_BIT | IOCTL_X32).into(), null.into(), i64::from(FS_IOC_ADD_ENCRYPTION_KEY))
                     == -(libc::EPERM as i64),
-                raw_syscall(0x4000_0000 | 514, null.into(), i64::from(FS_IOC_ADD_ENCRYPTION_KEY))
-                    == -(libc::EPERM as i64),
-                int80(54, null.into(), i64::from(FS_IOC_ADD_ENCRYPTION_KEY)) == -(libc::EPERM as i64),
-                raw_syscall(16, null.into(), 0x5401) == -(libc::ENOTTY as i64),
-                int80(54, null.into(), 0x5401) == -(libc::ENOTTY as i64),
+                int80(IOCTL_I386.into(), null.into(), i64::from(FS_IOC_ADD_ENCRYPTION_KEY)) == -(libc::EPERM as i64),
+                raw_syscall(IOCTL.into(), null.into(), libc::TCGETS as i64) == -(libc::ENOTTY as i64),
+                int80(IOCTL_I386.into(), null.into(), libc::TCGETS as i64) == -(libc::ENOTTY as i64),
             ];
             checks.iter().position(|ok| !ok).map_or(0, |i| 10 + i as i32)
         });

@@ -29,9 +29,6 @@ pub const OUTPUT_FILE: &str = ".wheelwright-output";
 /// of its own view (in a mount namespace of its own) before it moves into it.
 pub const VIEW_ROOT: &str = "/run/wheelwright/view";
 
-/// The size of a view's `/dev`, which holds only mount points and links.
-const DEV_SIZE: u64 = 64 << 10;
-
 /// How much of what a failed warm run printed (why its child could not
 /// isolate itself, or its tests' output before its runner failed) goes
 /// into the error, and so the log of the cold run that follows.
@@ -292,18 +289,14 @@ impl Sandbox {
             view.push(bind(Path::new("/etc/ld.so.cache"), false));
         }
         view.push(bind(Path::new("/proc"), true));
-        view.push(tmpfs("/dev", DEV_SIZE));
+        view.push(tmpfs("/dev", super::caps::DEV_SIZE));
         view.extend(super::caps::DEVICES.iter().map(|d| ViewMount::Device { path: d.to_string() }));
         view.push(ViewMount::Devpts { path: "/dev/pts".into(), options: super::caps::devpts_options() });
-        view.push(ViewMount::Symlink { path: "/dev/ptmx".into(), target: "pts/ptmx".into() });
-        for (link, target) in [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ] {
-            view.push(ViewMount::Symlink { path: format!("/dev/{link}"), target: target.into() });
-        }
+        view.extend(
+            super::caps::DEV_LINKS
+                .iter()
+                .map(|(path, target)| ViewMount::Symlink { path: path.to_string(), target: target.to_string() }),
+        );
         view.push(tmpfs("/dev/shm", self.limits.tmp_size));
         view.push(tmpfs("/tmp", self.limits.tmp_size));
         let mut binds: Vec<ViewMount> =
