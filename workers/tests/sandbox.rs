@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::*;
 use wheelwright_workers::process::{CancelToken, Cmd, Exit};
-use wheelwright_workers::sandbox::{check_root_confinement, landlock, Limits, Mounts, Sandbox, SandboxError};
+use wheelwright_workers::sandbox::{check_root_confinement, landlock, Helper, Limits, Mounts, Sandbox, SandboxError};
 use wheelwright_workers::toolchain::{self, Tool};
 
 fn sh(script: &str) -> Cmd {
@@ -315,6 +315,83 @@ fn a_step_cannot_write_host_kernel_settings_nor_make_user_namespaces_even_withou
         assert_eq!(lines[4], "no-userns", "{name}");
         assert!(lines[5].ends_with("/planted: Read-only file system"), "{name}: bubblewrap's root: {}", out.text);
         assert!(lines[6].ends_with("/dev/planted: Read-only file system"), "{name}: /dev: {}", out.text);
+    }
+}
+
+/// A `bwrap` for a kernel without Landlock: it runs the real one with the
+/// three Landlock calls failing with `ENOSYS` (a seccomp filter, inherited
+/// by the helper and the step), as on a kernel built without it.
+fn bwrap_without_landlock(dir: &Path) -> std::path::PathBuf {
+    let bwrap = toolchain::find(Tool::Bwrap).expect("bubblewrap is installed");
+    let wrapper = dir.join("bwrap");
+    let script = format!(
+        r#"#!/usr/bin/python3
+import ctypes, os, struct, sys
+LD_NR, JGE, JGT, RET = 0x20, 0x35, 0x25, 0x06
+prog = [(LD_NR, 0, 0, 0), (JGE, 0, 2, 444), (JGT, 1, 0, 446), (RET, 0, 0, 0x00050000 | 38), (RET, 0, 0, 0x7FFF0000)]
+code = b"".join(struct.pack("HBBI", *i) for i in prog)
+buf = ctypes.create_string_buffer(code, len(code))
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(len(prog), ctypes.addressof(buf))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):
+    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+os.execv("{bwrap}", ["bwrap"] + sys.argv[1:])
+"#,
+        bwrap = bwrap.display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
+#[test]
+fn a_step_can_reach_no_process_outside_itself_even_without_landlock() {
+    // bubblewrap's own reaper was dumpable, unfiltered and in the unsealed
+    // mount namespace: without Landlock a step could trace it (and make the
+    // key calls refused to the step) or go through /proc/1/root. Now pid 1
+    // is the helper, restricted like the step and not dumpable.
+    let job = tempfile::tempdir().unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let script = r#"
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+abi = libc.syscall(444, None, 0, 1)
+print("landlock", abi if abi >= 0 else os.strerror(ctypes.get_errno()))
+print("pids", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()), "me", os.getpid())
+print("pid 1", open("/proc/1/comm").read().strip())
+for path in ("/proc/1/root/dev", "/proc/1/mem", "/proc/1/environ", "/proc/1/fd/0"):
+    try:
+        os.listdir(path) if path.endswith("dev") else open(path).close()
+        print("opened", path)
+    except OSError as e:
+        print(path, e.strerror)
+print("trace pid 1", libc.ptrace(0x4206, 1, None, None), os.strerror(ctypes.get_errno()))
+os.kill(1, signal.SIGKILL)
+print("pid 1 after SIGKILL", open("/proc/1/comm").read().strip())
+"#;
+    let helper = Helper { program: env!("CARGO_BIN_EXE_wheelwright-sandbox-exec").into(), args: Vec::new() };
+    let without_landlock =
+        Sandbox::with_bwrap(Some(bwrap_without_landlock(tools.path())), Limits::default(), Some(helper)).unwrap();
+    let cmd = Cmd::new("/usr/bin/python3").arg("-c").arg(script);
+    for (name, sandbox) in [("without landlock", without_landlock), ("with landlock", sandbox(Limits::default()))] {
+        let mounts = Mounts::job(job.path()).running_project_code();
+        let out = sandbox.run(&cmd, &mounts, &CancelToken::new()).unwrap();
+        assert_eq!(out.exit, Exit::Code(0), "{name}: {}", out.text);
+        let lines: Vec<&str> = out.text.lines().collect();
+        if name == "without landlock" {
+            assert_eq!(lines[0], "landlock Function not implemented", "the simulation holds: {}", out.text);
+        } else {
+            assert!(lines[0].starts_with("landlock ") && lines[0] != "landlock 0", "{}", out.text);
+        }
+        assert_eq!(lines[1], "pids [1, 2] me 2", "{name}: the helper and the step only: {}", out.text);
+        assert_eq!(lines[2], "pid 1 sandbox-exec", "{name}: {}", out.text);
+        for (n, path) in ["/proc/1/root/dev", "/proc/1/mem", "/proc/1/environ", "/proc/1/fd/0"].iter().enumerate() {
+            assert_eq!(lines[3 + n], format!("{path} Permission denied"), "{name}: {}", out.text);
+        }
+        assert_eq!(lines[7], "trace pid 1 -1 Operation not permitted", "{name}: {}", out.text);
+        assert_eq!(lines[8], "pid 1 after SIGKILL sandbox-exec", "{name}: {}", out.text);
     }
 }
 

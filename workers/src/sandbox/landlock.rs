@@ -202,6 +202,15 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         eprintln!("wheelwright-sandbox-exec: seccomp: {e}");
         return 126;
     }
+    // As the sandbox's pid 1, the step runs in a child; this process reaps.
+    match super::init::fork_step_as_init() {
+        Ok(None) => {}
+        Ok(Some(status)) => return status,
+        Err(e) => {
+            eprintln!("wheelwright-sandbox-exec: cannot start the step as pid 2: {e}");
+            return 126;
+        }
+    }
     let Some(program) = program else {
         return super::session::serve(std::io::stdin().lock(), std::io::stdout(), warm_lld, shared);
     };

@@ -18,6 +18,7 @@
 mod build;
 mod caps;
 mod cgroup;
+mod init;
 pub mod landlock;
 mod limits;
 mod private;
@@ -616,6 +617,9 @@ impl Sandbox {
             args.extend(["--chdir".to_string(), dir.display().to_string()]);
         }
         if let Some(helper) = helper {
+            // The helper is the sandbox's pid 1 (see `init`): no reaper of
+            // bubblewrap's that a step could trace.
+            args.push("--as-pid-1".into());
             // At a fixed place, so that nothing of the helper's own folder shows.
             args.extend(["--ro-bind".to_string(), helper.program.display().to_string(), HELPER_PATH.to_string()]);
             for (n, procs) in setup.cgroup_procs.iter().enumerate() {
