@@ -167,8 +167,9 @@ for listing in ("/proc/keys", "/proc/key-users"):
 #[test]
 fn a_steps_root_and_dev_hold_the_devices_and_one_capped_terminal_instance_and_nothing_it_can_fill() {
     // bubblewrap's `--dev` would leave an uncapped devpts instance under
-    // the helper's capped one (reachable through /proc/1/root where there
-    // is no Landlock) and an unsized, writable tmpfs at /dev.
+    // the helper's capped one (in bubblewrap's mount namespace, which no
+    // process of the sandbox shows any more) and an unsized, writable tmpfs
+    // at /dev.
     let job = tempfile::tempdir().unwrap();
     let script = r#"
 import os, pty
@@ -368,8 +369,11 @@ for path in ("/proc/1/root/dev", "/proc/1/mem", "/proc/1/environ", "/proc/1/fd/0
     except OSError as e:
         print(path, e.strerror)
 print("trace pid 1", libc.ptrace(0x4206, 1, None, None), os.strerror(ctypes.get_errno()))
-os.kill(1, signal.SIGKILL)
+for sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGTERM, signal.SIGKILL):
+    os.kill(1, sig)
 print("pid 1 after SIGKILL", open("/proc/1/comm").read().strip())
+blocked = [l.split()[1] for l in open("/proc/1/status") if l.startswith("SigBlk")][0]
+print("pid 1 blocks", "all" if int(blocked, 16) | (1 << 8) | (1 << 18) | (3 << 31) == (1 << 64) - 1 else blocked)
 "#;
     let helper = Helper { program: env!("CARGO_BIN_EXE_wheelwright-sandbox-exec").into(), args: Vec::new() };
     let without_landlock =
@@ -392,6 +396,7 @@ print("pid 1 after SIGKILL", open("/proc/1/comm").read().strip())
         }
         assert_eq!(lines[7], "trace pid 1 -1 Operation not permitted", "{name}: {}", out.text);
         assert_eq!(lines[8], "pid 1 after SIGKILL sandbox-exec", "{name}: {}", out.text);
+        assert_eq!(lines[9], "pid 1 blocks all", "{name}: but SIGKILL, SIGSTOP and glibc's two: {}", out.text);
     }
 }
 

@@ -12,8 +12,9 @@
 //! such process. So the helper is pid 1 itself: it makes every restriction
 //! first (sealed mounts, no capability, the filters, rlimits, Landlock),
 //! then forks the step, and, no longer dumpable, only reaps until the step
-//! ends. Nothing of it can be traced or opened through `/proc`, and as its
-//! namespace's init it ignores every signal sent from inside.
+//! ends. Nothing of it can be traced or opened through `/proc`, and it
+//! blocks every signal (as its namespace's init it could not be killed from
+//! inside anyway).
 
 /// If this process is pid 1 of its namespace, forks: the child returns
 /// `Ok(None)` and goes on to be the step (pid 2, as under bubblewrap's
@@ -49,9 +50,18 @@ pub fn fork_step_as_init() -> std::io::Result<Option<i32>> {
 /// them, are its own. When pid 1 exits, the kernel kills the rest of its
 /// namespace, as it did when bubblewrap's reaper exited.
 fn reap_until(child: libc::pid_t) -> i32 {
-    // SAFETY: close_range takes no pointers; nothing of this process uses
-    // a descriptor above 2 from here on.
+    // Every signal blocked: as init, pid 1 ignores those sent from inside
+    // its namespace that it has no handler for, but Rust's runtime installs
+    // handlers (SIGSEGV, SIGBUS) a step could otherwise run. waitpid needs
+    // no SIGCHLD. SIGKILL from outside (the host, bubblewrap's
+    // --die-with-parent) cannot be blocked, and ends the namespace.
+    // SAFETY: sigfillset and sigprocmask on a local set; close_range takes
+    // no pointers, and nothing of this process uses a descriptor above 2
+    // from here on.
     unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
     }
     loop {

@@ -1,6 +1,7 @@
 //! The Landlock layer: a tiny exec helper that runs inside bubblewrap,
 //! restricts itself to the step's paths, TCP and signals, and then executes
-//! the tool. Landlock forbids mounting, so it cannot wrap bubblewrap itself.
+//! the tool (as the sandbox's pid 1, in a child it forks and reaps:
+//! [`super::init`]). Landlock forbids mounting, so it cannot wrap bubblewrap itself.
 //!
 //! Command line: `[--cgroup PROCS] [--rlimit RES=VALUE]... [--ro PATH]...
 //! [--rw PATH]... -- PROGRAM [ARGS]...`, or `--serve [--ro PATH]... [--rw
@@ -121,8 +122,8 @@ pub fn kernel_abi() -> i64 {
 }
 
 /// The helper's `main`: parses the command line, restricts, executes.
-/// Returns only on failure, with the exit status to use, or when a served
-/// session's input ends.
+/// Returns only on failure, with the exit status to use, when a served
+/// session's input ends, or, as the sandbox's pid 1, with the step's.
 pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
     let (mut ro, mut rw) = (Vec::new(), Vec::new());
@@ -184,7 +185,7 @@ pub fn exec_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     // (With its terminals capped: only bubblewrap's helper asks, as run by
     // hand `/dev/pts` is the host's.)
     let sealed = super::caps::seal_host_files(&cgroups, limit_ptys).and_then(|_| super::caps::drop_all());
-    if let Err(e) = sealed.and_then(|_| super::seccomp::refuse_keys()) {
+    if let Err(e) = sealed.and_then(|_| super::seccomp::install_step_filter()) {
         eprintln!("wheelwright-sandbox-exec: {e}");
         return 126;
     }

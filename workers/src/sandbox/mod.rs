@@ -51,7 +51,7 @@ const CGROUP_PROCS_PATH: &str = "/run/wheelwright/cgroup.procs";
 /// What of the sandbox's fresh `/proc` is hidden (`/dev/null`, read-only,
 /// bound over it, as Docker masks them): the keys the daemon's user may
 /// view, with their names, and its key quotas. Key calls are refused to
-/// every step ([`seccomp::refuse_keys`]); the listing is not a call.
+/// every step ([`seccomp::install_step_filter`]); the listing is not a call.
 const PROC_HIDDEN: [&str; 2] = ["/proc/keys", "/proc/key-users"];
 
 /// What of the sandbox's fresh `/proc` is bound read-only over it. A fresh
@@ -366,8 +366,14 @@ impl Sandbox {
     /// [`Sandbox::run`] without the build's accounting.
     fn run_step(&self, cmd: &Cmd, mounts: &Mounts, cancel: &CancelToken) -> Result<Output, SpawnError> {
         let build_group = self.build.as_ref().and_then(|b| b.memory.as_ref());
+        // The helper, the sandbox's pid 1, joins the group before it forks
+        // the step (`init`): one more, so that the step may start as many
+        // processes as without it.
+        let helper = matches!(&self.isolation, Isolation::Bubblewrap { helper: Some(_), .. });
         let group = match (&self.cgroups, mounts.runs_project_code) {
-            (Some(h), true) => cgroup::StepGroup::create(h, self.limits.processes, build_group).ok(),
+            (Some(h), true) => {
+                cgroup::StepGroup::create(h, self.limits.processes + u64::from(helper), build_group).ok()
+            }
             _ => None,
         };
         let mut rlimits = self.limits.rlimits();
@@ -401,7 +407,8 @@ impl Sandbox {
         };
         let mut output = process::run(&wrapped, &limits, cancel)?;
         if let (true, process::Exit::Code(code @ 129..=192)) = (self.is_isolated(), &output.exit) {
-            // bwrap reports a child killed by signal N as exit status 128 + N.
+            // bwrap (and the helper, as pid 1) reports a child killed by
+            // signal N as exit status 128 + N.
             output.exit = process::Exit::Signal(code - 128);
         }
         if let Some(group) = group {
@@ -721,9 +728,10 @@ struct ChildSetup {
 /// How a step's `/dev` is made. Without the helper, bubblewrap's `--dev`.
 /// With it, the same by hand minus `--dev`'s devpts instance: the helper
 /// mounts a capped one of the step's own at `/dev/pts`
-/// ([`caps::PTYS`]), and an uncapped instance left underneath would stay
-/// reachable (through `/proc/1/root`, bubblewrap's init's view) wherever
-/// Landlock, which forbids that, is missing. Either way the folder is
+/// ([`caps::PTYS`]), and no uncapped instance should lie underneath, in
+/// any mount namespace (bubblewrap's reaper, whose `/proc/1/root` showed
+/// bubblewrap's, is no longer there: the helper is pid 1, see `init`; this
+/// holds even if it were). Either way the folder is
 /// made read-only once filled (see [`Sandbox::wrap_program`]): `--dev`'s
 /// is an unsized tmpfs a step could fill.
 fn dev_args(helper: bool) -> Vec<String> {

@@ -13,9 +13,10 @@
 //! open, stay allowed. The other tables' calls (x32, i386) end the
 //! process.
 //!
-//! Every step, and every warm test child, gets a smaller filter: the key
-//! management calls refused (`KEYS`, and fscrypt's key `ioctl`), in every
-//! table of calls.
+//! Every step, and every warm test child, gets a smaller filter, in every
+//! table of calls: the key management calls refused (`KEYS`, and fscrypt's
+//! key `ioctl`), and the calls that change another process's limits or
+//! scheduling (`ON_ITSELF_ONLY`), allowed only on the caller itself.
 
 // The filters name x86-64's (and its i386 and x32 tables') call numbers;
 // on another architecture they would refuse the wrong calls.
@@ -75,8 +76,11 @@ const RET_ALLOW: u32 = 0x7fff_0000;
 // Offsets in struct seccomp_data.
 const NR: u32 = 0;
 const ARCH: u32 = 4;
+const ARG0_LOW: u32 = 16;
 const ARG1_LOW: u32 = 24;
 const ARG1_HIGH: u32 = 28;
+const ARG2_LOW: u32 = 32;
+const ARG2_HIGH: u32 = 36;
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt: 0, jf: 0, k }
@@ -120,21 +124,95 @@ const IOCTL_I386: u32 = 54;
 /// kernel reads the argument's low 32 bits.
 const FS_IOC_ADD_ENCRYPTION_KEY: u32 = 0xc050_6617;
 
-/// Refuses `ioctl(_, FS_IOC_ADD_ENCRYPTION_KEY, _)` after the call number
-/// is loaded: on a call other than `ioctl` (or `ioctl_x32`, when given)
-/// it allows.
+/// `body`, which ends in a return, for the calls `numbers` (one or two:
+/// a call's x86-64 and x32 numbers) once the call number is loaded; any
+/// other call skips it.
+fn for_calls(numbers: &[u32], body: Vec<libc::sock_filter>) -> Vec<libc::sock_filter> {
+    let len = u8::try_from(body.len()).expect("a short body");
+    let mut p = match numbers {
+        [nr] => vec![jump(JEQ_K, *nr, 0, len)],
+        [nr, alt] => vec![jump(JEQ_K, *nr, 1, 0), jump(JEQ_K, *alt, 0, len)],
+        _ => unreachable!("one number, or two"),
+    };
+    p.extend(body);
+    p
+}
+
+/// Refuses `ioctl(_, FS_IOC_ADD_ENCRYPTION_KEY, _)`, allows every other
+/// `ioctl` (`ioctl_x32` too, when given).
 fn refusing_the_key_ioctl(ioctl: u32, ioctl_x32: Option<u32>) -> Vec<libc::sock_filter> {
     let errno = RET_ERRNO | libc::EPERM as u32;
-    let mut p = match ioctl_x32 {
-        Some(x32) => vec![jump(JEQ_K, ioctl, 1, 0), jump(JEQ_K, x32, 0, 3)],
-        None => vec![jump(JEQ_K, ioctl, 0, 3)],
-    };
-    p.extend([
+    let numbers: Vec<u32> = [ioctl].into_iter().chain(ioctl_x32).collect();
+    let body = vec![
         stmt(LD_W_ABS, ARG1_LOW),
         jump(JEQ_K, FS_IOC_ADD_ENCRYPTION_KEY, 0, 1),
         stmt(RET_K, errno),
         stmt(RET_K, RET_ALLOW),
-    ]);
+    ];
+    for_calls(&numbers, body)
+}
+
+/// How a call names the process it changes.
+#[derive(Clone, Copy)]
+enum Target {
+    /// The first argument is a pid (or a thread's id); 0 is the caller.
+    Pid,
+    /// `prlimit64(pid, resource, new, old)`: reading another's limits
+    /// (`new` NULL) changes nothing and is allowed.
+    PidUnlessOnlyRead,
+    /// `(which, who, …)`: `who` 0 is the caller (or its process group);
+    /// `which` equal to this value is a whole user's processes, refused.
+    WhichWho(u32),
+}
+
+/// The calls that change another process's scheduling or limits, which a
+/// step may make only on itself, with their x86-64 and i386 numbers. The
+/// kernel lets a process of the same uid make them on any other: in a warm
+/// runner's sandbox that is every other build's test run side by side, and
+/// the runner, the session server and the warm linker (which serve the
+/// builds after it and pass their limits, priority and affinity on to them).
+/// A pid of 0 names the caller, as `setrlimit`, `nice` and
+/// `os.sched_setaffinity(0, …)` do; a thread's own id does not.
+const ON_ITSELF_ONLY: [(&str, u32, u32, Target); 7] = [
+    ("setpriority", 141, 97, Target::WhichWho(2)), // PRIO_USER
+    ("sched_setparam", 142, 154, Target::Pid),
+    ("sched_setscheduler", 144, 156, Target::Pid),
+    ("sched_setaffinity", 203, 241, Target::Pid),
+    ("ioprio_set", 251, 289, Target::WhichWho(3)), // IOPRIO_WHO_USER
+    ("prlimit64", 302, 340, Target::PidUnlessOnlyRead),
+    ("sched_setattr", 314, 351, Target::Pid),
+];
+
+/// [`ON_ITSELF_ONLY`]'s rules, for the x86-64 (and x32) or the i386 numbers.
+fn only_on_itself(i386: bool) -> Vec<libc::sock_filter> {
+    let errno = RET_ERRNO | libc::EPERM as u32;
+    let mut p = Vec::new();
+    for (_name, x86_64, i386_nr, target) in ON_ITSELF_ONLY {
+        let body = match target {
+            Target::Pid => {
+                vec![stmt(LD_W_ABS, ARG0_LOW), jump(JEQ_K, 0, 0, 1), stmt(RET_K, RET_ALLOW), stmt(RET_K, errno)]
+            }
+            Target::PidUnlessOnlyRead => vec![
+                stmt(LD_W_ABS, ARG0_LOW),
+                jump(JEQ_K, 0, 4, 0),
+                stmt(LD_W_ABS, ARG2_LOW),
+                jump(JEQ_K, 0, 0, 3),
+                stmt(LD_W_ABS, ARG2_HIGH),
+                jump(JEQ_K, 0, 0, 1),
+                stmt(RET_K, RET_ALLOW),
+                stmt(RET_K, errno),
+            ],
+            Target::WhichWho(whole_user) => vec![
+                stmt(LD_W_ABS, ARG0_LOW),
+                jump(JEQ_K, whole_user, 3, 0),
+                stmt(LD_W_ABS, ARG1_LOW),
+                jump(JEQ_K, 0, 0, 1),
+                stmt(RET_K, RET_ALLOW),
+                stmt(RET_K, errno),
+            ],
+        };
+        p.extend(for_calls(&[if i386 { i386_nr } else { x86_64 }], body));
+    }
     p
 }
 
@@ -144,13 +222,13 @@ fn refusing(numbers: &[u32]) -> impl Iterator<Item = libc::sock_filter> + '_ {
     numbers.iter().flat_map(move |&nr| [jump(JEQ_K, nr, 0, 1), stmt(RET_K, errno)])
 }
 
-/// The filter of every step ([`refuse_keys`]): the key calls (and fscrypt's
-/// key ioctl) refused in
-/// each of the three tables an x86-64 process can call through (x86-64,
-/// x32, whose numbers are x86-64's with `X32_SYSCALL_BIT` set, and i386),
-/// everything else allowed: unlike the shared server's, it runs project
-/// code, which may use the other tables for other calls.
-fn keys_program() -> Vec<libc::sock_filter> {
+/// The filter of every step ([`install_step_filter`]): the key calls (and
+/// fscrypt's key ioctl) refused, and [`ON_ITSELF_ONLY`] allowed only on the
+/// caller, in each of the three tables an x86-64 process can call through
+/// (x86-64, x32, whose numbers are x86-64's with `X32_SYSCALL_BIT` set, and
+/// i386), everything else allowed: unlike the shared server's, it runs
+/// project code, which may use the other tables for other calls.
+fn step_program() -> Vec<libc::sock_filter> {
     let mut x86_64 = vec![
         // No other architecture reaches an x86-64 kernel's filter.
         jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
@@ -160,23 +238,27 @@ fn keys_program() -> Vec<libc::sock_filter> {
     ];
     x86_64.extend(refusing(KEYS));
     x86_64.extend(refusing_the_key_ioctl(IOCTL, Some(IOCTL_X32)));
+    x86_64.extend(only_on_itself(false));
+    x86_64.push(stmt(RET_K, RET_ALLOW));
     let skip = u8::try_from(x86_64.len()).expect("a short program");
     let mut p = vec![stmt(LD_W_ABS, ARCH), jump(JEQ_K, AUDIT_ARCH_I386, skip, 0)];
     p.extend(x86_64);
     p.push(stmt(LD_W_ABS, NR));
     p.extend(refusing(KEYS_I386));
     p.extend(refusing_the_key_ioctl(IOCTL_I386, None));
+    p.extend(only_on_itself(true));
+    p.push(stmt(RET_K, RET_ALLOW));
     p
 }
 
-/// [`refuse_keys`]'s program as the bytes of its `struct sock_filter`
+/// [`install_step_filter`]'s program as the bytes of its `struct sock_filter`
 /// array (native byte order), in hex: what a warm test child installs
 /// ([`crate::warm::Request::seccomp`]), so that both paths refuse the same.
 /// Made once: every warm run sends it.
-pub fn keys_program_hex() -> &'static str {
+pub fn step_program_hex() -> &'static str {
     static HEX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let mut hex = String::new();
-        for f in keys_program() {
+        for f in step_program() {
             let bytes = [&f.code.to_ne_bytes()[..], &[f.jt, f.jf], &f.k.to_ne_bytes()[..]].concat();
             hex.extend(bytes.iter().map(|b| format!("{b:02x}")));
         }
@@ -219,13 +301,14 @@ pub fn refuse_metadata_and_ipc() -> io::Result<()> {
 }
 
 /// Refuses the key management calls (`KEYS`) to the calling thread and
-/// everything it starts: every step. First makes sure the session keyring
+/// everything it starts, and changes to other processes' limits and
+/// scheduling ([`ON_ITSELF_ONLY`]): every step. First makes sure the session keyring
 /// it holds is empty ([`hold_an_empty_session_keyring`]), so that no kernel
 /// user of keys the filter does not see (a socket that takes a key by
 /// serial) finds the daemon's keys possessed. Sets `no_new_privs`.
-pub fn refuse_keys() -> io::Result<()> {
+pub fn install_step_filter() -> io::Result<()> {
     hold_an_empty_session_keyring()?;
-    install(&keys_program())
+    install(&step_program())
 }
 
 const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
@@ -357,7 +440,7 @@ mod tests {
     #[test]
     fn every_key_call_fails_with_eperm_and_others_pass() {
         let code = in_child(|| unsafe {
-            if refuse_keys().is_err() {
+            if install_step_filter().is_err() {
                 return 1;
             }
             let eperm = |r: libc::c_long| r == -1 && *libc::__errno_location() == libc::EPERM;
@@ -431,9 +514,78 @@ mod tests {
     }
 
     #[test]
+    fn another_processs_limits_and_scheduling_cannot_be_changed_and_ones_own_can() {
+        // Another process of the same uid, which the kernel alone would let
+        // the child change: a sleeper, so that a regression changes nothing
+        // that matters (the same limits and mask it has, a lower priority).
+        let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let other = i64::from(sleeper.id());
+        let nobody = 4_000_000_i64; // a uid with no process: unfiltered, ESRCH
+        let code = in_child(|| unsafe {
+            if install_step_filter().is_err() {
+                return 1;
+            }
+            let eperm = |r: i64| r == -1 && *libc::__errno_location() == libc::EPERM;
+            let raw_eperm = |r: i64| r == -(libc::EPERM as i64);
+            let mut limit = libc::rlimit64 { rlim_cur: 0, rlim_max: 0 };
+            let limit = &mut limit as *mut libc::rlimit64 as i64;
+            let mut cpus = [0u64; 16];
+            let cpus_len = std::mem::size_of_val(&cpus) as i64;
+            let cpus = cpus.as_mut_ptr() as i64;
+            let mut param = 0i32;
+            let param = &mut param as *mut i32 as i64;
+            let call = |nr: i64, a: i64, b: i64, c: i64, d: i64| libc::syscall(nr, a, b, c, d);
+            let (stack, other_sched) = (i64::from(libc::RLIMIT_STACK), i64::from(libc::SCHED_OTHER));
+            let checks = [
+                // Reading is allowed, on anyone; so is changing oneself.
+                call(libc::SYS_prlimit64, other, stack, 0, limit) == 0,
+                call(libc::SYS_prlimit64, 0, stack, limit, 0) == 0,
+                libc::setrlimit(libc::RLIMIT_CORE, &libc::rlimit { rlim_cur: 0, rlim_max: 0 }) == 0,
+                call(libc::SYS_sched_getaffinity, 0, cpus_len, cpus, 0) > 0,
+                call(libc::SYS_sched_setaffinity, 0, cpus_len, cpus, 0) == 0,
+                call(libc::SYS_sched_getparam, 0, param, 0, 0) == 0,
+                call(libc::SYS_sched_setscheduler, 0, other_sched, param, 0) == 0,
+                call(libc::SYS_sched_setparam, 0, param, 0, 0) == 0,
+                libc::setpriority(libc::PRIO_PROCESS, 0, 1) == 0,
+                libc::setpriority(libc::PRIO_PGRP, 0, 1) == 0,
+                // Changing another process, or a whole user's: refused.
+                eperm(call(libc::SYS_prlimit64, other, stack, limit, 0)),
+                eperm(call(libc::SYS_sched_setaffinity, other, cpus_len, cpus, 0)),
+                eperm(call(libc::SYS_sched_setscheduler, other, other_sched, param, 0)),
+                eperm(call(libc::SYS_sched_setparam, other, param, 0, 0)),
+                eperm(call(libc::SYS_sched_setattr, other, 0, 0, 0)),
+                eperm(call(libc::SYS_setpriority, libc::PRIO_PROCESS.into(), other, 19, 0)),
+                eperm(call(libc::SYS_setpriority, libc::PRIO_USER.into(), nobody, 19, 0)),
+                eperm(call(libc::SYS_ioprio_set, 1, other, 0, 0)),
+                eperm(call(libc::SYS_ioprio_set, 3, nobody, 0, 0)),
+                // The same through the x32 and i386 tables.
+                raw_eperm(raw_syscall4(i64::from(X32_SYSCALL_BIT) | libc::SYS_setpriority, 0, other, 19)),
+                raw_eperm(int80(97, 0, other)),
+                raw_eperm(int80(241, other, cpus_len)),
+            ];
+            checks.iter().position(|ok| !ok).map_or(0, |i| 10 + i as i32)
+        });
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        assert_eq!(code, 0, "check {code} failed (10 = the first)");
+    }
+
+    /// A call through the x86-64 `syscall` instruction with three arguments.
+    unsafe fn raw_syscall4(nr: i64, a: i64, b: i64, c: i64) -> i64 {
+        let ret: i64;
+        // SAFETY: a system call of three integer arguments; the instruction
+        // clobbers rcx and r11.
+        unsafe {
+            std::arch::asm!("syscall", inlateout("rax") nr => ret, in("rdi") a, in("rsi") b, in("rdx") c,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret
+    }
+
+    #[test]
     fn the_hex_program_a_warm_child_installs_is_the_filter_every_step_gets() {
-        let program = keys_program();
-        let hex = keys_program_hex();
+        let program = step_program();
+        let hex = step_program_hex();
         assert_eq!(hex.len(), program.len() * 16);
         // The first instruction: load the architecture (code 0x20, k 4).
         assert_eq!(&hex[..16], "2000000004000000");

@@ -205,7 +205,7 @@ impl Sandbox {
             rlimits: rlimits.iter().map(|(r, v)| (*r, *v)).collect(),
             view: self.child_view(run),
             harness: run.harness,
-            seccomp: super::seccomp::keys_program_hex(),
+            seccomp: super::seccomp::step_program_hex(),
         };
         let started = Instant::now();
         let stop = self.build.as_ref().map(|b| &b.stop);

@@ -77,16 +77,18 @@ impl Sources {
 ///   non-dumpable (neither its memory nor its open files can then be read
 ///   through `/proc` or ptrace by a process of the same user), its second
 ///   deletes the file, and only then does the program start;
-/// - the output pipe gdb writes to is also held by bubblewrap's init, which
-///   is dumpable, so a process of the sandbox could open it through
-///   `/proc/1/fd/1` and race the host to read the marked answers. gdb
-///   therefore collects every answer first, then kills every other process
-///   it may signal (all of the sandbox but its init), waits until they are
-///   gone, and only then prints its answers under the marker.
+/// - the output pipe gdb writes to is also held by the sandbox's pid 1: the
+///   Landlock helper, not dumpable, whose `/proc/1/fd/1` no process of the
+///   sandbox can open; but in a sandbox without the helper it is
+///   bubblewrap's reaper, which is dumpable, and a process of the sandbox
+///   could open the pipe there and race the host to read the marked
+///   answers. So gdb collects every answer first, then kills every other
+///   process it may signal (all of the sandbox but its init), waits until
+///   they are gone, and only then prints its answers under the marker.
 ///
 /// A separate channel would not hold: a file in the job directory can be
-/// written by the program, and any descriptor gdb holds is one bubblewrap's
-/// init can hold too.
+/// written by the program, and any descriptor gdb holds is one the
+/// sandbox's init can hold too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker(String);
 
@@ -153,7 +155,8 @@ pub fn gdb_script(marker: &Marker, script: &Path, python_path: &str) -> String {
     .collect();
     // Every answer is read before anything is printed under the marker, and
     // nothing is printed while another process of the sandbox (which could
-    // read the pipe through /proc/1/fd/1) may still run. A dead process is
+    // read the pipe through /proc/1/fd/1 where pid 1 is bubblewrap's
+    // reaper: a sandbox without the helper) may still run. A dead process is
     // a zombie (state Z or X) until its parent or init reaps it.
     commands.push_str(&format!(
         "python\n\

@@ -52,7 +52,7 @@ pub struct Request {
     pub harness: bool,
     /// A seccomp filter (the bytes of its `struct sock_filter` array, in
     /// hex) the child installs once isolated: the calls every step is
-    /// refused ([`crate::sandbox::seccomp::keys_program_hex`]).
+    /// refused ([`crate::sandbox::seccomp::step_program_hex`]).
     pub seccomp: &'static str,
 }
 
