@@ -1,7 +1,7 @@
 //! The Landlock layer: a tiny exec helper that runs inside bubblewrap,
 //! restricts itself to the step's paths, TCP and signals, and then executes
 //! the tool (as the sandbox's pid 1, in a child it forks and reaps:
-//! [`super::init`]). Landlock forbids mounting, so it cannot wrap bubblewrap itself.
+//! `sandbox/init.rs`). Landlock forbids mounting, so it cannot wrap bubblewrap itself.
 //!
 //! Command line: `[--cgroup PROCS] [--rlimit RES=VALUE]... [--ro PATH]...
 //! [--rw PATH]... -- PROGRAM [ARGS]...`, or `--serve [--ro PATH]... [--rw

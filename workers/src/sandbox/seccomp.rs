@@ -302,7 +302,7 @@ pub fn refuse_metadata_and_ipc() -> io::Result<()> {
 
 /// Refuses the key management calls (`KEYS`) to the calling thread and
 /// everything it starts, and changes to other processes' limits and
-/// scheduling ([`ON_ITSELF_ONLY`]): every step. First makes sure the session keyring
+/// scheduling (`ON_ITSELF_ONLY`): every step. First makes sure the session keyring
 /// it holds is empty ([`hold_an_empty_session_keyring`]), so that no kernel
 /// user of keys the filter does not see (a socket that takes a key by
 /// serial) finds the daemon's keys possessed. Sets `no_new_privs`.
