@@ -319,34 +319,6 @@ fn a_step_cannot_write_host_kernel_settings_nor_make_user_namespaces_even_withou
     }
 }
 
-/// A `bwrap` for a kernel without Landlock: it runs the real one with the
-/// three Landlock calls failing with `ENOSYS` (a seccomp filter, inherited
-/// by the helper and the step), as on a kernel built without it.
-fn bwrap_without_landlock(dir: &Path) -> std::path::PathBuf {
-    let bwrap = toolchain::find(Tool::Bwrap).expect("bubblewrap is installed");
-    let wrapper = dir.join("bwrap");
-    let script = format!(
-        r#"#!/usr/bin/python3
-import ctypes, os, struct, sys
-LD_NR, JGE, JGT, RET = 0x20, 0x35, 0x25, 0x06
-prog = [(LD_NR, 0, 0, 0), (JGE, 0, 2, 444), (JGT, 1, 0, 446), (RET, 0, 0, 0x00050000 | 38), (RET, 0, 0, 0x7FFF0000)]
-code = b"".join(struct.pack("HBBI", *i) for i in prog)
-buf = ctypes.create_string_buffer(code, len(code))
-class Fprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-fprog = Fprog(len(prog), ctypes.addressof(buf))
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):
-    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
-os.execv("{bwrap}", ["bwrap"] + sys.argv[1:])
-"#,
-        bwrap = bwrap.display()
-    );
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    wrapper
-}
-
 #[test]
 fn a_step_can_reach_no_process_outside_itself_even_without_landlock() {
     // bubblewrap's own reaper was dumpable, unfiltered and in the unsealed

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use wheelwright_workers::process::{CancelToken, Cmd, Exit};
-use wheelwright_workers::sandbox::{landlock, Limits, Mounts, Session};
+use wheelwright_workers::sandbox::{landlock, Helper, Limits, Mounts, Sandbox, Session};
 
 fn sh(script: &str) -> Cmd {
     Cmd::new("/usr/bin/sh").arg("-c").arg(script)
@@ -110,6 +110,54 @@ fn a_tool_cannot_signal_the_server_nor_hold_its_answer() {
     assert_eq!(out.exit, Exit::Code(0));
     assert!(out.text.starts_with("hi\n") && out.text.contains("kept its output open"), "{}", out.text);
     assert!(started.elapsed() < Duration::from_secs(5));
+    let out = session.run(&sh("echo still serving"), &CancelToken::new()).unwrap();
+    assert_eq!(out.text, "still serving\n");
+}
+
+#[test]
+fn without_landlock_a_tool_can_trace_change_or_read_neither_the_sessions_init_nor_its_server() {
+    // Where Landlock does not keep a tool to its own domain, what does:
+    // pid 1 (the helper) and the server are not dumpable, and the step
+    // filter refuses changes to another process's limits and scheduling.
+    let job = tempfile::tempdir().unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let helper = Helper { program: env!("CARGO_BIN_EXE_wheelwright-sandbox-exec").into(), args: Vec::new() };
+    let sandbox =
+        Sandbox::with_bwrap(Some(bwrap_without_landlock(tools.path())), Limits::default(), Some(helper)).unwrap();
+    let session = sandbox.session(Mounts::job(job.path())).expect("a helper serves sessions").expect("it starts");
+    let script = r#"
+import ctypes, os, resource
+libc = ctypes.CDLL(None, use_errno=True)
+abi = libc.syscall(444, None, 0, 1)
+print("landlock", abi if abi >= 0 else os.strerror(ctypes.get_errno()))
+for pid, name in ((1, "init"), (os.getppid(), "server")):
+    print(name, open("/proc/%d/comm" % pid).read().strip())
+    for path in ("/proc/%d/mem" % pid, "/proc/%d/environ" % pid, "/proc/%d/root/dev" % pid):
+        try:
+            os.listdir(path) if path.endswith("dev") else open(path).close()
+            print(" opened", path)
+        except OSError as e:
+            print(" ", e.strerror)
+    print(" trace", libc.ptrace(0x4206, pid, None, None), os.strerror(ctypes.get_errno()))
+    for what, change in (
+        ("limits", lambda: resource.prlimit(pid, resource.RLIMIT_STACK, resource.prlimit(pid, resource.RLIMIT_STACK))),
+        ("priority", lambda: os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid))),
+        ("affinity", lambda: os.sched_setaffinity(pid, os.sched_getaffinity(pid))),
+    ):
+        try:
+            change()
+            print(" changed", what)
+        except OSError as e:
+            print(" ", what, e.strerror)
+"#;
+    let out = session.run(&Cmd::new("/usr/bin/python3").arg("-c").arg(script), &CancelToken::new()).unwrap();
+    assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
+    let denied = "  Permission denied\n  Permission denied\n  Permission denied\n trace -1 Operation not permitted\n  \
+                  limits Operation not permitted\n  priority Operation not permitted\n  affinity Operation not permitted\n";
+    assert_eq!(
+        out.text,
+        format!("landlock Function not implemented\ninit sandbox-exec\n{denied}server sandbox-exec\n{denied}")
+    );
     let out = session.run(&sh("echo still serving"), &CancelToken::new()).unwrap();
     assert_eq!(out.text, "still serving\n");
 }

@@ -87,6 +87,35 @@ pub fn sandbox(limits: Limits) -> Sandbox {
     Sandbox::bubblewrap(limits, Some(helper)).expect("bubblewrap works here (scripts/setup.sh installs it)")
 }
 
+/// A `bwrap` for a kernel without Landlock: it runs the real one with the
+/// three Landlock calls failing with `ENOSYS` (a seccomp filter, inherited
+/// by the helper and the step), as on a kernel built without it.
+pub fn bwrap_without_landlock(dir: &Path) -> std::path::PathBuf {
+    let bwrap = wheelwright_workers::toolchain::find(wheelwright_workers::toolchain::Tool::Bwrap)
+        .expect("bubblewrap is installed");
+    let wrapper = dir.join("bwrap");
+    let script = format!(
+        r#"#!/usr/bin/python3
+import ctypes, os, struct, sys
+LD_NR, JGE, JGT, RET = 0x20, 0x35, 0x25, 0x06
+prog = [(LD_NR, 0, 0, 0), (JGE, 0, 2, 444), (JGT, 1, 0, 446), (RET, 0, 0, 0x00050000 | 38), (RET, 0, 0, 0x7FFF0000)]
+code = b"".join(struct.pack("HBBI", *i) for i in prog)
+buf = ctypes.create_string_buffer(code, len(code))
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(len(prog), ctypes.addressof(buf))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):
+    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+os.execv("{bwrap}", ["bwrap"] + sys.argv[1:])
+"#,
+        bwrap = bwrap.display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    wrapper
+}
+
 /// Loads and builds the project at `root`.
 pub fn build(root: &Path, targets: &[Target], smoke: bool) -> (BuildReport, Dirs) {
     let project = Project::load(root, &Overrides::default()).expect("project loads");
