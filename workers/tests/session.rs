@@ -115,7 +115,7 @@ fn a_tool_cannot_signal_the_server_nor_hold_its_answer() {
 }
 
 #[test]
-fn without_landlock_a_tool_can_trace_change_or_read_neither_the_sessions_init_nor_its_server() {
+fn without_landlock_a_tool_can_trace_change_or_read_neither_the_sessions_init_nor_its_server_nor_their_group() {
     // Where Landlock does not keep a tool to its own domain, what does:
     // pid 1 (the helper) and the server are not dumpable, and the step
     // filter refuses changes to another process's limits and scheduling.
@@ -149,6 +149,23 @@ for pid, name in ((1, "init"), (os.getppid(), "server")):
             print(" changed", what)
         except OSError as e:
             print(" ", what, e.strerror)
+# Into the server's process group (which the kernel allows: the same
+# session), and every process of it reniced at once. Set to what it is.
+os.setpgid(0, os.getpgid(os.getppid()))
+def group_io_priority():
+    # ioprio_set(IOPRIO_WHO_PGRP, 0, ioprio_get(IOPRIO_WHO_PROCESS, self))
+    if libc.syscall(251, 2, 0, libc.syscall(252, 1, 0)) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+for what, change in (
+    ("group priority", lambda: os.setpriority(os.PRIO_PGRP, 0, os.getpriority(os.PRIO_PROCESS, 0))),
+    ("group io priority", group_io_priority),
+):
+    try:
+        change()
+        print(" changed", what)
+    except OSError as e:
+        print(" ", what, e.strerror)
+os.setpgid(0, 0)
 "#;
     let out = session.run(&Cmd::new("/usr/bin/python3").arg("-c").arg(script), &CancelToken::new()).unwrap();
     assert_eq!(out.exit, Exit::Code(0), "{}", out.text);
@@ -156,7 +173,10 @@ for pid, name in ((1, "init"), (os.getppid(), "server")):
                   limits Operation not permitted\n  priority Operation not permitted\n  affinity Operation not permitted\n";
     assert_eq!(
         out.text,
-        format!("landlock Function not implemented\ninit sandbox-exec\n{denied}server sandbox-exec\n{denied}")
+        format!(
+            "landlock Function not implemented\ninit sandbox-exec\n{denied}server sandbox-exec\n{denied}  group \
+             priority Operation not permitted\n  group io priority Operation not permitted\n"
+        )
     );
     let out = session.run(&sh("echo still serving"), &CancelToken::new()).unwrap();
     assert_eq!(out.text, "still serving\n");

@@ -160,8 +160,10 @@ enum Target {
     /// `prlimit64(pid, resource, new, old)`: reading another's limits
     /// (`new` NULL) changes nothing and is allowed.
     PidUnlessOnlyRead,
-    /// `(which, who, …)`: `who` 0 is the caller (or its process group);
-    /// `which` equal to this value is a whole user's processes, refused.
+    /// `(which, who, …)`: allowed only with `which` this value (the
+    /// process form) and `who` 0, the caller. A process group is refused
+    /// too: a tool may join its session server's (`setpgid`), and a whole
+    /// user's processes in the pid namespace include the server's.
     WhichWho(u32),
 }
 
@@ -172,13 +174,16 @@ enum Target {
 /// the runner, the session server and the warm linker (which serve the
 /// builds after it and pass their limits, priority and affinity on to them).
 /// A pid of 0 names the caller, as `setrlimit`, `nice` and
-/// `os.sched_setaffinity(0, …)` do; a thread's own id does not.
+/// `os.sched_setaffinity(0, …)` do; a thread's own id does not (classic
+/// BPF cannot know it): `pthread_setaffinity_np` and
+/// `pthread_setschedparam` on a thread, or a pid given as `getpid()`, are
+/// refused too.
 const ON_ITSELF_ONLY: [(&str, u32, u32, Target); 7] = [
-    ("setpriority", 141, 97, Target::WhichWho(2)), // PRIO_USER
+    ("setpriority", 141, 97, Target::WhichWho(0)), // PRIO_PROCESS
     ("sched_setparam", 142, 154, Target::Pid),
     ("sched_setscheduler", 144, 156, Target::Pid),
     ("sched_setaffinity", 203, 241, Target::Pid),
-    ("ioprio_set", 251, 289, Target::WhichWho(3)), // IOPRIO_WHO_USER
+    ("ioprio_set", 251, 289, Target::WhichWho(1)), // IOPRIO_WHO_PROCESS
     ("prlimit64", 302, 340, Target::PidUnlessOnlyRead),
     ("sched_setattr", 314, 351, Target::Pid),
 ];
@@ -202,9 +207,9 @@ fn only_on_itself(i386: bool) -> Vec<libc::sock_filter> {
                 stmt(RET_K, RET_ALLOW),
                 stmt(RET_K, errno),
             ],
-            Target::WhichWho(whole_user) => vec![
+            Target::WhichWho(own_process) => vec![
                 stmt(LD_W_ABS, ARG0_LOW),
-                jump(JEQ_K, whole_user, 3, 0),
+                jump(JEQ_K, own_process, 0, 3),
                 stmt(LD_W_ABS, ARG1_LOW),
                 jump(JEQ_K, 0, 0, 1),
                 stmt(RET_K, RET_ALLOW),
@@ -547,8 +552,10 @@ mod tests {
                 call(libc::SYS_sched_setscheduler, 0, other_sched, param, 0) == 0,
                 call(libc::SYS_sched_setparam, 0, param, 0, 0) == 0,
                 libc::setpriority(libc::PRIO_PROCESS, 0, 1) == 0,
-                libc::setpriority(libc::PRIO_PGRP, 0, 1) == 0,
-                // Changing another process, or a whole user's: refused.
+                // Changing another process, a process group (a tool may
+                // join its server's) or a whole user's: refused.
+                eperm(libc::setpriority(libc::PRIO_PGRP, 0, 1).into()),
+                eperm(call(libc::SYS_ioprio_set, 2, 0, 0, 0)),
                 eperm(call(libc::SYS_prlimit64, other, stack, limit, 0)),
                 eperm(call(libc::SYS_sched_setaffinity, other, cpus_len, cpus, 0)),
                 eperm(call(libc::SYS_sched_setscheduler, other, other_sched, param, 0)),
