@@ -225,7 +225,7 @@ impl Sandbox {
     /// a root daemon has Landlock too ([`check_root_confinement`]).
     pub fn bubblewrap(limits: Limits, helper: Option<Helper>) -> Result<Sandbox, SandboxError> {
         let sandbox = Self::with_bwrap(crate::toolchain::find(crate::toolchain::Tool::Bwrap), limits, helper)?;
-        let helper_found = matches!(&sandbox.isolation, Isolation::Bubblewrap { helper: Some(_), .. });
+        let helper_found = sandbox.has_helper();
         // SAFETY: geteuid has no preconditions.
         check_root_confinement(unsafe { libc::geteuid() }, landlock::kernel_abi(), helper_found)?;
         // Tests run warm wherever a warm run can be isolated (Landlock's
@@ -312,6 +312,12 @@ impl Sandbox {
         matches!(self.isolation, Isolation::Bubblewrap { .. })
     }
 
+    /// Whether steps run under the Landlock helper (the sandbox's pid 1,
+    /// which seals, filters and confines them; see `init`).
+    fn has_helper(&self) -> bool {
+        matches!(self.isolation, Isolation::Bubblewrap { helper: Some(_), .. })
+    }
+
     /// What protects a step, and what bounds a build, for logs.
     pub fn describe(&self) -> String {
         format!("{}; {}", self.describe_layers(), self.describe_build_limits())
@@ -369,7 +375,7 @@ impl Sandbox {
         // The helper, the sandbox's pid 1, joins the group before it forks
         // the step (`init`): one more, so that the step may start as many
         // processes as without it.
-        let helper = matches!(&self.isolation, Isolation::Bubblewrap { helper: Some(_), .. });
+        let helper = self.has_helper();
         let group = match (&self.cgroups, mounts.runs_project_code) {
             (Some(h), true) => {
                 cgroup::StepGroup::create(h, self.limits.processes + u64::from(helper), build_group).ok()
@@ -388,14 +394,13 @@ impl Sandbox {
             .collect();
         cgroup_procs.extend(group.as_ref().map(|g| g.join_file()));
         let setup = ChildSetup { rlimits, cgroup_procs, ..ChildSetup::default() };
-        let (wrapped, setup) = match &self.isolation {
-            // The helper joins the cgroup and lowers the rlimits inside the
-            // sandbox, so the daemon starts bubblewrap without a pre-exec
-            // hook: spawned, not forked with all its threads and memory.
-            Isolation::Bubblewrap { helper: Some(_), .. } => {
-                (self.wrap_program(Some(cmd), mounts, &setup), ChildSetup::default())
-            }
-            _ => (self.wrap(cmd, mounts), setup),
+        // The helper joins the cgroup and lowers the rlimits inside the
+        // sandbox, so the daemon starts bubblewrap without a pre-exec hook:
+        // spawned, not forked with all its threads and memory.
+        let (wrapped, setup) = if helper {
+            (self.wrap_program(Some(cmd), mounts, &setup), ChildSetup::default())
+        } else {
+            (self.wrap(cmd, mounts), setup)
         };
         let limits = RunLimits {
             timeout: self.limits.timeout(),
@@ -437,9 +442,9 @@ impl Sandbox {
     /// ([`zygote`]) at once, while the build assembles, instead of at the
     /// first link.
     pub fn session_warming(&self, mounts: Mounts, lld: Option<&Path>) -> Option<Result<Session, SpawnError>> {
-        let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
+        if !self.has_helper() {
             return None;
-        };
+        }
         if let Some(session) = self.pooled_session(&mounts, lld) {
             return Some(Ok(session));
         }

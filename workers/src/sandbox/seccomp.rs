@@ -152,6 +152,23 @@ fn refusing_the_key_ioctl(ioctl: u32, ioctl_x32: Option<u32>) -> Vec<libc::sock_
     for_calls(&numbers, body)
 }
 
+/// A body for [`for_calls`]: allows the call when its argument whose
+/// halves are at `low` and `high` (offsets in struct seccomp_data) is a
+/// NULL pointer, refuses it with `EPERM` otherwise. Ends in `RET ALLOW`
+/// then `RET errno`, so a check before it may jump to the allow (4 ahead
+/// of its first instruction).
+fn allowed_if_null(low: u32, high: u32) -> Vec<libc::sock_filter> {
+    let errno = RET_ERRNO | libc::EPERM as u32;
+    vec![
+        stmt(LD_W_ABS, low),
+        jump(JEQ_K, 0, 0, 3),
+        stmt(LD_W_ABS, high),
+        jump(JEQ_K, 0, 0, 1),
+        stmt(RET_K, RET_ALLOW),
+        stmt(RET_K, errno),
+    ]
+}
+
 /// How a call names the process it changes.
 #[derive(Clone, Copy)]
 enum Target {
@@ -197,16 +214,12 @@ fn only_on_itself(i386: bool) -> Vec<libc::sock_filter> {
             Target::Pid => {
                 vec![stmt(LD_W_ABS, ARG0_LOW), jump(JEQ_K, 0, 0, 1), stmt(RET_K, RET_ALLOW), stmt(RET_K, errno)]
             }
-            Target::PidUnlessOnlyRead => vec![
-                stmt(LD_W_ABS, ARG0_LOW),
-                jump(JEQ_K, 0, 4, 0),
-                stmt(LD_W_ABS, ARG2_LOW),
-                jump(JEQ_K, 0, 0, 3),
-                stmt(LD_W_ABS, ARG2_HIGH),
-                jump(JEQ_K, 0, 0, 1),
-                stmt(RET_K, RET_ALLOW),
-                stmt(RET_K, errno),
-            ],
+            // A pid of 0 jumps to the allow at the end of the NULL check.
+            Target::PidUnlessOnlyRead => {
+                let mut body = vec![stmt(LD_W_ABS, ARG0_LOW), jump(JEQ_K, 0, 4, 0)];
+                body.extend(allowed_if_null(ARG2_LOW, ARG2_HIGH));
+                body
+            }
             Target::WhichWho(own_process) => vec![
                 stmt(LD_W_ABS, ARG0_LOW),
                 jump(JEQ_K, own_process, 0, 3),
@@ -274,7 +287,6 @@ pub fn step_program_hex() -> &'static str {
 
 /// The shared server's filter ([`refuse_metadata_and_ipc`]).
 fn program() -> Vec<libc::sock_filter> {
-    let errno = RET_ERRNO | libc::EPERM as u32;
     // Another table's calls (x32, i386) end the process: nasm and lld make
     // none, and each would need its own list.
     let mut p = vec![
@@ -287,15 +299,8 @@ fn program() -> Vec<libc::sock_filter> {
     ];
     p.extend(refusing(REFUSED));
     // utimensat(fd, path, …): allowed only when path is NULL.
-    p.extend([
-        jump(JEQ_K, UTIMENSAT, 0, 5),
-        stmt(LD_W_ABS, ARG1_LOW),
-        jump(JEQ_K, 0, 0, 2),
-        stmt(LD_W_ABS, ARG1_HIGH),
-        jump(JEQ_K, 0, 1, 0),
-        stmt(RET_K, errno),
-        stmt(RET_K, RET_ALLOW),
-    ]);
+    p.extend(for_calls(&[UTIMENSAT], allowed_if_null(ARG1_LOW, ARG1_HIGH)));
+    p.push(stmt(RET_K, RET_ALLOW));
     p
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{allowed_env, cgroup, ChildSetup, Isolation, Mounts, Sandbox};
+use super::{allowed_env, cgroup, ChildSetup, Mounts, Sandbox};
 use crate::process::{CancelToken, Cmd, Exit, Output};
 use crate::warm::{Ended, Request, Runner, RunnerKey, ViewMount, WarmError, WarmPool, HASH_SEED, RUNNER_PY};
 
@@ -120,9 +120,9 @@ impl Sandbox {
     }
 
     fn run_warm_step(&self, pool: &WarmPool, run: &WarmRun<'_>, cancel: &CancelToken) -> Result<Output, WarmError> {
-        let Isolation::Bubblewrap { helper: Some(_), .. } = &self.isolation else {
+        if !self.has_helper() {
             return Err(WarmError::Unavailable("no Landlock helper".into()));
-        };
+        }
         if let Some(harness) = run.runner_harness.as_deref() {
             if !run.runner_read_only.iter().any(|p| harness.starts_with(p)) {
                 return Err(WarmError::Unavailable(format!("{} is not shown read-only", harness.display())));
